@@ -1,0 +1,44 @@
+# Two entry points do all set-up on a fresh Debian machine (as root) and are quick when set up:
+#   make demo   the end-to-end pipeline
+#   make test   the test suite (what CI runs)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Debian packages: speech synthesis for the synthetic corpus, PortAudio for sounddevice,
+# PulseAudio for the real-microphone test path, libsndfile for soundfile.
+APT_PACKAGES := espeak-ng flite libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins
+# torch's CPU build, installed before the project so the open `torch>=2.1` range is already met.
+TORCH_PIN := torch==2.13.0
+SETUP_STAMP := $(VENV)/.setup-done
+# Where `make demo` leaves its work; the README names the exported model inside it.
+DEMO_DIR ?= work/demo
+
+.PHONY: setup system-packages demo test clean
+
+setup: system-packages $(SETUP_STAMP)
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(SETUP_STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[train,dev]"
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) cli.py demo --work-dir $(DEMO_DIR)
+
+clean:
+	rm -rf $(VENV) work

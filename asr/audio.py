@@ -1,0 +1,104 @@
+"""Audio constants and loading: every file becomes float32 mono in [-1, 1] at 16 kHz.
+
+The constants below are the single definition of the feature frontend's
+timing; everything else (features, models, export metadata) derives from them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from asr.errors import AudioError
+
+SAMPLE_RATE = 16000  # Hz; every model and feature in the project runs at this rate
+FRAME_LENGTH_MS = 25.0  # analysis window, milliseconds
+FRAME_SHIFT_MS = 10.0  # hop between frames, milliseconds
+NUM_MEL_BINS = 80  # fbank dimension D
+FRAME_LENGTH = int(SAMPLE_RATE * FRAME_LENGTH_MS / 1000)  # 400 samples
+FRAME_SHIFT = int(SAMPLE_RATE * FRAME_SHIFT_MS / 1000)  # 160 samples
+
+# What libsndfile reads, by file extension (lower case, no dot).
+_READABLE_EXTENSIONS = {
+    ext.lower() for ext in soundfile.available_formats()
+} | {"wav", "flac", "ogg", "oga", "opus", "aiff", "aif", "au", "mp3"}
+
+
+def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read an audio file as float32 mono in [-1, 1], resampled to `sample_rate`.
+
+    Returns shape (N,). Raises AudioError naming the file and the fix when the
+    file is missing, not audio, corrupt or truncated, empty, non-finite or in a
+    format libsndfile cannot read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise AudioError(f"{path}: {what}; pass the path of an audio file (wav, flac or ogg)")
+    extension = path.suffix.lower().lstrip(".")
+    if extension and extension not in _READABLE_EXTENSIONS:
+        raise AudioError(
+            f"{path}: unsupported audio format '.{extension}'; convert it to wav, flac or ogg "
+            f"(e.g. `ffmpeg -i {path.name} -ar 16000 -ac 1 out.wav`)"
+        )
+    try:
+        info = soundfile.info(str(path))
+        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(
+            f"{path}: not a readable audio file ({error}); it may be corrupt or truncated, "
+            "re-create or re-download it"
+        ) from None
+    if info.frames > 0 and data.shape[0] < info.frames:
+        raise AudioError(
+            f"{path}: truncated, the header promises {info.frames} samples but only "
+            f"{data.shape[0]} could be read; re-create or re-download the file"
+        )
+    samples = data.mean(axis=1, dtype=np.float32)  # (N, C) -> (N,)
+    samples = validate_samples(samples, source=str(path))
+    return resample(samples, file_rate, sample_rate)
+
+
+def validate_samples(samples: np.ndarray, source: str = "samples") -> np.ndarray:
+    """Return `samples` as a 1-D float32 array, or raise AudioError if empty or non-finite."""
+    samples = np.asarray(samples)
+    if samples.ndim != 1:
+        raise AudioError(
+            f"{source}: expected mono samples of shape (N,), got shape {samples.shape}; "
+            "mix channels down first"
+        )
+    if samples.size == 0:
+        raise AudioError(f"{source}: has zero samples; the file holds no audio, record or export it again")
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise AudioError(
+            f"{source}: expected float samples in [-1, 1], got dtype {samples.dtype}; "
+            "divide integer PCM by 32768"
+        )
+    samples = samples.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(samples)):
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise AudioError(
+            f"{source}: {bad} samples are NaN or infinite; the audio is corrupt, re-create it"
+        )
+    return samples
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample 1-D float32 audio from `from_rate` to `to_rate` Hz (soxr, high quality)."""
+    if from_rate <= 0 or to_rate <= 0:
+        raise AudioError(f"sample rates must be positive, got {from_rate} -> {to_rate} Hz")
+    if from_rate == to_rate:
+        return samples
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def duration_seconds(path: str | Path) -> float:
+    """Duration of an audio file from its header, without decoding it."""
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({error}); re-create it") from None
+    return info.frames / info.samplerate

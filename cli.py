@@ -1,0 +1,94 @@
+"""The `asr` command: one sub-command per user job.
+
+Every sub-command imports its library code lazily, so `asr transcribe` on a
+device never loads torch. Errors a user can fix (asr.errors.AsrError) print
+one line and exit with status 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("synth", help="generate a synthetic speech corpus in LibriSpeech layout")
+    p.add_argument("--out", type=Path, required=True, help="corpus root (LibriSpeech/<subset>/... inside)")
+    p.add_argument("--hours", type=float, required=True, help="hours of audio over all subsets")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
+    p.add_argument("--voices", nargs="*", default=None, help="voice names to use (default: all; see --list-voices)")
+    p.add_argument("--list-voices", action="store_true", help="print the available voices and exit")
+    p.add_argument("--workers", type=int, default=None, help="parallel synthesis processes (default: cores)")
+
+    def run(args: argparse.Namespace) -> int:
+        from asr.synth import run_synth_command
+
+        return run_synth_command(args)
+
+    return run
+
+
+def _add_manifest(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("manifest", help="build (or reuse) the cached manifest of LibriSpeech-layout subsets")
+    p.add_argument("--data", type=Path, required=True, help="root holding LibriSpeech/<subset>")
+    p.add_argument("--subsets", required=True, help="comma-separated, e.g. train-clean-100,train-clean-360")
+    p.add_argument("--max-hours", type=float, default=None, help="deterministic subset of at most this much audio")
+    p.add_argument("--max-utterances", type=int, default=None, help="deterministic subset of at most N utterances")
+    p.add_argument("--features", action="store_true", help="also compute the fbank feature cache")
+
+    def run(args: argparse.Namespace) -> int:
+        from asr.librispeech import run_manifest_command
+
+        return run_manifest_command(args)
+
+    return run
+
+
+def _add_models(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("models", help="print parameter counts per encoder type and preset")
+    p.add_argument("--format", choices=["text", "markdown"], default="text")
+
+    def run(args: argparse.Namespace) -> int:
+        from models.presets import print_parameter_table
+
+        print_parameter_table(markdown=args.format == "markdown")
+        return 0
+
+    return run
+
+
+COMMANDS = [_add_synth, _add_manifest, _add_models]
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    handlers = {}
+    for add in COMMANDS:
+        run = add(sub)
+        handlers[list(sub.choices)[-1]] = run
+    return parser, handlers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, handlers = build_parser()
+    args = parser.parse_args(argv)
+    from asr.errors import AsrError
+
+    try:
+        return handlers[args.command](args)
+    except AsrError as error:
+        print(f"asr {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"asr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""ONNX export wrappers, metadata, int8 quantization and verification against torch."""

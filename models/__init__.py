@@ -1,0 +1,1 @@
+"""Torch nn.Modules: streaming encoders, predictors, joiner, CTC head, transducer, losses."""
