@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import struct
+
 import numpy as np
 import soundfile
 import soxr
@@ -44,6 +46,7 @@ def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             f"{path}: unsupported audio format '.{extension}'; convert it to wav, flac or ogg "
             f"(e.g. `ffmpeg -i {path.name} -ar 16000 -ac 1 out.wav`)"
         )
+    _check_wav_not_truncated(path)
     try:
         info = soundfile.info(str(path))
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
@@ -60,6 +63,33 @@ def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     samples = data.mean(axis=1, dtype=np.float32)  # (N, C) -> (N,)
     samples = validate_samples(samples, source=str(path))
     return resample(samples, file_rate, sample_rate)
+
+
+def _check_wav_not_truncated(path: Path) -> None:
+    """Raise AudioError if a RIFF/WAVE file's data chunk runs past the end of the file.
+
+    libsndfile quietly reads what is there, so a half-copied wav would otherwise
+    load as a shorter recording.
+    """
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return
+        file_size = path.stat().st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"data":
+                # 0 and 0xFFFFFFFF mean "length unknown" (streamed writers): nothing to check.
+                if chunk_size not in (0, 0xFFFFFFFF) and f.tell() + chunk_size > file_size:
+                    raise AudioError(
+                        f"{path}: truncated, the header promises {chunk_size} bytes of audio but "
+                        f"only {file_size - f.tell()} are there; re-create or re-download the file"
+                    )
+                return
+            f.seek(chunk_size + (chunk_size & 1), 1)
 
 
 def validate_samples(samples: np.ndarray, source: str = "samples") -> np.ndarray:
