@@ -1,0 +1,299 @@
+"""RNN-T and CTC losses against independent references: brute-force enumeration of every
+alignment, a numpy alpha-beta gradient, torch.autograd.gradcheck, and the plain
+log_softmax + autograd formulation."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from asr.errors import DataError, ShapeError
+from models import losses
+from models.losses import ctc_loss, naive_rnnt_loss, rnnt_loss
+
+
+def _np_log_softmax(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(axis=-1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+
+
+def _alignments(frames: int, labels: int) -> list[tuple[str, ...]]:
+    """Every RNN-T alignment as a move string: 'l' emits the next label at this frame,
+    'b' (blank) moves to the next frame; exactly `frames` blanks, the last one final."""
+    def extend(t: int, u: int) -> list[tuple[str, ...]]:
+        paths: list[tuple[str, ...]] = []
+        if u < labels:
+            paths += [("l",) + rest for rest in extend(t, u + 1)]
+        if t == frames - 1 and u == labels:
+            paths.append(("b",))
+        elif t < frames - 1:
+            paths += [("b",) + rest for rest in extend(t + 1, u)]
+        return paths
+
+    return extend(0, 0)
+
+
+def _brute_force_loss(logits: np.ndarray, labels: list[int], blank: int) -> float:
+    """-log of the summed probability of every alignment; logits (T_b, U_b+1, V) float64."""
+    log_probs = _np_log_softmax(logits)
+    path_scores = []
+    for path in _alignments(logits.shape[0], len(labels)):
+        t = u = 0
+        score = 0.0
+        for move in path:
+            if move == "l":
+                score += log_probs[t, u, labels[u]]
+                u += 1
+            else:
+                score += log_probs[t, u, blank]
+                t += 1
+        path_scores.append(score)
+    top = max(path_scores)
+    return -(top + math.log(sum(math.exp(s - top) for s in path_scores)))
+
+
+def _alpha_beta_gradient(
+    logits: np.ndarray, labels: list[int], frames: int, blank: int
+) -> tuple[float, np.ndarray]:
+    """Loss and d loss / d logits by the textbook node-by-node alpha-beta recursions.
+
+    logits: (T, U+1, V) float64, of which the first `frames` frames and len(labels)+1 rows count.
+    """
+    n_labels = len(labels)
+    lp = _np_log_softmax(logits)
+    alpha = np.full((frames, n_labels + 1), -np.inf)
+    for t, u in itertools.product(range(frames), range(n_labels + 1)):
+        terms = [0.0] if t == u == 0 else []
+        if t > 0:
+            terms.append(alpha[t - 1, u] + lp[t - 1, u, blank])
+        if u > 0:
+            terms.append(alpha[t, u - 1] + lp[t, u - 1, labels[u - 1]])
+        alpha[t, u] = np.logaddexp.reduce(terms)
+    beta = np.full((frames, n_labels + 1), -np.inf)
+    for t, u in reversed(list(itertools.product(range(frames), range(n_labels + 1)))):
+        terms = [lp[t, u, blank]] if (t, u) == (frames - 1, n_labels) else []
+        if t < frames - 1:
+            terms.append(beta[t + 1, u] + lp[t, u, blank])
+        if u < n_labels:
+            terms.append(beta[t, u + 1] + lp[t, u, labels[u]])
+        beta[t, u] = np.logaddexp.reduce(terms) if terms else -np.inf
+    log_p = beta[0, 0]
+    grad = np.zeros_like(logits)
+    for t, u in itertools.product(range(frames), range(n_labels + 1)):
+        node = np.exp(alpha[t, u] + beta[t, u] - log_p)
+        grad[t, u] = np.exp(lp[t, u]) * node
+        if t < frames - 1 or u == n_labels:
+            after = beta[t + 1, u] if t < frames - 1 else 0.0
+            grad[t, u, blank] -= np.exp(alpha[t, u] + lp[t, u, blank] + after - log_p)
+        if u < n_labels:
+            grad[t, u, labels[u]] -= np.exp(alpha[t, u] + lp[t, u, labels[u]] + beta[t, u + 1] - log_p)
+    return -log_p, grad
+
+
+def _random_batch(
+    seed: int, batch: int, frames: int, tokens: int, vocab: int, blank: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random logits (B, T, U+1, V), targets avoiding blank with -1 padding, and lengths
+    that include the extremes (T_b = T, U_b = U, U_b = 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, frames, tokens + 1, vocab, generator=gen, dtype=dtype) * 2
+    labels = torch.randint(1, vocab, (batch, tokens), generator=gen)
+    targets = (labels + blank) % vocab  # shifts the label range so that no label equals blank
+    logit_lengths = torch.randint(1, frames + 1, (batch,), generator=gen)
+    target_lengths = torch.randint(0, tokens + 1, (batch,), generator=gen)
+    logit_lengths[0], target_lengths[0] = frames, tokens
+    target_lengths[-1] = 0
+    targets[losses.sanitized_targets(targets, target_lengths, -2) == -2] = -1
+    return logits, targets, logit_lengths, target_lengths
+
+
+def _item(logits: torch.Tensor, targets: torch.Tensor, frames: int, n_labels: int) -> tuple[np.ndarray, list[int]]:
+    return logits[:frames, : n_labels + 1].detach().numpy(), targets[:n_labels].tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("blank", [0, 2])
+def test_loss_equals_brute_force_over_all_alignments(seed: int, blank: int) -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(seed, 5, 4, 3, 5, blank)
+    got = rnnt_loss(logits, targets, logit_lengths, target_lengths, blank, reduction="none")
+    for b in range(len(logits)):
+        item_logits, labels = _item(logits[b], targets[b], int(logit_lengths[b]), int(target_lengths[b]))
+        assert got[b].item() == pytest.approx(_brute_force_loss(item_logits, labels, blank), abs=1e-6)
+
+
+def test_brute_force_enumerates_the_binomial_number_of_alignments() -> None:
+    # An RNN-T alignment interleaves U labels with T-1 non-final blanks.
+    assert len(_alignments(4, 3)) == math.comb(3 + 3, 3)
+    assert len(_alignments(1, 0)) == 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gradient_matches_numpy_alpha_beta(seed: int) -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(seed, 4, 4, 3, 5)
+    logits.requires_grad_(True)
+    per_item = rnnt_loss(logits, targets, logit_lengths, target_lengths, reduction="none")
+    (grad,) = torch.autograd.grad(per_item.sum(), logits)
+    for b in range(len(logits)):
+        n_labels = int(target_lengths[b])
+        want_loss, want_grad = _alpha_beta_gradient(
+            logits[b].detach().numpy(), targets[b, :n_labels].tolist(), int(logit_lengths[b]), blank=0
+        )
+        assert per_item[b].item() == pytest.approx(want_loss, abs=1e-6)
+        np.testing.assert_allclose(grad[b].numpy(), want_grad, rtol=0, atol=1e-6)
+
+
+def test_gradcheck_float64() -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(7, 3, 3, 2, 4, blank=1)
+    logits.requires_grad_(True)
+
+    def loss_fn(x: torch.Tensor) -> torch.Tensor:
+        return rnnt_loss(x, targets, logit_lengths, target_lengths, blank=1, reduction="none")
+
+    assert torch.autograd.gradcheck(loss_fn, (logits,))
+
+
+def test_fused_path_matches_plain_autograd_formulation() -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(3, 3, 12, 6, 9)
+    logits.requires_grad_(True)
+    fused = rnnt_loss(logits, targets, logit_lengths, target_lengths, reduction="none")
+    plain = naive_rnnt_loss(logits, targets, logit_lengths, target_lengths, reduction="none")
+    weights = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    (fused_grad,) = torch.autograd.grad((fused * weights).sum(), logits)
+    (plain_grad,) = torch.autograd.grad((plain * weights).sum(), logits)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-10)
+    torch.testing.assert_close(fused_grad, plain_grad, rtol=0, atol=1e-10)
+
+
+def test_chunked_logsumexp_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(4, 2, 7, 3, 6)
+    logits.requires_grad_(True)
+    whole = rnnt_loss(logits, targets, logit_lengths, target_lengths)
+    (whole_grad,) = torch.autograd.grad(whole, logits)
+    monkeypatch.setattr(losses, "_CHUNK_ELEMENTS", 50)  # a few frames per chunk
+    chunked = rnnt_loss(logits, targets, logit_lengths, target_lengths)
+    (chunked_grad,) = torch.autograd.grad(chunked, logits)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-12)
+    torch.testing.assert_close(chunked_grad, whole_grad, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_float32_agrees_with_float64(scale: float) -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(5, 3, 60, 20, 32)
+    logits = logits * scale  # 30: peaky, trained-like distributions
+    results = {}
+    for dtype in (torch.float32, torch.float64):
+        x = logits.to(dtype).requires_grad_(True)
+        loss = rnnt_loss(x, targets, logit_lengths, target_lengths, reduction="none")
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        assert loss.dtype == grad.dtype == dtype
+        results[dtype] = (loss.double(), grad.double())
+    torch.testing.assert_close(results[torch.float32][0], results[torch.float64][0], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(results[torch.float32][1], results[torch.float64][1], rtol=0, atol=1e-5)
+
+
+def test_reductions() -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(6, 4, 5, 3, 6)
+    per_item = rnnt_loss(logits, targets, logit_lengths, target_lengths, reduction="none")
+    assert per_item.shape == (4,)
+    assert (per_item > 0).all()
+    mean = rnnt_loss(logits, targets, logit_lengths, target_lengths)
+    total = rnnt_loss(logits, targets, logit_lengths, target_lengths, reduction="sum")
+    torch.testing.assert_close(mean, per_item.mean())
+    torch.testing.assert_close(total, per_item.sum())
+
+
+def test_single_frame_empty_target_is_minus_log_blank() -> None:
+    logits = torch.randn(1, 1, 1, 5, dtype=torch.float64)
+    loss = rnnt_loss(logits, torch.zeros(1, 0, dtype=torch.long), torch.tensor([1]), torch.tensor([0]))
+    torch.testing.assert_close(loss, -logits[0, 0, 0].log_softmax(-1)[0])
+
+
+def _good_inputs() -> dict[str, object]:
+    logits, targets, logit_lengths, target_lengths = _random_batch(0, 2, 4, 3, 5)
+    return dict(logits=logits, targets=targets, logit_lengths=logit_lengths, target_lengths=target_lengths)
+
+
+def _with(**changes: object) -> dict[str, object]:
+    return {**_good_inputs(), **changes}
+
+
+BAD_RNNT_INPUTS = {
+    "logits 3-D": (_with(logits=torch.randn(2, 4, 5)), ShapeError, "expected 4 dims"),
+    "logits int": (_with(logits=torch.zeros(2, 4, 4, 5, dtype=torch.long)), ShapeError, "dtype"),
+    "targets 1-D": (_with(targets=torch.ones(3, dtype=torch.long)), ShapeError, "targets"),
+    "targets float": (_with(targets=torch.ones(2, 3)), ShapeError, "targets: expected dtype"),
+    "U+1 mismatch": (_with(targets=torch.ones(2, 4, dtype=torch.long)), ShapeError, "targets: expected shape"),
+    "T too small": (_with(logit_lengths=torch.tensor([5, 2])), ShapeError, "frame length of item 0 is 5"),
+    "U too small": (_with(target_lengths=torch.tensor([1, 4])), ShapeError, "target length of item 1 is 4"),
+    "negative target length": (_with(target_lengths=torch.tensor([-1, 2])), DataError, "below 0"),
+    "zero frames": (_with(logit_lengths=torch.tensor([4, 0])), DataError, "below 1"),
+    "label >= V": (_with(targets=torch.tensor([[1, 5, 2], [1, 1, 1]])), DataError, "targets[0, 1] = 5"),
+    "negative label": (_with(targets=torch.tensor([[1, -1, 3], [1, 1, 1]])), DataError, "targets[0, 1] = -1"),
+    "label is blank": (_with(targets=torch.tensor([[1, 2, 3], [1, 0, 1]]), target_lengths=torch.tensor([3, 2])), DataError, "differ from blank"),
+    "batch mismatch": (_with(target_lengths=torch.tensor([1, 1, 1])), ShapeError, "batch sizes differ"),
+    "lengths 2-D": (_with(logit_lengths=torch.ones(2, 1, dtype=torch.long)), ShapeError, "expected 1 dims"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RNNT_INPUTS, ids=list(BAD_RNNT_INPUTS))
+def test_bad_rnnt_inputs_raise_clear_errors(case: str) -> None:
+    kwargs, error, fragment = BAD_RNNT_INPUTS[case]
+    with pytest.raises(error, match=re.escape(fragment)):
+        rnnt_loss(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_blank_and_reduction_raise() -> None:
+    with pytest.raises(DataError, match="blank id 5 is outside"):
+        rnnt_loss(**_good_inputs(), blank=5)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="reduction='avg' is unknown"):
+        rnnt_loss(**_good_inputs(), reduction="avg")  # type: ignore[arg-type]
+
+
+def test_padding_beyond_lengths_is_ignored() -> None:
+    inputs = _good_inputs()
+    targets = inputs["targets"].clone()  # type: ignore[union-attr]
+    targets[1, int(inputs["target_lengths"][1]):] = 99  # type: ignore[index]
+    reference = rnnt_loss(**inputs, reduction="none")  # type: ignore[arg-type]
+    torch.testing.assert_close(rnnt_loss(**{**inputs, "targets": targets}, reduction="none"), reference)  # type: ignore[arg-type]
+
+
+def _ctc_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    log_probs = torch.randn(3, 8, 6, generator=gen, dtype=torch.float64).log_softmax(-1)
+    targets = torch.tensor([[1, 1, 2, 3], [4, 5, 0, 0], [2, 2, 2, 0]])
+    input_lengths = torch.tensor([8, 5, 5])  # item 2: 3 labels + 2 repeats = 5 frames exactly
+    target_lengths = torch.tensor([4, 2, 3])
+    return log_probs, targets, input_lengths, target_lengths
+
+
+def test_ctc_matches_torch_per_item_and_reduces_over_the_batch() -> None:
+    log_probs, targets, input_lengths, target_lengths = _ctc_batch()
+    per_item = ctc_loss(log_probs, targets, input_lengths, target_lengths, reduction="none")
+    want = F.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, reduction="none")
+    torch.testing.assert_close(per_item, want)
+    assert torch.isfinite(per_item).all()
+    torch.testing.assert_close(ctc_loss(log_probs, targets, input_lengths, target_lengths), per_item.mean())
+    torch.testing.assert_close(ctc_loss(log_probs, targets, input_lengths, target_lengths, reduction="sum"), per_item.sum())
+
+
+def test_ctc_too_few_frames_for_repeats_raises() -> None:
+    log_probs, targets, input_lengths, target_lengths = _ctc_batch()
+    with pytest.raises(DataError, match="item 2: 3 labels with 2 adjacent repeats need 5 frames but only 4"):
+        ctc_loss(log_probs, targets, torch.tensor([8, 5, 4]), target_lengths)
+
+
+def test_ctc_bad_labels_and_lengths_raise() -> None:
+    log_probs, targets, input_lengths, target_lengths = _ctc_batch()
+    with pytest.raises(DataError, match="differ from blank"):
+        ctc_loss(log_probs, targets, input_lengths, torch.tensor([4, 3, 3]))
+    with pytest.raises(ShapeError, match="frame length of item 1 is 9"):
+        ctc_loss(log_probs, targets, torch.tensor([8, 9, 5]), target_lengths)
+    with pytest.raises(ShapeError, match="expected 3 dims"):
+        ctc_loss(log_probs[0], targets, input_lengths, target_lengths)
