@@ -262,18 +262,29 @@ def _frames(
     config: FbankConfig,
     rng: np.random.Generator | None,
 ) -> np.ndarray:
-    """Log-mel features (count, D) float32 of frames first_frame .. first_frame + count - 1."""
-    filters = _filters(config)
+    """Log-mel features (count, D) float32 of frames first_frame .. first_frame + count - 1.
+
+    `buffer` holds a signal of `total` samples from absolute index `offset` on.
+    """
     if count <= 0:
         return np.zeros((0, config.num_mel_bins), dtype=np.float32)
     start = _first_sample(first_frame, config)
     stop = _first_sample(first_frame + count - 1, config) + config.frame_length
     span = _signal_span(buffer, offset, total, start, stop)
     step = span.strides[0]
-    windows = np.lib.stride_tricks.as_strided(  # (T, L) view of the span; as_strided: cheapest per chunk
+    windows = np.lib.stride_tricks.as_strided(  # (T, L) view; as_strided: the cheapest per chunk
         span, shape=(count, config.frame_length), strides=(config.frame_shift * step, step), writeable=False
     )
-    x = np.array(windows, dtype=np.float32)  # (T, L), a copy we may modify
+    return _log_mel(np.array(windows, dtype=np.float32), config, rng)
+
+
+def _log_mel(x: np.ndarray, config: FbankConfig, rng: np.random.Generator | None) -> np.ndarray:
+    """(T, L) raw frames, modified in place -> (T, D) float32 log-mel energies.
+
+    Every step works row by row in a fixed order, so a frame's features do not
+    depend on which other frames are computed with it.
+    """
+    filters = _filters(config)
     if config.dither > 0 and rng is not None:
         x += np.float32(config.dither) * rng.standard_normal(x.shape, dtype=np.float32)
     if config.remove_dc_offset:
@@ -286,8 +297,9 @@ def _frames(
     spectrum = np.fft.rfft(x, n=config.fft_size, axis=1)[:, : config.fft_size // 2]  # (T, F)
     power = np.square(spectrum.real)
     power += np.square(spectrum.imag)
-    mel = np.add.reduceat(power[:, filters.mel_columns] * filters.mel_weights, filters.mel_starts, axis=1)
-    return np.log(np.maximum(mel, _LOG_FLOOR, out=mel), out=mel)  # (T, D)
+    nonzeros = power[:, filters.mel_columns] * filters.mel_weights  # (T, K)
+    mel = np.add.reduceat(nonzeros, filters.mel_starts, axis=1)  # (T, D)
+    return np.log(np.maximum(mel, _LOG_FLOOR, out=mel), out=mel)
 
 
 def _checked_samples(samples: np.ndarray) -> np.ndarray:
