@@ -1,0 +1,158 @@
+"""Typed model configs: saved inside checkpoints as plain JSON-able dicts and rebuilt from them.
+
+A `TransducerConfig` fully determines the architecture: `Transducer(config)`
+rebuilds the same modules, so a checkpoint holds `config.to_dict()` next to the
+state dict and never a pickled object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping, TypeVar
+
+from asr.audio import NUM_MEL_BINS
+from asr.errors import AsrError, ModelFilesError
+
+RNN_KINDS = ("lstm", "gru", "rnn")  # recurrent encoders: one module, three cells
+ENCODER_KINDS = RNN_KINDS + ("conformer",)
+PREDICTOR_KINDS = ("stateless", "lstm")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise AsrError(f"invalid model config: {message}")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The streaming encoder: a x4 convolutional front, then recurrent or conformer layers."""
+
+    kind: str = "lstm"  # "lstm", "gru", "rnn" (Elman, tanh) or "conformer"
+    feature_dim: int = NUM_MEL_BINS  # fbank bins per input frame
+    subsampling_channels: int = 64  # channels of both stride-2 convolutions in the x4 front
+    num_layers: int = 4  # recurrent or conformer layers
+    hidden_dim: int = 256  # recurrent cell size; conformer model (attention) dim
+    proj_dim: int = 0  # LSTMP projection of the LSTM output (lstm only); 0 = none
+    output_dim: int = 256  # encoder output dim fed to the joiner and the CTC head
+    dropout: float = 0.1  # dropout between layers, training only
+    num_heads: int = 4  # conformer: attention heads; hidden_dim / num_heads must be even (RoPE)
+    ff_dim: int = 1024  # conformer: inner dim of each macaron feed-forward block
+    conv_kernel: int = 15  # conformer: causal depthwise convolution kernel, in frames
+    use_conv: bool = True  # conformer: False drops the conv module (a plain Transformer encoder)
+    chunk_frames: int = 8  # stream chunk in subsampled frames (40 ms each); conformer attention chunk
+    left_context_chunks: int = 4  # conformer: earlier chunks each chunk attends to
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ENCODER_KINDS, f"encoder kind {self.kind!r} is not one of {ENCODER_KINDS}")
+        for name in ("feature_dim", "subsampling_channels", "num_layers", "hidden_dim", "output_dim", "chunk_frames"):
+            _require(getattr(self, name) >= 1, f"encoder {name} must be >= 1, got {getattr(self, name)}")
+        _require(self.feature_dim >= 7, f"feature_dim {self.feature_dim} is below the x4 front's 7-bin receptive field")
+        _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        _require(self.proj_dim >= 0, f"proj_dim must be >= 0, got {self.proj_dim}")
+        _require(
+            self.proj_dim == 0 or (self.kind == "lstm" and self.proj_dim < self.hidden_dim),
+            f"proj_dim {self.proj_dim} needs kind 'lstm' and proj_dim < hidden_dim ({self.hidden_dim}); use 0",
+        )
+        if self.kind == "conformer":
+            _require(self.num_heads >= 1 and self.ff_dim >= 1, "conformer num_heads and ff_dim must be >= 1")
+            _require(
+                self.hidden_dim % (2 * self.num_heads) == 0,
+                f"hidden_dim {self.hidden_dim} must split into {self.num_heads} heads of even size (RoPE)",
+            )
+            # A zero-length cache would be a zero-size tensor, which ONNX runtimes handle badly.
+            _require(self.left_context_chunks >= 1, f"left_context_chunks must be >= 1, got {self.left_context_chunks}")
+            _require(
+                not self.use_conv or self.conv_kernel >= 2,
+                f"conv_kernel must be >= 2 with use_conv, got {self.conv_kernel}",
+            )
+
+    @property
+    def left_context_frames(self) -> int:
+        """Subsampled frames of attention left context (the conformer key/value cache length)."""
+        return self.left_context_chunks * self.chunk_frames
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """The prediction network over previous tokens: stateless (icefall-style) or LSTM."""
+
+    kind: str = "stateless"  # "stateless" (embedding + conv over context) or "lstm"
+    embed_dim: int = 256  # token embedding dim; the stateless predictor's output dim
+    context_size: int = 2  # stateless: tokens the predictor sees (the current one included)
+    hidden_dim: int = 256  # lstm: cell size and output dim
+    num_layers: int = 1  # lstm: layers
+    dropout: float = 0.1  # dropout on the embeddings, training only
+
+    def __post_init__(self) -> None:
+        _require(self.kind in PREDICTOR_KINDS, f"predictor kind {self.kind!r} is not one of {PREDICTOR_KINDS}")
+        for name in ("embed_dim", "context_size", "hidden_dim", "num_layers"):
+            _require(getattr(self, name) >= 1, f"predictor {name} must be >= 1, got {getattr(self, name)}")
+        _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TransducerConfig:
+    """A whole RNN-T model: encoder, predictor, joiner and the auxiliary CTC head."""
+
+    encoder: EncoderConfig  # the streaming acoustic encoder
+    predictor: PredictorConfig  # the prediction network
+    vocab_size: int = 500  # V, blank included
+    joiner_dim: int = 256  # J: joint space both sides are projected into
+    blank_id: int = 0  # the blank token (id 0 in tokens.txt, as sherpa-onnx assumes)
+    ctc_weight: float = 0.1  # total loss = rnnt + ctc_weight * ctc
+
+    def __post_init__(self) -> None:
+        _require(self.vocab_size >= 2, f"vocab_size must be >= 2 (blank and one token), got {self.vocab_size}")
+        _require(self.joiner_dim >= 1, f"joiner_dim must be >= 1, got {self.joiner_dim}")
+        _require(0 <= self.blank_id < self.vocab_size, f"blank_id {self.blank_id} is outside [0, {self.vocab_size})")
+        _require(self.ctc_weight >= 0.0, f"ctc_weight must be >= 0, got {self.ctc_weight}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict of str/int/float/bool, for JSON or a checkpoint."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TransducerConfig:
+        """Rebuild from `to_dict()` output; ModelFilesError names any unknown or mistyped key."""
+        if not isinstance(data, Mapping):
+            raise ModelFilesError(f"model config must be a dict, got {type(data).__name__}; is the checkpoint from this project?")
+        fields = dict(data)
+        for key, sub_cls in (("encoder", EncoderConfig), ("predictor", PredictorConfig)):
+            if not isinstance(fields.get(key), Mapping):
+                raise ModelFilesError(f"model config has no '{key}' section; is the checkpoint from this project?")
+            fields[key] = _build(sub_cls, fields[key], f"model config '{key}'")
+        return _build(cls, fields, "model config")
+
+
+Config = TypeVar("Config")
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True  # nested configs, already built by the caller
+
+
+def _build(cls: type[Config], data: Mapping[str, Any], where: str) -> Config:
+    """cls(**data) with the unknown-key and type checks a hand-edited or foreign file needs."""
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ModelFilesError(
+            f"{where} has unknown keys {unknown}; it was written by another version of this project"
+        )
+    for key, value in data.items():
+        if not _type_ok(value, hints[key]):
+            raise ModelFilesError(f"{where} key '{key}' should be {hints[key].__name__}, got {value!r}")
+    try:
+        return cls(**data)
+    except TypeError as error:  # a required field is missing
+        raise ModelFilesError(f"{where} is incomplete: {error}") from error

@@ -1,0 +1,165 @@
+"""Model presets: small functions returning a TransducerConfig per encoder kind, and their sizes.
+
+    tiny   tens of thousands of parameters: tests, builds in milliseconds
+    small  about 5M: trains on a CPU, the demo model
+    base   about 25M
+    large  about 80M
+
+Each preset sizes every encoder kind for roughly the same parameter count; the
+table (`asr models`) is computed by building each model on the meta device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from asr.errors import AsrError
+from models.config import ENCODER_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig
+from models.transducer import Transducer
+
+DEFAULT_VOCAB_SIZE = 500  # a LibriSpeech BPE vocabulary, blank included
+
+
+def _transducer(
+    encoders: dict[str, EncoderConfig], encoder: str, vocab_size: int, predictor: str, decoder_dim: int, joiner_dim: int
+) -> TransducerConfig:
+    """Assemble a preset: the encoder of kind `encoder` and a predictor of width decoder_dim."""
+    if encoder not in encoders:
+        raise AsrError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODER_KINDS)}")
+    if predictor not in PREDICTOR_KINDS:
+        raise AsrError(f"unknown predictor {predictor!r}; choose one of {', '.join(PREDICTOR_KINDS)}")
+    return TransducerConfig(
+        encoder=encoders[encoder],
+        predictor=PredictorConfig(kind=predictor, embed_dim=decoder_dim, hidden_dim=decoder_dim),
+        vocab_size=vocab_size,
+        joiner_dim=joiner_dim,
+    )
+
+
+def tiny(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> TransducerConfig:
+    """A few tens of thousands of parameters, for tests."""
+    common = dict(subsampling_channels=4, num_layers=2, output_dim=32, dropout=0.0, chunk_frames=4)
+    encoders = {
+        "lstm": EncoderConfig("lstm", hidden_dim=32, proj_dim=16, **common),
+        "gru": EncoderConfig("gru", hidden_dim=32, **common),
+        "rnn": EncoderConfig("rnn", hidden_dim=48, **common),
+        "conformer": EncoderConfig(
+            "conformer", hidden_dim=32, num_heads=2, ff_dim=64, conv_kernel=5, left_context_chunks=2, **common
+        ),
+    }
+    return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=16, joiner_dim=32)
+
+
+def small(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> TransducerConfig:
+    """About 5M parameters: trains on a CPU in hours, the demo model."""
+    encoders = {
+        "lstm": EncoderConfig("lstm", num_layers=3, hidden_dim=576, proj_dim=256, output_dim=256),
+        "gru": EncoderConfig("gru", num_layers=3, hidden_dim=448, output_dim=256),
+        "rnn": EncoderConfig("rnn", num_layers=4, hidden_dim=640, output_dim=256),
+        "conformer": EncoderConfig(
+            "conformer", num_layers=6, hidden_dim=192, num_heads=4, ff_dim=576, output_dim=256, left_context_chunks=8
+        ),
+    }
+    return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=256, joiner_dim=256)
+
+
+def base(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> TransducerConfig:
+    """About 25M parameters."""
+    encoders = {
+        "lstm": EncoderConfig("lstm", num_layers=6, hidden_dim=1024, proj_dim=384, output_dim=384),
+        "gru": EncoderConfig("gru", num_layers=6, hidden_dim=768, output_dim=384),
+        "rnn": EncoderConfig("rnn", num_layers=8, hidden_dim=1152, output_dim=384),
+        "conformer": EncoderConfig(
+            "conformer", num_layers=14, hidden_dim=256, num_heads=4, ff_dim=1024, output_dim=384, left_context_chunks=8
+        ),
+    }
+    return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=384, joiner_dim=384)
+
+
+def large(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> TransducerConfig:
+    """About 80M parameters (icefall's LSTM transducer size)."""
+    encoders = {
+        "lstm": EncoderConfig("lstm", num_layers=12, hidden_dim=1408, proj_dim=512, output_dim=512),
+        "gru": EncoderConfig("gru", num_layers=12, hidden_dim=1024, output_dim=512),
+        "rnn": EncoderConfig("rnn", num_layers=16, hidden_dim=1536, output_dim=512),
+        "conformer": EncoderConfig(
+            "conformer", num_layers=13, hidden_dim=512, num_heads=8, ff_dim=2048, output_dim=512, left_context_chunks=8
+        ),
+    }
+    return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=512, joiner_dim=512)
+
+
+PRESETS: dict[str, Callable[..., TransducerConfig]] = {"tiny": tiny, "small": small, "base": base, "large": large}
+
+
+def build_config(
+    preset: str, encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless"
+) -> TransducerConfig:
+    """The config of preset `preset` with encoder kind `encoder` (e.g. build_config("small", "lstm"))."""
+    if preset not in PRESETS:
+        raise AsrError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset](encoder, vocab_size, predictor)
+
+
+@dataclass(frozen=True)
+class ParameterRow:
+    """Parameter counts of one preset and encoder kind."""
+
+    preset: str  # tiny, small, base or large
+    encoder: str  # encoder kind
+    layers: int  # encoder layers
+    hidden_dim: int  # encoder cell / model dim
+    encoder_params: int  # encoder parameters, x4 front included
+    other_params: int  # predictor, joiner and CTC head
+    total_params: int  # everything the checkpoint holds
+
+
+def count_parameters(config: TransducerConfig) -> tuple[int, int]:
+    """(encoder, total) parameter counts; built on the meta device, so nothing is allocated."""
+    with torch.device("meta"):
+        model = Transducer(config)
+    encoder = sum(p.numel() for p in model.encoder.parameters())
+    return encoder, sum(p.numel() for p in model.parameters())
+
+
+def parameter_table(vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> list[ParameterRow]:
+    """One row per preset and encoder kind."""
+    rows = []
+    for preset in PRESETS:
+        for encoder in ENCODER_KINDS:
+            config = build_config(preset, encoder, vocab_size, predictor)
+            encoder_params, total = count_parameters(config)
+            rows.append(
+                ParameterRow(
+                    preset, encoder, config.encoder.num_layers, config.encoder.hidden_dim,
+                    encoder_params, total - encoder_params, total,
+                )
+            )
+    return rows
+
+
+def _millions(count: int) -> str:
+    return f"{count / 1e6:.2f}M"
+
+
+def format_parameter_table(rows: list[ParameterRow], markdown: bool = False) -> str:
+    """Rows as aligned text columns, or as a Markdown table."""
+    header = ["preset", "encoder", "layers", "hidden", "encoder", "other", "total"]
+    body = [
+        [r.preset, r.encoder, str(r.layers), str(r.hidden_dim),
+         _millions(r.encoder_params), _millions(r.other_params), _millions(r.total_params)]
+        for r in rows
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in [header] + body)
+
+
+def print_parameter_table(markdown: bool = False) -> None:
+    """Print the parameter counts of every preset and encoder kind (`asr models`)."""
+    print(format_parameter_table(parameter_table(), markdown))

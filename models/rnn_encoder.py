@@ -1,0 +1,102 @@
+"""Unidirectional recurrent encoders: LSTM (optionally LSTMP), GRU and Elman RNN in one module.
+
+    x4 conv front -> dropout -> multi-layer RNN -> dropout -> Linear(output_dim)
+
+The state layout is sherpa-onnx's for LSTM transducers: h (L, B, P or H) and
+c (L, B, H), batch on axis 1. Recurrence is causal, so in a padded batch the
+valid frames of a short item never see its padding: forward needs no packing.
+torch cannot export nn.LSTM with proj_size to ONNX; export/lstmp.py swaps it
+for an unrolled equivalent on the same weights.
+
+Shapes: B batch, T frames, L layers, H cell size, P projection size, D output dim.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from models.config import EncoderConfig
+from models.encoder import Encoder
+
+
+class LstmState(NamedTuple):
+    """Streaming state of the LSTM encoder."""
+
+    h: Tensor  # (L, B, P or H) last output of each layer (P with a projection)
+    c: Tensor  # (L, B, H) last cell of each layer
+    BATCH_AXES = (1, 1)
+
+
+class RnnState(NamedTuple):
+    """Streaming state of the GRU and Elman RNN encoders."""
+
+    h: Tensor  # (L, B, H) last hidden state of each layer
+    BATCH_AXES = (1,)
+
+
+_CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class RnnEncoder(Encoder):
+    """Streaming recurrent encoder; config.kind picks the cell ("lstm", "gru" or "rnn")."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        body_dim = config.proj_dim or config.hidden_dim
+        super().__init__(config, body_dim)
+        cell_options = {"lstm": {"proj_size": config.proj_dim}, "rnn": {"nonlinearity": "tanh"}}
+        self.rnn = _CELLS[config.kind](
+            input_size=body_dim,
+            hidden_size=config.hidden_dim,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+            **cell_options.get(config.kind, {}),
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(body_dim, config.output_dim)
+        if config.kind == "lstm":
+            self._init_forget_bias()
+
+    def _init_forget_bias(self) -> None:
+        # Forget-gate bias 1 (Gers et al.) lets gradients flow through time early in training.
+        # torch packs the gates as (input, forget, cell, output) and adds bias_ih and bias_hh,
+        # so the second quarter of one of them carries it.
+        hidden = self.config.hidden_dim
+        with torch.no_grad():
+            for name, bias in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    bias[hidden : 2 * hidden].fill_(1.0)
+                elif name.startswith("bias_hh"):
+                    bias[hidden : 2 * hidden].fill_(0.0)
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> LstmState | RnnState:
+        device, dtype = self._state_device_dtype(device)
+        layers, hidden = self.config.num_layers, self.config.hidden_dim
+        if self.config.kind == "lstm":
+            out_dim = self.config.proj_dim or hidden
+            return LstmState(
+                h=torch.zeros(layers, batch_size, out_dim, dtype=dtype, device=device),
+                c=torch.zeros(layers, batch_size, hidden, dtype=dtype, device=device),
+            )
+        return RnnState(h=torch.zeros(layers, batch_size, hidden, dtype=dtype, device=device))
+
+    def _body(self, h: Tensor, state: LstmState | RnnState) -> tuple[Tensor, LstmState | RnnState]:
+        """The layers after the front, shared by forward and stream: (B, T', body) -> (B, T', D)."""
+        hx = tuple(state) if isinstance(state, LstmState) else state.h
+        y, new_hx = self.rnn(self.dropout(h), hx)
+        new_state = LstmState(*new_hx) if isinstance(state, LstmState) else RnnState(new_hx)
+        return self.output(self.dropout(y)), new_state
+
+    def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """x (B, T, F), x_lens (B,) -> out (B, T', D), out_lens (B,)."""
+        out_lens = self._check_utterances(x, x_lens)
+        out, _ = self._body(self.subsampling(x), self.init_state(x.shape[0], x.device))
+        return self._zero_padding(out, out_lens), out_lens
+
+    def stream(self, x: Tensor, state: LstmState | RnnState) -> tuple[Tensor, LstmState | RnnState]:
+        """x (B, 4n + 3, F), state -> out (B, n, D), new state."""
+        self._check_window(x, state)
+        return self._body(self.subsampling(x), state)

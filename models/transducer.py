@@ -1,0 +1,107 @@
+"""The RNN-T model: encoder, predictor, joiner and CTC head, built from one TransducerConfig.
+
+Exportable entry points (export/ wraps exactly these):
+    encode(x, x_lens) -> (enc (B, T', D), enc_lens)       whole utterances
+    stream(window, state) -> (enc (B, n, D), new_state)    one 4n + 3 frame window
+    init_state(B) -> encoder state
+    predict(tokens (B, context_size), state) -> (projected_dec (B, J), new_state)
+    join(projected_enc (.., J), projected_dec (.., J)) -> logits (.., V)
+    ctc_log_probs(enc (B, T', D)) -> (B, T', V)
+The encoder side of the joiner projection is `joiner.project_encoder`; export
+puts it after `stream` in encoder.onnx.
+
+Shapes: B batch, T feature frames, T' encoder frames, U tokens, D dims, J joiner dim, V vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from asr.checks import check_same_batch, check_shape
+from models.config import RNN_KINDS, EncoderConfig, TransducerConfig
+from models.conformer import ConformerEncoder
+from models.encoder import Encoder
+from models.joiner import CtcHead, Joiner
+from models.losses import check_targets, ctc_loss, rnnt_loss, sanitized_targets
+from models.predictor import build_predictor
+from models.rnn_encoder import RnnEncoder
+
+_ENCODERS: dict[str, type[Encoder]] = {**{kind: RnnEncoder for kind in RNN_KINDS}, "conformer": ConformerEncoder}
+
+
+def build_encoder(config: EncoderConfig) -> Encoder:
+    """The encoder config.kind names (kinds are validated by EncoderConfig)."""
+    return _ENCODERS[config.kind](config)
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """Training losses of one batch, each a scalar averaged over the batch."""
+
+    total: Tensor  # rnnt + ctc_weight * ctc: what the optimizer minimises
+    rnnt: Tensor  # transducer negative log-likelihood
+    ctc: Tensor  # CTC negative log-likelihood (0, not computed, when ctc_weight is 0)
+
+
+class Transducer(nn.Module):
+    """Streaming RNN-T with an auxiliary CTC head."""
+
+    def __init__(self, config: TransducerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = build_encoder(config.encoder)
+        self.predictor = build_predictor(config.predictor, config.vocab_size, config.blank_id)
+        self.joiner = Joiner(self.encoder.output_dim, self.predictor.output_dim, config.joiner_dim, config.vocab_size)
+        self.ctc_head = CtcHead(self.encoder.output_dim, config.vocab_size)
+
+    def encode(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Features x (B, T, F), x_lens (B,) -> encoder output (B, T', D), lengths (B,)."""
+        return self.encoder(x, x_lens)
+
+    def stream(self, window: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
+        """One window (B, 4n + 3, F) and the encoder state -> (B, n, D), new state."""
+        return self.encoder.stream(window, state)
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> NamedTuple:
+        """The encoder state before a stream's first window."""
+        return self.encoder.init_state(batch_size, device)
+
+    def predict(self, tokens: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
+        """Last tokens (B, context_size) and predictor state -> projected output (B, J), new state."""
+        out, new_state = self.predictor.step(tokens, state)
+        return self.joiner.project_decoder(out), new_state
+
+    def join(self, projected_enc: Tensor, projected_dec: Tensor) -> Tensor:
+        """Projected encoder and predictor outputs (.., J) -> logits (.., V)."""
+        return self.joiner.join(projected_enc, projected_dec)
+
+    def ctc_log_probs(self, enc: Tensor) -> Tensor:
+        """Encoder output (B, T', D) -> CTC log-probabilities (B, T', V)."""
+        return self.ctc_head(enc)
+
+    def forward(self, x: Tensor, x_lens: Tensor, y: Tensor, y_lens: Tensor) -> LossOutput:
+        """Losses for features x (B, T, F), x_lens (B,), labels y (B, U) padded, y_lens (B,).
+
+        Label ids must be in [0, V) and not blank; positions past y_lens may hold anything.
+        """
+        check_shape("targets", y, ("B", "U"))
+        check_shape("target lengths", y_lens, ("B",))
+        check_same_batch(features=x, feature_lengths=x_lens, targets=y, target_lengths=y_lens)
+        enc, enc_lens = self.encode(x, x_lens)
+        blank = self.config.blank_id
+        check_targets(y, enc_lens, y_lens, enc.shape[1], self.config.vocab_size, blank)
+        labels = sanitized_targets(y, y_lens, blank)  # (B, U), padding -> blank
+        # The predictor sees blank, then each label: row u of the lattice has emitted u labels.
+        dec = self.predictor(F.pad(labels, (1, 0), value=blank))  # (B, U + 1, D)
+        logits = self.joiner(enc, dec)  # (B, T', U + 1, V)
+        rnnt = rnnt_loss(logits, labels, enc_lens, y_lens, blank)
+        if self.config.ctc_weight == 0:
+            ctc = rnnt.new_zeros(())
+        else:
+            ctc = ctc_loss(self.ctc_log_probs(enc), labels, enc_lens, y_lens, blank)
+        return LossOutput(total=rnnt + self.config.ctc_weight * ctc, rnnt=rnnt, ctc=ctc)

@@ -1,0 +1,280 @@
+"""Model construction, shapes, configs, presets, input checks and a one-batch overfit.
+
+Shapes: B batch, T feature frames, T' encoder frames, U tokens, D dims, J joiner dim, V vocab.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from asr.errors import AsrError, DataError, ModelFilesError, ShapeError
+from models.config import ENCODER_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig
+from models.presets import PRESETS, build_config, format_parameter_table, parameter_table, print_parameter_table, tiny
+from models.subsampling import Conv2dSubsampling
+from models.transducer import LossOutput, Transducer
+
+VOCAB = 10  # small vocabulary: fast joiner, quick overfit
+FEATURES = 80  # fbank bins the presets expect
+
+# torch notes once that LSTMP runs without oneDNN; that is expected on CPU.
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+
+
+def make_model(encoder: str, predictor: str = "stateless", seed: int = 0) -> Transducer:
+    torch.manual_seed(seed)
+    return Transducer(tiny(encoder, VOCAB, predictor)).eval()
+
+
+def make_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two utterances of 60 and 43 frames with 4 and 2 labels (padding marked -1)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 60, FEATURES, generator=gen)
+    y = torch.randint(1, VOCAB, (2, 4), generator=gen)
+    y[1, 2:] = -1
+    return x, torch.tensor([60, 43]), y, torch.tensor([4, 2])
+
+
+# --- shapes ---
+
+
+@pytest.mark.parametrize("predictor", PREDICTOR_KINDS)
+@pytest.mark.parametrize("encoder", ENCODER_KINDS)
+def test_entry_point_shapes(encoder: str, predictor: str) -> None:
+    model = make_model(encoder, predictor)
+    x, x_lens, y, y_lens = make_batch()
+    dim, joiner_dim = model.encoder.output_dim, model.config.joiner_dim
+
+    enc, enc_lens = model.encode(x, x_lens)
+    assert enc.shape == (2, (60 - 3) // 4, dim)
+    assert enc_lens.tolist() == [(60 - 3) // 4, (43 - 3) // 4]
+
+    n = model.encoder.chunk_frames
+    state = model.init_state(2)
+    out, new_state = model.stream(x[:, : model.encoder.window_frames(n)], state)
+    assert out.shape == (2, n, dim)
+    assert type(new_state) is type(state)
+    assert {k: tuple(t.shape) for k, t in zip(new_state._fields, new_state)} == dict(model.encoder.state_shapes(2))
+
+    tokens = torch.zeros(2, model.predictor.context_size, dtype=torch.int64)
+    dec, _ = model.predict(tokens, model.predictor.init_state(2))
+    assert dec.shape == (2, joiner_dim)
+    logits = model.join(model.joiner.project_encoder(enc).unsqueeze(2), dec[:, None, None])
+    assert logits.shape == (2, enc.shape[1], 1, VOCAB)
+    assert model.ctc_log_probs(enc).shape == (2, enc.shape[1], VOCAB)
+
+
+@pytest.mark.parametrize("encoder", ENCODER_KINDS)
+def test_forward_losses_and_every_parameter_gets_a_gradient(encoder: str) -> None:
+    model = make_model(encoder).train()
+    losses = model(*make_batch())
+    assert isinstance(losses, LossOutput)
+    for value in (losses.total, losses.rnnt, losses.ctc):
+        assert value.shape == () and torch.isfinite(value)
+    weight = model.config.ctc_weight
+    assert torch.allclose(losses.total, losses.rnnt + weight * losses.ctc)
+    losses.total.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"parameters without gradient: {missing}"
+
+
+def test_streaming_geometry_and_output_lengths() -> None:
+    encoder = make_model("lstm").encoder
+    assert (encoder.subsampling_factor, encoder.pad_frames, encoder.lookahead_ms) == (4, 3, 30.0)
+    assert encoder.window_frames(8) == 35
+    front = Conv2dSubsampling(FEATURES, channels=2, out_dim=3)
+    for frames in range(7, 24):
+        expected = (frames - 3) // 4
+        assert front(torch.zeros(1, frames, FEATURES)).shape[1] == expected
+        assert int(front.output_lengths(torch.tensor([frames]))) == expected
+    assert front.output_lengths(torch.arange(7)).tolist() == [0] * 7
+
+
+def test_padded_frames_of_the_output_are_zero() -> None:
+    model = make_model("conformer")
+    x, x_lens, _, _ = make_batch()
+    enc, enc_lens = model.encode(x, x_lens)
+    assert enc[1, int(enc_lens[1]) :].abs().max() == 0
+
+
+@pytest.mark.parametrize("encoder", ENCODER_KINDS)
+def test_padding_does_not_leak_into_shorter_items(encoder: str) -> None:
+    model = make_model(encoder)
+    x, x_lens, _, _ = make_batch()
+    with torch.no_grad():
+        batched, lens = model.encode(x, x_lens)
+        alone, alone_lens = model.encode(x[1:, :43], x_lens[1:])
+    assert lens[1] == alone_lens[0]
+    torch.testing.assert_close(batched[1, : int(lens[1])], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_predictor_reads_negative_ids_as_blank() -> None:
+    model = make_model("lstm")
+    state = model.predictor.init_state(1)
+    sherpa_start, _ = model.predict(torch.tensor([[-1, 0]]), state)
+    blank_start, _ = model.predict(torch.tensor([[0, 0]]), state)
+    torch.testing.assert_close(sherpa_start, blank_start)
+
+
+# --- configs and presets ---
+
+
+@pytest.mark.parametrize("predictor", PREDICTOR_KINDS)
+@pytest.mark.parametrize("encoder", ENCODER_KINDS)
+def test_config_round_trips_through_json(encoder: str, predictor: str) -> None:
+    config = build_config("small", encoder, vocab_size=321, predictor=predictor)
+    rebuilt = TransducerConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert rebuilt == config
+
+
+def test_checkpoint_style_rebuild_loads_the_state_dict() -> None:
+    model = make_model("conformer", "lstm")
+    rebuilt = Transducer(TransducerConfig.from_dict(model.config.to_dict()))
+    rebuilt.load_state_dict(model.state_dict())  # strict: same modules, same shapes
+
+
+def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
+    data = tiny("gru").to_dict()
+    with pytest.raises(ModelFilesError, match="unknown keys.*'heads'"):
+        TransducerConfig.from_dict({**data, "encoder": {**data["encoder"], "heads": 4}})
+    with pytest.raises(ModelFilesError, match="'hidden_dim' should be int"):
+        TransducerConfig.from_dict({**data, "encoder": {**data["encoder"], "hidden_dim": "32"}})
+    with pytest.raises(ModelFilesError, match="no 'predictor' section"):
+        TransducerConfig.from_dict({k: v for k, v in data.items() if k != "predictor"})
+    with pytest.raises(ModelFilesError, match="must be a dict"):
+        TransducerConfig.from_dict(["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: EncoderConfig(kind="transformer"), "encoder kind 'transformer'"),
+        (lambda: EncoderConfig(kind="gru", proj_dim=16), "proj_dim 16 needs kind 'lstm'"),
+        (lambda: EncoderConfig(kind="conformer", hidden_dim=36, num_heads=4), "heads of even size"),
+        (lambda: EncoderConfig(kind="conformer", left_context_chunks=0), "left_context_chunks"),
+        (lambda: EncoderConfig(dropout=1.0), "dropout"),
+        (lambda: PredictorConfig(kind="transformer"), "predictor kind"),
+        (lambda: TransducerConfig(EncoderConfig(), PredictorConfig(), vocab_size=10, blank_id=10), "blank_id"),
+    ],
+)
+def test_invalid_config_values_are_named(make, message: str) -> None:  # noqa: ANN001 (a config factory)
+    with pytest.raises(AsrError, match=message):
+        make()
+
+
+def test_build_config_names_the_choices() -> None:
+    with pytest.raises(AsrError, match="unknown model preset 'huge'.*tiny, small, base, large"):
+        build_config("huge", "lstm")
+    with pytest.raises(AsrError, match="unknown encoder 'lstmp'.*conformer"):
+        build_config("small", "lstmp")
+    with pytest.raises(AsrError, match="unknown predictor 'rnn'"):
+        build_config("small", "lstm", predictor="rnn")
+
+
+# Parameter targets per preset, in millions (vocab 500, stateless predictor).
+TARGETS = {"tiny": (0.01, 0.1), "small": (4.0, 6.5), "base": (20.0, 30.0), "large": (72.0, 88.0)}
+
+
+@pytest.fixture(scope="module")
+def table() -> list:
+    return parameter_table()
+
+
+def test_parameter_table_covers_every_preset_and_kind_within_targets(table: list) -> None:
+    assert [(r.preset, r.encoder) for r in table] == [(p, e) for p in PRESETS for e in ENCODER_KINDS]
+    for row in table:
+        low, high = TARGETS[row.preset]
+        assert low <= row.total_params / 1e6 <= high, row
+        assert row.total_params == row.encoder_params + row.other_params
+
+
+def test_parameter_counts_match_a_real_build() -> None:
+    torch.manual_seed(0)
+    real = Transducer(build_config("tiny", "conformer"))
+    row = next(r for r in parameter_table() if (r.preset, r.encoder) == ("tiny", "conformer"))
+    assert row.total_params == sum(p.numel() for p in real.parameters())
+
+
+def test_print_parameter_table(table: list, capsys: pytest.CaptureFixture[str]) -> None:
+    print_parameter_table(markdown=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 + len(PRESETS) * len(ENCODER_KINDS)
+    assert lines[0].startswith("| preset |") and "| small | lstm |" in "\n".join(lines)
+    text = format_parameter_table(table).splitlines()
+    assert len({len(line) for line in text}) == 1  # aligned columns
+
+
+# --- bad inputs ---
+
+
+def test_label_ids_out_of_range_or_blank_are_rejected() -> None:
+    model = make_model("gru")
+    x, x_lens, y, y_lens = make_batch()
+    for bad in (VOCAB, 0, -3):
+        labels = y.clone()
+        labels[0, 1] = bad
+        with pytest.raises(DataError, match=r"targets\[0, 1\]"):
+            model(x, x_lens, labels, y_lens)
+
+
+def test_negative_lengths_are_rejected() -> None:
+    model = make_model("rnn")
+    x, x_lens, y, y_lens = make_batch()
+    with pytest.raises(DataError, match="feature lengths"):
+        model(x, torch.tensor([60, -1]), y, y_lens)
+    with pytest.raises(DataError, match="target length of item 1"):
+        model(x, x_lens, y, torch.tensor([4, -2]))
+
+
+def test_mismatched_batch_sizes_and_shapes_are_rejected() -> None:
+    model = make_model("lstm")
+    x, x_lens, y, y_lens = make_batch()
+    with pytest.raises(ShapeError, match="batch sizes differ"):
+        model(x, x_lens, torch.cat([y, y]), torch.cat([y_lens, y_lens]))
+    with pytest.raises(ShapeError, match="features"):
+        model.encode(x[..., :40], x_lens)
+    with pytest.raises(ShapeError, match="below the 7 the x4 front needs"):
+        model.encode(x[:, :6], torch.tensor([6, 6]))
+
+
+def test_bad_stream_windows_and_states_are_rejected() -> None:
+    model = make_model("conformer")
+    x, _, _, _ = make_batch()
+    state = model.init_state(2)
+    with pytest.raises(ShapeError, match="not 4 \\* n \\+ 3"):
+        model.stream(x[:, :18], state)
+    with pytest.raises(ShapeError, match="not a multiple of chunk_frames=4"):
+        model.stream(x[:, : model.encoder.window_frames(3)], state)
+    with pytest.raises(ShapeError, match="cached_key.*another batch size"):
+        model.stream(x[:, : model.encoder.window_frames(4)], model.init_state(3))
+    with pytest.raises(ShapeError, match="expected a ConformerState"):
+        model.stream(x[:, : model.encoder.window_frames(4)], make_model("lstm").init_state(2))
+    with pytest.raises(ShapeError, match="predictor context"):
+        model.predict(torch.zeros(2, 3, dtype=torch.int64), model.predictor.init_state(2))
+
+
+# --- learning ---
+
+
+@pytest.mark.parametrize("encoder", ENCODER_KINDS)
+def test_one_batch_overfit(encoder: str) -> None:
+    """The whole model learns: the loss on one fixed batch falls 10x in <= 200 Adam steps.
+
+    10x, not 5x: about 5x comes from learning to emit blank alone; the rest needs the labels.
+    """
+    model = make_model(encoder, seed=1).train()
+    batch = make_batch(seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with torch.no_grad():
+        first = last = float(model(*batch).total)
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = model(*batch).total
+        loss.backward()
+        optimizer.step()
+        last = float(loss.detach())
+        if last < first / 10:
+            break
+    assert last < first / 10, f"{encoder}: loss {first:.2f} -> {last:.2f}"
