@@ -1,0 +1,243 @@
+"""Training checkpoints: atomic writes, keep-last-K plus best-by-dev-WER, corrupt-file fallback, averaging.
+
+A checkpoint is a dict of tensors, numbers, strings, bytes and plain
+containers only, so it loads with `torch.load(weights_only=True)` (no pickled
+objects, nothing executed on load). Configs travel as JSON strings, the
+tokenizer as bytes. Keys written by asr.training:
+
+    format            int, CHECKPOINT_FORMAT
+    train_config      JSON str of asr.training.config.TrainConfig
+    model_config      JSON str of models' TransducerConfig.to_dict()
+    tokenizer         bytes, asr.tokens tokenizer.to_bytes()
+    model             state_dict of the trained weights
+    model_avg         state_dict of the EMA weights (used for evaluation and export)
+    optimizer, scaler state_dicts (absent in averaged checkpoints)
+    progress          dict: step, epoch, batch_in_epoch, elapsed_seconds
+    rng               dict: python, torch (and cuda) generator states
+    dev_wer           float or None
+    history           list of dicts, the logged curves (for the PNG after a resume)
+
+Files in the experiment dir: checkpoint-<step>.pt (the last K), best.pt (a
+hard link to the one with the lowest dev WER) and checkpoints.json (an index
+of step, epoch and dev WER per file, for best tracking without loading them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from asr.errors import ModelFilesError
+
+CHECKPOINT_FORMAT = 1  # bump when the keys above change incompatibly
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)\.pt$")
+INDEX_NAME = "checkpoints.json"
+BEST_NAME = "best.pt"
+REQUIRED_KEYS = ("format", "train_config", "model_config", "tokenizer", "model")
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One saved checkpoint as listed in checkpoints.json."""
+
+    name: str  # file name inside the experiment dir, e.g. "checkpoint-0001200.pt"
+    step: int  # optimizer steps taken when it was written
+    epoch: int  # epoch it was written in (0-based)
+    dev_wer: float | None  # dev WER in percent at that step, None when no dev set was evaluated
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` to `path` atomically: temp file in the same dir, fsync, os.replace, fsync the dir.
+
+    A kill at any moment leaves either the old file or the complete new one,
+    never a truncated file under `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            torch.save(state, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True; ModelFilesError if it is missing, corrupt or not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFilesError(f"{path}: checkpoint not found; pass a checkpoint-<step>.pt, best.pt or averaged.pt")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # any failure to unpickle means the file cannot be trusted
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFilesError(
+            f"{path}: corrupt or not a checkpoint ({reason}); delete it and use an earlier checkpoint"
+        ) from None
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+        raise ModelFilesError(f"{path}: not an asr checkpoint (missing {missing}); pass a file written by `asr train`")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise ModelFilesError(
+            f"{path}: checkpoint format {state['format']}, this version reads {CHECKPOINT_FORMAT}; "
+            "use the asr version that wrote it"
+        )
+    return state
+
+
+class CheckpointManager:
+    """The checkpoints of one experiment dir: save with pruning, find the latest good one, track the best.
+
+    Only one process (rank 0) may write; any may read.
+    """
+
+    def __init__(self, exp_dir: str | Path, keep_last: int) -> None:
+        if keep_last < 1:
+            raise ModelFilesError(f"keep_last must be >= 1, got {keep_last}; keep at least the newest checkpoint")
+        self.exp_dir = Path(exp_dir)
+        self.keep_last = keep_last
+
+    def records(self) -> list[CheckpointRecord]:
+        """Checkpoints in the index whose files still exist, oldest first."""
+        index = self.exp_dir / INDEX_NAME
+        try:
+            entries = json.loads(index.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as error:
+            print(f"warning: {index} is unreadable ({error}); best-checkpoint tracking restarts", file=sys.stderr)
+            return []
+        records = [CheckpointRecord(**entry) for entry in entries]
+        return sorted((r for r in records if (self.exp_dir / r.name).is_file()), key=lambda r: r.step)
+
+    def save(self, state: dict[str, Any], step: int, epoch: int, dev_wer: float | None) -> Path:
+        """Write checkpoint-<step>.pt, update the index and best.pt, delete checkpoints beyond the last K."""
+        name = f"checkpoint-{step:07d}.pt"
+        save_checkpoint(self.exp_dir / name, state)
+        records = [r for r in self.records() if r.name != name] + [CheckpointRecord(name, step, epoch, dev_wer)]
+        best = self._best(records)
+        keep = {r.name for r in records[-self.keep_last :]} | ({best.name} if best else set())
+        self._write_index([r for r in records if r.name in keep])
+        if best is not None:
+            self._link_best(best.name)
+        for record in records:
+            if record.name not in keep:
+                (self.exp_dir / record.name).unlink(missing_ok=True)
+        return self.exp_dir / name
+
+    def best(self) -> CheckpointRecord | None:
+        """The checkpoint with the lowest dev WER (the later one on ties), or None without dev WERs."""
+        return self._best(self.records())
+
+    def latest(self) -> tuple[Path, dict[str, Any]] | None:
+        """Load the newest checkpoint that reads back; a corrupt one is reported and skipped.
+
+        Looks at the files themselves rather than the index, which a kill may
+        have left one write behind.
+        """
+        for path in reversed(list_checkpoints(self.exp_dir)):
+            try:
+                return path, load_checkpoint(path)
+            except ModelFilesError as error:
+                print(f"warning: {error}; falling back to the previous checkpoint", file=sys.stderr)
+        return None
+
+    def last(self, count: int) -> list[Path]:
+        """Paths of the newest `count` checkpoints, oldest first."""
+        return list_checkpoints(self.exp_dir)[-count:]
+
+    @staticmethod
+    def _best(records: Iterable[CheckpointRecord]) -> CheckpointRecord | None:
+        scored = [r for r in records if r.dev_wer is not None]
+        return min(scored, key=lambda r: (r.dev_wer, -r.step)) if scored else None
+
+    def _write_index(self, records: list[CheckpointRecord]) -> None:
+        path = self.exp_dir / INDEX_NAME
+        temp = path.with_name(f".{INDEX_NAME}.tmp")
+        temp.write_text(json.dumps([r.__dict__ for r in records], indent=1) + "\n", encoding="utf-8")
+        os.replace(temp, path)
+
+    def _link_best(self, name: str) -> None:
+        """Point best.pt at `name` atomically (hard link, or a copy where links are not supported)."""
+        temp = self.exp_dir / f".{BEST_NAME}.tmp"
+        temp.unlink(missing_ok=True)
+        try:
+            os.link(self.exp_dir / name, temp)
+        except OSError:
+            temp.write_bytes((self.exp_dir / name).read_bytes())
+        os.replace(temp, self.exp_dir / BEST_NAME)
+
+
+def list_checkpoints(exp_dir: str | Path) -> list[Path]:
+    """checkpoint-<step>.pt files in `exp_dir`, by step, oldest first."""
+    exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in exp_dir.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of state_dicts with the same keys and shapes (integer buffers come from the last)."""
+    if not states:
+        raise ModelFilesError("no checkpoints to average; train first or lower --last")
+    keys = list(states[-1])
+    for state in states:
+        if list(state) != keys:
+            raise ModelFilesError("checkpoints hold different models (parameter names differ); average one run only")
+    averaged = {}
+    for key in keys:
+        last = states[-1][key]
+        if last.is_floating_point():
+            averaged[key] = torch.stack([s[key].to(torch.float64) for s in states]).mean(dim=0).to(last.dtype)
+        else:  # step counters and the like: averaging them means nothing
+            averaged[key] = last.clone()
+    return averaged
+
+
+def average_checkpoints(paths: list[Path], key: str = "model_avg") -> dict[str, Any]:
+    """A checkpoint whose `model` is the mean of `key` over `paths`, with configs and tokenizer of the last.
+
+    The result has no optimizer state: it is for evaluation and export, not for resuming.
+    """
+    states = [load_checkpoint(p) for p in paths]
+    models = []
+    for path, state in zip(paths, states):
+        if key not in state:
+            raise ModelFilesError(f"{path}: has no '{key}' weights; average 'model' instead")
+        models.append(state[key])
+    last = states[-1]
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "train_config": last["train_config"],
+        "model_config": last["model_config"],
+        "tokenizer": last["tokenizer"],
+        "model": average_state_dicts(models),
+        "averaged_from": [p.name for p in paths],
+        "progress": last.get("progress", {}),
+    }
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable; a no-op where directories cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

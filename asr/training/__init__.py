@@ -1,0 +1,7 @@
+"""Training of transducer models: `asr train` and `asr average`.
+
+Modules: config (TrainConfig and the CLI flags, torch-free so building the
+`asr` parser never loads torch), schedule (lr_at), ema, distributed (DDP set-up),
+corpus (tokenizer, features and batches of one run), step (one optimizer step),
+loop (epochs, validation, checkpoints), dev_wer (the default dev WER), plots, command.
+"""

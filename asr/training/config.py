@@ -1,0 +1,276 @@
+"""TrainConfig, the one description of a training run, and the `asr train` / `asr average` flags.
+
+Torch-free: cli.py builds every sub-command's parser on each call, and `asr
+transcribe` must not pay for (or need) torch.
+
+The config is saved as config.json in the experiment dir and inside every
+checkpoint. Fields in RUN_OPTIONS say how long and where this invocation runs
+and may change on `--resume`; every other field defines the experiment, so a
+mismatch there means "a different experiment" (an error without --resume, the
+saved value wins with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asr.errors import AsrError
+
+ENCODERS = ("lstm", "gru", "rnn", "conformer")
+PRESETS = ("tiny", "small", "base", "large")
+PREDICTORS = ("stateless", "lstm")
+TOKENIZERS = ("bpe", "char")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_EPOCHS = 20  # used when neither --epochs nor --max-minutes is given
+CONFIG_NAME = "config.json"
+
+# How long and where this invocation runs: may differ between a run and its --resume.
+RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads"})
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """How much of each utterance SpecAugment hides (Park et al. 2019; masks only, no time warp).
+
+    Defined here rather than in asr.augment so that the config stays torch-free.
+    """
+
+    num_freq_masks: int = 2  # frequency bands masked per utterance
+    freq_mask_width: int = 27  # widest frequency band, in mel bins (each width is uniform in [0, this])
+    num_time_masks: int = 10  # most time masks per utterance (fewer on short ones, see max_time_fraction)
+    time_mask_width: int = 40  # widest time mask, in 10 ms frames
+    max_time_fraction: float = 0.15  # time masks hide on average at most this fraction of an utterance
+
+    def __post_init__(self) -> None:
+        for name in ("num_freq_masks", "freq_mask_width", "num_time_masks", "time_mask_width"):
+            if getattr(self, name) < 0:
+                raise AsrError(f"SpecAugmentConfig.{name} must be >= 0, got {getattr(self, name)}; 0 turns it off")
+        if not 0.0 <= self.max_time_fraction <= 1.0:
+            raise AsrError(f"SpecAugmentConfig.max_time_fraction must be in [0, 1], got {self.max_time_fraction}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of one training run."""
+
+    # Data.
+    data: str  # absolute corpus root holding LibriSpeech/<subset>/
+    subsets: tuple[str, ...]  # training subsets, e.g. ("train-clean-100",) or ("synth-train",)
+    dev_subsets: tuple[str, ...] = ()  # subsets for dev loss and WER; () skips validation
+    max_hours: float | None = None  # deterministic subset of the training audio; None uses all
+    max_dev_utterances: int = 300  # dev utterances evaluated at each validation (deterministic subset)
+    max_utterance_seconds: float = 30.0  # longer training utterances are skipped (and any no batch can hold)
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # speed perturbation factors, one drawn per utterance per epoch
+    spec_augment: SpecAugmentConfig | None = SpecAugmentConfig()  # None turns SpecAugment off
+    # Tokens.
+    tokens: str = "bpe"  # tokenizer kind, one of TOKENIZERS
+    vocab_size: int = 500  # BPE vocabulary size V (ignored for char, whose V comes from the text)
+    # Model.
+    encoder: str = "lstm"  # one of ENCODERS
+    preset: str = "small"  # one of PRESETS (models.presets)
+    predictor: str = "stateless"  # one of PREDICTORS
+    # Optimization.
+    epochs: int | None = None  # stop after this many epochs (DEFAULT_EPOCHS when max_minutes is None too)
+    max_minutes: float | None = None  # stop after this much training time (summed over resumes)
+    max_batch_seconds: float = 200.0  # padded audio seconds per batch (per rank under DDP)
+    num_buckets: int = 30  # duration buckets of the batch sampler
+    lr: float = 1e-3  # peak learning rate, reached at warmup_steps
+    warmup_steps: int = 500  # linear warm-up from 0 to lr
+    decay_steps: int = 5000  # lr falls as (1 + (step / decay_steps)^2)^-1/4: flat early, ~1/sqrt late
+    weight_decay: float = 1e-3  # AdamW decoupled weight decay
+    grad_clip: float = 5.0  # max global L2 norm of the gradients
+    ema_decay: float = 0.999  # per-step decay of the weight average used for eval and export
+    amp: str = "auto"  # mixed precision: auto (bf16 where CUDA has it, else fp16; off on CPU) | off | bf16 | fp16
+    seed: int = 42  # data order, augmentation and initialisation all derive from it
+    # Bookkeeping.
+    checkpoint_every_steps: int = 500  # also validate then; a checkpoint is written at each epoch end too
+    keep_last: int = 5  # checkpoints kept besides the best one
+    log_every_steps: int = 20  # TensorBoard scalars every this many steps
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda
+    num_threads: int = 0  # torch intra-op threads per process; 0: all cores (divided among local ranks)
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise AsrError("invalid training options: " + "; ".join(problems))
+
+    @property
+    def stop_epochs(self) -> int | None:
+        """The epoch budget in force: --epochs, else DEFAULT_EPOCHS unless --max-minutes alone bounds the run."""
+        if self.epochs is None and self.max_minutes is None:
+            return DEFAULT_EPOCHS
+        return self.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of to_dict; AsrError for unknown keys (a config from a newer version)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise AsrError(f"training config has unknown keys {unknown}; use the asr version that wrote it")
+        values = dict(values)
+        for name in ("subsets", "dev_subsets", "speeds"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if values.get("spec_augment") is not None:
+            values["spec_augment"] = SpecAugmentConfig(**values["spec_augment"])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+    def experiment_differences(self, other: TrainConfig) -> dict[str, tuple[Any, Any]]:
+        """{field: (self's, other's)} for fields outside RUN_OPTIONS that differ."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k: (mine[k], theirs[k]) for k in mine if k not in RUN_OPTIONS and mine[k] != theirs[k]}
+
+
+def _problems(config: TrainConfig) -> list[str]:
+    """Human-readable reasons `config` cannot run, each with the flag to fix."""
+    problems = []
+    choices = {"encoder": ENCODERS, "preset": PRESETS, "predictor": PREDICTORS, "tokens": TOKENIZERS,
+               "amp": AMP_MODES, "device": DEVICES}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            problems.append(f"--{name.replace('_', '-')} {getattr(config, name)!r} is not one of {', '.join(allowed)}")
+    if not config.subsets:
+        problems.append("--subsets is empty; name at least one training subset")
+    positive = ("max_dev_utterances", "max_utterance_seconds", "max_batch_seconds", "num_buckets", "lr",
+                "vocab_size", "checkpoint_every_steps", "keep_last", "log_every_steps", "decay_steps")
+    for name in positive:
+        if not getattr(config, name) > 0:
+            problems.append(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
+    for name in ("epochs", "max_minutes", "max_hours"):
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            problems.append(f"--{name.replace('_', '-')} must be > 0, got {value}; leave it out for no limit")
+    for name in ("warmup_steps", "weight_decay", "grad_clip", "num_threads"):
+        if getattr(config, name) < 0:
+            problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if not 0.0 <= config.ema_decay < 1.0:
+        problems.append(f"--ema-decay must be in [0, 1), got {config.ema_decay}")
+    if not config.speeds or any(not 0.5 <= s <= 2.0 for s in config.speeds):
+        problems.append(f"--speeds must be factors in [0.5, 2], got {config.speeds}; use 1.0 alone to turn it off")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line flags. Every default is None so that run_train_command can tell which flags were
+# given (needed to report flags a --resume ignores); TrainConfig's defaults fill the rest.
+
+_FLAG_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _default(name: str) -> Any:
+    value = _FLAG_FIELDS[name].default
+    return value if value is not dataclasses.MISSING else None
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `asr train` flags; defaults train a good model with only --data, --subsets and --exp-dir."""
+    d = _default
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", type=Path, help="corpus root holding LibriSpeech/<subset>/ (required unless --resume)")
+    data.add_argument("--subsets", help="comma-separated training subsets, e.g. synth-train or train-clean-100")
+    data.add_argument("--dev-subsets", help="comma-separated dev subsets; default: synth-dev or dev-clean where "
+                      "present, 'none' to skip validation")
+    data.add_argument("--max-hours", type=float, help="deterministic subset of at most this much training audio")
+    data.add_argument("--speeds", help=f"speed perturbation factors (default: {','.join(map(str, d('speeds')))}; "
+                      "1.0 turns it off)")
+    data.add_argument("--no-spec-augment", action="store_true", default=None, help="turn SpecAugment off")
+    model = parser.add_argument_group("model")
+    model.add_argument("--encoder", choices=ENCODERS, help=f"encoder type (default: {d('encoder')})")
+    model.add_argument("--preset", choices=PRESETS, help=f"model size (default: {d('preset')})")
+    model.add_argument("--predictor", choices=PREDICTORS, help=f"prediction network (default: {d('predictor')})")
+    model.add_argument("--tokens", choices=TOKENIZERS, help=f"tokenizer kind (default: {d('tokens')})")
+    model.add_argument("--vocab-size", type=int, help=f"BPE vocabulary size (default: {d('vocab_size')})")
+    run = parser.add_argument_group("training")
+    run.add_argument("--exp-dir", type=Path, required=True, help="experiment dir: config, checkpoints, logs, plots")
+    run.add_argument("--resume", action="store_true", help="continue from the latest good checkpoint in --exp-dir")
+    run.add_argument("--epochs", type=int, help=f"epochs to train (default: {DEFAULT_EPOCHS} unless --max-minutes)")
+    run.add_argument("--max-minutes", type=float, help="stop after this many minutes of training (with --epochs: "
+                     "whichever comes first)")
+    run.add_argument("--max-batch-seconds", type=float,
+                     help=f"padded audio seconds per batch (default: {d('max_batch_seconds')})")
+    run.add_argument("--lr", type=float, help=f"peak learning rate (default: {d('lr')})")
+    run.add_argument("--warmup-steps", type=int, help=f"learning-rate warm-up steps (default: {d('warmup_steps')})")
+    run.add_argument("--seed", type=int, help=f"seed for data order, augmentation and init (default: {d('seed')})")
+    run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision on CUDA (default: {d('amp')})")
+    run.add_argument("--device", choices=DEVICES, help=f"where to train (default: {d('device')})")
+    run.add_argument("--num-threads", type=int, help="torch threads per process (default: all cores)")
+    run.add_argument("--checkpoint-every-steps", type=int,
+                     help=f"checkpoint and validate every N steps (default: {d('checkpoint_every_steps')})")
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields set by flags on this command line, parsed (absent flags are left out)."""
+    given: dict[str, Any] = {}
+    for name in _FLAG_FIELDS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name == "data":
+            value = str(Path(value).resolve())
+        elif name in ("subsets", "dev_subsets"):
+            value = () if value.strip().lower() == "none" else _split(value, name)
+        elif name == "speeds":
+            value = tuple(_float(v, "--speeds") for v in _split(value, name))
+        given[name] = value
+    if getattr(args, "no_spec_augment", None):
+        given["spec_augment"] = None
+    return given
+
+
+def config_from_options(options: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from given_options (plus a resolved dev_subsets); AsrError for missing essentials."""
+    missing = [f"--{n}" for n in ("data", "subsets") if n not in options]
+    if missing:
+        raise AsrError(f"{' and '.join(missing)} required to start a run (or pass --resume to continue one)")
+    return TrainConfig(**options)
+
+
+def add_average_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `asr average` flags."""
+    parser.add_argument("--exp-dir", type=Path, required=True, help="experiment dir written by `asr train`")
+    parser.add_argument("--last", type=int, default=5, help="average the newest N checkpoints (default: 5)")
+    parser.add_argument("--out", type=Path, default=None, help="output file (default: EXP/averaged.pt)")
+    parser.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                        help="average the EMA weights (default) or the raw trained weights")
+
+
+def read_saved_config(exp_dir: Path) -> TrainConfig | None:
+    """The config.json of `exp_dir`, or None when there is none."""
+    path = exp_dir / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        return TrainConfig.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError) as error:
+        raise AsrError(f"{path}: unreadable training config ({error}); delete it or use a new --exp-dir") from None
+
+
+def _split(value: str, name: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    if not parts:
+        raise AsrError(f"--{name.replace('_', '-')} is empty; give comma-separated values")
+    return parts
+
+
+def _float(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise AsrError(f"{flag}: {text!r} is not a number; give comma-separated factors like 0.9,1.0,1.1") from None

@@ -1,0 +1,96 @@
+"""Process-group set-up for DDP under torchrun (gloo on CPU, nccl on CUDA), and the device choice.
+
+A plain `asr train` is a world of one: no process group is created and
+every helper here degrades to a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from asr.errors import AsrError
+
+
+@dataclass(frozen=True)
+class WorldInfo:
+    """Where this process sits in the job."""
+
+    rank: int  # global rank, 0 writes checkpoints, logs and plots
+    world_size: int  # processes in the job
+    local_rank: int  # rank on this machine: picks the GPU
+    device: torch.device  # where this rank trains
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
+    """torch.device for --device auto|cpu|cuda; AsrError if CUDA is asked for but absent."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise AsrError("--device cuda, but this torch build sees no CUDA GPU; use --device cpu")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def init_world(device_choice: str) -> WorldInfo:
+    """Join the torchrun job described by RANK / WORLD_SIZE / LOCAL_RANK, or run alone without them."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_choice, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return WorldInfo(rank, world_size, local_rank, device)
+
+
+def close_world(world: WorldInfo) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(world: WorldInfo) -> None:
+    """Wait for every rank (e.g. until rank 0 has written the tokenizer or a checkpoint)."""
+    if world.distributed:
+        dist.barrier()
+
+
+def gather_objects(world: WorldInfo, value: Any) -> list[Any]:
+    """Every rank's `value`, in rank order (on every rank)."""
+    if not world.distributed:
+        return [value]
+    gathered: list[Any] = [None] * world.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast_object(world: WorldInfo, value: Any) -> Any:
+    """Rank 0's `value`, on every rank."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def threads_per_process(requested: int, world: WorldInfo) -> int:
+    """Intra-op threads: `requested`, or the machine's cores shared among the ranks on it."""
+    if requested > 0:
+        return requested
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world.world_size))
+    return max(1, (os.cpu_count() or 1) // max(1, local_ranks))

@@ -1,0 +1,106 @@
+"""One optimizer step and the loss of one batch: augmentation, mixed precision, clipping.
+
+Shapes: B batch, T frames, D features, U tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import ContextManager
+
+import numpy as np
+import torch
+from torch import nn
+
+from asr.augment import spec_augment
+from asr.data import Batch
+from asr.training.config import TrainConfig
+from asr.training.schedule import lr_at
+from models.transducer import LossOutput
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step reports (floats, already synchronised from the device)."""
+
+    loss: float  # total loss (rnnt + ctc_weight * ctc), mean over the batch
+    rnnt: float  # RNN-T negative log-likelihood, mean over the batch
+    ctc: float  # CTC negative log-likelihood, mean over the batch
+    grad_norm: float  # global L2 norm of the gradients before clipping
+    lr: float  # learning rate used
+    updated: bool  # False when the gradients were not finite and the update was skipped
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for --amp on `device`; None means full float32 (always on CPU)."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager[object]:
+    """torch.autocast for `dtype`, or a no-op context without mixed precision."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def augment_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The SpecAugment random stream of one step: a function of (seed, step, rank), so resuming redraws it exactly."""
+    state = np.random.SeedSequence([seed, step, rank]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def compute_loss(model: nn.Module, batch: Batch, dtype: torch.dtype | None, device: torch.device) -> LossOutput:
+    """The model's losses on a batch already on `device`, under autocast when `dtype` is set."""
+    with autocast(device, dtype):
+        return model(batch.features, batch.feature_lens, batch.tokens, batch.token_lens)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batch: Batch,
+    config: TrainConfig,
+    step: int,
+    rank: int,
+    device: torch.device,
+) -> StepResult:
+    """One update on `batch` (on the CPU; moved here): lr from the schedule, SpecAugment, backward, clip, step.
+
+    `model` may be DDP-wrapped: its backward all-reduces the gradients, so the
+    clipping norm, the skip decision and the update are the same on every rank.
+    """
+    lr = lr_at(step, config)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if config.spec_augment is not None:
+        masked = spec_augment(batch.features, batch.feature_lens, config.spec_augment,
+                              augment_generator(config.seed, step, rank))
+        batch = Batch(masked, batch.feature_lens, batch.tokens, batch.token_lens, batch.ids)
+    batch = batch.to(device)
+    dtype = amp_dtype(config.amp, device)
+    model.train()
+    losses = compute_loss(model, batch, dtype, device)
+    scaler.scale(losses.total).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf))
+    updated = math.isfinite(grad_norm)
+    if updated or scaler.is_enabled():
+        scaler.step(optimizer)  # with fp16 the scaler itself skips non-finite steps and lowers its scale
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    loss, rnnt, ctc = torch.stack([losses.total, losses.rnnt, losses.ctc]).detach().float().tolist()  # one sync
+    return StepResult(
+        loss=loss,
+        rnnt=rnnt,
+        ctc=ctc,
+        grad_norm=grad_norm,
+        lr=lr,
+        updated=updated,
+    )

@@ -1,0 +1,135 @@
+"""Checkpoints: atomic writes, keep-last-K, best tracking, corrupt-file fallback, weights_only loading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from asr import checkpoints
+from asr.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CheckpointManager,
+    average_checkpoints,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from asr.errors import ModelFilesError
+
+
+def _state(step: int, value: float = 0.0) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "train_config": '{"seed": 1}',
+        "model_config": '{"encoder": "lstm"}',
+        "tokenizer": b"asr-tokenizer/1 char\n...",
+        "model": {"w": torch.full((3,), value), "count": torch.tensor(step)},
+        "model_avg": {"w": torch.full((3,), value + 1.0), "count": torch.tensor(step)},
+        "progress": {"step": step, "epoch": 0, "batch_in_epoch": step},
+        "rng": {"python": [3, list(range(5)), None], "torch": torch.get_rng_state()},
+    }
+
+
+def test_round_trip_with_weights_only(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, _state(7, 2.0))
+    loaded = load_checkpoint(path)
+    assert loaded["progress"]["step"] == 7
+    assert torch.equal(loaded["model"]["w"], torch.full((3,), 2.0))
+    assert loaded["tokenizer"].startswith(b"asr-tokenizer")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind
+
+
+def test_pickled_objects_are_refused(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self) -> tuple:
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pt"
+    state = _state(1)
+    state["payload"] = Evil()
+    torch.save(state, path)
+    with pytest.raises(ModelFilesError, match="corrupt or not a checkpoint"):
+        load_checkpoint(path)
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, _state(1, 1.0))
+
+    def dies_half_way(state: dict, out) -> None:
+        out.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt  # stands for SIGKILL / power loss during the write
+
+    monkeypatch.setattr(checkpoints.torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, _state(2, 2.0))
+    monkeypatch.undo()
+    assert load_checkpoint(path)["progress"]["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_keeps_last_k_and_the_best(tmp_path: Path) -> None:
+    manager = CheckpointManager(tmp_path, keep_last=2)
+    wers = {100: 50.0, 200: 20.0, 300: 30.0, 400: 40.0, 500: None}
+    for step, wer in wers.items():
+        manager.save(_state(step), step=step, epoch=0, dev_wer=wer)
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "checkpoint-0000200.pt", "checkpoint-0000400.pt", "checkpoint-0000500.pt"
+    ]
+    best = manager.best()
+    assert best is not None and best.step == 200 and best.dev_wer == 20.0
+    assert load_checkpoint(tmp_path / "best.pt")["progress"]["step"] == 200
+    manager.save(_state(600), step=600, epoch=1, dev_wer=10.0)
+    assert manager.best().step == 600
+    assert load_checkpoint(tmp_path / "best.pt")["progress"]["step"] == 600
+    assert "checkpoint-0000200.pt" not in {p.name for p in tmp_path.iterdir()}
+
+
+def test_corrupt_latest_falls_back_to_previous(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manager = CheckpointManager(tmp_path, keep_last=3)
+    for step in (10, 20, 30):
+        manager.save(_state(step), step=step, epoch=0, dev_wer=None)
+    latest = tmp_path / "checkpoint-0000030.pt"
+    latest.write_bytes(latest.read_bytes()[:100])  # truncated, e.g. a bad disk or a half copy
+    path, state = manager.latest()
+    assert path.name == "checkpoint-0000020.pt" and state["progress"]["step"] == 20
+    assert "checkpoint-0000030.pt: corrupt" in capsys.readouterr().err
+
+
+def test_no_good_checkpoint_gives_none(tmp_path: Path) -> None:
+    assert CheckpointManager(tmp_path, keep_last=1).latest() is None
+    (tmp_path / "checkpoint-0000001.pt").write_bytes(b"garbage")
+    assert CheckpointManager(tmp_path, keep_last=1).latest() is None
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"not a zip", "corrupt"), (b"", "corrupt"), (None, "not found")],
+)
+def test_bad_files_raise_model_files_error(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "x.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelFilesError, match=message):
+        load_checkpoint(path)
+
+
+def test_foreign_dict_is_not_a_checkpoint(tmp_path: Path) -> None:
+    torch.save({"state_dict": {}}, tmp_path / "x.pt")
+    with pytest.raises(ModelFilesError, match="missing"):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_average_of_ema_weights(tmp_path: Path) -> None:
+    paths = []
+    for step, value in ((1, 1.0), (2, 3.0)):
+        paths.append(tmp_path / f"checkpoint-{step:07d}.pt")
+        save_checkpoint(paths[-1], _state(step, value))
+    averaged = average_checkpoints(paths)
+    assert torch.allclose(averaged["model"]["w"], torch.full((3,), 3.0))  # mean of 2.0 and 4.0
+    assert int(averaged["model"]["count"]) == 2  # integer buffers come from the last
+    assert "optimizer" not in averaged and averaged["averaged_from"] == [p.name for p in paths]
