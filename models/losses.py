@@ -126,8 +126,7 @@ def _full_lattice_loss(
     batch, frames, rows, vocab = logits.shape
     check_shape("targets", targets, (batch, rows - 1))
     check_targets(targets, logit_lengths, target_lengths, frames, vocab, blank)
-    # The lattice row U has no label to emit; blank stands in and is never read.
-    label_ids = F.pad(sanitized_targets(targets, target_lengths, blank), (0, 1), value=blank)
+    label_ids = row_label_ids(targets, target_lengths, blank)
     label_ids = label_ids[:, None, :].expand(batch, frames, rows)  # (B, T, U+1)
     if fused:
         blank_lp, label_lp = edge_log_probs(logits, label_ids, blank)
@@ -135,10 +134,7 @@ def _full_lattice_loss(
         log_probs = logits.log_softmax(dim=-1)  # (B, T, U+1, V): the copy rnnt_loss avoids
         blank_lp = log_probs[..., blank]  # (B, T, U+1)
         label_lp = log_probs.gather(-1, label_ids.unsqueeze(-1)).squeeze(-1)  # (B, T, U+1)
-    log_likelihood = lattice_log_likelihood(
-        blank_lp, label_lp, None, logit_lengths, target_lengths, autograd=not fused
-    )
-    return reduce_loss(-log_likelihood.to(logits.dtype), reduction)
+    return lattice_loss(blank_lp, label_lp, None, logit_lengths, target_lengths, reduction, autograd=not fused)
 
 
 def edge_log_probs(logits: Tensor, label_ids: Tensor, blank: int) -> tuple[Tensor, Tensor]:
@@ -195,6 +191,22 @@ def _frames_per_chunk(logits: Tensor) -> int:
     """How many frames of (B, T, S, V) `logits` make a chunk of about _CHUNK_ELEMENTS values."""
     per_frame = max(1, logits[:, :1].numel())
     return max(1, _CHUNK_ELEMENTS // per_frame)
+
+
+def lattice_loss(
+    blank_lp: Tensor,
+    label_lp: Tensor,
+    starts: Tensor | None,
+    frame_lengths: Tensor,
+    target_lengths: Tensor,
+    reduction: str,
+    autograd: bool = False,
+) -> Tensor:
+    """-lattice_log_likelihood(...) reduced by `reduction`, in the dtype of `blank_lp`."""
+    log_likelihood = lattice_log_likelihood(
+        blank_lp, label_lp, starts, frame_lengths, target_lengths, autograd=autograd
+    )
+    return reduce_loss(-log_likelihood.to(blank_lp.dtype), reduction)
 
 
 def lattice_log_likelihood(
@@ -260,12 +272,14 @@ class _LatticeLogLikelihood(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: FunctionCtx, grad: Tensor
     ) -> tuple[Tensor, Tensor, None, None, None]:
-        blank, label, shifts, last_frame, last_pos, alpha, log_likelihood = ctx.saved_tensors  # type: ignore[attr-defined]
+        saved = ctx.saved_tensors  # type: ignore[attr-defined]
+        blank, label, shifts, last_frame, last_pos, alpha, log_likelihood = saved
         beta, onward = _backward_variables(blank, label, shifts, last_frame, last_pos)
         # (B, T, S) log of alpha / P at each node, then times each outgoing edge and beta.
         alpha_share = alpha - log_likelihood[:, None, None]
         blank_occupancy = (alpha_share + blank + onward).exp()
-        label_occupancy = F.pad((alpha_share[..., :-1] + label[..., :-1] + beta[..., 1:]).exp(), (0, 1))
+        label_occupancy = (alpha_share[..., :-1] + label[..., :-1] + beta[..., 1:]).exp()
+        label_occupancy = F.pad(label_occupancy, (0, 1))  # the band's last label edge leaves it
         scale = grad[:, None, None]
         return scale * blank_occupancy, scale * label_occupancy, None, None, None
 
@@ -365,7 +379,9 @@ def check_targets(
         check_dtype(name, lengths, _INT_DTYPES)
     check_same_batch(targets=targets, frame_lengths=frame_lengths, target_lengths=target_lengths)
     if not 0 <= blank < vocab:
-        raise DataError(f"blank id {blank} is outside the vocabulary [0, {vocab}); pass the blank id the model was built with")
+        raise DataError(
+            f"blank id {blank} is outside the vocabulary [0, {vocab}); pass the blank id the model was built with"
+        )
     _check_lengths("frame", frame_lengths, min_frames, frames, "logits/log_probs have T")
     _check_lengths("target", target_lengths, 0, targets.shape[1], "targets have U")
     valid = _valid_mask(targets, target_lengths)
@@ -414,6 +430,12 @@ def _valid_mask(targets: Tensor, target_lengths: Tensor) -> Tensor:
     """(B, U) bool: True at the first target_lengths[b] positions of each row."""
     positions = torch.arange(targets.shape[1], device=targets.device)
     return positions < target_lengths.unsqueeze(1)
+
+
+def row_label_ids(targets: Tensor, target_lengths: Tensor, blank: int) -> Tensor:
+    """(B, U+1) int64: the label emitted when leaving each lattice row. Row U (and padding)
+    has none; blank stands in there, and the lattice never reads those label edges."""
+    return F.pad(sanitized_targets(targets, target_lengths, blank), (0, 1), value=blank)
 
 
 def sanitized_targets(targets: Tensor, target_lengths: Tensor, blank: int) -> Tensor:

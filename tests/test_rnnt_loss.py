@@ -1,6 +1,6 @@
-"""RNN-T and CTC losses against independent references: brute-force enumeration of every
-alignment, a numpy alpha-beta gradient, torch.autograd.gradcheck, and the plain
-log_softmax + autograd formulation."""
+"""RNN-T, pruned RNN-T and CTC losses against independent references: brute-force
+enumeration of every alignment (or every one inside the band), a numpy alpha-beta
+gradient, torch.autograd.gradcheck, and the plain log_softmax + autograd formulation."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from asr.errors import DataError, ShapeError
 from models import losses
 from models.losses import ctc_loss, naive_rnnt_loss, rnnt_loss
+from models.pruned_loss import prune, pruned_rnnt_loss, simple_loss_and_ranges
 
 
 def _np_log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -297,3 +298,178 @@ def test_ctc_bad_labels_and_lengths_raise() -> None:
         ctc_loss(log_probs, targets, torch.tensor([8, 9, 5]), target_lengths)
     with pytest.raises(ShapeError, match="expected 3 dims"):
         ctc_loss(log_probs[0], targets, input_lengths, target_lengths)
+
+
+# ---- pruned RNN-T loss ----
+
+
+def _am_lm(seed: int, batch: int, frames: int, tokens: int, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    am = torch.randn(batch, frames, vocab, generator=gen, dtype=torch.float64)
+    lm = torch.randn(batch, tokens + 1, vocab, generator=gen, dtype=torch.float64)
+    return am, lm
+
+
+def _band_logits(full_logits: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
+    """(B, T, U+1, V) -> (B, T, S, V): the logits of the band nodes."""
+    vocab = full_logits.shape[-1]
+    return full_logits.gather(2, ranges.unsqueeze(-1).expand(-1, -1, -1, vocab))
+
+
+def test_trivial_joiner_loss_equals_full_loss_of_am_plus_lm() -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(1, 3, 6, 3, 7)
+    am, lm = _am_lm(1, 3, 6, 3, 7)
+    simple, _ = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=2, reduction="none")
+    full = rnnt_loss(am[:, :, None] + lm[:, None], targets, logit_lengths, target_lengths, reduction="none")
+    torch.testing.assert_close(simple, full, rtol=0, atol=1e-10)
+
+
+def test_pruned_loss_with_the_whole_lattice_as_band_equals_full_loss() -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(2, 3, 7, 4, 6)
+    am, lm = _am_lm(2, 3, 7, 4, 6)
+    _, ranges = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=5)
+    assert ranges.shape == (3, 7, 5) and (ranges == torch.arange(5)).all()
+    logits.requires_grad_(True)
+    pruned = pruned_rnnt_loss(_band_logits(logits, ranges), targets, ranges, logit_lengths, target_lengths, reduction="none")
+    full = rnnt_loss(logits, targets, logit_lengths, target_lengths, reduction="none")
+    torch.testing.assert_close(pruned, full, rtol=0, atol=0)
+    pruned_grad, full_grad = (torch.autograd.grad(loss.sum(), logits)[0] for loss in (pruned, full))
+    torch.testing.assert_close(pruned_grad, full_grad, rtol=0, atol=0)
+
+
+def _in_band(path: tuple[str, ...], starts: list[int], width: int) -> bool:
+    t = u = 0
+    for move in path:
+        if not starts[t] <= u < starts[t] + width:
+            return False
+        t, u = (t, u + 1) if move == "l" else (t + 1, u)
+    return True
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("width", [2, 3])
+def test_pruned_loss_equals_brute_force_over_alignments_inside_the_band(seed: int, width: int) -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(seed, 4, 4, 3, 5)
+    logit_lengths = torch.maximum(logit_lengths, target_lengths)  # S = 2 carries 1 label per frame
+    am, lm = _am_lm(seed, 4, 4, 3, 5)
+    _, ranges = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=width)
+    band = _band_logits(logits, ranges)
+    got = pruned_rnnt_loss(band, targets, ranges, logit_lengths, target_lengths, reduction="none")
+    for b in range(len(logits)):
+        frames, n_labels = int(logit_lengths[b]), int(target_lengths[b])
+        starts = ranges[b, :, 0].tolist()
+        log_probs = _np_log_softmax(logits[b].numpy())
+        scores = []
+        for path in filter(lambda p: _in_band(p, starts, width), _alignments(frames, n_labels)):
+            t = u = 0
+            score = 0.0
+            for move in path:
+                score += log_probs[t, u, targets[b, u] if move == "l" else 0]
+                t, u = (t, u + 1) if move == "l" else (t + 1, u)
+            scores.append(score)
+        assert got[b].item() == pytest.approx(-float(np.logaddexp.reduce(scores)), abs=1e-6)
+
+
+def test_band_starts_let_a_path_through() -> None:
+    for seed, width in itertools.product(range(5), [2, 3, 4]):
+        logits, targets, logit_lengths, target_lengths = _random_batch(seed, 6, 9, 7, 8)
+        logit_lengths = torch.maximum(logit_lengths, target_lengths)  # S = 2 carries 1 label per frame
+        am, lm = _am_lm(seed, 6, 9, 7, 8)
+        am[..., 0] -= 3.0 * (seed % 2)  # odd seeds: rarer blanks, bands that climb fast
+        _, ranges = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=width)
+        starts = ranges[..., 0]
+        rises = starts.diff(dim=1)
+        last = starts[torch.arange(6), logit_lengths - 1]
+        assert (ranges == starts.unsqueeze(-1) + torch.arange(width)).all()
+        assert (starts[:, 0] == 0).all() and (rises >= 0).all() and (rises <= width - 1).all()
+        assert (last <= target_lengths).all() and (target_lengths <= last + width - 1).all()
+        assert (starts + width - 1 <= 7).all()
+
+
+def _peaky_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A trained-like case: each label is emitted at a known frame, blank elsewhere, by a
+    clear margin; the full joiner is the trivial one plus noise."""
+    targets = torch.tensor([[3, 5, 2, 7], [4, 1, 6, 6]])
+    target_lengths, logit_lengths = torch.tensor([4, 3]), torch.tensor([16, 11])
+    am = torch.zeros(2, 16, 8, dtype=torch.float64)
+    lm = torch.zeros(2, 5, 8, dtype=torch.float64)
+    am[..., 0] = 8.0
+    for b, k in itertools.product(range(2), range(4)):
+        if k < target_lengths[b]:
+            am[b, 2 + 3 * k, 0], am[b, 2 + 3 * k, targets[b, k]] = 0.0, 8.0
+            lm[b, k, targets[b, k]] = 1.0
+    noise = torch.randn(2, 16, 5, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    full_logits = am[:, :, None] + lm[:, None] + 0.5 * noise
+    return am, lm, full_logits, targets, logit_lengths, target_lengths
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_pruned_loss_is_close_to_full_loss_on_a_peaky_case(width: int) -> None:
+    am, lm, full_logits, targets, logit_lengths, target_lengths = _peaky_case()
+    _, ranges = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=width)
+    pruned = pruned_rnnt_loss(_band_logits(full_logits, ranges), targets, ranges, logit_lengths, target_lengths, reduction="none")
+    full = rnnt_loss(full_logits, targets, logit_lengths, target_lengths, reduction="none")
+    assert (pruned >= full).all()  # the band keeps a subset of the alignments
+    torch.testing.assert_close(pruned, full, rtol=1e-2, atol=0)
+
+
+def test_gradcheck_through_prune_joiner_and_both_losses() -> None:
+    _, targets, logit_lengths, target_lengths = _random_batch(8, 2, 4, 3, 5)
+    gen = torch.Generator().manual_seed(8)
+    enc = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    dec = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 6, generator=gen, dtype=torch.float64)
+
+    def losses_of(enc: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+        am, lm = enc @ weight.T, dec @ weight.T  # (B, T, V), (B, U+1, V)
+        simple, ranges = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=2)
+        assert ranges[0, -1, 0] > 0  # the band does move
+        enc_band, dec_band = prune(enc, dec, ranges)
+        logits = torch.tanh(enc_band + dec_band) @ weight.T  # (B, T, S, V)
+        pruned = pruned_rnnt_loss(logits, targets, ranges, logit_lengths, target_lengths)
+        return torch.stack([simple, pruned])
+
+    assert torch.autograd.gradcheck(losses_of, (enc, dec))
+
+
+def test_pruning_bad_inputs_raise() -> None:
+    _, targets, logit_lengths, target_lengths = _random_batch(0, 2, 4, 3, 5)
+    am, lm = _am_lm(0, 2, 4, 3, 5)
+    with pytest.raises(DataError, match="prune_range=1 leaves no room"):
+        simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=1)
+    with pytest.raises(DataError, match="item 0: 3 labels in 1 frames do not fit a band of 2 rows"):
+        simple_loss_and_ranges(am, lm, targets, torch.tensor([1, 4]), target_lengths, prune_range=2)
+    with pytest.raises(ShapeError, match="lm: expected shape"):
+        simple_loss_and_ranges(am, lm[..., :4], targets, logit_lengths, target_lengths, prune_range=2)
+    _, ranges = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=2)
+    with pytest.raises(ShapeError, match="ranges hold rows 0..4"):
+        prune(torch.zeros(2, 4, 3), torch.zeros(2, 4, 3), ranges + torch.tensor([0, 1]))
+    band = torch.zeros(2, 4, 2, 5)
+
+    def band_of(starts: list[int]) -> torch.Tensor:
+        return torch.tensor(starts)[None, :, None].expand(2, 4, 1) + torch.arange(2)
+
+    bad_ranges = {
+        "rows are not consecutive": ranges.flip(-1),
+        "rows leave [0, U=3]": band_of([0, 1, 2, 3]),
+        "does not start at row 0": band_of([1, 1, 2, 2]),
+        "rises by less than 0 or more than 1": band_of([0, 2, 2, 2]),
+        "misses row U_b": band_of([0, 0, 0, 0]),
+    }
+    for problem, wrong in bad_ranges.items():
+        with pytest.raises(ShapeError, match=re.escape(problem)):
+            pruned_rnnt_loss(band, targets, wrong, logit_lengths, target_lengths)
+
+
+def test_simple_loss_stays_finite_when_am_and_lm_disagree_strongly() -> None:
+    # am and lm peak on different tokens by 100 nats: every product in the normaliser's
+    # matmul underflows float32, and the floor must keep the loss and gradients finite.
+    _, targets, logit_lengths, target_lengths = _random_batch(0, 2, 4, 3, 5)
+    am = torch.zeros(2, 4, 5)
+    lm = torch.zeros(2, 4, 5)
+    am[..., 1], lm[..., 2] = 100.0, 100.0
+    am.requires_grad_(True)
+    simple, ranges = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=2)
+    (grad,) = torch.autograd.grad(simple, am)
+    assert torch.isfinite(simple) and torch.isfinite(grad).all()
+    assert ranges.shape == (2, 4, 2)
