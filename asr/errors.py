@@ -31,3 +31,7 @@ class ShapeError(AsrError, ValueError):
 
 class DeviceError(AsrError):
     """An audio device that is missing, unknown or gone."""
+
+
+class ConfigError(AsrError, ValueError):
+    """A model, training or decoding option with an invalid value."""

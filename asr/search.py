@@ -25,7 +25,7 @@ import numpy as np
 
 from asr.audio import FRAME_SHIFT_MS
 from asr.checks import check_shape
-from asr.errors import AsrError, ShapeError
+from asr.errors import AsrError, ConfigError, ShapeError
 
 # Recurrent predictor state: a tuple of arrays, each with the hypothesis axis H at
 # position 1, e.g. LSTM (num_layers, H, hidden). Empty for a stateless predictor.
@@ -78,16 +78,16 @@ class SearchOptions:
 
     def __post_init__(self) -> None:
         if self.method not in ("greedy", "beam"):
-            raise AsrError(f"unknown search method {self.method!r}; use 'greedy' or 'beam'")
+            raise ConfigError(f"unknown search method {self.method!r}; use 'greedy' or 'beam'")
         if self.beam < 1:
-            raise AsrError(f"beam size {self.beam} is not positive; use 1 or more (4 is usual)")
+            raise ConfigError(f"beam size {self.beam} is not positive; use 1 or more (4 is usual)")
         if self.max_symbols_per_frame < 1:
-            raise AsrError(
+            raise ConfigError(
                 f"max_symbols_per_frame is {self.max_symbols_per_frame}; use 1 or more "
                 "(0 would never emit a token)"
             )
         if self.method == "beam" and self.max_symbols_per_frame != 1:
-            raise AsrError(
+            raise ConfigError(
                 "modified beam search emits at most one symbol per frame; leave "
                 "max_symbols_per_frame at 1 or use method='greedy'"
             )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
 from asr.audio import NUM_MEL_BINS
-from asr.errors import AsrError, ModelFilesError
+from asr.errors import ConfigError, ModelFilesError
 
 RNN_KINDS = ("lstm", "gru", "rnn")  # recurrent encoders: one module, three cells
 ENCODER_KINDS = RNN_KINDS + ("conformer",)
@@ -22,7 +22,7 @@ PREDICTOR_KINDS = ("stateless", "lstm")
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
-        raise AsrError(f"invalid model config: {message}")
+        raise ConfigError(f"invalid model config: {message}")
 
 
 @dataclass(frozen=True)
