@@ -1,0 +1,397 @@
+"""Decode a corpus with a torch checkpoint and score it: the library behind `asr eval` and dev WER.
+
+    evaluate(model, tokenizer, utterances, features_fn, options) -> EvalResult
+    make_dev_wer_fn(tokenizer, utterances, features_fn) -> (model -> WER %)   for the training loop
+    asr eval --exp-dir EXP --data DIR --subsets a,b [--decoding greedy|beam|ctc] [--streaming] ...
+
+Decoding goes through `asr.search` (the runtime's search code) over
+`asr.torch_backend`; utterances are encoded in duration-sorted batches, whole
+(fast: what training optimises) or window by window with the encoder's `stream`
+(what a device runs). `asr eval` writes one file per subset and decoding method
+with every reference, hypothesis and their word alignment.
+
+Shapes: N utterances, T feature frames, F fbank bins, T' encoder frames, V vocab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asr.audio import load
+from asr.checkpoints import BEST_NAME, CheckpointManager, load_checkpoint
+from asr.errors import AsrError, DataError, ModelFilesError
+from asr.features import fbank
+from asr.librispeech import load_subsets, subset_dir
+from asr.manifest import Utterance
+from asr.metrics import ErrorCounts, alignment, format_report, word_errors
+from asr.search import SearchOptions, create_searcher, ctc_greedy
+from asr.tokens import Tokenizer, load_tokenizer
+from asr.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
+from models.config import TransducerConfig
+from models.transducer import Transducer
+
+DECODINGS = ("greedy", "beam", "ctc")
+CHECKPOINT_CHOICES = ("best", "latest", "avg")  # or a path
+AVERAGED_NAME = "averaged.pt"  # what `asr average` writes into the experiment dir by default
+EVAL_DIR = "eval"  # per-utterance result files, inside the experiment dir
+
+FeaturesFn = Callable[[Utterance], np.ndarray]  # utterance -> (T, F) float32 fbank
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to decode for evaluation."""
+
+    decoding: str = "greedy"  # "greedy" or "beam" (modified beam) transducer search, or "ctc" greedy on the CTC head
+    beam: int = 4  # beam search: hypotheses kept per utterance
+    streaming: bool = False  # encode window by window with model.stream (a device's view) instead of whole utterances
+    chunk_frames: int | None = None  # streaming: encoder frames per window; None: the model's chunk_frames
+    max_batch_seconds: float = 200.0  # padded audio per encoder batch: bounds memory, not results
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise AsrError(f"unknown decoding {self.decoding!r}; use one of {', '.join(DECODINGS)}")
+        if self.beam < 1:
+            raise AsrError(f"beam size {self.beam} is not positive; use 1 or more (4 is usual)")
+        if self.chunk_frames is not None and self.chunk_frames < 1:
+            raise AsrError(f"chunk_frames must be >= 1, got {self.chunk_frames}; leave it out for the model's own")
+        if not self.max_batch_seconds > 0:
+            raise AsrError(f"max_batch_seconds must be positive, got {self.max_batch_seconds}")
+
+    @property
+    def tag(self) -> str:
+        """Short name for file names, e.g. 'greedy', 'beam4', 'ctc-streaming-chunk8'."""
+        name = f"beam{self.beam}" if self.decoding == "beam" else self.decoding
+        if self.streaming:
+            name += "-streaming" + (f"-chunk{self.chunk_frames}" if self.chunk_frames else "")
+        return name
+
+    def search_options(self) -> SearchOptions:
+        """The transducer search these options ask for (not used for CTC)."""
+        return SearchOptions(method="beam" if self.decoding == "beam" else "greedy", beam=self.beam)
+
+
+@dataclass(frozen=True)
+class UtteranceResult:
+    """One decoded utterance."""
+
+    id: str  # utterance id
+    reference: str  # transcript (normalised)
+    hypothesis: str  # decoded text
+    counts: ErrorCounts  # word errors of hypothesis against reference
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Scores of one decoded set."""
+
+    options: EvalOptions  # how it was decoded
+    utterances: tuple[UtteranceResult, ...]  # in the order they were given
+    counts: ErrorCounts  # summed over utterances
+    audio_seconds: float  # audio decoded, from the utterances' durations
+    decode_seconds: float  # wall time of encoding and search (feature computation excluded)
+
+    @property
+    def wer_percent(self) -> float:
+        return 100.0 * self.counts.wer
+
+    @property
+    def real_time_factor(self) -> float:
+        """decode_seconds per second of audio: < 1 is faster than real time."""
+        return self.decode_seconds / self.audio_seconds if self.audio_seconds > 0 else 0.0
+
+
+# --- decoding ---
+
+
+def decode_features(model: Transducer, features: Sequence[np.ndarray], options: EvalOptions) -> list[tuple[int, ...]]:
+    """Token ids of N utterances' features (T_i, F), decoded as `options` say; model in eval mode."""
+    head = "ctc" if options.decoding == "ctc" else "joiner"
+    if options.streaming:
+        chunks = list(stream_batch(model, features, options.chunk_frames, head))  # per window (N, n, K), (N,)
+    else:
+        chunks = [encode_batch(model, features, head)]  # one (N, T', K), (N,)
+    if not chunks:  # every utterance is shorter than one encoder frame
+        return [() for _ in features]
+    if options.decoding == "ctc":
+        # A stream's valid frames lead each window and stop at its end, so concatenating keeps them contiguous.
+        log_probs = np.concatenate([out for out, _ in chunks], axis=1)  # (N, T', V)
+        lengths = np.sum([valid for _, valid in chunks], axis=0)
+        return [h.tokens for h in ctc_greedy(log_probs, lengths, model.config.blank_id)]
+    searcher = create_searcher(TorchBackend(model), options.search_options())
+    states = [searcher.init_state() for _ in features]
+    for out, valid in chunks:
+        searcher.advance(out, states, valid)
+    return [state.best().tokens for state in states]
+
+
+def duration_batches(durations: Sequence[float], max_batch_seconds: float) -> list[list[int]]:
+    """Indices grouped longest first so each batch's padded audio stays within max_batch_seconds (>= 1 each)."""
+    order = sorted(range(len(durations)), key=lambda i: -durations[i])
+    batches: list[list[int]] = []
+    for index in order:
+        # Sorted longest first, so the batch's first item sets its padded length.
+        if batches and (len(batches[-1]) + 1) * durations[batches[-1][0]] <= max_batch_seconds:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def evaluate(
+    model: Transducer,
+    tokenizer: Tokenizer,
+    utterances: Sequence[Utterance],
+    features_fn: FeaturesFn,
+    options: EvalOptions = EvalOptions(),
+    progress: bool = False,
+) -> EvalResult:
+    """Decode `utterances` and score them against their transcripts.
+
+    The model runs in eval mode (its train/eval mode is restored afterwards) on
+    its own device; `features_fn` gives each utterance's (T, F) fbank.
+    """
+    check_compatible(model, tokenizer, options)
+    hypotheses: dict[int, str] = {}
+    decode_seconds = 0.0
+    batches = duration_batches([u.duration for u in utterances], options.max_batch_seconds)
+    with eval_mode(model):
+        for batch in tqdm(batches, desc="decoding", unit="batch", disable=not progress, file=sys.stderr):
+            features = [features_fn(utterances[i]) for i in batch]
+            start = time.perf_counter()
+            token_ids = decode_features(model, features, options)
+            decode_seconds += time.perf_counter() - start
+            hypotheses.update((i, tokenizer.decode(ids)) for i, ids in zip(batch, token_ids))
+    results = tuple(
+        UtteranceResult(u.id, u.text, hypotheses[i], word_errors(u.text, hypotheses[i]))
+        for i, u in enumerate(utterances)
+    )
+    return EvalResult(
+        options=options,
+        utterances=results,
+        counts=sum((r.counts for r in results), ErrorCounts()),
+        audio_seconds=float(sum(u.duration for u in utterances)),
+        decode_seconds=decode_seconds,
+    )
+
+
+def check_compatible(model: Transducer, tokenizer: Tokenizer, options: EvalOptions) -> None:
+    """Raise before decoding anything when the model, tokenizer and options cannot work together."""
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ModelFilesError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the model outputs {model.config.vocab_size}; "
+            "use the tokenizer saved in the model's checkpoint"
+        )
+    if options.decoding == "ctc" and model.config.ctc_weight == 0:
+        raise AsrError("this model was trained without the CTC loss (ctc_weight 0), so its CTC head is untrained; "
+                       "use --decoding greedy or beam")
+
+
+def make_dev_wer_fn(
+    tokenizer: Tokenizer,
+    utterances: Iterable[Utterance],
+    features_fn: FeaturesFn,
+    options: EvalOptions = EvalOptions(),
+) -> Callable[[Transducer], float]:
+    """For the training loop: a function model -> WER in percent on `utterances`.
+
+    Pass it the bare Transducer (not a DDP wrapper), e.g. the EMA weights; its
+    train/eval mode is restored after each call.
+    """
+    fixed = tuple(utterances)
+
+    def dev_wer(model: Transducer) -> float:
+        return evaluate(model, tokenizer, fixed, features_fn, options).wer_percent
+
+    return dev_wer
+
+
+def audio_features(utterance: Utterance) -> np.ndarray:
+    """Fbank of an utterance's audio file: (T, F) float32, as the runtime computes it."""
+    return fbank(load(utterance.audio_path))
+
+
+# --- the per-utterance file ---
+
+
+def marked_alignment(reference: str, hypothesis: str) -> str:
+    """The word alignment with errors marked: (REF->HYP) substitution, (REF->*) deletion, (*->HYP) insertion."""
+    words = []
+    for ref, hyp in alignment(reference, hypothesis):
+        words.append(ref if ref == hyp else f"({ref or '*'}->{hyp or '*'})")
+    return " ".join(words)
+
+
+def write_details(path: Path, result: EvalResult, header: Sequence[str]) -> Path:
+    """Write every utterance's reference, hypothesis and marked alignment, by id, under `header` lines."""
+    lines = [f"# {line}" for line in header]
+    lines.append(f"# {format_report(result.counts)}")
+    lines.append("# alignment marks: (REF->HYP) substitution, (REF->*) deletion, (*->HYP) insertion")
+    for r in sorted(result.utterances, key=lambda r: r.id):
+        lines += ["", f"{r.id}: {format_report(r.counts)}", f"ref: {r.reference}", f"hyp: {r.hypothesis}",
+                  f"ali: {marked_alignment(r.reference, r.hypothesis)}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- loading a trained model ---
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A checkpoint ready for decoding."""
+
+    model: Transducer  # in eval mode, on the requested device
+    tokenizer: Tokenizer  # the tokenizer it was trained with
+    path: Path  # the checkpoint file read
+    weights: str  # which state dict: "model_avg" (the EMA weights) or "model"
+    step: int | None  # training steps behind it, when recorded
+
+
+def find_checkpoint(exp_dir: Path, which: str | None) -> tuple[Path, dict]:
+    """(path, loaded state) of the checkpoint `which` names in exp_dir.
+
+    which: "best" (best.pt), "latest" (newest checkpoint-<step>.pt that reads back),
+    "avg" (averaged.pt), a file path, or None: best when there is one, else latest.
+    """
+    exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        raise ModelFilesError(f"{exp_dir}: experiment dir not found; pass the --exp-dir of an `asr train` run")
+    if which in (None, "best") and (exp_dir / BEST_NAME).is_file():
+        return exp_dir / BEST_NAME, load_checkpoint(exp_dir / BEST_NAME)
+    if which == "best":
+        raise ModelFilesError(f"{exp_dir}: no {BEST_NAME} (it is written once a dev WER is measured); "
+                              "use --checkpoint latest")
+    if which in (None, "latest"):
+        found = CheckpointManager(exp_dir, keep_last=1).latest()
+        if found is None:
+            raise ModelFilesError(f"{exp_dir}: no checkpoints (checkpoint-<step>.pt) that read back; train first with "
+                                  f"`asr train --exp-dir {exp_dir}`, or pass --checkpoint PATH")
+        return found
+    if which == "avg":
+        if not (exp_dir / AVERAGED_NAME).is_file():
+            raise ModelFilesError(f"{exp_dir}: no {AVERAGED_NAME}; make it with `asr average --exp-dir {exp_dir}`")
+        return exp_dir / AVERAGED_NAME, load_checkpoint(exp_dir / AVERAGED_NAME)
+    return Path(which), load_checkpoint(which)
+
+
+def load_for_inference(exp_dir: Path, which: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Rebuild the model and tokenizer of a checkpoint (see `find_checkpoint`), EMA weights preferred."""
+    path, state = find_checkpoint(exp_dir, which)
+    try:
+        config = TransducerConfig.from_dict(json.loads(state["model_config"]))
+    except (TypeError, ValueError) as error:
+        raise ModelFilesError(f"{path}: unreadable model config ({error}); the checkpoint is damaged") from None
+    weights = "model_avg" if "model_avg" in state else "model"
+    model = Transducer(config)
+    try:
+        model.load_state_dict(state[weights])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ModelFilesError(
+            f"{path}: weights do not fit the model config ({first}); the checkpoint is damaged"
+        ) from None
+    step = state.get("progress", {}).get("step")
+    return LoadedModel(model.to(device).eval(), load_tokenizer(state["tokenizer"]), path, weights, step)
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; AsrError for cuda without a GPU."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AsrError("--device cuda: no CUDA GPU is available to torch; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise AsrError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return name
+
+
+# --- `asr eval` ---
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `asr eval` flags."""
+    parser.add_argument("--exp-dir", type=Path, required=True, help="experiment dir written by `asr train`")
+    parser.add_argument("--data", type=Path, required=True, help="corpus root holding LibriSpeech/<subset>/")
+    parser.add_argument("--subsets", required=True, help="comma-separated subsets, e.g. synth-test,synth-test-voice")
+    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
+                        help="greedy or (modified) beam transducer search, or greedy CTC (default: greedy)")
+    parser.add_argument("--beam", type=int, default=4, help="beam size for --decoding beam (default: 4)")
+    parser.add_argument("--streaming", action="store_true",
+                        help="encode window by window as a device does (default: whole utterances, faster)")
+    parser.add_argument("--chunk-frames", type=int, default=None,
+                        help="--streaming window in encoder frames (default: the model's chunk size)")
+    parser.add_argument("--checkpoint", default=None, metavar="best|latest|avg|PATH",
+                        help="which checkpoint (default: best.pt when there is one, else the latest)")
+    parser.add_argument("--max-utterances", type=int, default=None,
+                        help="deterministic subset of at most N utterances per subset")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    """`asr eval`: decode each subset, print WER per subset, write EXP/eval/<subset>-<tag>.txt."""
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    if not subsets:
+        raise DataError("--subsets is empty; name at least one, e.g. --subsets synth-test")
+    for subset in subsets:  # fail before loading the model or decoding anything
+        subset_dir(args.data, subset)
+    options = EvalOptions(decoding=args.decoding, beam=args.beam, streaming=args.streaming,
+                          chunk_frames=args.chunk_frames)
+    loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
+    described = f"checkpoint {loaded.path} ({loaded.weights} weights, step {loaded.step})"
+    reports = []
+    for subset in subsets:
+        utterances = load_subsets(args.data, [subset], max_utterances=args.max_utterances)
+        if not utterances:
+            raise DataError(f"subset {subset} has no utterances; check {subset_dir(args.data, subset)}")
+        result = evaluate(loaded.model, loaded.tokenizer, utterances, audio_features, options,
+                          progress=sys.stderr.isatty())
+        details = write_details(Path(args.exp_dir) / EVAL_DIR / f"{subset}-{options.tag}.txt", result,
+                                [f"asr eval: {subset}, {options.tag}", described])
+        reports.append((subset, result, details))
+    if args.format == "json":
+        print(json.dumps(_json_report(loaded, options, reports), indent=1))
+    else:
+        print(described)
+        for subset, result, details in reports:
+            print(f"{subset} {options.tag}: {format_report(result.counts)}  {len(result.utterances)} utterances, "
+                  f"RTF {result.real_time_factor:.3f}, details in {details}")
+    return 0
+
+
+def _json_report(loaded: LoadedModel, options: EvalOptions, reports: list[tuple[str, EvalResult, Path]]) -> dict:
+    def number(value: float) -> float | None:
+        return value if math.isfinite(value) else None  # JSON has no infinity (WER on empty references)
+
+    return {
+        "checkpoint": str(loaded.path),
+        "weights": loaded.weights,
+        "step": loaded.step,
+        "options": dataclasses.asdict(options),
+        "subsets": {
+            subset: {
+                "wer": number(result.wer_percent),
+                **dataclasses.asdict(result.counts),
+                "utterances": len(result.utterances),
+                "audio_seconds": result.audio_seconds,
+                "decode_seconds": result.decode_seconds,
+                "real_time_factor": result.real_time_factor,
+                "details": str(details),
+            }
+            for subset, result, details in reports
+        },
+    }
