@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from asr.audio import load
 from asr.checkpoints import BEST_NAME, CheckpointManager, load_checkpoint
-from asr.errors import AsrError, DataError, ModelFilesError
+from asr.errors import AsrError, ConfigError, DataError, ModelFilesError
 from asr.features import fbank
 from asr.librispeech import load_subsets, subset_dir
 from asr.manifest import Utterance
@@ -62,13 +62,13 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
-            raise AsrError(f"unknown decoding {self.decoding!r}; use one of {', '.join(DECODINGS)}")
+            raise ConfigError(f"unknown decoding {self.decoding!r}; use one of {', '.join(DECODINGS)}")
         if self.beam < 1:
-            raise AsrError(f"beam size {self.beam} is not positive; use 1 or more (4 is usual)")
+            raise ConfigError(f"beam size {self.beam} is not positive; use 1 or more (4 is usual)")
         if self.chunk_frames is not None and self.chunk_frames < 1:
-            raise AsrError(f"chunk_frames must be >= 1, got {self.chunk_frames}; leave it out for the model's own")
+            raise ConfigError(f"chunk_frames must be >= 1, got {self.chunk_frames}; leave it out for the model's own")
         if not self.max_batch_seconds > 0:
-            raise AsrError(f"max_batch_seconds must be positive, got {self.max_batch_seconds}")
+            raise ConfigError(f"max_batch_seconds must be positive, got {self.max_batch_seconds}")
 
     @property
     def tag(self) -> str:
@@ -195,7 +195,7 @@ def check_compatible(model: Transducer, tokenizer: Tokenizer, options: EvalOptio
             "use the tokenizer saved in the model's checkpoint"
         )
     if options.decoding == "ctc" and model.config.ctc_weight == 0:
-        raise AsrError("this model was trained without the CTC loss (ctc_weight 0), so its CTC head is untrained; "
+        raise ConfigError("this model was trained without the CTC loss (ctc_weight 0), so its CTC head is untrained; "
                        "use --decoding greedy or beam")
 
 
@@ -315,7 +315,7 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise AsrError("--device cuda: no CUDA GPU is available to torch; use --device cpu")
     if name not in ("cpu", "cuda"):
-        raise AsrError(f"unknown device {name!r}; use auto, cpu or cuda")
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
     return name
 
 

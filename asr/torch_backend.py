@@ -28,7 +28,7 @@ from torch import Tensor
 
 from asr.audio import FRAME_LENGTH
 from asr.checks import check_shape
-from asr.errors import AsrError, ShapeError
+from asr.errors import AsrError, ConfigError, ShapeError
 from asr.features import fbank
 from asr.search import HYP_AXIS, PredictorState
 from models.transducer import Transducer
@@ -141,7 +141,7 @@ def _apply_head(model: Transducer, enc: Tensor, head: EncoderHead) -> Tensor:
         return model.joiner.project_encoder(enc)
     if head == "ctc":
         return model.ctc_log_probs(enc)
-    raise AsrError(f"unknown encoder head {head!r}; use 'joiner' (transducer search) or 'ctc'")
+    raise ConfigError(f"unknown encoder head {head!r}; use 'joiner' (transducer search) or 'ctc'")
 
 
 def _pad_batch(features: Sequence[np.ndarray], num_frames: int, feature_dim: int, device: torch.device) -> Tensor:
@@ -205,7 +205,7 @@ def stream_batch(
     encoder = model.encoder
     n = encoder.chunk_frames if chunk_frames is None else chunk_frames
     if n < 1:
-        raise AsrError(f"chunk_frames must be >= 1, got {n}; use the model's chunk_frames ({encoder.chunk_frames})")
+        raise ConfigError(f"chunk_frames must be >= 1, got {n}; use the model's chunk_frames ({encoder.chunk_frames})")
     lengths = output_lengths(model, [len(f) for f in features])  # (N,) T'_i
     num_windows = -(-int(lengths.max(initial=0)) // n)  # ceil: the window that holds frame T'_max - 1
     step = encoder.subsampling_factor * n  # feature frames between window starts

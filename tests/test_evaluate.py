@@ -16,7 +16,7 @@ import torch
 
 from asr.audio import SAMPLE_RATE
 from asr.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
-from asr.errors import AsrError, DataError, ModelFilesError
+from asr.errors import ConfigError, DataError, ModelFilesError
 from asr.evaluate import (
     EvalOptions,
     add_eval_arguments,
@@ -243,16 +243,16 @@ def test_evaluate_rejects_mismatched_model_tokenizer_and_options(tokenizer: Char
     with pytest.raises(ModelFilesError, match="tokenizer has"):
         evaluate(make_model(vocab_size=tokenizer.vocab_size + 1), tokenizer, [], audio_features)
     model = Transducer(dataclasses.replace(make_model().config, vocab_size=tokenizer.vocab_size, ctc_weight=0.0))
-    with pytest.raises(AsrError, match="without the CTC loss"):
+    with pytest.raises(ConfigError, match="without the CTC loss"):
         evaluate(model, tokenizer, [], audio_features, EvalOptions(decoding="ctc"))
 
 
 def test_eval_options_check_values_and_name_files() -> None:
-    with pytest.raises(AsrError, match="unknown decoding"):
+    with pytest.raises(ConfigError, match="unknown decoding"):
         EvalOptions(decoding="viterbi")
-    with pytest.raises(AsrError, match="beam size"):
+    with pytest.raises(ConfigError, match="beam size"):
         EvalOptions(beam=0)
-    with pytest.raises(AsrError, match="chunk_frames"):
+    with pytest.raises(ConfigError, match="chunk_frames"):
         EvalOptions(chunk_frames=0)
     assert EvalOptions().tag == "greedy"
     assert EvalOptions(decoding="beam", beam=8, streaming=True, chunk_frames=2).tag == "beam8-streaming-chunk2"
