@@ -37,7 +37,9 @@ REDUCTIONS = ("mean", "sum", "none")
 # elements at a time bounds that temporary instead of doubling peak memory.
 _CHUNK_ELEMENTS = 1 << 22
 
-_FLOAT_DTYPES = ("float32", "float64")
+# Half-precision logits (a mixed-precision joiner) are accepted; every reduction over them
+# runs in float32, and the lattice in float64.
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _INT_DTYPES = ("int64", "int32")
 
 
@@ -51,13 +53,14 @@ def rnnt_loss(
 ) -> Tensor:
     """Negative log-likelihood of `targets` under the RNN-T lattice of `logits`.
 
-    logits: (B, T, U+1, V) raw joiner outputs (not log-softmaxed), float32 or float64.
+    logits: (B, T, U+1, V) raw joiner outputs (not log-softmaxed); float16 / bfloat16 /
+    float32 / float64 (half is summed in float32 and gives a float32 loss).
     targets: (B, U) int64 label ids, padded; only the first target_lengths[b] are read.
     logit_lengths: (B,) valid frames per item, 1 <= T_b <= T.
     target_lengths: (B,) valid labels per item, 0 <= U_b <= U.
     blank: the blank id, in [0, V).
     reduction: "mean" (over the batch) | "sum" | "none" (a (B,) tensor).
-    Returns a scalar (or (B,)) in the dtype of `logits`.
+    Returns a scalar (or (B,)) in the dtype of `logits`, at least float32.
     """
     return _full_lattice_loss(logits, targets, logit_lengths, target_lengths, blank, reduction, fused=True)
 
@@ -80,13 +83,13 @@ def ctc_loss(
     """
     check_reduction(reduction)
     check_shape("log_probs", log_probs, ("B", "T", "V"))
-    check_dtype("log_probs", log_probs, _FLOAT_DTYPES)
+    check_dtype("log_probs", log_probs, FLOAT_DTYPES)
     batch, frames, vocab = log_probs.shape
     check_shape("targets", targets, (batch, "U"))
     check_targets(targets, input_lengths, target_lengths, frames, vocab, blank, min_frames=0)
     check_ctc_feasible(targets, input_lengths, target_lengths)
     per_item = F.ctc_loss(
-        log_probs.transpose(0, 1),  # (T, B, V) as torch wants
+        log_probs.to(working_dtype(log_probs)).transpose(0, 1),  # (T, B, V) as torch wants
         sanitized_targets(targets, target_lengths, blank),
         input_lengths.long(),
         target_lengths.long(),
@@ -122,7 +125,7 @@ def _full_lattice_loss(
     """rnnt_loss (fused=True) or naive_rnnt_loss (fused=False); shapes as in rnnt_loss."""
     check_reduction(reduction)
     check_shape("logits", logits, ("B", "T", "U+1", "V"))
-    check_dtype("logits", logits, _FLOAT_DTYPES)
+    check_dtype("logits", logits, FLOAT_DTYPES)
     batch, frames, rows, vocab = logits.shape
     check_shape("targets", targets, (batch, rows - 1))
     check_targets(targets, logit_lengths, target_lengths, frames, vocab, blank)
@@ -142,7 +145,7 @@ def edge_log_probs(logits: Tensor, label_ids: Tensor, blank: int) -> tuple[Tenso
     building log_softmax.
 
     logits: (B, T, S, V) float; label_ids: (B, T, S) int64 in [0, V) (may be an expand()ed view).
-    Returns (blank_lp, label_lp), each (B, T, S) in the dtype of `logits`.
+    Returns (blank_lp, label_lp), each (B, T, S) in working_dtype(logits).
     """
     return _EdgeLogProbs.apply(logits, label_ids, blank)
 
@@ -158,12 +161,13 @@ class _EdgeLogProbs(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: FunctionCtx, logits: Tensor, label_ids: Tensor, blank: int
     ) -> tuple[Tensor, Tensor]:
-        lse = torch.empty(logits.shape[:-1], dtype=logits.dtype, device=logits.device)
+        work = working_dtype(logits)
+        lse = torch.empty(logits.shape[:-1], dtype=work, device=logits.device)
         step = _frames_per_chunk(logits)
         for part, out in zip(logits.split(step, 1), lse.split(step, 1)):
-            torch.logsumexp(part, dim=-1, out=out)
-        blank_lp = logits[..., blank] - lse
-        label_lp = logits.gather(-1, label_ids.unsqueeze(-1)).squeeze(-1) - lse
+            torch.logsumexp(part.to(work), dim=-1, out=out)
+        blank_lp = logits[..., blank].to(work) - lse
+        label_lp = logits.gather(-1, label_ids.unsqueeze(-1)).squeeze(-1).to(work) - lse
         ctx.save_for_backward(logits, label_ids, lse)
         ctx.blank = blank  # type: ignore[attr-defined]
         return blank_lp, label_lp
@@ -180,10 +184,15 @@ class _EdgeLogProbs(torch.autograd.Function):
         for part, out, part_lse, part_occ in zip(
             logits.split(step, 1), grad.split(step, 1), lse.split(step, 1), occupancy.split(step, 1)
         ):
-            torch.sub(part, part_lse.unsqueeze(-1), out=out)
-            out.exp_().mul_(-part_occ.unsqueeze(-1))  # -(g_b + g_l) * softmax
-        grad[..., ctx.blank] += grad_blank  # type: ignore[attr-defined]
-        grad.scatter_add_(-1, label_ids.unsqueeze(-1), grad_label.unsqueeze(-1))
+            # In place in the gradient buffer, unless half logits need a float32 chunk first.
+            same = out.dtype == lse.dtype
+            softmax = out if same else torch.empty(part.shape, dtype=lse.dtype, device=part.device)
+            torch.sub(part, part_lse.unsqueeze(-1), out=softmax)
+            softmax.exp_().mul_(-part_occ.unsqueeze(-1))  # -(g_b + g_l) * softmax
+            if not same:
+                out.copy_(softmax)
+        grad[..., ctx.blank] += grad_blank.to(grad.dtype)  # type: ignore[attr-defined]
+        grad.scatter_add_(-1, label_ids.unsqueeze(-1), grad_label.to(grad.dtype).unsqueeze(-1))
         return grad, None, None
 
 
@@ -341,6 +350,11 @@ def _backward_variables(
         if t > 0:
             after = beta if shifts is None else _shift_band(beta, -shifts[:, t - 1])
     return torch.stack(betas[::-1], dim=1), torch.stack(onwards[::-1], dim=1)
+
+
+def working_dtype(x: Tensor) -> torch.dtype:
+    """float32 for half-precision `x`, else its own dtype: the dtype to sum it in."""
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 def reduce_loss(per_item: Tensor, reduction: str) -> Tensor:

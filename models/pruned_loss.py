@@ -31,12 +31,14 @@ import torch.nn.functional as F
 from asr.checks import check_dtype, check_shape
 from asr.errors import DataError, ShapeError
 from models.losses import (
+    FLOAT_DTYPES,
     check_reduction,
     check_targets,
     edge_log_probs,
     lattice_log_likelihood,
     lattice_loss,
     row_label_ids,
+    working_dtype,
 )
 
 
@@ -68,16 +70,21 @@ def simple_loss_and_ranges(
     """
     check_reduction(reduction)
     check_shape("am", am, ("B", "T", "V"))
-    check_dtype("am", am, ("float32", "float64"))
+    check_dtype("am", am, FLOAT_DTYPES)
     batch, frames, vocab = am.shape
     check_shape("lm", lm, (batch, "U+1", vocab))
+    check_dtype("lm", lm, FLOAT_DTYPES)
     check_shape("targets", targets, (batch, lm.shape[1] - 1))
     check_targets(targets, logit_lengths, target_lengths, frames, vocab, blank)
     if prune_range < 2:
         raise DataError(
             f"prune_range={prune_range} leaves no room to emit a label; use 2 or more (k2 recipes use 5)"
         )
-    blank_lp, label_lp = _trivial_edge_log_probs(am, lm, targets, target_lengths, blank)
+    work = working_dtype(am)
+    # float32 at least, and autocast off: a half-precision matmul of exponentials would
+    # lose the small probabilities this loss is about.
+    with torch.autocast(am.device.type, enabled=False):
+        blank_lp, label_lp = _trivial_edge_log_probs(am.to(work), lm.to(work), targets, target_lengths, blank)
     loss = lattice_loss(blank_lp, label_lp, None, logit_lengths, target_lengths, reduction)
     occupancy = _node_occupancy(blank_lp, label_lp, logit_lengths, target_lengths)
     width = min(prune_range, lm.shape[1])
@@ -126,7 +133,7 @@ def pruned_rnnt_loss(
     """
     check_reduction(reduction)
     check_shape("logits", logits, ("B", "T", "S", "V"))
-    check_dtype("logits", logits, ("float32", "float64"))
+    check_dtype("logits", logits, FLOAT_DTYPES)
     batch, frames, width, vocab = logits.shape
     check_shape("ranges", ranges, (batch, frames, width))
     check_dtype("ranges", ranges, ("int64",))

@@ -473,3 +473,27 @@ def test_simple_loss_stays_finite_when_am_and_lm_disagree_strongly() -> None:
     (grad,) = torch.autograd.grad(simple, am)
     assert torch.isfinite(simple) and torch.isfinite(grad).all()
     assert ranges.shape == (2, 4, 2)
+
+
+def test_half_precision_logits_are_summed_in_float32() -> None:
+    logits, targets, logit_lengths, target_lengths = _random_batch(9, 3, 8, 4, 16, dtype=torch.float32)
+    half = logits.bfloat16().requires_grad_(True)
+    upcast = half.detach().float().requires_grad_(True)
+    half_loss = rnnt_loss(half, targets, logit_lengths, target_lengths)
+    upcast_loss = rnnt_loss(upcast, targets, logit_lengths, target_lengths)
+    assert half_loss.dtype == torch.float32
+    torch.testing.assert_close(half_loss, upcast_loss, rtol=1e-6, atol=1e-6)
+    (half_grad,) = torch.autograd.grad(half_loss, half)
+    (upcast_grad,) = torch.autograd.grad(upcast_loss, upcast)
+    assert half_grad.dtype == torch.bfloat16
+    torch.testing.assert_close(half_grad.float(), upcast_grad, rtol=1e-2, atol=1e-3)
+
+
+def test_simple_loss_ignores_autocast() -> None:
+    _, targets, logit_lengths, target_lengths = _random_batch(10, 3, 6, 3, 8)
+    am, lm = (x.float() * 4 for x in _am_lm(10, 3, 6, 3, 8))
+    plain = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = simple_loss_and_ranges(am, lm, targets, logit_lengths, target_lengths, prune_range=3)
+    torch.testing.assert_close(mixed.loss, plain.loss, rtol=1e-6, atol=1e-6)
+    assert torch.equal(mixed.ranges, plain.ranges)

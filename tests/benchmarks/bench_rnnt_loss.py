@@ -151,6 +151,7 @@ def _step(method: Callable[[Inputs], Tensor], x: Inputs) -> float:
 def _worker(size_name: str, method_name: str, repeats: int, threads: int) -> None:
     """Measure one case; print one JSON line."""
     torch.set_num_threads(threads)
+    torch.manual_seed(0)  # the joiner's initial weights
     x = _make_inputs(SIZES[size_name], method_name)
     method = METHODS[method_name]
     before = _max_rss_mib()
