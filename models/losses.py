@@ -1,5 +1,6 @@
-"""Transducer (RNN-T) and CTC losses, written for memory: the joiner output is the only
-(B, T, U+1, V) tensor alive, and the lattice recursion runs on (B, T, U+1) tensors.
+"""Transducer (RNN-T) and CTC losses, written for memory: the joiner output and, in the
+backward pass, its gradient are the only (B, T, U+1, V) tensors (plus chunks of at most
+_CHUNK_ELEMENTS values); the lattice recursion runs on (B, T, U+1) tensors.
 
 Shapes: B batch, T frames, U tokens (U+1 lattice rows: 0..U tokens emitted), V vocab,
 S band width (the pruned loss in models.pruned_loss; S = U+1 for the full loss).
