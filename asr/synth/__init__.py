@@ -1,0 +1,9 @@
+"""Synthetic speech corpus in LibriSpeech layout: grammar sentences read by espeak-ng and flite voices.
+
+`generate_corpus` is the library entry point and `run_synth_command` the
+`asr synth` sub-command; see asr.synth.corpus for the layout and guarantees.
+"""
+
+from asr.synth.corpus import generate_corpus, run_synth_command
+
+__all__ = ["generate_corpus", "run_synth_command"]

@@ -1,0 +1,262 @@
+"""Write a synthetic speech corpus in LibriSpeech layout: `asr synth`.
+
+    <out>/LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac  (16 kHz mono)
+    <out>/LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt
+    <out>/LibriSpeech/<subset>/manifest.jsonl   (cached manifest, as asr.librispeech writes it)
+    <out>/corpus.json                           (seed, voices, hours, sentence source)
+
+Subsets: synth-train (80% of --hours), synth-dev (5%), synth-test (7.5%) with the
+training voices, and synth-test-voice (7.5%) with the held-out voices only (see
+asr.synth.voices). Each subset gets at least MIN_UTTERANCES utterances.
+
+Sentences come from asr.synth.sentences. A sentence's subset is fixed by the
+SHA-1 of its transcript (TEXT_BUCKETS), so no transcript of dev, test or
+test-voice ever occurs in train, and no subset repeats a transcript.
+
+Determinism: utterance i of a subset draws its sentence and speaking style from
+a numpy Generator seeded with (seed, subset, i); synthesis in worker processes
+is a pure function of that plan, and clips are accepted strictly in index order
+until a subset has its share of hours. The same seed therefore gives the same
+transcripts and byte-identical flac files for any number of workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from asr.audio import SAMPLE_RATE
+from asr.errors import DataError
+from asr.librispeech import CORPUS_DIR, load_subset, save_subset_cache
+from asr.manifest import Utterance
+from asr.parallel import WorkerPool
+from asr.synth.sentences import default_generator
+from asr.synth.voices import Style, Voice, draw_style, select_voices, speak, voice_table
+
+SUBSETS = ("synth-train", "synth-dev", "synth-test", "synth-test-voice")
+SHARES = {"synth-train": 0.80, "synth-dev": 0.05, "synth-test": 0.075, "synth-test-voice": 0.075}  # of --hours
+TEXT_BUCKETS = {  # SHA-1 of the transcript modulo 40 -> subset; disjoint, so test text never trains
+    "synth-train": range(0, 32), "synth-dev": range(32, 34), "synth-test": range(34, 37), "synth-test-voice": range(37, 40),
+}
+MIN_UTTERANCES = 4  # per subset, however small --hours is
+MIN_SECONDS, MAX_SECONDS = 1.0, 15.0  # clips outside are dropped (in index order, so deterministically)
+UTTERANCES_PER_CHAPTER = 100  # LibriSpeech-like chapter directories
+CORPUS_INFO = "corpus.json"
+_STAGING = ".synth-partial"  # work directory under --out; removed when the corpus is complete
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one worker needs to synthesize one clip: a pure function of (seed, subset, index)."""
+
+    index: int  # position in the subset's plan; clips are accepted in this order
+    voice: Voice  # who speaks
+    text: str  # what is read, with punctuation for prosody
+    transcript: str  # normalised text for trans.txt
+    style: Style  # rate, pitch and level of this utterance
+    path: str  # temporary flac path under the staging directory
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A synthesized, written clip."""
+
+    job: Job  # the plan it came from
+    duration: float  # seconds of audio written
+
+
+def generate_corpus(
+    out: Path, hours: float, seed: int = 0, voices: Sequence[str] | None = None, workers: int | None = None
+) -> dict[str, list[Utterance]]:
+    """Write the corpus under `out` (see the module docstring) and return each subset's utterances.
+
+    When `out` already holds a complete corpus made with the same hours, seed and
+    voices, it is reused; a different one is a DataError (delete it or pick
+    another `out`).
+    """
+    if not hours > 0:
+        raise DataError(f"--hours must be positive, got {hours}")
+    out = Path(out)
+    request = {"hours": hours, "seed": seed, "voices": list(voices) if voices is not None else None}
+    if _existing_corpus(out, request):
+        return {subset: load_subset(out, subset) for subset in SUBSETS}
+    split = _split_voices(select_voices(voices))
+    _check_no_partial_corpus(out)
+    staging = out / _STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
+    (staging / "clips").mkdir(parents=True)
+    clips: dict[str, list[Clip]] = {}
+    progress = tqdm(total=hours * 3600, unit="s", unit_scale=True, desc="synthesizing audio", disable=None)
+    with WorkerPool(workers) as pool, progress:
+        for subset in SUBSETS:
+            plan = _plan(subset, seed, split[subset], staging / "clips")
+            with closing(pool.map(synthesize, plan)) as synthesized:
+                clips[subset] = _take_until(synthesized, hours * 3600 * SHARES[subset], progress)
+    result = {subset: _place_subset(out, subset, clips[subset]) for subset in SUBSETS}
+    shutil.rmtree(staging)
+    _write_info(out, request, split, result)
+    return result
+
+
+def run_synth_command(args: argparse.Namespace) -> int:
+    """`asr synth`: write the corpus, or list the voices with --list-voices."""
+    if args.list_voices:
+        print(voice_table())
+        return 0
+    result = generate_corpus(args.out, args.hours, args.seed, args.voices, args.workers)
+    for subset, utterances in result.items():
+        hours = sum(u.duration for u in utterances) / 3600
+        speakers = len({u.speaker for u in utterances})
+        print(f"{subset}: {len(utterances)} utterances, {hours:.3f} hours, {speakers} voices")
+    print(f"corpus: {Path(args.out) / CORPUS_DIR} (read it with `asr manifest --data {args.out} --subsets ...`)")
+    return 0
+
+
+def text_subset(transcript: str) -> str:
+    """The only subset a transcript may appear in (its SHA-1 bucket)."""
+    bucket = int.from_bytes(hashlib.sha1(transcript.encode()).digest()[:8], "big") % 40
+    return next(subset for subset, buckets in TEXT_BUCKETS.items() if bucket in buckets)
+
+
+def _split_voices(voices: Sequence[Voice]) -> dict[str, list[Voice]]:
+    seen = [v for v in voices if not v.held_out]
+    held_out = [v for v in voices if v.held_out]
+    if not seen or not held_out:
+        missing = "training" if not seen else "held-out"
+        raise DataError(
+            f"--voices {' '.join(v.name for v in voices)}: no {missing} voice among them; the corpus needs "
+            "at least one training and one held-out voice (see `asr synth --list-voices`)"
+        )
+    return {"synth-train": seen, "synth-dev": seen, "synth-test": seen, "synth-test-voice": held_out}
+
+
+def _plan(subset: str, seed: int, voices: Sequence[Voice], clip_dir: Path) -> Iterator[Job]:
+    """The subset's utterances in order: new sentences from its text bucket, voices in turn."""
+    generator = default_generator()
+    code = SUBSETS.index(subset)
+    used: set[str] = set()
+    index = 0
+    while True:
+        rng = np.random.default_rng([seed, code, index])
+        sentence = generator.generate(rng)
+        while sentence.transcript in used or text_subset(sentence.transcript) != subset:
+            sentence = generator.generate(rng)
+        used.add(sentence.transcript)
+        yield Job(
+            index=index,
+            voice=voices[index % len(voices)],
+            text=sentence.text,
+            transcript=sentence.transcript,
+            style=draw_style(rng),
+            path=str(clip_dir / f"{subset}-{index:07d}.flac"),
+        )
+        index += 1
+
+
+def synthesize(job: Job) -> Clip:
+    """Speak one job and write its flac (runs in a worker process)."""
+    samples = speak(job.voice, job.text, job.style)
+    soundfile.write(job.path, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return Clip(job, len(samples) / SAMPLE_RATE)
+
+
+def _take_until(clips: Iterator[Clip], target_seconds: float, progress: tqdm) -> list[Clip]:
+    """Clips of 1-15 s in plan order until `target_seconds` and MIN_UTTERANCES are reached.
+
+    Clips synthesized ahead of the stopping point, and rejected ones, stay in
+    the staging directory and go when it is removed.
+    """
+    accepted: list[Clip] = []
+    total = 0.0
+    for clip in clips:
+        if MIN_SECONDS <= clip.duration <= MAX_SECONDS:
+            accepted.append(clip)
+            total += clip.duration
+            progress.update(clip.duration)
+        if total >= target_seconds and len(accepted) >= MIN_UTTERANCES:
+            break
+    return accepted
+
+
+def _place_subset(out: Path, subset: str, clips: Sequence[Clip]) -> list[Utterance]:
+    """Move clips to their LibriSpeech paths, write transcripts and the cached manifest."""
+    subset_root = out / CORPUS_DIR / subset
+    per_voice: dict[str, int] = {}
+    transcripts: dict[Path, list[str]] = {}
+    utterances = []
+    for clip in clips:
+        speaker = str(clip.job.voice.speaker_id)
+        count = per_voice.get(speaker, 0)
+        per_voice[speaker] = count + 1
+        chapter = str((SUBSETS.index(subset) + 1) * 1000 + count // UTTERANCES_PER_CHAPTER)
+        utterance_id = f"{speaker}-{chapter}-{count % UTTERANCES_PER_CHAPTER:04d}"
+        chapter_dir = subset_root / speaker / chapter
+        chapter_dir.mkdir(parents=True, exist_ok=True)
+        audio_path = chapter_dir / f"{utterance_id}.flac"
+        os.replace(clip.job.path, audio_path)
+        transcripts.setdefault(chapter_dir / f"{speaker}-{chapter}.trans.txt", []).append(
+            f"{utterance_id} {clip.job.transcript}"
+        )
+        utterances.append(Utterance(utterance_id, str(audio_path.resolve()), clip.duration, clip.job.transcript, speaker))
+    for path, lines in transcripts.items():
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    save_subset_cache(out, subset, utterances)
+    return sorted(utterances, key=lambda u: u.id)
+
+
+def _check_no_partial_corpus(out: Path) -> None:
+    """Refuse to mix a new corpus into synth-* subsets left without a corpus.json."""
+    leftovers = [out / CORPUS_DIR / subset for subset in SUBSETS if (out / CORPUS_DIR / subset).exists()]
+    if leftovers:
+        raise DataError(
+            f"{leftovers[0]} exists but {out / CORPUS_INFO} does not (an interrupted run?); "
+            f"delete {out / CORPUS_DIR}/synth-* and run again"
+        )
+
+
+def _existing_corpus(out: Path, request: dict) -> bool:
+    """True when `out` holds a finished corpus for this request; DataError when it holds another."""
+    info_path = out / CORPUS_INFO
+    if not info_path.is_file():
+        return False
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if info.get("request") != request:
+        raise DataError(
+            f"{out} already holds a synthetic corpus made with {info.get('request')}; "
+            "delete it or pick another --out"
+        )
+    print(f"{out}: corpus already generated with these settings, reusing it")
+    return True
+
+
+def _write_info(out: Path, request: dict, split: dict[str, list[Voice]], result: dict[str, list[Utterance]]) -> None:
+    info = {
+        "request": request,
+        "sample_rate": SAMPLE_RATE,
+        "sentence_source": "seeded English grammar over asr/data/lexicon.txt (asr.synth.sentences)",
+        "text_split": "sha1(transcript) mod 40: " + ", ".join(
+            f"{subset} {r.start}-{r.stop - 1}" for subset, r in TEXT_BUCKETS.items()
+        ),
+        "subsets": {
+            subset: {
+                "utterances": len(utterances),
+                "hours": round(sum(u.duration for u in utterances) / 3600, 4),
+                "voices": {v.name: str(v.speaker_id) for v in split[subset]},
+            }
+            for subset, utterances in result.items()
+        },
+    }
+    temp = out / (CORPUS_INFO + ".tmp")
+    temp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, out / CORPUS_INFO)

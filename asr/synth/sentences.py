@@ -1,0 +1,529 @@
+"""Natural English sentences from a seeded grammar: the text source of the synthetic corpus.
+
+Source: a generative grammar written for this project over the part-of-speech
+lexicon in asr/data/lexicon.txt (about 1,700 lemmas in semantic classes, ~4,200
+inflected forms, plus spelled-out numbers, clock times and years). Nothing is
+downloaded and no third-party text is used, so the corpus can be rebuilt
+anywhere from the seed alone.
+
+The grammar makes statements (transitive, intransitive, motion, copular,
+"there is", "want to ..." clauses, reported speech, compound and subordinate
+sentences), yes/no and wh-questions, and commands. It handles subject-verb
+agreement, seven tenses (present, past, future, present and past progressive,
+present perfect, modal), negation with and without contractions, a/an, plural
+and mass nouns, and keeps time adverbials consistent with the tense ("yesterday"
+only in the past). Verbs pick their objects by semantic class, so people eat
+food and read books rather than the other way round.
+
+Every random choice comes from the numpy Generator passed in, so one seed
+gives one sentence, whatever else runs alongside.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from asr.synth.lexicon import Lexicon, Noun, Verb, load_lexicon, make_verb
+from asr.text import normalize_transcript
+
+MIN_WORDS = 4  # shorter sentences make clips under a second
+MAX_WORDS = 20  # longer ones risk clips over 15 s at the slowest speaking rate
+
+TENSES = (
+    "present", "past", "future", "present_progressive", "past_progressive", "present_perfect", "modal"
+)
+TIME_OF_TENSE = {  # which time adverbials and subordinate tenses fit a tense
+    "present": "present", "present_progressive": "present", "present_perfect": "present",
+    "modal": "present", "past": "past", "past_progressive": "past", "future": "future",
+}
+MODALS = ("can", "could", "should", "might", "must", "would")
+QUESTION_MODALS = ("can", "could", "should", "would")  # "Might you ...?" sounds archaic
+
+_SUBJECT_PRONOUNS = {"I": "1sg", "you": "2", "he": "3sg", "she": "3sg", "we": "1pl", "they": "3pl"}
+_OBJECT_PRONOUNS = {"me": "1sg", "you": "2", "him": "3sg", "her": "3sg", "us": "1pl", "them": "3pl"}
+_ADJECTIVE_CLASS = {"person": "person", "animal": "person", "object": "thing", "food": "food",
+                    "place": "place", "abstract": "abstract"}
+_INTENSIFIERS = ("very", "quite", "rather", "really", "extremely", "too", "so", "a little")
+_PREPOSITIONS = ("in", "at", "near", "behind", "outside", "inside", "next to", "opposite", "beside", "across from")
+_SEASONS = ("spring", "summer", "autumn", "winter")
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One constituent of a sentence."""
+
+    role: str  # subject, verb, object, complement, adverbial, conjunction, aux (fronted) or question (wh-word)
+    text: str  # its words, lower case except names and "I"
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A generated sentence as the synthesizer reads it, with its constituents for checking."""
+
+    text: str  # capitalised, with commas and a final "." or "?"
+    phrases: tuple[Phrase, ...]  # constituents in order
+    kind: str  # "statement", "question" or "command"
+
+    @property
+    def transcript(self) -> str:
+        """The LibriSpeech-style transcript: upper case, no punctuation."""
+        return normalize_transcript(self.text)
+
+
+@dataclass(frozen=True)
+class NounPhrase:
+    """A noun phrase and the verb agreement it asks for."""
+
+    text: str  # "the old teachers"
+    person: str  # "1sg", "2", "3sg", "1pl" or "3pl"
+
+
+def pick(rng: np.random.Generator, items: Sequence[T]) -> T:
+    """One item, uniformly."""
+    return items[int(rng.integers(len(items)))]
+
+
+def chance(rng: np.random.Generator, probability: float) -> bool:
+    return bool(rng.random() < probability)
+
+
+def number_words(n: int) -> str:
+    """0 <= n < 1,000,000 in words, British style: 105 -> "one hundred and five"."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = n % 100
+        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + number_words(rest))
+    rest = n % 1000
+    joiner = " and " if 0 < rest < 100 else " "
+    return number_words(n // 1000) + " thousand" + ("" if rest == 0 else joiner + number_words(rest))
+
+
+def year_words(year: int) -> str:
+    """A year as said aloud: 1984 -> "nineteen eighty four", 2005 -> "two thousand and five"."""
+    if 2000 <= year < 2010:
+        return number_words(year)
+    century, rest = divmod(year, 100)
+    if rest == 0:
+        return number_words(century) + " hundred"
+    return number_words(century) + " " + ("oh " + _ONES[rest] if rest < 10 else number_words(rest))
+
+
+def with_article(words: str) -> str:
+    """Prefix "a" or "an" by the sound of the first word (an hour, a university)."""
+    first = words.split()[0]
+    vowel_sound = first[0] in "aeiou" and not first.startswith(("uni", "use", "eu", "one"))
+    return ("an " if vowel_sound or first.startswith(("hour", "honest")) else "a ") + words
+
+
+def be_form(tense: str, person: str) -> str:
+    """am / is / are (present) or was / were (past)."""
+    if TIME_OF_TENSE[tense] == "past":
+        return "was" if person in ("1sg", "3sg") else "were"
+    return {"1sg": "am", "3sg": "is"}.get(person, "are")
+
+
+def auxiliary(tense: str, person: str, modal: str = "can") -> tuple[str, str]:
+    """(auxiliary, form of the main verb after it): ("does", "base"), ("has", "participle"), ..."""
+    if tense == "present":
+        return ("does" if person == "3sg" else "do"), "base"
+    if tense == "past":
+        return "did", "base"
+    if tense == "future":
+        return "will", "base"
+    if tense in ("present_progressive", "past_progressive"):
+        return be_form(tense, person), "ing"
+    if tense == "present_perfect":
+        return ("has" if person == "3sg" else "have"), "participle"
+    return modal, "base"
+
+
+def negate(aux: str, contract: bool) -> str:
+    """do -> "do not" or "don't"; can -> "cannot" or "can't"; am -> "am not"."""
+    special = {"can": ("cannot", "can't"), "will": ("will not", "won't"),
+               "am": ("am not", "am not"), "might": ("might not", "might not")}
+    full, short = special.get(aux, (aux + " not", aux + "n't"))
+    return short if contract else full
+
+
+def verb_group(
+    verb: Verb, tense: str, person: str, negative: bool = False, modal: str = "can", contract: bool = False
+) -> str:
+    """The finite verb group of a statement: "walks", "did not walk", "has walked", "might be walking"."""
+    if not negative and tense == "present":
+        return verb.third if person == "3sg" else verb.base
+    if not negative and tense == "past":
+        return verb.past
+    aux, form = auxiliary(tense, person, modal)
+    return f"{negate(aux, contract) if negative else aux} {getattr(verb, form)}"
+
+
+_BE = make_verb("be", "was", "been", "is")  # only its base/participle are used; finite forms come from be_form
+_LINKING_VERBS = (make_verb("seem"), make_verb("look"), make_verb("feel", "felt"),
+                  make_verb("become", "became", "become"), make_verb("stay"))
+
+
+def be_group(tense: str, person: str, negative: bool = False, modal: str = "can", contract: bool = False) -> str:
+    """The verb group of "be": "is", "wasn't", "will be", "has been", "might not be"."""
+    if tense in ("present", "past", "present_progressive", "past_progressive"):
+        form = be_form(tense, person)
+        return negate(form, contract) if negative else form
+    return verb_group(_BE, tense, person, negative, modal, contract)
+
+
+class SentenceGenerator:
+    """Seeded sentences over a lexicon: `generate(rng)` gives one `Sentence`."""
+
+    def __init__(self, lexicon: Lexicon | None = None) -> None:
+        self.lexicon = lexicon or load_lexicon()
+        lx = self.lexicon
+        self._templates: tuple[tuple[float, Callable[[np.random.Generator], tuple[list[Phrase], str]]], ...] = (
+            (0.42, lambda rng: (self._clause(rng, pick(rng, TENSES)), "statement")),
+            (0.10, self._compound),
+            (0.12, self._subordinate),
+            (0.05, self._conditional),
+            (0.06, self._reported),
+            (0.09, self._yes_no_question),
+            (0.10, self._wh_question),
+            (0.06, self._command),
+        )
+        self._weights = np.array([w for w, _ in self._templates]) / sum(w for w, _ in self._templates)
+        self._people = lx.names["male"] + lx.names["female"]
+        self._transitive = tuple(c for c in ("object", "food", "person", "abstract", "animal", "place") if c in lx.verbs)
+
+    def generate(self, rng: np.random.Generator) -> Sentence:
+        """One sentence of MIN_WORDS to MAX_WORDS words (redrawn from `rng` until it fits)."""
+        while True:
+            build = self._templates[int(rng.choice(len(self._templates), p=self._weights))][1]
+            phrases, kind = build(rng)
+            words = sum(len(p.text.replace(",", " ").split()) for p in phrases)
+            if MIN_WORDS <= words <= MAX_WORDS:
+                return _assemble(phrases, kind)
+
+    # ----- sentence templates -------------------------------------------------
+
+    def _compound(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+        tense = pick(rng, TENSES)
+        second = pick(rng, _same_time(tense))
+        joiner = Phrase("conjunction", pick(rng, (", and", ", but", ", so")))
+        return [*self._clause(rng, tense, adverbials=1), joiner, *self._clause(rng, second, adverbials=1)], "statement"
+
+    def _subordinate(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+        tense = pick(rng, TENSES)
+        word = pick(rng, ("because", "when", "after", "before", "while", "although", "until"))
+        time = TIME_OF_TENSE[tense]
+        if word == "while":
+            second = "past_progressive" if time == "past" else "present_progressive"
+        elif word in ("when", "after", "before", "until") and time == "future":
+            second = "present"  # "I will call you when she arrives"
+        else:
+            second = pick(rng, _same_time(tense))
+        return [
+            *self._clause(rng, tense, adverbials=1),
+            Phrase("conjunction", word),
+            *self._clause(rng, second, adverbials=1),
+        ], "statement"
+
+    def _conditional(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+        if chance(rng, 0.6):
+            condition, result, modal = "present", "future", "can"
+        else:
+            condition, result, modal = "past", "modal", pick(rng, ("would", "could", "might"))
+        return [
+            Phrase("conjunction", "if"),
+            *self._clause(rng, condition, adverbials=1),
+            Phrase("conjunction", ","),
+            *self._clause(rng, result, adverbials=1, modal=modal),
+        ], "statement"
+
+    def _reported(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+        tense = pick(rng, ("present", "past", "present_perfect"))
+        subject = self._subject(rng)
+        verb = pick(rng, self.lexicon.verbs["speech"])
+        inner = pick(rng, ("past", "past_progressive") if tense == "past" else TENSES)
+        return [
+            Phrase("subject", subject.text),
+            Phrase("verb", verb_group(verb, tense, subject.person)),
+            Phrase("conjunction", "that"),
+            *self._clause(rng, inner, adverbials=1, modal=pick(rng, ("would", "could", "might"))),
+        ], "statement"
+
+    def _yes_no_question(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+        tense = pick(rng, TENSES)
+        modal = pick(rng, QUESTION_MODALS)
+        subject = self._subject(rng)
+        if chance(rng, 0.2):
+            cls = pick(rng, ("person", "object", "food", "place"))
+            subject = self._noun_phrase(rng, cls)
+            aux, rest = _split_be(tense, subject.person, modal)  # rest is "" for "Is the soup hot?"
+            return [Phrase("aux", aux), Phrase("subject", subject.text), Phrase("verb", rest),
+                    Phrase("complement", self._adjective_phrase(rng, cls))], "question"
+        aux, form = auxiliary(tense, subject.person, modal)
+        cls = pick(rng, self._transitive)
+        verb = pick(rng, self.lexicon.verbs[cls])
+        return [
+            Phrase("aux", aux),
+            Phrase("subject", subject.text),
+            Phrase("verb", getattr(verb, form)),
+            Phrase("object", self._object(rng, cls, subject.person).text),
+            *self._adverbials(rng, tense, limit=1),
+        ], "question"
+
+    def _wh_question(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+        tense = pick(rng, TENSES)
+        modal = pick(rng, QUESTION_MODALS)
+        cls = pick(rng, self._transitive)
+        verb = pick(rng, self.lexicon.verbs[cls])
+        if chance(rng, 0.2):  # the wh-word is the subject: no auxiliary, no inversion
+            return [
+                Phrase("question", "who"),
+                Phrase("verb", verb_group(verb, tense, "3sg", modal=modal)),
+                Phrase("object", self._object(rng, cls, "3sg").text),
+                *self._adverbials(rng, tense, limit=1),
+            ], "question"
+        subject = self._subject(rng)
+        aux, form = auxiliary(tense, subject.person, modal)
+        gap = self._object_question(rng, cls)
+        tail = [] if gap else [Phrase("object", self._object(rng, cls, subject.person).text)]
+        wh = gap or pick(rng, ("where", "when", "why", "how often"))
+        return [
+            Phrase("question", wh),
+            Phrase("aux", aux),
+            Phrase("subject", subject.text),
+            Phrase("verb", getattr(verb, form)),
+            *tail,
+        ], "question"
+
+    def _command(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+        cls = pick(rng, self._transitive)
+        verb = pick(rng, self.lexicon.verbs[cls])
+        opener = pick(rng, ("", "please", "don't", "let's", "never"))
+        return [
+            Phrase("verb", f"{opener} {verb.base}".strip()),
+            Phrase("object", self._object(rng, cls, "2").text),
+            *self._adverbials(rng, "future", limit=1),
+        ], "command"
+
+    # ----- clauses ----------------------------------------------------------
+
+    def _clause(
+        self, rng: np.random.Generator, tense: str, adverbials: int = 2, modal: str | None = None
+    ) -> list[Phrase]:
+        """One finite clause (subject first) in `tense`."""
+        modal = modal or pick(rng, MODALS)
+        negative = chance(rng, 0.15)
+        contract = chance(rng, 0.5)
+        shape = int(rng.choice(6, p=(0.38, 0.14, 0.12, 0.16, 0.12, 0.08)))
+        if shape == 3:
+            return self._copular(rng, tense, negative, modal, contract) + self._adverbials(rng, tense, 1, manner=False)
+        if shape == 5:
+            return self._existential(rng, tense, negative, modal, contract)
+        subject = self._subject(rng, animals=shape == 1)
+        if shape == 0:
+            cls = pick(rng, self._transitive)
+            verb = pick(rng, self.lexicon.verbs[cls])
+            rest = [Phrase("object", self._object(rng, cls, subject.person).text)]
+        elif shape == 1:
+            verb, rest = pick(rng, self.lexicon.verbs["intransitive"]), []
+        elif shape == 2:
+            verb, rest = pick(rng, self.lexicon.verbs["motion"]), [Phrase("adverbial", self._destination(rng))]
+        else:
+            verb = pick(rng, self.lexicon.verbs["catenative"])
+            cls = pick(rng, self._transitive)
+            action = pick(rng, self.lexicon.verbs[cls])
+            rest = [Phrase("verb", f"to {action.base}"), Phrase("object", self._object(rng, cls, subject.person).text)]
+        group = verb_group(verb, tense, subject.person, negative, modal, contract)
+        if not negative and tense in ("present", "past") and chance(rng, 0.15):
+            group = f"{pick(rng, self.lexicon.adverbs['frequency'])} {group}"
+        return [Phrase("subject", subject.text), Phrase("verb", group), *rest, *self._adverbials(rng, tense, adverbials)]
+
+    def _copular(self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool) -> list[Phrase]:
+        cls = pick(rng, ("person", "person", "animal", "object", "food", "place", "abstract"))
+        subject = self._subject(rng) if cls == "person" and chance(rng, 0.5) else self._noun_phrase(rng, cls)
+        if cls == "person" and chance(rng, 0.3):
+            noun = pick(rng, self.lexicon.nouns["person"])
+            plural = subject.person in ("1pl", "3pl")
+            complement = noun.plural if plural and noun.plural else with_article(noun.singular)
+        else:
+            complement = self._adjective_phrase(rng, cls)
+        if chance(rng, 0.25):
+            simple = {"present_progressive": "present", "past_progressive": "past"}.get(tense, tense)  # not "is seeming"
+            group = verb_group(pick(rng, _LINKING_VERBS), simple, subject.person, negative, modal, contract)
+        else:
+            group = be_group(tense, subject.person, negative, modal, contract)
+        return [Phrase("subject", subject.text), Phrase("verb", group), Phrase("complement", complement)]
+
+    def _existential(self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool) -> list[Phrase]:
+        cls = pick(rng, ("person", "animal", "object", "food"))
+        thing = self._noun_phrase(rng, cls, indefinite=True)
+        group = be_group(tense, thing.person, negative, modal, contract)
+        return [Phrase("subject", "there"), Phrase("verb", group), Phrase("complement", thing.text),
+                Phrase("adverbial", self._place(rng))]
+
+    # ----- phrases ----------------------------------------------------------
+
+    def _subject(self, rng: np.random.Generator, animals: bool = False) -> NounPhrase:
+        draw = rng.random()
+        if draw < 0.2:
+            text = pick(rng, tuple(_SUBJECT_PRONOUNS))
+            return NounPhrase(text, _SUBJECT_PRONOUNS[text])
+        if draw < 0.42:
+            if chance(rng, 0.1):
+                return NounPhrase(f"{pick(rng, self._people)} and {pick(rng, self._people)}", "3pl")
+            return NounPhrase(pick(rng, self._people), "3sg")
+        cls = "animal" if animals and chance(rng, 0.4) else "person"
+        return self._noun_phrase(rng, cls, modifier=cls == "person")
+
+    def _object(self, rng: np.random.Generator, cls: str, subject_person: str) -> NounPhrase:
+        if cls == "person":
+            draw = rng.random()
+            if draw < 0.2:
+                text = pick(rng, [p for p, person in _OBJECT_PRONOUNS.items() if person != subject_person])
+                return NounPhrase(text, _OBJECT_PRONOUNS[text])
+            if draw < 0.45:
+                return NounPhrase(pick(rng, self._people), "3sg")
+        if cls == "place" and chance(rng, 0.25):
+            return NounPhrase(pick(rng, self.lexicon.names["city"]), "3sg")
+        return self._noun_phrase(rng, cls)
+
+    def _object_question(self, rng: np.random.Generator, cls: str) -> str | None:
+        """A fronted object ("what", "which book", "how many apples") or None for an adverbial question."""
+        draw = rng.random()
+        if draw < 0.3:
+            return "who" if cls == "person" else "what"
+        if draw < 0.5:
+            return f"which {pick(rng, self.lexicon.nouns[cls]).singular}"
+        if draw < 0.6:
+            countable = [n for n in self.lexicon.nouns[cls] if n.plural]
+            return f"how many {pick(rng, countable).plural}"
+        return None
+
+    def _noun_phrase(
+        self, rng: np.random.Generator, cls: str, modifier: bool = False, indefinite: bool = False
+    ) -> NounPhrase:
+        """Determiner, maybe an adjective, a noun of class `cls`, maybe a modifier ("from Oslo")."""
+        noun = pick(rng, self.lexicon.nouns[cls])
+        plural = noun.plural is not None and chance(rng, 0.35)
+        head = noun.plural if plural else noun.singular
+        if chance(rng, 0.4):
+            head = f"{pick(rng, self.lexicon.adjectives[_ADJECTIVE_CLASS[cls]])} {head}"
+        text = self._determine(rng, noun, plural, head, indefinite)
+        if modifier and chance(rng, 0.12):
+            text += pick(rng, (f" from {pick(rng, self.lexicon.names['city'])}", " next door",
+                               f" from the {pick(rng, self.lexicon.nouns['place']).singular}"))
+        return NounPhrase(text, "3pl" if plural else "3sg")
+
+    def _determine(self, rng: np.random.Generator, noun: Noun, plural: bool, head: str, indefinite: bool) -> str:
+        if plural:
+            options = ("some", "many", "a few", "several", "two", "three", "four", "five", "ten",
+                       number_words(int(rng.integers(2, 100))))
+            if not indefinite:
+                options += ("the", "the", "these", "those", "my", "your", "our", "their", "his", "her", "all the")
+        elif noun.plural is None:
+            options = ("some", "a little", "more", "too much")
+            if not indefinite:
+                options += ("the", "the", "this", "that", "my", "our", "their", "your")
+        else:
+            options = ("a", "a", "a", "another")
+            if not indefinite:
+                options += ("the", "the", "the", "this", "that", "my", "your", "his", "her", "our", "their",
+                            "every", "POSSESSIVE")
+        determiner = pick(rng, options)
+        if determiner == "a":
+            return with_article(head)
+        if determiner == "POSSESSIVE":
+            return f"{pick(rng, self._people)}'s {head}"
+        return f"{determiner} {head}"
+
+    def _adjective_phrase(self, rng: np.random.Generator, cls: str) -> str:
+        adjective = pick(rng, self.lexicon.adjectives[_ADJECTIVE_CLASS[cls]])
+        return f"{pick(rng, _INTENSIFIERS)} {adjective}" if chance(rng, 0.5) else adjective
+
+    def _adverbials(
+        self, rng: np.random.Generator, tense: str, limit: int = 2, manner: bool = True
+    ) -> list[Phrase]:
+        """Up to `limit` of manner (unless `manner` is False), place and time, in that (English) order."""
+        makers = []
+        if chance(rng, 0.25) and manner:
+            makers.append(lambda: pick(rng, self.lexicon.adverbs["manner"]))
+        if chance(rng, 0.3):
+            makers.append(lambda: self._place(rng))
+        if chance(rng, 0.4):
+            makers.append(lambda: self._time(rng, tense))
+        return [Phrase("adverbial", make()) for make in makers[:limit]]
+
+    def _place(self, rng: np.random.Generator) -> str:
+        if chance(rng, 0.2):
+            return f"in {pick(rng, self.lexicon.names[pick(rng, ('city', 'country'))])}"
+        place = pick(rng, self.lexicon.nouns["place"]).singular
+        if chance(rng, 0.25):
+            place = f"{pick(rng, self.lexicon.adjectives['place'])} {place}"
+        return f"{pick(rng, _PREPOSITIONS)} {pick(rng, ('the', 'the', 'the', 'my', 'our', 'their'))} {place}"
+
+    def _destination(self, rng: np.random.Generator) -> str:
+        draw = rng.random()
+        if draw < 0.15:
+            return "home"
+        if draw < 0.35:
+            return f"to {pick(rng, self.lexicon.names[pick(rng, ('city', 'country'))])}"
+        place = pick(rng, self.lexicon.nouns["place"]).singular
+        return f"{pick(rng, ('to', 'to', 'to', 'into', 'towards', 'across', 'past'))} the {place}"
+
+    def _time(self, rng: np.random.Generator, tense: str) -> str:
+        names = self.lexicon.names
+        day, month, season = pick(rng, names["weekday"]), pick(rng, names["month"]), pick(rng, _SEASONS)
+        count, unit = number_words(int(rng.integers(2, 13))), pick(rng, ("days", "weeks", "months", "years"))
+        options = {
+            "past": ("yesterday", f"last {day}", f"last {season}", "last night", "last week", f"{count} {unit} ago",
+                     f"on {day}", f"in {month}", "this morning", "earlier today",
+                     f"in {year_words(int(rng.integers(1900, 2031)))}", f"at {self._clock(rng)}"),
+            "present": ("every day", f"every {day}", f"on {day}s", "in the evening", "at night", f"every {season}",
+                        f"at {self._clock(rng)}", "twice a week", "once a month", "in the morning", "today"),
+            "future": ("tomorrow", f"next {day}", "next week", f"next {season}", f"in {count} {unit}", "tonight",
+                       "later today", f"on {day}", f"in {month}", f"at {self._clock(rng)}", "soon"),
+        }[TIME_OF_TENSE[tense]]
+        if tense == "present_progressive":
+            options = ("right now", "at the moment", "this week", "this afternoon", "today")
+        elif tense == "present_perfect":
+            options = ("this week", "recently", "already", f"since {day}", f"for {count} {unit}", "twice this year")
+        return pick(rng, options)
+
+    def _clock(self, rng: np.random.Generator) -> str:
+        hour = _ONES[int(rng.integers(1, 13))]
+        return pick(rng, (f"{hour} o'clock", f"half past {hour}", f"a quarter to {hour}", f"a quarter past {hour}",
+                          f"{hour} thirty", f"{hour} fifteen", f"{hour} forty five", hour))
+
+
+def _same_time(tense: str) -> tuple[str, ...]:
+    return tuple(t for t in TENSES if TIME_OF_TENSE[t] == TIME_OF_TENSE[tense])
+
+
+def _split_be(tense: str, person: str, modal: str) -> tuple[str, str]:
+    """Question form of "be": ("is", "") for "Is the soup hot?", ("will", "be"), ("has", "been")."""
+    if tense in ("present", "past", "present_progressive", "past_progressive"):
+        return be_form(tense, person), ""
+    aux, form = auxiliary(tense, person, modal)
+    return aux, getattr(_BE, form)
+
+
+def _assemble(phrases: Sequence[Phrase], kind: str) -> Sentence:
+    text = " ".join(p.text for p in phrases if p.text).replace(" ,", ",")
+    text = text[0].upper() + text[1:] + ("?" if kind == "question" else ".")
+    return Sentence(text=text, phrases=tuple(p for p in phrases if p.text), kind=kind)
+
+
+@functools.lru_cache(maxsize=1)
+def default_generator() -> SentenceGenerator:
+    """The generator over the shipped lexicon (built once per process)."""
+    return SentenceGenerator()
