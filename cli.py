@@ -61,7 +61,34 @@ def _add_models(sub: argparse._SubParsersAction) -> Handler:
     return run
 
 
-COMMANDS = [_add_synth, _add_manifest, _add_models]
+def _add_eval(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("eval", help="decode subsets with a trained checkpoint and report WER per subset")
+    p.add_argument("--exp-dir", type=Path, required=True, help="experiment dir written by `asr train`")
+    p.add_argument("--data", type=Path, required=True, help="corpus root holding LibriSpeech/<subset>/")
+    p.add_argument("--subsets", required=True, help="comma-separated subsets, e.g. synth-test,synth-test-voice")
+    p.add_argument("--decoding", choices=("greedy", "beam", "ctc"), default="greedy",
+                        help="greedy or (modified) beam transducer search, or greedy CTC (default: greedy)")
+    p.add_argument("--beam", type=int, default=4, help="beam size for --decoding beam (default: 4)")
+    p.add_argument("--streaming", action="store_true",
+                        help="encode window by window as a device does (default: whole utterances, faster)")
+    p.add_argument("--chunk-frames", type=int, default=None,
+                        help="--streaming window in encoder frames (default: the model's chunk size)")
+    p.add_argument("--checkpoint", default=None, metavar="best|latest|avg|PATH",
+                        help="which checkpoint (default: best.pt when there is one, else the latest)")
+    p.add_argument("--max-utterances", type=int, default=None,
+                        help="deterministic subset of at most N utterances per subset")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+
+    def run(args: argparse.Namespace) -> int:
+        from asr.evaluate import run_eval_command
+
+        return run_eval_command(args)
+
+    return run
+
+
+COMMANDS = [_add_synth, _add_manifest, _add_models, _add_eval]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:

@@ -322,26 +322,6 @@ def resolve_device(name: str) -> str:
 # --- `asr eval` ---
 
 
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `asr eval` flags."""
-    parser.add_argument("--exp-dir", type=Path, required=True, help="experiment dir written by `asr train`")
-    parser.add_argument("--data", type=Path, required=True, help="corpus root holding LibriSpeech/<subset>/")
-    parser.add_argument("--subsets", required=True, help="comma-separated subsets, e.g. synth-test,synth-test-voice")
-    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
-                        help="greedy or (modified) beam transducer search, or greedy CTC (default: greedy)")
-    parser.add_argument("--beam", type=int, default=4, help="beam size for --decoding beam (default: 4)")
-    parser.add_argument("--streaming", action="store_true",
-                        help="encode window by window as a device does (default: whole utterances, faster)")
-    parser.add_argument("--chunk-frames", type=int, default=None,
-                        help="--streaming window in encoder frames (default: the model's chunk size)")
-    parser.add_argument("--checkpoint", default=None, metavar="best|latest|avg|PATH",
-                        help="which checkpoint (default: best.pt when there is one, else the latest)")
-    parser.add_argument("--max-utterances", type=int, default=None,
-                        help="deterministic subset of at most N utterances per subset")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
-
-
 def run_eval_command(args: argparse.Namespace) -> int:
     """`asr eval`: decode each subset, print WER per subset, write EXP/eval/<subset>-<tag>.txt."""
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -19,7 +18,6 @@ from asr.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
 from asr.errors import ConfigError, DataError, ModelFilesError
 from asr.evaluate import (
     EvalOptions,
-    add_eval_arguments,
     audio_features,
     decode_features,
     duration_batches,
@@ -27,12 +25,12 @@ from asr.evaluate import (
     load_for_inference,
     make_dev_wer_fn,
     marked_alignment,
-    run_eval_command,
 )
 from asr.librispeech import load_subsets
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.tokens import CharTokenizer
 from asr.torch_backend import encode_utterance, output_lengths
+from cli import build_parser
 from models.transducer import Transducer
 from test_torch_backend import make_features, make_model
 
@@ -95,9 +93,9 @@ def exp_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: CharTokenizer) 
 
 
 def run_eval(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_eval_arguments(parser)
-    return run_eval_command(parser.parse_args(["--device", "cpu", *argv]))
+    """`asr eval` through the real CLI parser, with AsrError left to propagate."""
+    parser, handlers = build_parser()
+    return handlers["eval"](parser.parse_args(["eval", "--device", "cpu", *argv]))
 
 
 def read_details(path: Path) -> list[tuple[str, str, str, str]]:
