@@ -1,0 +1,50 @@
+"""The `asr` command: dispatch, lazy imports, and how user errors surface."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "cli.py", *argv], cwd=REPO, capture_output=True, text=True)
+
+
+def test_every_command_has_help() -> None:
+    parser, handlers = cli.build_parser()
+    for name in handlers:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([name, "--help"])
+        assert exit_info.value.code == 0
+
+
+def test_building_the_parser_imports_no_torch() -> None:
+    code = "import sys, cli; cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_user_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = run_cli("manifest", "--data", str(tmp_path / "missing"), "--subsets", "train-clean-100")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("asr manifest: error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run_cli("frobnicate")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_models_prints_the_parameter_table() -> None:
+    result = run_cli("models", "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    assert "| small | lstm |" in result.stdout and "| large | conformer |" in result.stdout
