@@ -47,7 +47,10 @@ from asr.synth.voices import Style, Voice, draw_style, select_voices, speak, voi
 SUBSETS = ("synth-train", "synth-dev", "synth-test", "synth-test-voice")
 SHARES = {"synth-train": 0.80, "synth-dev": 0.05, "synth-test": 0.075, "synth-test-voice": 0.075}  # of --hours
 TEXT_BUCKETS = {  # SHA-1 of the transcript modulo 40 -> subset; disjoint, so test text never trains
-    "synth-train": range(0, 32), "synth-dev": range(32, 34), "synth-test": range(34, 37), "synth-test-voice": range(37, 40),
+    "synth-train": range(0, 32),
+    "synth-dev": range(32, 34),
+    "synth-test": range(34, 37),
+    "synth-test-voice": range(37, 40),
 }
 MIN_UTTERANCES = 4  # per subset, however small --hours is
 MIN_SECONDS, MAX_SECONDS = 1.0, 15.0  # clips outside are dropped (in index order, so deterministically)
@@ -208,7 +211,9 @@ def _place_subset(out: Path, subset: str, clips: Sequence[Clip]) -> list[Utteran
         transcripts.setdefault(chapter_dir / f"{speaker}-{chapter}.trans.txt", []).append(
             f"{utterance_id} {clip.job.transcript}"
         )
-        utterances.append(Utterance(utterance_id, str(audio_path.resolve()), clip.duration, clip.job.transcript, speaker))
+        utterances.append(
+            Utterance(utterance_id, str(audio_path.resolve()), clip.duration, clip.job.transcript, speaker)
+        )
     for path, lines in transcripts.items():
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     save_subset_cache(out, subset, utterances)

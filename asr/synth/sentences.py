@@ -200,7 +200,9 @@ class SentenceGenerator:
         )
         self._weights = np.array([w for w, _ in self._templates]) / sum(w for w, _ in self._templates)
         self._people = lx.names["male"] + lx.names["female"]
-        self._transitive = tuple(c for c in ("object", "food", "person", "abstract", "animal", "place") if c in lx.verbs)
+        self._transitive = tuple(
+            c for c in ("object", "food", "person", "abstract", "animal", "place") if c in lx.verbs
+        )
 
     def generate(self, rng: np.random.Generator) -> Sentence:
         """One sentence of MIN_WORDS to MAX_WORDS words (redrawn from `rng` until it fits)."""
@@ -346,9 +348,12 @@ class SentenceGenerator:
         group = verb_group(verb, tense, subject.person, negative, modal, contract)
         if not negative and tense in ("present", "past") and chance(rng, 0.15):
             group = f"{pick(rng, self.lexicon.adverbs['frequency'])} {group}"
-        return [Phrase("subject", subject.text), Phrase("verb", group), *rest, *self._adverbials(rng, tense, adverbials)]
+        adverbial_phrases = self._adverbials(rng, tense, adverbials)
+        return [Phrase("subject", subject.text), Phrase("verb", group), *rest, *adverbial_phrases]
 
-    def _copular(self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool) -> list[Phrase]:
+    def _copular(
+        self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool
+    ) -> list[Phrase]:
         cls = pick(rng, ("person", "person", "animal", "object", "food", "place", "abstract"))
         subject = self._subject(rng) if cls == "person" and chance(rng, 0.5) else self._noun_phrase(rng, cls)
         if cls == "person" and chance(rng, 0.3):
@@ -358,13 +363,16 @@ class SentenceGenerator:
         else:
             complement = self._adjective_phrase(rng, cls)
         if chance(rng, 0.25):
-            simple = {"present_progressive": "present", "past_progressive": "past"}.get(tense, tense)  # not "is seeming"
+            # Linking verbs take no progressive ("is seeming").
+            simple = {"present_progressive": "present", "past_progressive": "past"}.get(tense, tense)
             group = verb_group(pick(rng, _LINKING_VERBS), simple, subject.person, negative, modal, contract)
         else:
             group = be_group(tense, subject.person, negative, modal, contract)
         return [Phrase("subject", subject.text), Phrase("verb", group), Phrase("complement", complement)]
 
-    def _existential(self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool) -> list[Phrase]:
+    def _existential(
+        self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool
+    ) -> list[Phrase]:
         cls = pick(rng, ("person", "animal", "object", "food"))
         thing = self._noun_phrase(rng, cls, indefinite=True)
         group = be_group(tense, thing.person, negative, modal, contract)

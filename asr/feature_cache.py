@@ -1,0 +1,315 @@
+"""Fbank features computed once per corpus and memory-mapped by training and evaluation.
+
+A cache directory holds one feature setting (FbankConfig, speed factor, dtype):
+
+    index.json              the setting, each shard's data file, and per utterance:
+                            shard, first frame, T, and the (path, size, mtime) of its audio
+    shard-07-<token>.bin    (T_total, D) raw frames of the utterances whose id hashes
+                            to shard 07, back to back; read with np.memmap
+
+Shapes: T frames of one utterance, D mel bins.
+
+What `build` recomputes:
+- a different FbankConfig (`to_dict()`), speed or dtype than index.json: the
+  whole cache (every old shard is deleted);
+- an utterance that is new, or whose audio file changed path, size or mtime:
+  only the shard holding it is rewritten: its other utterances are copied,
+  only the new or changed ones recomputed;
+- nothing else. Utterances cached earlier but not asked for now stay while
+  their audio is unchanged, so training and evaluation subsets share a cache.
+
+New shards get fresh file names and index.json is replaced atomically after
+they are complete, so a build killed at any point leaves the previous cache
+readable. A speed factor s plays the audio s times faster before fbank (sox
+`speed`: resampled from s * rate to rate), one cache per factor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from asr.audio import load, resample
+from asr.errors import DataError
+from asr.features import FbankConfig, fbank
+from asr.manifest import Utterance
+from asr.parallel import ordered_map
+
+NUM_SHARDS = 64  # shard = SHA-1 of the utterance id modulo this; fixed, so shards are stable across builds
+INDEX_NAME = "index.json"
+DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where one utterance's frames are, and what audio they came from."""
+
+    shard: str  # two-digit shard name
+    offset: int  # first frame within the shard file
+    num_frames: int  # T
+    audio: tuple[str, int, int]  # (path, size in bytes, mtime in ns) of the source audio
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One utterance to compute in a worker."""
+
+    audio_path: str  # file to load
+    config: FbankConfig  # feature options
+    speed: float  # speed-perturbation factor, 1.0 for none
+    dtype: str  # storage dtype
+
+
+class FeatureCache:
+    """Read side of a built cache: `get(id)` is a (T, D) memory-mapped array."""
+
+    def __init__(self, cache_dir: Path, index: dict) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.dim = int(index["dim"])  # D
+        self.dtype = np.dtype(index["setting"]["dtype"])
+        self._shards: dict[str, dict] = index["shards"]  # name -> {"file": ..., "frames": ...}
+        self._entries = {uid: _entry_from_json(value) for uid, value in index["utterances"].items()}
+        self._maps: dict[str, np.memmap] = {}
+
+    @classmethod
+    def build(
+        cls,
+        utterances: Sequence[Utterance],
+        cache_dir: Path,
+        config: FbankConfig = FbankConfig(),
+        num_workers: int | None = None,
+        speed: float = 1.0,
+        dtype: str = "float32",
+    ) -> FeatureCache:
+        """Cache fbank of every utterance (see the module docstring for what is reused).
+
+        `num_workers` processes compute features (default: one per core; 1
+        computes in this process).
+        """
+        cache_dir = Path(cache_dir)
+        setting = _setting(config, speed, dtype)
+        old = _read_index(cache_dir)
+        if old is not None and old["setting"] != setting:
+            old = None  # another feature setting: nothing in it is reusable
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        valid = _still_valid(old)
+        wanted = _fingerprints(utterances)
+        unique = {u.id: u for u in utterances}.values()
+        todo = sorted(
+            (u for u in unique if valid.get(u.id, (None,))[0] != wanted[u.id]), key=lambda u: (_shard(u.id), u.id)
+        )
+        redo = {u.id for u in todo}
+        entries = {uid: entry for uid, (_, entry) in valid.items() if uid not in redo}
+        shards = dict(old["shards"]) if old else {}
+        dim = int(old["dim"]) if old else config.num_mel_bins
+        source = cls(cache_dir, old) if old else None
+        with closing(_computed(todo, config, speed, dtype, num_workers)) as frames:
+            for shard in sorted({_shard(u.id) for u in todo}):
+                shards[shard] = _write_shard(cache_dir, shard, source, entries, todo, frames, dtype)
+        index = {"setting": setting, "dim": dim, "shards": shards,
+                 "utterances": {uid: _entry_to_json(entry) for uid, entry in sorted(entries.items())}}
+        _write_index(cache_dir, index)
+        _remove_unused_files(cache_dir, shards)
+        return cls(cache_dir, index)
+
+    @classmethod
+    def open(
+        cls, cache_dir: Path, config: FbankConfig = FbankConfig(), speed: float = 1.0, dtype: str = "float32"
+    ) -> FeatureCache:
+        """An existing cache built with this setting, without checking the audio; DataError otherwise."""
+        index = _read_index(Path(cache_dir))
+        if index is None:
+            raise DataError(
+                f"{cache_dir}: no feature cache; build it with `asr manifest --features` or FeatureCache.build"
+            )
+        if index["setting"] != _setting(config, speed, dtype):
+            raise DataError(
+                f"{cache_dir}: cached features were made with {index['setting']}, not the requested setting; "
+                "rebuild the cache (FeatureCache.build) or use a separate cache directory per setting"
+            )
+        return cls(Path(cache_dir), index)
+
+    def get(self, utterance_id: str) -> np.ndarray:
+        """(T, D) features of one utterance, memory-mapped (read-only)."""
+        entry = self._entry(utterance_id)
+        return self._map(entry.shard)[entry.offset : entry.offset + entry.num_frames]
+
+    def num_frames(self, utterance_id: str) -> int:
+        """T of one utterance, without touching its frames."""
+        return self._entry(utterance_id).num_frames
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, utterance_id: object) -> bool:
+        return utterance_id in self._entries
+
+    def __getstate__(self) -> dict:
+        # Memory maps would pickle as full arrays; worker processes reopen them on first use.
+        return {**self.__dict__, "_maps": {}}
+
+    def _entry(self, utterance_id: str) -> _Entry:
+        entry = self._entries.get(utterance_id)
+        if entry is None:
+            raise DataError(
+                f"utterance {utterance_id} is not in the feature cache {self.cache_dir}; "
+                "build the cache for the manifest that holds it (FeatureCache.build or `asr manifest --features`)"
+            )
+        return entry
+
+    def _map(self, shard: str) -> np.memmap:
+        if shard not in self._maps:
+            info = self._shards[shard]
+            path = self.cache_dir / info["file"]
+            try:
+                self._maps[shard] = np.memmap(path, dtype=self.dtype, mode="r", shape=(info["frames"], self.dim))
+            except (OSError, ValueError) as error:
+                raise DataError(
+                    f"{path}: cannot map cached features ({error}); delete {self.cache_dir} and build it again"
+                ) from None
+        return self._maps[shard]
+
+
+def default_cache_dir(root: Path, speed: float = 1.0) -> Path:
+    """Where `asr manifest --features` and training put a corpus's cache: <root>/fbank-cache/speed-<s>."""
+    return Path(root) / "fbank-cache" / f"speed-{speed:g}"
+
+
+def _compute(task: _Task) -> np.ndarray:
+    """(T, D) fbank of one audio file at one speed, in the storage dtype (runs in a worker)."""
+    rate = task.config.sample_rate
+    samples = load(task.audio_path, sample_rate=rate)
+    if task.speed != 1.0:
+        samples = resample(samples, round(rate * task.speed), rate)
+    return fbank(samples, rate, task.config).astype(task.dtype)
+
+
+def _setting(config: FbankConfig, speed: float, dtype: str) -> dict:
+    if dtype not in DTYPES:
+        raise DataError(f"feature cache dtype must be one of {DTYPES}, got {dtype!r}")
+    if not speed > 0:
+        raise DataError(f"speed factor must be positive, got {speed}; use e.g. 0.9, 1.0 or 1.1")
+    return {"features": config.to_dict(), "speed": float(speed), "dtype": dtype}
+
+
+def _shard(utterance_id: str) -> str:
+    return f"{int.from_bytes(hashlib.sha1(utterance_id.encode()).digest()[:8], 'big') % NUM_SHARDS:02d}"
+
+
+def _fingerprint(path: str) -> tuple[str, int, int]:
+    stat = os.stat(path)
+    return (path, stat.st_size, stat.st_mtime_ns)
+
+
+def _fingerprints(utterances: Sequence[Utterance]) -> dict[str, tuple[str, int, int]]:
+    """id -> audio fingerprint; DataError for missing files and for one id with two files."""
+    result: dict[str, tuple[str, int, int]] = {}
+    for utterance in utterances:
+        try:
+            fingerprint = _fingerprint(utterance.audio_path)
+        except OSError:
+            raise DataError(
+                f"{utterance.audio_path}: audio of utterance {utterance.id} is missing; "
+                "restore it or rebuild the manifest (`asr manifest`)"
+            ) from None
+        if result.setdefault(utterance.id, fingerprint) != fingerprint:
+            raise DataError(f"utterance id {utterance.id} names two audio files; keep ids unique")
+    return result
+
+
+def _still_valid(index: dict | None) -> dict[str, tuple[tuple[str, int, int], _Entry]]:
+    """Cached entries whose audio file is unchanged: id -> (fingerprint, entry)."""
+    valid = {}
+    for uid, value in (index or {}).get("utterances", {}).items():
+        entry = _entry_from_json(value)
+        try:
+            current = _fingerprint(entry.audio[0])
+        except OSError:
+            continue  # audio gone: drop the entry
+        if current == entry.audio:
+            valid[uid] = (current, entry)
+    return valid
+
+
+def _computed(
+    todo: Sequence[Utterance], config: FbankConfig, speed: float, dtype: str, num_workers: int | None
+) -> Iterator[np.ndarray]:
+    """Features of `todo`, in order, computed in parallel with a progress bar."""
+    tasks = (_Task(u.audio_path, config, speed, dtype) for u in todo)
+    yield from tqdm(
+        ordered_map(_compute, tasks, num_workers),
+        total=len(todo), desc=f"fbank (speed {speed:g})", unit="utt", disable=None,
+    )
+
+
+def _write_shard(
+    cache_dir: Path,
+    shard: str,
+    source: FeatureCache | None,
+    entries: dict[str, _Entry],
+    todo: Sequence[Utterance],
+    frames: Iterator[np.ndarray],
+    dtype: str,
+) -> dict:
+    """Write a new data file for `shard`: kept entries copied, then its `todo` utterances from `frames`.
+
+    `frames` yields features in `todo` order, which is sorted by shard, so this
+    consumes exactly the next len(shard's todo) arrays. Updates `entries`.
+    """
+    name = f"shard-{shard}-{secrets.token_hex(4)}.bin"
+    offset = 0
+    with open(cache_dir / name, "wb") as out:
+        for uid in sorted(uid for uid, entry in entries.items() if entry.shard == shard):
+            kept = np.ascontiguousarray(source.get(uid))  # type: ignore[union-attr]  # entries imply a source
+            out.write(kept.tobytes())
+            entries[uid] = _Entry(shard, offset, len(kept), entries[uid].audio)
+            offset += len(kept)
+        for utterance in (u for u in todo if _shard(u.id) == shard):
+            features = np.ascontiguousarray(next(frames), dtype=dtype)  # (T, D)
+            out.write(features.tobytes())
+            entries[utterance.id] = _Entry(shard, offset, len(features), _fingerprint(utterance.audio_path))
+            offset += len(features)
+    return {"file": name, "frames": offset}
+
+
+def _read_index(cache_dir: Path) -> dict | None:
+    path = cache_dir / INDEX_NAME
+    if not path.is_file():
+        return None
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+        _ = index["setting"], index["dim"], index["shards"], index["utterances"]
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: treated as no cache and rebuilt
+    return index
+
+
+def _write_index(cache_dir: Path, index: dict) -> None:
+    temp = cache_dir / f".{INDEX_NAME}.tmp"
+    temp.write_text(json.dumps(index) + "\n", encoding="utf-8")
+    os.replace(temp, cache_dir / INDEX_NAME)
+
+
+def _remove_unused_files(cache_dir: Path, shards: dict[str, dict]) -> None:
+    used = {info["file"] for info in shards.values()}
+    for path in cache_dir.glob("shard-*.bin"):
+        if path.name not in used:
+            path.unlink()
+
+
+def _entry_to_json(entry: _Entry) -> list:
+    return [entry.shard, entry.offset, entry.num_frames, *entry.audio]
+
+
+def _entry_from_json(value: list) -> _Entry:
+    shard, offset, num_frames, path, size, mtime = value
+    return _Entry(shard, int(offset), int(num_frames), (path, int(size), int(mtime)))

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import asr.feature_cache as feature_cache
+from asr.audio import load, resample
+from asr.errors import DataError
+from asr.feature_cache import FeatureCache, default_cache_dir
+from asr.features import FbankConfig, fbank
+from asr.librispeech import run_manifest_command
+from asr.manifest import Utterance
+
+RATE = 16000
+
+
+def write_audio(path: Path, seconds: float, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = np.random.default_rng(seed).uniform(-0.3, 0.3, int(seconds * RATE)).astype(np.float32)
+    soundfile.write(str(path), samples, RATE, format="FLAC")
+
+
+@pytest.fixture
+def utterances(tmp_path: Path) -> list[Utterance]:
+    result = []
+    for i in range(6):
+        path = tmp_path / "audio" / f"u{i}.flac"
+        write_audio(path, 0.2 + 0.05 * i, seed=i)
+        result.append(Utterance(f"spk-1-{i:04d}", str(path), 0.2 + 0.05 * i, "HELLO", "spk"))
+    return result
+
+
+@pytest.fixture
+def computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Audio paths whose features were computed (in this process: num_workers=1)."""
+    calls: list[str] = []
+    real = feature_cache._compute
+
+    def counting(task: feature_cache._Task) -> np.ndarray:
+        calls.append(task.audio_path)
+        return real(task)
+
+    monkeypatch.setattr(feature_cache, "_compute", counting)
+    return calls
+
+
+def expected(utterance: Utterance, config: FbankConfig = FbankConfig()) -> np.ndarray:
+    return fbank(load(utterance.audio_path), RATE, config)
+
+
+def test_build_then_get_equals_fbank(utterances: list[Utterance], tmp_path: Path) -> None:
+    cache = FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    assert len(cache) == len(utterances)
+    for utterance in utterances:
+        features = cache.get(utterance.id)
+        assert isinstance(features, np.memmap) and features.dtype == np.float32
+        np.testing.assert_array_equal(features, expected(utterance))
+        assert cache.num_frames(utterance.id) == features.shape[0] == expected(utterance).shape[0]
+        assert features.shape[1] == 80
+
+
+def test_parallel_build_equals_serial(utterances: list[Utterance], tmp_path: Path) -> None:
+    serial = FeatureCache.build(utterances, tmp_path / "serial", num_workers=1)
+    parallel = FeatureCache.build(utterances, tmp_path / "parallel", num_workers=2)
+    for utterance in utterances:
+        np.testing.assert_array_equal(serial.get(utterance.id), parallel.get(utterance.id))
+
+
+def test_rebuild_reuses_everything(utterances: list[Utterance], tmp_path: Path, computed: list[str]) -> None:
+    FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    computed.clear()
+    cache = FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    assert computed == []
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == files
+    np.testing.assert_array_equal(cache.get(utterances[0].id), expected(utterances[0]))
+
+
+def test_changed_audio_recomputes_only_that_utterance(
+    utterances: list[Utterance], tmp_path: Path, computed: list[str]
+) -> None:
+    FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    changed = utterances[2]
+    write_audio(Path(changed.audio_path), 0.5, seed=99)
+    os.utime(changed.audio_path, ns=(1, 1))
+    computed.clear()
+    cache = FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    assert computed == [changed.audio_path]
+    for utterance in utterances:  # the rewritten shard's other entries were copied intact
+        np.testing.assert_array_equal(cache.get(utterance.id), expected(utterance))
+    assert cache.num_frames(changed.id) == 50
+
+
+def test_config_change_rebuilds_whole_cache(utterances: list[Utterance], tmp_path: Path, computed: list[str]) -> None:
+    FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    old_files = {p.name for p in (tmp_path / "cache").glob("shard-*.bin")}
+    computed.clear()
+    config = FbankConfig(num_mel_bins=40)
+    cache = FeatureCache.build(utterances, tmp_path / "cache", config, num_workers=1)
+    assert len(computed) == len(utterances)
+    assert not old_files & {p.name for p in (tmp_path / "cache").glob("shard-*.bin")}
+    np.testing.assert_array_equal(cache.get(utterances[1].id), expected(utterances[1], config))
+    assert cache.get(utterances[1].id).shape[1] == 40
+
+
+def test_other_utterances_stay_cached(utterances: list[Utterance], tmp_path: Path, computed: list[str]) -> None:
+    FeatureCache.build(utterances[:3], tmp_path / "cache", num_workers=1)
+    computed.clear()
+    both = FeatureCache.build(utterances[3:], tmp_path / "cache", num_workers=1)
+    assert sorted(computed) == sorted(u.audio_path for u in utterances[3:])
+    assert len(both) == len(utterances)
+    for utterance in utterances:
+        np.testing.assert_array_equal(both.get(utterance.id), expected(utterance))
+    computed.clear()
+    FeatureCache.build(utterances[:3], tmp_path / "cache", num_workers=1)
+    assert computed == []
+
+
+def test_speed_and_float16(utterances: list[Utterance], tmp_path: Path) -> None:
+    cache = FeatureCache.build(utterances[:2], tmp_path / "fast", num_workers=1, speed=1.1, dtype="float16")
+    utterance = utterances[1]
+    faster = resample(load(utterance.audio_path), 17600, RATE)
+    features = cache.get(utterance.id)
+    assert features.dtype == np.float16
+    np.testing.assert_array_equal(features, fbank(faster, RATE).astype(np.float16))
+    assert features.shape[0] < expected(utterance).shape[0]
+
+
+def test_open_checks_the_setting(utterances: list[Utterance], tmp_path: Path) -> None:
+    FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    assert len(FeatureCache.open(tmp_path / "cache")) == len(utterances)
+    with pytest.raises(DataError, match="made with"):
+        FeatureCache.open(tmp_path / "cache", speed=0.9)
+    with pytest.raises(DataError, match="no feature cache"):
+        FeatureCache.open(tmp_path / "nowhere")
+
+
+def test_unreadable_index_is_rebuilt(utterances: list[Utterance], tmp_path: Path, computed: list[str]) -> None:
+    FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    (tmp_path / "cache" / "index.json").write_text("{broken")
+    computed.clear()
+    cache = FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    assert len(computed) == len(utterances)
+    np.testing.assert_array_equal(cache.get(utterances[0].id), expected(utterances[0]))
+
+
+def test_errors(utterances: list[Utterance], tmp_path: Path) -> None:
+    cache = FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    with pytest.raises(DataError, match="not in the feature cache"):
+        cache.get("nope")
+    missing = Utterance("x-1-0000", str(tmp_path / "gone.flac"), 1.0, "HI", "x")
+    with pytest.raises(DataError, match="gone.flac: audio of utterance x-1-0000 is missing"):
+        FeatureCache.build([missing], tmp_path / "cache", num_workers=1)
+    with pytest.raises(DataError, match="dtype must be one of"):
+        FeatureCache.build(utterances, tmp_path / "cache", dtype="int8")
+
+
+def test_pickles_without_its_maps(utterances: list[Utterance], tmp_path: Path) -> None:
+    cache = FeatureCache.build(utterances, tmp_path / "cache", num_workers=1)
+    cache.get(utterances[0].id)
+    copy = pickle.loads(pickle.dumps(cache))
+    assert len(pickle.dumps(cache)) < 20_000
+    np.testing.assert_array_equal(copy.get(utterances[0].id), cache.get(utterances[0].id))
+
+
+def test_manifest_command_builds_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chapter = tmp_path / "LibriSpeech" / "dev-x" / "7" / "1"
+    for i in range(2):
+        write_audio(chapter / f"7-1-{i:04d}.flac", 0.3, seed=i)
+    (chapter / "7-1.trans.txt").write_text("7-1-0000 HELLO\n7-1-0001 WORLD\n")
+    args = argparse.Namespace(data=tmp_path, subsets="dev-x", max_hours=None, max_utterances=None, features=True)
+    assert run_manifest_command(args) == 0
+    assert "features: 2 utterances cached" in capsys.readouterr().out
+    assert len(FeatureCache.open(default_cache_dir(tmp_path))) == 2
