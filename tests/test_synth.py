@@ -204,6 +204,12 @@ def test_sentences_have_sentence_structure(sentences: list) -> None:
                 assert "subject" in clause and "verb" in clause[clause.index("subject"):], sentence.text
 
 
+def test_stative_verbs_are_never_progressive(sentences: list) -> None:
+    progressive = {verb.ing for verb in load_lexicon().verbs["stative"]}  # "liking", "knowing", ...
+    for sentence in sentences:
+        assert not progressive & set(sentence.text.lower().rstrip(".?").split()), sentence.text
+
+
 def _clauses(roles: list[str]) -> list[list[str]]:
     clauses: list[list[str]] = [[]]
     for role in roles:

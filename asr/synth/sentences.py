@@ -1,8 +1,9 @@
 """Natural English sentences from a seeded grammar: the text source of the synthetic corpus.
 
 Source: a generative grammar written for this project over the part-of-speech
-lexicon in asr/data/lexicon.txt (about 1,700 lemmas in semantic classes, ~4,200
-inflected forms, plus spelled-out numbers, clock times and years). Nothing is
+lexicon in asr/data/lexicon.txt (about 2,200 lemmas in semantic classes, ~4,200
+word forms, plus spelled-out numbers, clock times and years); about 4,400
+distinct words occur in the ~10,000 sentences of a 10-hour corpus. Nothing is
 downloaded and no third-party text is used, so the corpus can be rebuilt
 anywhere from the seed alone.
 
@@ -10,10 +11,11 @@ The grammar makes statements (transitive, intransitive, motion, copular,
 "there is", "want to ..." clauses, reported speech, compound and subordinate
 sentences), yes/no and wh-questions, and commands. It handles subject-verb
 agreement, seven tenses (present, past, future, present and past progressive,
-present perfect, modal), negation with and without contractions, a/an, plural
-and mass nouns, and keeps time adverbials consistent with the tense ("yesterday"
-only in the past). Verbs pick their objects by semantic class, so people eat
-food and read books rather than the other way round.
+present perfect, modal; no progressive for stative verbs), negation with and
+without contractions, a/an, plural and mass nouns, and keeps time adverbials
+consistent with the tense ("yesterday" only in the past). Verbs pick their
+objects by semantic class, so people eat food and read books rather than the
+other way round, and only people do people's things (vote, read, laugh).
 
 Every random choice comes from the numpy Generator passed in, so one seed
 gives one sentence, whatever else runs alongside.
@@ -203,6 +205,7 @@ class SentenceGenerator:
         self._transitive = tuple(
             c for c in ("object", "food", "person", "abstract", "animal", "place") if c in lx.verbs
         )
+        self._stative = frozenset(verb.base for verb in lx.verbs.get("stative", ()))
 
     def generate(self, rng: np.random.Generator) -> Sentence:
         """One sentence of MIN_WORDS to MAX_WORDS words (redrawn from `rng` until it fits)."""
@@ -271,9 +274,9 @@ class SentenceGenerator:
             aux, rest = _split_be(tense, subject.person, modal)  # rest is "" for "Is the soup hot?"
             return [Phrase("aux", aux), Phrase("subject", subject.text), Phrase("verb", rest),
                     Phrase("complement", self._adjective_phrase(rng, cls))], "question"
-        aux, form = auxiliary(tense, subject.person, modal)
         cls = pick(rng, self._transitive)
         verb = pick(rng, self.lexicon.verbs[cls])
+        aux, form = auxiliary(self._tense_for(verb, tense), subject.person, modal)
         return [
             Phrase("aux", aux),
             Phrase("subject", subject.text),
@@ -290,12 +293,12 @@ class SentenceGenerator:
         if chance(rng, 0.2):  # the wh-word is the subject: no auxiliary, no inversion
             return [
                 Phrase("question", "who"),
-                Phrase("verb", verb_group(verb, tense, "3sg", modal=modal)),
+                Phrase("verb", verb_group(verb, self._tense_for(verb, tense), "3sg", modal=modal)),
                 Phrase("object", self._object(rng, cls, "3sg").text),
                 *self._adverbials(rng, tense, limit=1),
             ], "question"
         subject = self._subject(rng)
-        aux, form = auxiliary(tense, subject.person, modal)
+        aux, form = auxiliary(self._tense_for(verb, tense), subject.person, modal)
         gap = self._object_question(rng, cls)
         tail = [] if gap else [Phrase("object", self._object(rng, cls, subject.person).text)]
         wh = gap or pick(rng, ("where", "when", "why", "how often"))
@@ -331,13 +334,15 @@ class SentenceGenerator:
             return self._copular(rng, tense, negative, modal, contract) + self._adverbials(rng, tense, 1, manner=False)
         if shape == 5:
             return self._existential(rng, tense, negative, modal, contract)
-        subject = self._subject(rng, animals=shape == 1)
+        animal = shape == 1 and chance(rng, 0.3)
+        subject = self._noun_phrase(rng, "animal") if animal else self._subject(rng)
         if shape == 0:
             cls = pick(rng, self._transitive)
             verb = pick(rng, self.lexicon.verbs[cls])
             rest = [Phrase("object", self._object(rng, cls, subject.person).text)]
         elif shape == 1:
-            verb, rest = pick(rng, self.lexicon.verbs["intransitive"]), []
+            verbs = self.lexicon.verbs["intransitive"] + (() if animal else self.lexicon.verbs["activity"])
+            verb, rest = pick(rng, verbs), []
         elif shape == 2:
             verb, rest = pick(rng, self.lexicon.verbs["motion"]), [Phrase("adverbial", self._destination(rng))]
         else:
@@ -345,7 +350,7 @@ class SentenceGenerator:
             cls = pick(rng, self._transitive)
             action = pick(rng, self.lexicon.verbs[cls])
             rest = [Phrase("verb", f"to {action.base}"), Phrase("object", self._object(rng, cls, subject.person).text)]
-        group = verb_group(verb, tense, subject.person, negative, modal, contract)
+        group = verb_group(verb, self._tense_for(verb, tense), subject.person, negative, modal, contract)
         if not negative and tense in ("present", "past") and chance(rng, 0.15):
             group = f"{pick(rng, self.lexicon.adverbs['frequency'])} {group}"
         adverbial_phrases = self._adverbials(rng, tense, adverbials)
@@ -363,9 +368,8 @@ class SentenceGenerator:
         else:
             complement = self._adjective_phrase(rng, cls)
         if chance(rng, 0.25):
-            # Linking verbs take no progressive ("is seeming").
-            simple = {"present_progressive": "present", "past_progressive": "past"}.get(tense, tense)
-            group = verb_group(pick(rng, _LINKING_VERBS), simple, subject.person, negative, modal, contract)
+            linking = pick(rng, _LINKING_VERBS)
+            group = verb_group(linking, self._tense_for(linking, tense), subject.person, negative, modal, contract)
         else:
             group = be_group(tense, subject.person, negative, modal, contract)
         return [Phrase("subject", subject.text), Phrase("verb", group), Phrase("complement", complement)]
@@ -379,9 +383,15 @@ class SentenceGenerator:
         return [Phrase("subject", "there"), Phrase("verb", group), Phrase("complement", thing.text),
                 Phrase("adverbial", self._place(rng))]
 
+    def _tense_for(self, verb: Verb, tense: str) -> str:
+        """`tense`, made simple for stative verbs ("wants", not "is wanting")."""
+        if verb.base in self._stative:
+            return {"present_progressive": "present", "past_progressive": "past"}.get(tense, tense)
+        return tense
+
     # ----- phrases ----------------------------------------------------------
 
-    def _subject(self, rng: np.random.Generator, animals: bool = False) -> NounPhrase:
+    def _subject(self, rng: np.random.Generator) -> NounPhrase:
         draw = rng.random()
         if draw < 0.2:
             text = pick(rng, tuple(_SUBJECT_PRONOUNS))
@@ -390,8 +400,7 @@ class SentenceGenerator:
             if chance(rng, 0.1):
                 return NounPhrase(f"{pick(rng, self._people)} and {pick(rng, self._people)}", "3pl")
             return NounPhrase(pick(rng, self._people), "3sg")
-        cls = "animal" if animals and chance(rng, 0.4) else "person"
-        return self._noun_phrase(rng, cls, modifier=cls == "person")
+        return self._noun_phrase(rng, "person", modifier=True)
 
     def _object(self, rng: np.random.Generator, cls: str, subject_person: str) -> NounPhrase:
         if cls == "person":
