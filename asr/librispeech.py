@@ -164,7 +164,7 @@ def run_manifest_command(args: argparse.Namespace) -> int:
         hours = sum(u.duration for u in kept) / 3600.0
         speakers = len({u.speaker for u in kept})
         manifest_path = _cache_paths(subset_dir(Path(args.data), subset))[0]
-        print(f"{subset}: {len(kept)} utterances, {hours:.2f} hours, {speakers} speakers ({manifest_path})")
+        print(f"{subset}: {len(kept)} utterances, {hours:.3f} hours, {speakers} speakers ({manifest_path})")
     if args.features:
         from asr.feature_cache import FeatureCache, default_cache_dir
         from asr.features import FbankConfig

@@ -177,8 +177,8 @@ def test_manifest_command_prints_summaries(corpus: Path, capsys: pytest.CaptureF
     )
     assert run_manifest_command(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("train-a: 12 utterances, 0.00 hours, 2 speakers (")
-    assert lines[1].startswith("dev-b: 3 utterances, 0.00 hours, 1 speakers (")
+    assert lines[0].startswith("train-a: 12 utterances, 0.001 hours, 2 speakers (")  # 1.86 s
+    assert lines[1].startswith("dev-b: 3 utterances, 0.000 hours, 1 speakers (")
 
 
 def test_select_utterances_keeps_order_independent_of_input_order(corpus: Path) -> None:
