@@ -249,7 +249,7 @@ def _write_info(out: Path, request: dict, split: dict[str, list[Voice]], result:
     info = {
         "request": request,
         "sample_rate": SAMPLE_RATE,
-        "sentence_source": "seeded English grammar over asr/data/lexicon.txt (asr.synth.sentences)",
+        "sentence_source": "seeded English grammar over asr/resources/lexicon.txt (asr.synth.sentences)",
         "text_split": "sha1(transcript) mod 40: " + ", ".join(
             f"{subset} {r.start}-{r.stop - 1}" for subset, r in TEXT_BUCKETS.items()
         ),

@@ -1,6 +1,6 @@
 """The part-of-speech lexicon behind the synthetic corpus, with English inflection rules.
 
-The lexicon (asr/data/lexicon.txt, written for this project) lists lemmas by
+The lexicon (asr/resources/lexicon.txt, written for this project) lists lemmas by
 part of speech and semantic class ("noun food", "verb person", ...); the
 grammar in asr.synth.sentences uses the classes to keep sentences sensible
 ("eat" takes food, "meet" takes people). Regular forms (plurals, third person,
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from asr.errors import DataError
 
-LEXICON_PATH = Path(__file__).resolve().parent.parent / "data" / "lexicon.txt"
+LEXICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "lexicon.txt"
 
 _PARTS = ("noun", "verb", "adjective", "adverb", "name")
 _VOWELS = "aeiou"

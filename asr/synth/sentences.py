@@ -1,7 +1,7 @@
 """Natural English sentences from a seeded grammar: the text source of the synthetic corpus.
 
 Source: a generative grammar written for this project over the part-of-speech
-lexicon in asr/data/lexicon.txt (about 2,200 lemmas in semantic classes, ~4,200
+lexicon in asr/resources/lexicon.txt (about 2,200 lemmas in semantic classes, ~4,200
 word forms, plus spelled-out numbers, clock times and years); about 4,400
 distinct words occur in the ~10,000 sentences of a 10-hour corpus. Nothing is
 downloaded and no third-party text is used, so the corpus can be rebuilt
