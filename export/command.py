@@ -1,0 +1,36 @@
+"""`asr export`: a training checkpoint -> a verified ONNX model dir.
+
+    asr export --exp-dir EXP --out MODEL_DIR [--chunk-ms 160] [--int8] [--checkpoint best|latest|avg|PATH]
+
+The checkpoint is chosen as `asr eval` chooses it (best.pt, else the newest
+readable checkpoint-<step>.pt) and its EMA weights are exported.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asr.evaluate import load_for_inference
+from export.onnx_export import ExportOptions, export_model
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `asr export` flags."""
+    parser.add_argument("--exp-dir", type=Path, required=True, help="experiment dir written by `asr train`")
+    parser.add_argument("--out", type=Path, required=True, help="model dir to write (created if missing)")
+    parser.add_argument("--chunk-ms", type=float, default=None,
+                        help="audio per encoder call, a multiple of 40 ms (default: the model's own chunk)")
+    parser.add_argument("--int8", action="store_true", help="also write int8 *.int8.onnx files beside the fp32 ones")
+    parser.add_argument("--checkpoint", default=None, metavar="best|latest|avg|PATH",
+                        help="which checkpoint (default: best.pt when there is one, else the latest)")
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    """Export, verify and print the report; AsrError on any problem (the CLI prints it)."""
+    loaded = load_for_inference(args.exp_dir, args.checkpoint)
+    print(f"exporting {loaded.path} ({loaded.weights} weights)")
+    options = ExportOptions(chunk_ms=args.chunk_ms, int8=args.int8)
+    report = export_model(loaded.model, loaded.tokenizer.token_table, args.out, options)
+    print(report.format())
+    return 0
