@@ -3,16 +3,15 @@
     asr export --exp-dir EXP --out MODEL_DIR [--chunk-ms 160] [--int8] [--checkpoint best|latest|avg|PATH]
 
 The checkpoint is chosen as `asr eval` chooses it (best.pt, else the newest
-readable checkpoint-<step>.pt) and its EMA weights are exported.
+readable checkpoint-<step>.pt) and its EMA weights are exported. Building the
+parser imports nothing heavy (cli.py builds every sub-command's parser on each
+call); torch is imported when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from asr.evaluate import load_for_inference
-from export.onnx_export import ExportOptions, export_model
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +27,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export_command(args: argparse.Namespace) -> int:
     """Export, verify and print the report; AsrError on any problem (the CLI prints it)."""
+    from asr.evaluate import load_for_inference
+    from export.onnx_export import ExportOptions, export_model
+
     loaded = load_for_inference(args.exp_dir, args.checkpoint)
     print(f"exporting {loaded.path} ({loaded.weights} weights)")
     options = ExportOptions(chunk_ms=args.chunk_ms, int8=args.int8)
