@@ -88,7 +88,24 @@ def _add_eval(sub: argparse._SubParsersAction) -> Handler:
     return run
 
 
-COMMANDS = [_add_synth, _add_manifest, _add_models, _add_eval]
+def _add_export(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to verified ONNX files (encoder, decoder, joiner, tokens.txt; --int8 adds int8 twins)",
+    )
+    from export.command import add_export_arguments  # argparse only: the parser stays torch-free
+
+    add_export_arguments(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from export.command import run_export_command
+
+        return run_export_command(args)
+
+    return run
+
+
+COMMANDS = [_add_synth, _add_manifest, _add_models, _add_eval, _add_export]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
