@@ -1,0 +1,323 @@
+"""The torch-free streaming recognizer: an immutable `Recognizer` and a mutable `Stream` per utterance.
+
+    recognizer = Recognizer.from_dir("model-dir")
+    stream = recognizer.create_stream()
+    for chunk in chunks:                        # any size, any sample rate
+        stream.accept_waveform(16000, chunk)
+        while recognizer.is_ready(stream):
+            recognizer.decode(stream)
+        if recognizer.is_endpoint(stream):      # the speaker paused: a segment ends
+            print(stream.result.text)
+            stream.reset()
+    stream.input_finished()
+    while recognizer.is_ready(stream):
+        recognizer.decode(stream)
+    print(stream.result.text)
+
+A stream turns samples into fbank frames (asr.features, the model's feature
+config from its metadata) and buffers them; a window of T = window_frames
+frames is ready once buffered, and decoding it advances the buffer by
+decode_chunk_len frames, so consecutive windows share the encoder's pad_frames
+of lookahead. `Recognizer.decode_streams` runs one batched encoder call and one
+batched search step for many streams (a server's loop).
+
+Shapes: N streams, T window frames, D fbank bins, n encoder frames per window, J joiner dim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soxr
+
+from asr.audio import validate_samples
+from asr.endpoint import EndpointConfig, is_endpoint
+from asr.errors import AsrError, AudioError
+from asr.features import FbankStream, fbank
+from asr.model_dir import ModelFiles, ModelMetadata
+from asr.onnx_backend import EncoderState, OnnxModel
+from asr.search import Hypothesis, Searcher, SearchOptions, SearchState, create_searcher, take_state
+from asr.tokens import TokenTable
+
+# Windows of silence decoded after the one holding the last real frame. Transducers
+# often emit a word's last token a few frames after its audio; one more window
+# gives them room to, at the cost of one encoder call at the end of a stream.
+EXTRA_TAIL_WINDOWS = 1
+
+
+@dataclass(frozen=True)
+class RecognitionResult:
+    """What a stream has recognised in its current segment."""
+
+    text: str  # the tokens as text (tokens.txt decoding, sherpa-onnx style)
+    tokens: tuple[str, ...]  # symbol of each token
+    token_ids: tuple[int, ...]  # id of each token
+    timestamps: tuple[float, ...]  # seconds from the stream's start at which each token was emitted
+    segment: int  # index of this segment; reset() after a segment with tokens starts the next
+    start_time: float  # seconds from the stream's start at which this segment begins
+
+
+def tail_padding_frames(num_frames: int, metadata: ModelMetadata) -> int:
+    """Silence frames to append after `num_frames` real feature frames at the end of input.
+
+    Enough that the window holding the encoder frame of the last real feature frame
+    runs, lookahead (pad_frames) included, and then EXTRA_TAIL_WINDOWS more.
+    Windows start at multiples of decode_chunk_len from the stream's first frame.
+    """
+    if num_frames == 0:
+        return 0
+    last_encoder_frame = (num_frames - 1) // metadata.subsampling_factor
+    last_window = last_encoder_frame // metadata.chunk_frames + EXTRA_TAIL_WINDOWS
+    return (last_window + 1) * metadata.shift_frames + metadata.pad_frames - num_frames
+
+
+def _silence_frame(metadata: ModelMetadata) -> np.ndarray:
+    """(D,) the feature frame of digital silence under the model's feature config."""
+    config = metadata.features
+    return fbank(np.zeros(config.frame_length, dtype=np.float32), config.sample_rate, config)[0]
+
+
+def _new_segment(state: SearchState) -> SearchState:
+    """A fresh search state that keeps the best hypothesis's predictor output (as sherpa-onnx's Reset).
+
+    The next segment then starts from the context of what was just said rather
+    than from silence, so splitting at an endpoint barely changes the transcript.
+    """
+    best = int(np.argmax(state.scores))
+    rows = np.array([best])
+    return SearchState([()], [()], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows))
+
+
+class Recognizer:
+    """An exported model ready to decode any number of streams; immutable and shareable."""
+
+    def __init__(
+        self,
+        model: OnnxModel,
+        decoding: SearchOptions = SearchOptions(),
+        endpoint: EndpointConfig = EndpointConfig(),
+    ) -> None:
+        """Prefer `Recognizer.from_dir`; this takes an already loaded model."""
+        self._model = model
+        self._searcher: Searcher = create_searcher(model.backend, decoding)
+        self._endpoint = endpoint
+        meta = model.metadata
+        self._silence = _silence_frame(meta)
+        # Seconds per encoder frame, computed in integer milliseconds first so timestamps stay exact.
+        self._frame_ms = meta.subsampling_factor * meta.features.frame_shift_ms
+
+    @classmethod
+    def from_dir(
+        cls,
+        model_dir: str | Path,
+        num_threads: int = 1,
+        decoding: SearchOptions = SearchOptions(),
+        endpoint: EndpointConfig = EndpointConfig(),
+        int8: bool = False,
+    ) -> Recognizer:
+        """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad."""
+        return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding, endpoint)
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._model.metadata
+
+    @property
+    def token_table(self) -> TokenTable:
+        return self._model.files.token_table
+
+    @property
+    def decoding(self) -> SearchOptions:
+        return self._searcher.options
+
+    @property
+    def endpoint(self) -> EndpointConfig:
+        return self._endpoint
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz the model's features are computed at (other rates are resampled)."""
+        return self.metadata.features.sample_rate
+
+    def create_stream(self) -> Stream:
+        """A new utterance (or live input) to feed with accept_waveform."""
+        return Stream(self)
+
+    def is_ready(self, stream: Stream) -> bool:
+        """Whether `stream` has a full window buffered, so decode(stream) can run."""
+        return stream._buffered_frames() >= self.metadata.window_frames
+
+    def decode(self, stream: Stream) -> None:
+        """Decode one window of `stream`; AsrError if it is not ready (check is_ready first)."""
+        self.decode_streams([stream])
+
+    def decode_streams(self, streams: Sequence[Stream]) -> None:
+        """Decode one window of each stream with one batched encoder call and one search pass.
+
+        Every stream must be ready (is_ready) and belong to this recognizer. The
+        result of each stream is what it would be if decoded alone.
+        """
+        if not streams:
+            return
+        self._check_decodable(streams)
+        if len(streams) == 1:  # the common on-device case: no stacking copies
+            window = streams[0]._take_window()[None]  # (1, T, D)
+            states = streams[0]._encoder_state
+        else:
+            window = np.stack([s._take_window() for s in streams])  # (N, T, D)
+            states = self._model.stack_states([s._encoder_state for s in streams])
+        encoder_out, next_states = self._model.run_encoder(window, states)  # (N, n, J)
+        if len(streams) == 1:
+            streams[0]._encoder_state = next_states
+        else:
+            for stream, state in zip(streams, self._model.unstack_states(next_states, len(streams))):
+                stream._encoder_state = state
+        self._searcher.advance(encoder_out, [s._search for s in streams])
+
+    def _check_decodable(self, streams: Sequence[Stream]) -> None:
+        if len({id(s) for s in streams}) != len(streams):
+            raise AsrError("decode_streams got the same stream twice; pass each stream once per call")
+        for stream in streams:
+            if stream._recognizer is not self:
+                raise AsrError(
+                    "the stream was created by another Recognizer; decode it with the recognizer "
+                    "whose create_stream() made it"
+                )
+            if not self.is_ready(stream):
+                raise AsrError(
+                    f"the stream is not ready: it holds {stream._buffered_frames()} of the "
+                    f"{self.metadata.window_frames} feature frames a window needs; feed more audio "
+                    "(or call input_finished) and check recognizer.is_ready(stream) before decoding"
+                )
+
+    def is_endpoint(self, stream: Stream) -> bool:
+        """Whether the stream's current segment has ended by the endpoint rules (then call stream.reset())."""
+        search = stream._search
+        return is_endpoint(
+            self._endpoint, search.num_frames, search.trailing_blank_frames(), self._frame_ms / 1000.0
+        )
+
+    def _result(self, hypothesis: Hypothesis, segment: int, start_frame: int) -> RecognitionResult:
+        ms = self._frame_ms
+        table = self.token_table
+        return RecognitionResult(
+            text=table.decode(hypothesis.tokens),
+            tokens=tuple(table.symbols[i] for i in hypothesis.tokens),
+            token_ids=hypothesis.tokens,
+            timestamps=tuple((start_frame + t) * ms / 1000.0 for t in hypothesis.timestamps),
+            segment=segment,
+            start_time=start_frame * ms / 1000.0,
+        )
+
+
+class Stream:
+    """One utterance or live input: audio in, a growing result out. Create with Recognizer.create_stream()."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self._recognizer = recognizer
+        meta = recognizer.metadata
+        self._fbank = FbankStream(meta.features)
+        self._model_rate = meta.features.sample_rate
+        self._resampler: soxr.ResampleStream | None = None
+        self._input_rate: int | None = None  # the caller's sample rate, fixed by the first chunk
+        # Feature frames not yet past a window start: (k, D); _take_window advances it.
+        self._features = np.zeros((0, meta.features.num_mel_bins), dtype=np.float32)
+        self._num_frames = 0  # real (not padding) feature frames computed so far
+        self._finished = False
+        self._encoder_state: EncoderState = recognizer._model.init_states(1)
+        self._search: SearchState = recognizer._searcher.init_state()
+        self._segment = 0
+        self._segment_start = 0  # encoder frames decoded before the current segment
+
+    @property
+    def result(self) -> RecognitionResult:
+        """The best hypothesis of the current segment so far."""
+        return self._recognizer._result(self._search.best(), self._segment, self._segment_start)
+
+    @property
+    def num_frames_decoded(self) -> int:
+        """Encoder frames decoded since the stream started (each subsampling_factor feature frames)."""
+        return self._segment_start + self._search.num_frames
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether input_finished() was called."""
+        return self._finished
+
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """Append mono float samples in [-1, 1] (N,) at `sample_rate` Hz; resampled to the model's rate.
+
+        Chunks may have any size (empty ones too); every chunk of a stream must
+        have the same sample rate. AudioError for bad samples or after input_finished().
+        """
+        if self._finished:
+            raise AudioError(
+                "accept_waveform after input_finished(): the stream is closed; create a new stream "
+                "with recognizer.create_stream()"
+            )
+        samples = np.asarray(samples)
+        if samples.ndim == 1 and samples.size == 0:
+            return
+        samples = validate_samples(samples, source="accept_waveform samples")
+        samples = self._resample(sample_rate, samples, last=False)
+        self._append_features(self._fbank.accept_waveform(samples))
+
+    def input_finished(self) -> None:
+        """Declare the end of input: the last frames and the tail padding become decodable.
+
+        After it, decode while recognizer.is_ready(stream); then `result` holds
+        everything, the last word included. Calling it again does nothing.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        if self._resampler is not None:
+            self._append_features(self._fbank.accept_waveform(self._resample(self._input_rate, np.zeros(0, np.float32), last=True)))
+        self._append_features(self._fbank.input_finished())
+        padding = tail_padding_frames(self._num_frames, self._recognizer.metadata)
+        self._features = np.concatenate([self._features, np.tile(self._recognizer._silence, (padding, 1))])
+
+    def reset(self) -> None:
+        """Start a new segment (after an endpoint): the result empties, audio and encoder state go on.
+
+        Timestamps stay counted from the stream's start; `segment` counts up when
+        the finished segment had tokens (as in sherpa-onnx).
+        """
+        if self._search.best().tokens:
+            self._segment += 1
+        self._segment_start += self._search.num_frames
+        self._search = _new_segment(self._search)
+
+    def _resample(self, sample_rate: int, samples: np.ndarray, last: bool) -> np.ndarray:
+        if self._input_rate is None:
+            if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+                raise AudioError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+            self._input_rate = int(sample_rate)
+            if self._input_rate != self._model_rate:
+                self._resampler = soxr.ResampleStream(self._input_rate, self._model_rate, 1, dtype="float32", quality="HQ")
+        elif sample_rate != self._input_rate:
+            raise AudioError(
+                f"this stream's audio is at {self._input_rate} Hz but a chunk came at {sample_rate} Hz; "
+                "keep one sample rate per stream (create a new stream for the new source)"
+            )
+        if self._resampler is None:
+            return samples
+        return self._resampler.resample_chunk(samples, last=last)
+
+    def _append_features(self, frames: np.ndarray) -> None:
+        if len(frames):
+            self._num_frames += len(frames)
+            self._features = np.concatenate([self._features, frames]) if len(self._features) else frames
+
+    def _buffered_frames(self) -> int:
+        return len(self._features)
+
+    def _take_window(self) -> np.ndarray:
+        """The next window (T, D), advancing the buffer by decode_chunk_len frames (the pad frames stay)."""
+        meta = self._recognizer.metadata
+        window = self._features[: meta.window_frames]
+        self._features = self._features[meta.shift_frames :]
+        return window

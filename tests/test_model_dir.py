@@ -1,0 +1,143 @@
+"""Reading a model dir: the files and metadata of a good export, and one clear error per bad case."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import onnx
+import pytest
+
+from asr.errors import ModelFilesError
+from asr.model_dir import ModelFiles, read_metadata_props
+from asr.onnx_backend import OnnxModel
+from asr.runtime import Recognizer
+from exported_models import TOKENS, exported_model_dir
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return exported_model_dir(tmp_path_factory, "lstm", "stateless", int8=True)
+
+
+@pytest.fixture
+def model_dir(exported: Path, tmp_path: Path) -> Path:
+    """A private copy of the export, for a test to break."""
+    return Path(shutil.copytree(exported, tmp_path / "model"))
+
+
+def test_a_good_export_reads_with_its_metadata_and_tokens(exported: Path) -> None:
+    files = ModelFiles.from_dir(exported)
+    assert files.paths() == tuple(exported / f"{r}.onnx" for r in ("encoder", "decoder", "joiner"))
+    assert files.tokens == exported / "tokens.txt" and files.token_table == TOKENS and not files.int8
+    meta = files.metadata
+    assert (meta.model_type, meta.vocab_size, meta.blank_id, meta.quantization) == ("lstm", TOKENS.vocab_size, 0, "none")
+    assert meta.window_frames == meta.shift_frames + meta.pad_frames
+    int8 = ModelFiles.from_dir(exported, int8=True)
+    assert int8.encoder.name == "encoder.int8.onnx" and int8.metadata.quantization == "int8"
+    assert int8.metadata.model_hash == meta.model_hash
+
+
+def test_metadata_is_read_as_onnx_reads_it(exported: Path) -> None:
+    for path in exported.glob("*.onnx"):
+        expected = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert read_metadata_props(path) == expected and "vocab_size" in expected
+
+
+def test_missing_dir_or_a_file_instead(tmp_path: Path) -> None:
+    with pytest.raises(ModelFilesError, match="does not exist; pass the directory `asr export` wrote"):
+        ModelFiles.from_dir(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelFilesError, match="is a file, not a directory"):
+        ModelFiles.from_dir(tmp_path / "file")
+
+
+@pytest.mark.parametrize("name", ["encoder.onnx", "joiner.onnx", "tokens.txt"])
+def test_a_missing_file_is_named(model_dir: Path, name: str) -> None:
+    (model_dir / name).unlink()
+    with pytest.raises(ModelFilesError, match=f"lacks {name}; copy the whole directory"):
+        ModelFiles.from_dir(model_dir)
+
+
+def test_int8_without_int8_files(model_dir: Path) -> None:
+    for path in model_dir.glob("*.int8.onnx"):
+        path.unlink()
+    with pytest.raises(ModelFilesError, match=r"no int8 files .*drop --int8 .*asr export --int8"):
+        ModelFiles.from_dir(model_dir, int8=True)
+    ModelFiles.from_dir(model_dir)  # the fp32 files are fine
+
+
+@pytest.mark.parametrize("size", [0, 10, 1000, -100])
+def test_truncated_or_empty_onnx_file(model_dir: Path, size: int) -> None:
+    path = model_dir / "decoder.onnx"
+    data = path.read_bytes()
+    path.write_bytes(data[:size])
+    with pytest.raises(ModelFilesError, match=r"decoder.onnx: .*(empty|truncated|metadata key).*re-export"):
+        ModelFiles.from_dir(model_dir)
+
+
+def _edit(path: Path, change: Callable[[onnx.ModelProto], object]) -> None:
+    proto = onnx.load(str(path))
+    change(proto)
+    onnx.save(proto, str(path))
+
+
+def test_a_graph_onnxruntime_cannot_load(model_dir: Path) -> None:
+    _edit(model_dir / "joiner.onnx", lambda proto: setattr(proto.graph.node[0], "op_type", "NoSuchOperator"))
+    files = ModelFiles.from_dir(model_dir)  # the metadata is intact...
+    with pytest.raises(ModelFilesError, match=r"joiner.onnx: onnxruntime cannot load it .*re-export"):
+        OnnxModel(files)  # ...but the graph is not
+    with pytest.raises(ModelFilesError, match="onnxruntime cannot load it"):
+        Recognizer.from_dir(model_dir)
+
+
+def _rewrite_props(path: Path, change: Callable[[dict[str, str]], object]) -> None:
+    def rewrite(proto: onnx.ModelProto) -> None:
+        props = {p.key: p.value for p in proto.metadata_props}
+        change(props)
+        del proto.metadata_props[:]
+        for key, value in props.items():
+            proto.metadata_props.add(key=key, value=value)
+
+    _edit(path, rewrite)
+
+
+def test_a_missing_metadata_key_is_named(model_dir: Path) -> None:
+    _rewrite_props(model_dir / "encoder.onnx", lambda props: props.pop("context_size"))
+    with pytest.raises(ModelFilesError, match=r"encoder.onnx: metadata key 'context_size' is missing.*re-export"):
+        ModelFiles.from_dir(model_dir)
+
+
+def test_files_of_different_exports(model_dir: Path) -> None:
+    _rewrite_props(model_dir / "joiner.onnx", lambda props: props.update(model_hash="0123456789abcdef"))
+    with pytest.raises(ModelFilesError, match="come from different exports"):
+        ModelFiles.from_dir(model_dir)
+
+
+def test_renamed_int8_files(model_dir: Path) -> None:
+    for role in ("encoder", "decoder", "joiner"):
+        shutil.copy(model_dir / f"{role}.int8.onnx", model_dir / f"{role}.onnx")
+    with pytest.raises(ModelFilesError, match="quantization 'int8'.*renamed"):
+        ModelFiles.from_dir(model_dir)
+
+
+def test_tokens_of_another_model(model_dir: Path) -> None:
+    lines = (model_dir / "tokens.txt").read_text().splitlines()
+    (model_dir / "tokens.txt").write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(ModelFilesError, match=r"tokens.txt has 18 symbols but the model outputs 20.*another model"):
+        ModelFiles.from_dir(model_dir)
+    (model_dir / "tokens.txt").write_text("<blk> 0\nA 2\n")
+    with pytest.raises(ModelFilesError, match=r"tokens.txt.*id 1 is missing"):
+        ModelFiles.from_dir(model_dir)
+
+
+def test_inputs_that_do_not_match_the_metadata(model_dir: Path) -> None:
+    def rename_output(proto: onnx.ModelProto) -> None:
+        proto.graph.output[0].name = "logits"
+        for node in proto.graph.node:
+            node.output[:] = ["logits" if name == "logit" else name for name in node.output]
+
+    _edit(model_dir / "joiner.onnx", rename_output)
+    with pytest.raises(ModelFilesError, match=r"joiner.onnx: inputs .* do not match its metadata"):
+        OnnxModel(ModelFiles.from_dir(model_dir))
