@@ -1,23 +1,18 @@
-"""Training-time augmentation: SpecAugment masks on fbank batches and speed perturbation of audio.
+"""Training-time augmentation of fbank batches: SpecAugment time and frequency masks.
 
-Shapes: B batch, T frames, D feature bins (80), N samples.
+Shapes: B batch, T frames, D feature bins (80).
 
 SpecAugment runs on the padded batch inside the training step (one vectorized
 pass, no per-utterance Python loop). Speed perturbation changes the audio
-before fbank, so it lives with the feature caches (see asr.data), one cache per
-speed factor: on a 2-core CPU, computing fbank once per speed beats recomputing
-it every epoch.
+before fbank, so it is a feature cache per speed factor (asr.feature_cache,
+chosen per utterance and epoch by asr.data.BucketingSampler).
 """
 
 from __future__ import annotations
 
-import numpy as np
-import soxr
 import torch
 
-from asr.audio import SAMPLE_RATE
 from asr.checks import check_shape
-from asr.errors import ShapeError
 from asr.training.config import SpecAugmentConfig
 
 
@@ -90,17 +85,3 @@ def _band_mask(
     inside = (position >= starts[:, :, None]) & (position < (starts + widths)[:, :, None])  # (B, M, extent)
     return (inside & in_use[:, :, None]).any(dim=1)
 
-
-def speed_perturb(samples: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Play `samples` (N,) `factor` times faster: N / factor samples, pitch scaled by `factor` (like sox `speed`).
-
-    Resampling from sample_rate * factor to sample_rate keeps the output at
-    `sample_rate` while shortening (factor > 1) or stretching (factor < 1) it.
-    """
-    if factor <= 0:
-        raise ShapeError(f"speed factor must be > 0, got {factor}; use e.g. 0.9, 1.0 or 1.1")
-    check_shape("samples", samples, ("N",))
-    if factor == 1.0:
-        return samples.astype(np.float32, copy=False)
-    out = soxr.resample(samples.astype(np.float32, copy=False), sample_rate * factor, sample_rate, quality="HQ")
-    return np.asarray(out, dtype=np.float32)

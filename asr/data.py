@@ -195,9 +195,11 @@ class BucketingSampler:
         speed_index = rng.integers(0, len(self.speeds), size=count)  # (N,)
         effective = self.durations / np.asarray(self.speeds)[speed_index]  # (N,) seconds as played
         by_duration = np.argsort(effective, kind="stable")
-        batches: list[PlannedBatch] = []
-        for bucket in np.array_split(by_duration, min(self.num_buckets, max(count, 1))):
-            batches.extend(_pack(rng.permutation(bucket), speed_index, effective, self.max_batch_seconds))
+        # Shuffle within each duration bucket, keep the buckets in duration order and pack across
+        # their borders: batches hold similar lengths, and only the epoch's last batch is partial.
+        buckets = np.array_split(by_duration, min(self.num_buckets, max(count, 1)))
+        order = np.concatenate([rng.permutation(bucket) for bucket in buckets])
+        batches = _pack(order, speed_index, effective, self.max_batch_seconds)
         return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -1,12 +1,11 @@
-"""SpecAugment masks (where, how much, what value, determinism) and speed perturbation."""
+"""SpecAugment masks: where, how much, what value, determinism."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from asr.augment import speed_perturb, spec_augment
+from asr.augment import spec_augment
 from asr.errors import AsrError, ShapeError
 from asr.training.config import SpecAugmentConfig
 
@@ -86,24 +85,3 @@ def test_bad_inputs() -> None:
     with pytest.raises(ShapeError, match="features"):
         spec_augment(torch.zeros(10, 80), torch.tensor([10]), SpecAugmentConfig(), torch.Generator())
 
-
-def _dominant_hz(samples: np.ndarray, sample_rate: int = 16000) -> float:
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    return float(np.fft.rfftfreq(len(samples), 1 / sample_rate)[spectrum.argmax()])
-
-
-@pytest.mark.parametrize("factor", [0.9, 1.1])
-def test_speed_perturb_scales_length_and_pitch(factor: float) -> None:
-    t = np.arange(16000) / 16000
-    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    out = speed_perturb(tone, factor)
-    assert out.dtype == np.float32
-    assert abs(len(out) - 16000 / factor) <= 2
-    assert abs(_dominant_hz(out) - 1000 * factor) < 5
-
-
-def test_speed_one_is_unchanged_and_bad_factor_rejected() -> None:
-    tone = np.linspace(-1, 1, 800, dtype=np.float32)
-    assert np.array_equal(speed_perturb(tone, 1.0), tone)
-    with pytest.raises(ShapeError, match="speed factor"):
-        speed_perturb(tone, 0.0)

@@ -132,3 +132,9 @@ def test_iterate_batches_resumes_mid_epoch() -> None:
     index = {uid: i for i, uid in enumerate(dataset.ids)}
     speed_of = {index_: sampler.speeds[s] for index_, s in plan[0]}
     assert float(first.features[0, 0, 0]) == pytest.approx(speed_of[index[first.ids[0]]])
+
+
+def test_few_utterances_still_fill_batches() -> None:
+    durations = np.full(17, 3.6)
+    plan = _sampler(durations, speeds=(1.0,), max_batch_seconds=15.0, num_buckets=30).plan(0)
+    assert sorted(len(b) for b in plan) == [1, 4, 4, 4, 4]

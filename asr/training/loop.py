@@ -171,7 +171,7 @@ def save_and_validate(run: TrainingRun) -> None:
     result = validate(run)
     if run.world.is_main:
         if result is not None:
-            run.monitor.validation(run.progress.step, run.progress.epoch, result.loss, result.wer)
+            run.monitor.validation(run.progress.step, _position(run.progress), result.loss, result.wer)
         state = checkpoint_state(run, rng, result.wer if result else None)
         path = run.checkpoints.save(state, run.progress.step, run.progress.epoch, result.wer if result else None)
         run.monitor.write(f"saved {path}")
@@ -221,6 +221,13 @@ def restore(run: TrainingRun, state: dict[str, Any]) -> None:
             f"epoch {run.progress.epoch + 1} restarts from its first batch"
         )
         run.progress.batch_in_epoch = 0
+
+
+def _position(progress: Progress) -> str:
+    """Human words for where in the data the run is."""
+    if progress.batch_in_epoch == 0:
+        return f"end of epoch {progress.epoch}"
+    return f"epoch {progress.epoch + 1}, batch {progress.batch_in_epoch}"
 
 
 class _Clock:

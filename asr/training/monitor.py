@@ -63,8 +63,8 @@ class TrainMonitor:
             for name, value in scalars.items():
                 self._writer.add_scalar(f"train/{name}", value, step)
 
-    def validation(self, step: int, epoch: int, dev_loss: float, dev_wer: float) -> None:
-        """Log a validation, redraw the curves PNG and print one line."""
+    def validation(self, step: int, where: str, dev_loss: float, dev_wer: float) -> None:
+        """Log a validation, redraw the curves PNG and print one line (`where`: e.g. "end of epoch 2")."""
         if not self.enabled:
             return
         self.history.append({"step": step, "dev_loss": dev_loss, "dev_wer": dev_wer})
@@ -72,7 +72,7 @@ class TrainMonitor:
         self._writer.add_scalar("dev/wer", dev_wer, step)
         self._writer.flush()
         plot_curves(self.history, self.exp_dir / PLOT_NAME, self.title)
-        self.write(f"step {step} (epoch {epoch + 1}): dev loss {dev_loss:.3f}, dev WER {dev_wer:.2f}%")
+        self.write(f"step {step} ({where}): dev loss {dev_loss:.3f}, dev WER {dev_wer:.2f}%")
 
     def write(self, line: str) -> None:
         """Print a line without breaking the progress bar."""

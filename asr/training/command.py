@@ -1,0 +1,202 @@
+"""`asr train` and `asr average`: turn flags into a TrainConfig, assemble a TrainingRun, run it.
+
+Order of work in `asr train`: settle the config (new, or the saved one with
+--resume) -> join the DDP world -> read the corpus, tokenizer and feature
+caches (rank 0 builds, the others wait) -> build model, optimizer, EMA ->
+restore the latest good checkpoint when resuming -> train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from asr.checkpoints import CheckpointManager, average_checkpoints, list_checkpoints, save_checkpoint
+from asr.data import BucketingSampler
+from asr.errors import AsrError, ModelFilesError
+from asr.librispeech import corpus_dir
+from asr.training.config import (
+    CONFIG_NAME,
+    RUN_OPTIONS,
+    TrainConfig,
+    config_from_options,
+    given_options,
+    read_saved_config,
+)
+from asr.training.corpus import RunData, load_run_data
+from asr.training.dev_wer import ctc_greedy_wer_fn
+from asr.training.distributed import WorldInfo, close_world, init_world, threads_per_process
+from asr.training.ema import WeightAverage
+from asr.training.loop import DevSet, TrainingRun, TrainSummary, restore, train
+from asr.training.monitor import PLOT_NAME, TrainMonitor
+from asr.training.step import amp_dtype
+from models.config import TransducerConfig
+from models.presets import build_config
+from models.transducer import Transducer
+
+DEV_SUBSET_CANDIDATES = ("synth-dev", "dev-clean")  # picked, when present, if --dev-subsets is not given
+AVERAGED_NAME = "averaged.pt"
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    """`asr train`: returns the exit status (errors a user can fix raise AsrError)."""
+    exp_dir = Path(args.exp_dir)
+    config = resolve_config(args, exp_dir)
+    # torch says this on every LSTMP forward on CPU; it is about speed, not correctness, and drowns the log.
+    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+    world = init_world(config.device)
+    try:
+        torch.set_num_threads(threads_per_process(config.num_threads, world))
+        summary = run_training(config, exp_dir, world, resume=args.resume)
+    finally:
+        close_world(world)
+    if world.is_main:
+        _print_summary(summary, exp_dir)
+    return 0
+
+
+def resolve_config(args: argparse.Namespace, exp_dir: Path) -> TrainConfig:
+    """The config this invocation runs: from the flags, or the saved one with --resume.
+
+    Without --resume an exp dir holding another experiment, or checkpoints of
+    this one, is an error (nothing is overwritten). With --resume the saved
+    config wins; flags that disagree with it are listed and ignored, except
+    RUN_OPTIONS (how long, where), which apply.
+    """
+    given = given_options(args)
+    saved = read_saved_config(exp_dir)
+    if args.resume:
+        if saved is None:
+            raise AsrError(
+                f"{exp_dir}: nothing to resume (no {CONFIG_NAME}); start a run there without --resume"
+            )
+        ignored = {k: v for k, v in given.items() if k not in RUN_OPTIONS and getattr(saved, k) != v}
+        if ignored:
+            detail = ", ".join(f"{k}={v!r} (saved: {getattr(saved, k)!r})" for k, v in ignored.items())
+            print(f"note: --resume keeps the saved config of {exp_dir}; ignoring {detail}", file=sys.stderr)
+        overrides = {k: v for k, v in given.items() if k in RUN_OPTIONS}
+        if {"epochs", "max_minutes"} & overrides.keys():
+            overrides.setdefault("epochs", None)
+            overrides.setdefault("max_minutes", None)
+        return TrainConfig.from_dict({**saved.to_dict(), **overrides})
+    if "dev_subsets" not in given and "data" in given:
+        given["dev_subsets"] = default_dev_subsets(Path(given["data"]), given.get("subsets", ()))
+    config = config_from_options(given)
+    if saved is not None and saved.experiment_differences(config):
+        detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in saved.experiment_differences(config).items())
+        raise AsrError(
+            f"{exp_dir} holds a different experiment ({detail}); use a new --exp-dir, or --resume to continue that one"
+        )
+    if list_checkpoints(exp_dir):
+        raise AsrError(
+            f"{exp_dir} already has checkpoints of this experiment; pass --resume to continue it, or use a new --exp-dir"
+        )
+    return config
+
+
+def default_dev_subsets(data: Path, train_subsets: tuple[str, ...]) -> tuple[str, ...]:
+    """The first of DEV_SUBSET_CANDIDATES present under `data` and not trained on; () when none is."""
+    corpus = corpus_dir(data)
+    for name in DEV_SUBSET_CANDIDATES:
+        if name not in train_subsets and (corpus / name).is_dir():
+            return (name,)
+    return ()
+
+
+def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: bool) -> TrainSummary:
+    """Assemble the run (data, model, optimizer) and train it; `resume` restores the latest good checkpoint."""
+    manager = CheckpointManager(exp_dir, config.keep_last)
+    latest = manager.latest() if resume else None
+    if resume and latest is None:
+        print(f"note: {exp_dir} has no readable checkpoint; starting from step 0", file=sys.stderr)
+    if world.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / CONFIG_NAME).write_text(config.to_json() + "\n", encoding="utf-8")
+    data = load_run_data(config, exp_dir, world, tokenizer_bytes=latest[1]["tokenizer"] if latest else None)
+    model_config = (
+        TransducerConfig.from_dict(json.loads(latest[1]["model_config"])) if latest
+        else build_config(config.preset, config.encoder, vocab_size=data.tokenizer.vocab_size,
+                          predictor=config.predictor)
+    )
+    run = build_run(config, exp_dir, world, model_config, data, manager)
+    if latest is not None:
+        path, state = latest
+        restore(run, state)
+        run.monitor.write(f"resumed from {path}: step {run.progress.step}, epoch {run.progress.epoch + 1}, "
+                          f"batch {run.progress.batch_in_epoch}")
+    return train(run)
+
+
+def build_run(
+    config: TrainConfig,
+    exp_dir: Path,
+    world: WorldInfo,
+    model_config: TransducerConfig,
+    data: RunData,
+    manager: CheckpointManager,
+) -> TrainingRun:
+    """A TrainingRun at step 0: seeded model (identical on every rank), AdamW, EMA, sampler, dev set, monitor."""
+    torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model: nn.Module = Transducer(model_config).to(world.device)
+    ema = WeightAverage(model, config.ema_decay)
+    if world.distributed:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[world.device.index] if world.device.type == "cuda" else None
+        )
+    torch.manual_seed(config.seed + 1 + world.rank)  # dropout streams differ between ranks
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(world.device.type, enabled=_uses_fp16(config, world))
+    sampler = BucketingSampler(
+        durations=data.train_set.durations, speeds=config.speeds, max_batch_seconds=config.max_batch_seconds,
+        num_buckets=config.num_buckets, seed=config.seed, rank=world.rank, world_size=world.world_size,
+    )
+    dev = None
+    if data.dev_set is not None and len(data.dev_set):
+        evaluate_fn = ctc_greedy_wer_fn(data.dev_set, data.dev_batches, data.tokenizer, world.device)
+        dev = DevSet(data.dev_set, data.dev_batches, evaluate_fn)
+    title = f"{exp_dir.name}: {config.encoder} {config.preset}, {data.train_set.hours:.2f} h of {','.join(config.subsets)}"
+    monitor = TrainMonitor(exp_dir, [], config.log_every_steps, enabled=world.is_main, title=title)
+    return TrainingRun(
+        config=config, world=world, model=model, ema=ema, optimizer=optimizer, scaler=scaler,
+        train_set=data.train_set, features=data.features, sampler=sampler, dev=dev, checkpoints=manager,
+        monitor=monitor, model_config_json=json.dumps(model_config.to_dict(), sort_keys=True),
+        tokenizer_bytes=data.tokenizer.to_bytes(),
+    )
+
+
+def run_average_command(args: argparse.Namespace) -> int:
+    """`asr average`: mean of the newest --last checkpoints' weights, written to --out."""
+    exp_dir = Path(args.exp_dir)
+    if args.last < 1:
+        raise AsrError(f"--last must be >= 1, got {args.last}")
+    paths = list_checkpoints(exp_dir)
+    if not paths:
+        raise ModelFilesError(f"{exp_dir}: no checkpoint-*.pt files; train with `asr train --exp-dir {exp_dir}` first")
+    chosen = paths[-args.last :]
+    if len(chosen) < args.last:
+        print(f"note: only {len(chosen)} checkpoints in {exp_dir}; averaging those", file=sys.stderr)
+    state = average_checkpoints(chosen, key="model_avg" if args.weights == "ema" else "model")
+    out = Path(args.out) if args.out else exp_dir / AVERAGED_NAME
+    save_checkpoint(out, state)
+    print(f"averaged {len(chosen)} checkpoints ({chosen[0].name} .. {chosen[-1].name}) into {out}")
+    return 0
+
+
+def _uses_fp16(config: TrainConfig, world: WorldInfo) -> bool:
+    return amp_dtype(config.amp, world.device) == torch.float16
+
+
+def _print_summary(summary: TrainSummary, exp_dir: Path) -> None:
+    why = "time budget used up" if summary.stopped_by == "time" else "all epochs done"
+    loss = f", last loss {summary.final_loss:.3f}" if summary.final_loss is not None else ""
+    wer = f", best dev WER {summary.best_wer:.2f}% ({exp_dir / 'best.pt'})" if summary.best_wer is not None else ""
+    print(f"training stopped ({why}) after {summary.steps} steps, {summary.epochs_completed} epochs{loss}{wer}")
+    print(f"curves: {exp_dir / PLOT_NAME}; TensorBoard: tensorboard --logdir {exp_dir}")
+    print(f"next: asr average --exp-dir {exp_dir} --last 5")
+

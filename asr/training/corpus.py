@@ -1,0 +1,152 @@
+"""The data of one training run: utterances, tokenizer, tokenized sets, feature caches, dev batches.
+
+Rank 0 does everything that writes files (manifest caches, the tokenizer, the
+feature caches) while the other ranks wait at a barrier, then every rank reads
+the finished files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from asr.data import Batch, BucketingSampler, FeatureSource, Skipped, TokenizedSet, iterate_batches, tokenize_set
+from asr.errors import DataError
+from asr.feature_cache import FeatureCache, default_cache_dir
+from asr.features import FbankConfig
+from asr.librispeech import load_subsets
+from asr.manifest import Utterance
+from asr.tokens import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
+from asr.training.config import TrainConfig
+from asr.training.distributed import WorldInfo, barrier
+from models.subsampling import Conv2dSubsampling
+
+TOKENIZER_DIR = "tokenizer"  # in the exp dir: tokens.txt (+ bpe.model) and tokenizer.bin
+TOKENIZER_BLOB = "tokenizer.bin"  # Tokenizer.to_bytes(), what a resumed run reloads
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Everything the loop reads."""
+
+    tokenizer: Tokenizer  # text <-> ids, trained on the training transcripts
+    train_set: TokenizedSet  # training utterances that fit (see tokenize_set)
+    features: FeatureSource  # fbank per (utterance, speed), training and dev alike
+    dev_set: TokenizedSet | None  # None without --dev-subsets
+    dev_batches: tuple[Batch, ...]  # dev_set collated, shortest first
+
+
+def load_run_data(config: TrainConfig, exp_dir: Path, world: WorldInfo, tokenizer_bytes: bytes | None) -> RunData:
+    """Read (rank 0: build) manifests, tokenizer and feature caches for `config`.
+
+    `tokenizer_bytes` (from a checkpoint) takes precedence over the exp dir's
+    tokenizer so a resumed run encodes exactly as before.
+    """
+    if not world.is_main:
+        barrier(world)  # let rank 0 write caches and the tokenizer first
+    train_utterances = _load(config, config.subsets, max_hours=config.max_hours)
+    dev_utterances = _load(config, config.dev_subsets, max_utterances=config.max_dev_utterances)
+    tokenizer = _tokenizer(config, exp_dir, train_utterances, tokenizer_bytes)
+    factor = Conv2dSubsampling.subsampling_factor
+    # The slowest speed stretches an utterance: it must still fit one batch.
+    longest = min(config.max_utterance_seconds, config.max_batch_seconds * min(config.speeds))
+    train_set, skipped = tokenize_set(train_utterances, tokenizer, longest, factor, fastest_speed=max(config.speeds))
+    if world.is_main:
+        _report("training", train_set, skipped, len(train_utterances))
+    if not len(train_set):
+        raise DataError(
+            f"no usable training utterance among {len(train_utterances)} in {', '.join(config.subsets)}; "
+            "see the counts above (raise --max-utterance-seconds, or use a corpus with longer audio per word)"
+        )
+    dev_set = None
+    if dev_utterances:
+        dev_set, dev_skipped = tokenize_set(dev_utterances, tokenizer, config.max_batch_seconds, factor,
+                                            on_unknown="unk")
+        if world.is_main:
+            _report("dev", dev_set, dev_skipped, len(dev_utterances))
+    features = open_feature_source(config, train_utterances, dev_utterances, world)
+    if world.is_main:
+        barrier(world)
+    dev_batches: tuple[Batch, ...] = ()
+    if dev_set is not None and len(dev_set):
+        plan = BucketingSampler(dev_set.durations, (1.0,), config.max_batch_seconds, 1, config.seed,
+                                shuffle=False).plan(0)
+        dev_batches = tuple(iterate_batches(dev_set, features, plan, (1.0,)))
+    return RunData(tokenizer, train_set, features, dev_set, dev_batches)
+
+
+class SpeedFeatures:
+    """A FeatureSource over one memory-mapped FeatureCache per speed factor."""
+
+    def __init__(self, caches: dict[float, FeatureCache]) -> None:
+        self._caches = caches
+
+    def get(self, utterance_id: str, speed: float) -> np.ndarray:
+        return self._caches[speed].get(utterance_id)
+
+
+def open_feature_source(
+    config: TrainConfig, train: Sequence[Utterance], dev: Sequence[Utterance], world: WorldInfo
+) -> SpeedFeatures:
+    """Feature caches under <data>/fbank-cache/speed-<s>: every training speed, plus 1.0 for dev.
+
+    Speed perturbation is precomputed, one cache per factor, rather than done on
+    the fly: resampling and fbank cost about as much CPU as a tiny model's
+    training step, and on a 2-core machine DataLoader workers doing it every
+    epoch would take those cores from training. The price is disk: 115 MB per
+    hour of audio per speed (float32). Rank 0 builds (only what is missing or
+    changed); other ranks open what it built.
+    """
+    caches = {}
+    for speed in sorted(set(config.speeds) | {1.0}):
+        directory = default_cache_dir(Path(config.data), speed)
+        wanted = [*train, *dev] if speed == 1.0 else list(train)
+        if world.is_main:
+            caches[speed] = FeatureCache.build(wanted, directory, FbankConfig(), speed=speed)
+        else:
+            caches[speed] = FeatureCache.open(directory, FbankConfig(), speed=speed)
+    return SpeedFeatures(caches)
+
+
+def _load(config: TrainConfig, subsets: Sequence[str], **limits: float | int | None) -> list[Utterance]:
+    if not subsets:
+        return []
+    utterances = load_subsets(Path(config.data), list(subsets), **limits)
+    if not utterances:
+        raise DataError(f"{config.data}: subsets {', '.join(subsets)} hold no utterances; unpack them again")
+    return utterances
+
+
+def _tokenizer(
+    config: TrainConfig, exp_dir: Path, utterances: Sequence[Utterance], saved: bytes | None
+) -> Tokenizer:
+    """The checkpoint's tokenizer, else the exp dir's, else one trained now on the training transcripts."""
+    if saved is not None:
+        return load_tokenizer(saved)
+    blob = exp_dir / TOKENIZER_DIR / TOKENIZER_BLOB
+    if blob.is_file():
+        return load_tokenizer(blob.read_bytes())
+    texts = [u.text for u in utterances]
+    if config.tokens == "bpe":
+        tokenizer: Tokenizer = BpeTokenizer.train(texts, config.vocab_size, model_dir=exp_dir / TOKENIZER_DIR)
+    else:
+        tokenizer = CharTokenizer.build(texts)
+        tokenizer.save(exp_dir / TOKENIZER_DIR)
+    temp = blob.with_name(f".{TOKENIZER_BLOB}.tmp")
+    temp.write_bytes(tokenizer.to_bytes())
+    os.replace(temp, blob)
+    return tokenizer
+
+
+def _report(name: str, dataset: TokenizedSet, skipped: Skipped, total: int) -> None:
+    tokens = sum(len(t) for t in dataset.tokens)
+    print(f"{name}: {len(dataset)} of {total} utterances, {dataset.hours:.2f} h, {tokens} tokens", file=sys.stderr)
+    if skipped.too_long or skipped.too_short:
+        print(f"{name}: skipped {skipped.too_long} too long and {skipped.too_short} too short for their "
+              "transcripts", file=sys.stderr)
+

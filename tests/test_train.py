@@ -1,0 +1,311 @@
+"""Training: the lr schedule, config handling, EMA, exact resume, and `asr train` end to end."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
+from asr.data import BucketingSampler, TokenizedSet, iterate_batches
+from asr.errors import AsrError
+from asr.tokens import CharTokenizer
+from asr.training.command import build_run, resolve_config
+from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
+from asr.training.corpus import RunData
+from asr.training.distributed import init_world
+from asr.training.ema import WeightAverage
+from asr.training.loop import restore, train
+from asr.training.schedule import lr_at
+from models.presets import build_config
+
+
+def _config(**overrides: object) -> TrainConfig:
+    options: dict[str, object] = dict(data="/corpus", subsets=("train",), lr=1e-3, warmup_steps=100, decay_steps=1000)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+# --- learning-rate schedule ----------------------------------------------------------------------------
+
+
+def test_lr_warms_up_linearly_to_the_peak() -> None:
+    config = _config()
+    assert lr_at(0, config) == pytest.approx(1e-5, rel=1e-3)
+    assert lr_at(49, config) == pytest.approx(0.5e-3, rel=1e-2)
+    rising = [lr_at(s, config) for s in range(100)]
+    assert all(a < b for a, b in zip(rising, rising[1:]))
+    assert max(lr_at(s, config) for s in range(5000)) <= 1e-3
+
+
+def test_lr_decays_like_inverse_sqrt_after_decay_steps() -> None:
+    config = _config()
+    falling = [lr_at(s, config) for s in range(100, 20000, 97)]
+    assert all(a > b for a, b in zip(falling, falling[1:]))
+    assert lr_at(1000, config) == pytest.approx(1e-3 * 2**-0.25)
+    assert lr_at(100_000, config) == pytest.approx(1e-3 * (1000 / 100_000) ** 0.5, rel=1e-3)
+
+
+def test_lr_without_warmup_starts_at_the_peak() -> None:
+    assert lr_at(0, _config(warmup_steps=0)) == pytest.approx(1e-3)
+
+
+# --- config and flags ------------------------------------------------------------------------------------
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_config_round_trips_through_json() -> None:
+    config = _config(speeds=(1.0,), spec_augment=None, max_minutes=3.0)
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+def test_default_budget_and_both_budgets() -> None:
+    assert _config().stop_epochs == DEFAULT_EPOCHS
+    assert _config(max_minutes=5.0).stop_epochs is None  # time alone bounds the run
+    assert _config(max_minutes=5.0, epochs=3).stop_epochs == 3  # whichever comes first
+
+
+def test_invalid_options_name_the_flag() -> None:
+    with pytest.raises(AsrError, match="--max-batch-seconds must be > 0"):
+        _config(max_batch_seconds=0)
+    with pytest.raises(AsrError, match="--encoder 'lstmm'"):
+        _config(encoder="lstmm")
+
+
+def _corpus(root: Path, *subsets: str) -> Path:
+    for subset in subsets:
+        (root / "LibriSpeech" / subset).mkdir(parents=True)
+    return root
+
+
+def test_flags_build_a_config_with_auto_dev_subset(tmp_path: Path) -> None:
+    data = _corpus(tmp_path / "data", "synth-train", "synth-dev")
+    args = _parse("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "exp"),
+                  "--lr", "0.002", "--speeds", "1.0")
+    config = resolve_config(args, tmp_path / "exp")
+    assert config.dev_subsets == ("synth-dev",) and config.lr == 0.002 and config.speeds == (1.0,)
+    assert config.data == str(data.resolve())
+
+
+def test_other_experiment_in_exp_dir_is_refused_without_resume(tmp_path: Path) -> None:
+    data = _corpus(tmp_path / "data", "synth-train")
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    saved = _config(data=str(data.resolve()), subsets=("synth-train",), preset="tiny")
+    (exp / CONFIG_NAME).write_text(saved.to_json())
+    args = _parse("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(exp), "--preset", "base")
+    with pytest.raises(AsrError, match="different experiment.*preset.*new --exp-dir, or --resume"):
+        resolve_config(args, exp)
+
+
+def test_resume_keeps_the_saved_config_but_takes_run_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    saved = _config(preset="tiny", epochs=2)
+    (exp / CONFIG_NAME).write_text(saved.to_json())
+    config = resolve_config(_parse("--exp-dir", str(exp), "--resume", "--preset", "base", "--epochs", "5"), exp)
+    assert config.preset == "tiny" and config.epochs == 5
+    assert "ignoring preset='base' (saved: 'tiny')" in capsys.readouterr().err
+
+
+def test_resume_without_anything_saved_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(AsrError, match="nothing to resume"):
+        resolve_config(_parse("--exp-dir", str(tmp_path), "--resume"), tmp_path)
+    with pytest.raises(AsrError, match="--data and --subsets required"):
+        resolve_config(_parse("--exp-dir", str(tmp_path)), tmp_path)
+
+
+# --- EMA -----------------------------------------------------------------------------------------------
+
+
+def test_weight_average_ramps_then_follows_slowly() -> None:
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    average = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average.update(model, step=0)  # effective decay 0.1: jumps most of the way
+    assert float(average.model.weight[0, 0]) == pytest.approx(0.9)
+    average.update(model, step=10_000)  # effective decay 0.9
+    assert float(average.model.weight[0, 0]) == pytest.approx(0.91)
+    assert not average.model.weight.requires_grad
+
+
+# --- the loop on an in-memory corpus ---------------------------------------------------------------------
+
+
+class RandomFeatures:
+    """Deterministic random fbank per (utterance, speed): no audio needed."""
+
+    def __init__(self, frames: dict[str, int]) -> None:
+        self.frames = frames
+
+    def get(self, utterance_id: str, speed: float) -> np.ndarray:
+        seed = [int(utterance_id[1:]), int(speed * 100)]
+        rows = int(self.frames[utterance_id] / speed)
+        return np.random.default_rng(seed).standard_normal((rows, 80)).astype(np.float32)
+
+
+def random_run_data(count: int = 24, seed: int = 0) -> RunData:
+    """A tiny char-level corpus of random features; the first 6 utterances double as dev set."""
+    rng = np.random.default_rng(seed)
+    texts = tuple(" ".join(rng.choice(["CAT", "DOG", "SUN", "SEA"], 2)) for _ in range(count))
+    tokenizer = CharTokenizer.build(texts)
+    ids = tuple(f"u{i}" for i in range(count))
+    durations = np.round(rng.uniform(1.0, 2.0, count), 2)
+    tokens = tuple(np.array(tokenizer.encode(t), np.int64) for t in texts)
+    train_set = TokenizedSet(ids, durations, texts, tokens)
+    features = RandomFeatures({u: int(d * 100) for u, d in zip(ids, durations)})
+    dev_set = TokenizedSet(ids[:6], durations[:6], texts[:6], tokens[:6])
+    plan = BucketingSampler(dev_set.durations, (1.0,), 10.0, 1, 0, shuffle=False).plan(0)
+    return RunData(tokenizer, train_set, features, dev_set, tuple(iterate_batches(dev_set, features, plan, (1.0,))))
+
+
+def tiny_config(**overrides: object) -> TrainConfig:
+    options: dict[str, object] = dict(
+        data="/none", subsets=("random",), preset="tiny", tokens="char", epochs=2, max_batch_seconds=8.0,
+        num_buckets=3, checkpoint_every_steps=4, log_every_steps=2, warmup_steps=5, device="cpu", seed=1,
+    )
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def _start(config: TrainConfig, exp: Path, data: RunData):  # -> TrainingRun
+    model_config = build_config(config.preset, config.encoder, vocab_size=data.tokenizer.vocab_size)
+    return build_run(config, exp, init_world("cpu"), model_config, data, CheckpointManager(exp, config.keep_last))
+
+
+def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
+    data = random_run_data()
+    full = train(_start(tiny_config(), tmp_path / "full", data))
+
+    first = train(_start(tiny_config(epochs=1), tmp_path / "split", data))
+    resumed = _start(tiny_config(), tmp_path / "split", data)
+    path, state = resumed.checkpoints.latest()
+    restore(resumed, state)
+    second = train(resumed)
+
+    assert first.steps < second.steps == full.steps
+    assert second.final_loss == full.final_loss  # same batches, masks, dropout and weights: bit-identical
+    a = load_checkpoint(tmp_path / "full" / f"checkpoint-{full.steps:07d}.pt")
+    b = load_checkpoint(tmp_path / "split" / f"checkpoint-{full.steps:07d}.pt")
+    for key in a["model_avg"]:
+        assert torch.equal(a["model_avg"][key], b["model_avg"][key]), key
+    assert (tmp_path / "full" / "curves.png").stat().st_size > 10_000
+    assert list((tmp_path / "full" / "tensorboard").iterdir())
+
+
+def test_max_minutes_stops_early_and_saves(tmp_path: Path) -> None:
+    summary = train(_start(tiny_config(epochs=50, max_minutes=1e-4), tmp_path, random_run_data()))
+    assert summary.stopped_by == "time" and summary.steps == 1
+    assert load_checkpoint(tmp_path / "checkpoint-0000001.pt")["progress"]["step"] == 1
+
+
+# --- `asr train` end to end on a synthetic corpus, in subprocesses --------------------------------------
+
+# The `asr train` / `asr average` entry points, called as cli.py calls them.
+_TRAIN = """
+import argparse, sys
+from asr.errors import AsrError
+from asr.training.command import run_average_command, run_train_command
+from asr.training.config import add_average_arguments, add_train_arguments
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    command = sys.argv[1]
+    (add_train_arguments if command == "train" else add_average_arguments)(parser)
+    run = run_train_command if command == "train" else run_average_command
+    try:
+        sys.exit(run(parser.parse_args(sys.argv[2:])))
+    except AsrError as error:
+        print(f"asr {command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+"""
+REPO = Path(__file__).resolve().parents[1]
+# Small batches so an epoch has several steps to be killed in; one thread so runs are bit-reproducible.
+TINY_FLAGS = ("--preset", "tiny", "--tokens", "char", "--max-batch-seconds", "8", "--checkpoint-every-steps", "3",
+              "--num-threads", "1", "--seed", "5")
+
+
+def _asr(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _TRAIN, *argv], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(process: subprocess.Popen) -> tuple[str, str]:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-3000:]
+    return out, err
+
+
+def _last_loss(out: str) -> float:
+    return float(re.search(r"last loss ([0-9.]+)", out).group(1))
+
+
+@pytest.fixture(scope="module")
+def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    done = subprocess.run([sys.executable, str(REPO / "cli.py"), "synth", "--out", str(root), "--hours", "0.02",
+                           "--seed", "3", "--workers", "1"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.mark.slow
+def test_train_end_to_end_then_average(synth_corpus: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    out, err = _finish(_asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir", str(exp),
+                            "--epochs", "2", *TINY_FLAGS))
+    assert "dev WER" in out and "training stopped (all epochs done)" in out and "training: " in err
+    for name in ("config.json", "best.pt", "curves.png", "checkpoints.json", "tokenizer/tokens.txt"):
+        assert (exp / name).is_file(), name
+    assert any((exp / "tensorboard").iterdir())
+    state = load_checkpoint(exp / "best.pt")
+    assert TrainConfig.from_json(state["train_config"]).dev_subsets == ("synth-dev",)
+    assert state["dev_wer"] is not None
+    again = subprocess.run([sys.executable, "-c", _TRAIN, "train", "--data", str(synth_corpus), "--subsets",
+                            "synth-train", "--exp-dir", str(exp), *TINY_FLAGS], cwd=REPO, capture_output=True,
+                           text=True)
+    assert again.returncode == 2 and "already has checkpoints" in again.stderr and "--resume" in again.stderr
+    out, _ = _finish(_asr("average", "--exp-dir", str(exp), "--last", "2"))
+    averaged = load_checkpoint(exp / "averaged.pt")
+    assert len(averaged["averaged_from"]) == 2 and "optimizer" not in averaged
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_corpus: Path, tmp_path: Path) -> None:
+    flags = ("--data", str(synth_corpus), "--subsets", "synth-train", "--epochs", "4", *TINY_FLAGS)
+    full_out, _ = _finish(_asr("train", "--exp-dir", str(tmp_path / "full"), *flags))
+
+    split = tmp_path / "split"
+    victim = _asr("train", "--exp-dir", str(split), *flags)
+    deadline = time.monotonic() + 120
+    while not list(split.glob("checkpoint-0000006.pt")) and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)  # mid-epoch, possibly mid-write of the next checkpoint
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    newest = list_checkpoints(split)[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # and the newest checkpoint is corrupt on top of that
+
+    out, err = _finish(_asr("train", "--exp-dir", str(split), "--resume", *flags))
+    assert f"{newest.name}: corrupt" in err and "falling back" in err and "resumed from" in out
+    steps = int(re.search(r"after (\d+) steps", full_out).group(1))
+    assert f"after {steps} steps" in out
+    assert _last_loss(out) == _last_loss(full_out)  # deterministic data order, masks and RNG restore
+    a = load_checkpoint(tmp_path / "full" / f"checkpoint-{steps:07d}.pt")
+    b = load_checkpoint(split / f"checkpoint-{steps:07d}.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
