@@ -161,7 +161,8 @@ class OnnxModel:
         encoder_out is joiner-projected, ready for the search.
         """
         check_shape("encoder window", window, ("N", *self._window_shape))
-        encoder_out, *next_states = self.encoder.run(self._encoder_outputs, dict(zip(self._encoder_inputs, (window, *states))))
+        feeds = dict(zip(self._encoder_inputs, (window, *states)))
+        encoder_out, *next_states = self.encoder.run(self._encoder_outputs, feeds)
         return encoder_out, tuple(next_states)
 
     def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:

@@ -106,7 +106,7 @@ class Recognizer:
         self._endpoint = endpoint
         meta = model.metadata
         self._silence = _silence_frame(meta)
-        # Seconds per encoder frame, computed in integer milliseconds first so timestamps stay exact.
+        # Milliseconds per encoder frame: timestamps are frames * ms / 1000, so 7 frames give 0.28 s, not 0.28000000000000003.
         self._frame_ms = meta.subsampling_factor * meta.features.frame_shift_ms
 
     @classmethod
@@ -170,11 +170,9 @@ class Recognizer:
             window = np.stack([s._take_window() for s in streams])  # (N, T, D)
             states = self._model.stack_states([s._encoder_state for s in streams])
         encoder_out, next_states = self._model.run_encoder(window, states)  # (N, n, J)
-        if len(streams) == 1:
-            streams[0]._encoder_state = next_states
-        else:
-            for stream, state in zip(streams, self._model.unstack_states(next_states, len(streams))):
-                stream._encoder_state = state
+        per_stream = [next_states] if len(streams) == 1 else self._model.unstack_states(next_states, len(streams))
+        for stream, state in zip(streams, per_stream):
+            stream._encoder_state = state
         self._searcher.advance(encoder_out, [s._search for s in streams])
 
     def _check_decodable(self, streams: Sequence[Stream]) -> None:
@@ -262,7 +260,7 @@ class Stream:
         if samples.ndim == 1 and samples.size == 0:
             return
         samples = validate_samples(samples, source="accept_waveform samples")
-        samples = self._resample(sample_rate, samples, last=False)
+        samples = self._resample(sample_rate, samples)
         self._append_features(self._fbank.accept_waveform(samples))
 
     def input_finished(self) -> None:
@@ -274,8 +272,9 @@ class Stream:
         if self._finished:
             return
         self._finished = True
-        if self._resampler is not None:
-            self._append_features(self._fbank.accept_waveform(self._resample(self._input_rate, np.zeros(0, np.float32), last=True)))
+        if self._resampler is not None:  # the resampler holds back a few samples until told the input ended
+            rest = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            self._append_features(self._fbank.accept_waveform(rest))
         self._append_features(self._fbank.input_finished())
         padding = tail_padding_frames(self._num_frames, self._recognizer.metadata)
         self._features = np.concatenate([self._features, np.tile(self._recognizer._silence, (padding, 1))])
@@ -291,13 +290,16 @@ class Stream:
         self._segment_start += self._search.num_frames
         self._search = _new_segment(self._search)
 
-    def _resample(self, sample_rate: int, samples: np.ndarray, last: bool) -> np.ndarray:
+    def _resample(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
+        """`samples` at the model's rate; the first call fixes the stream's input rate."""
         if self._input_rate is None:
             if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
                 raise AudioError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
             self._input_rate = int(sample_rate)
             if self._input_rate != self._model_rate:
-                self._resampler = soxr.ResampleStream(self._input_rate, self._model_rate, 1, dtype="float32", quality="HQ")
+                self._resampler = soxr.ResampleStream(
+                    self._input_rate, self._model_rate, num_channels=1, dtype="float32", quality="HQ"
+                )
         elif sample_rate != self._input_rate:
             raise AudioError(
                 f"this stream's audio is at {self._input_rate} Hz but a chunk came at {sample_rate} Hz; "
@@ -305,7 +307,7 @@ class Stream:
             )
         if self._resampler is None:
             return samples
-        return self._resampler.resample_chunk(samples, last=last)
+        return self._resampler.resample_chunk(samples)
 
     def _append_features(self, frames: np.ndarray) -> None:
         if len(frames):

@@ -40,9 +40,11 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `asr transcribe`."""
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (wav, flac, ogg; any rate)")
     parser.add_argument("--model", type=Path, required=True, help="model dir written by `asr export`")
-    parser.add_argument("--format", choices=["text", "jsonl"], default="text", help="text: FILE<TAB>TEXT; jsonl: one JSON object per file")
-    parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy search or modified beam search")
-    parser.add_argument("--beam", type=int, default=SearchOptions.beam, help="hypotheses kept per frame with --decoding beam")
+    parser.add_argument(
+        "--format", choices=["text", "jsonl"], default="text", help="text: FILE<TAB>TEXT; jsonl: one JSON object per file"
+    )
+    parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
+    parser.add_argument("--beam", type=int, default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
     parser.add_argument("--num-threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
 
