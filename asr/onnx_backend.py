@@ -3,7 +3,7 @@
 `OnnxModel` runs encoder.onnx window by window for N streams at once, with the
 encoder state as a tuple of arrays in metadata order; `OnnxBackend` gives
 `asr.search` the predictor (decoder.onnx) and joiner (joiner.onnx). Input and
-output names come from the export contract (export.metadata) and are bound once,
+output names come from the export contract (asr.model_metadata) and are bound once,
 so a call costs the session's run and nothing else the runtime could avoid.
 
 Shapes: N streams, T window feature frames, D fbank bins, n encoder frames per
@@ -22,7 +22,7 @@ from asr.checks import check_shape
 from asr.errors import ConfigError, ModelFilesError
 from asr.model_dir import ModelFiles
 from asr.search import HYP_AXIS, PredictorState
-from export.metadata import (
+from asr.model_metadata import (
     DECODER_INPUT,
     DECODER_OUTPUT,
     ENCODER_INPUT,

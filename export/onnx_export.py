@@ -24,7 +24,8 @@ from asr.features import FbankConfig
 from asr.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES, ModelFiles
 from asr.onnx_backend import OnnxModel
 from asr.tokens import TOKENS_FILE, TokenTable
-from export.metadata import ModelMetadata, build_metadata
+from asr.model_metadata import ModelMetadata
+from export.metadata import build_metadata
 from export.tracing import write_onnx_files
 from export.quantize import quantize_files
 from export.verify import greedy_decode, synthetic_features, verify_export

@@ -22,7 +22,8 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from asr.errors import ModelFilesError
 from asr.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES
-from export.metadata import ModelMetadata, write_props
+from asr.model_metadata import ModelMetadata
+from export.metadata import write_props
 
 QUANTIZED_OPS = ("MatMul", "Gemm")
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from export.unroll import unroll_recurrent_layers
-from export.metadata import (
+from asr.model_metadata import (
     DECODER_INPUT,
     DECODER_OUTPUT,
     ENCODER_INPUT,

@@ -21,7 +21,7 @@ from asr.onnx_backend import OnnxModel
 from asr.tokens import BLANK, UNK, CharTokenizer, TokenTable
 from export.command import add_export_arguments, run_export_command
 from export.unroll import UnrolledRnn, unroll_recurrent_layers
-from export.metadata import ModelMetadata
+from asr.model_metadata import ModelMetadata
 from export.onnx_export import ExportOptions, export_model, model_hash
 from export.verify import greedy_decode, synthetic_features, window_starts
 from export.wrappers import exportable_copy
