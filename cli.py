@@ -105,7 +105,21 @@ def _add_export(sub: argparse._SubParsersAction) -> Handler:
     return run
 
 
-COMMANDS = [_add_synth, _add_manifest, _add_models, _add_eval, _add_export]
+def _add_transcribe(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("transcribe", help="transcribe audio files with an exported model dir (no torch needed)")
+    from asr.transcribe import add_transcribe_arguments  # runtime half: no torch
+
+    add_transcribe_arguments(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from asr.transcribe import run_transcribe_command
+
+        return run_transcribe_command(args)
+
+    return run
+
+
+COMMANDS = [_add_synth, _add_manifest, _add_models, _add_eval, _add_export, _add_transcribe]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
