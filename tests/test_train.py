@@ -16,11 +16,11 @@ import torch
 
 from asr.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
 from asr.data import BucketingSampler, TokenizedSet, iterate_batches
-from asr.errors import AsrError
+from asr.errors import AsrError, DataError
 from asr.tokens import CharTokenizer
 from asr.training.command import build_run, resolve_config
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
-from asr.training.corpus import RunData
+from asr.training.corpus import RunData, load_run_data
 from asr.training.distributed import init_world
 from asr.training.ema import WeightAverage
 from asr.training.loop import restore, train
@@ -220,7 +220,7 @@ def test_max_minutes_stops_early_and_saves(tmp_path: Path) -> None:
 # The `asr train` / `asr average` entry points, called as cli.py calls them.
 _TRAIN = """
 import argparse, sys
-from asr.errors import AsrError
+from asr.errors import AsrError, DataError
 from asr.training.command import run_average_command, run_train_command
 from asr.training.config import add_average_arguments, add_train_arguments
 if __name__ == "__main__":
@@ -309,3 +309,13 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_corpus: Path, tm
     a = load_checkpoint(tmp_path / "full" / f"checkpoint-{steps:07d}.pt")
     b = load_checkpoint(split / f"checkpoint-{steps:07d}.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_missing_data_and_unknown_subsets_are_clear_errors(tmp_path: Path) -> None:
+    args = _parse("--data", str(tmp_path / "nowhere"), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "e"))
+    with pytest.raises(DataError, match="no LibriSpeech/ directory"):
+        resolve_config(args, tmp_path / "e")
+    data = _corpus(tmp_path / "data", "synth-train", "synth-dev")
+    config = _config(data=str(data), subsets=("train-clean-100",))
+    with pytest.raises(DataError, match="subset 'train-clean-100' not found.*synth-dev, synth-train"):
+        load_run_data(config, tmp_path / "exp", init_world("cpu"), None)

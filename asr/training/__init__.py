@@ -3,5 +3,6 @@
 Modules: config (TrainConfig and the CLI flags, torch-free so building the
 `asr` parser never loads torch), schedule (lr_at), ema, distributed (DDP set-up),
 corpus (tokenizer, features and batches of one run), step (one optimizer step),
-loop (epochs, validation, checkpoints), dev_wer (the default dev WER), plots, command.
+loop (epochs, validation, checkpoints), dev_wer (the default dev WER), monitor
+(progress bar, TensorBoard) and plots (curves PNG), command (the two sub-commands).
 """

@@ -105,6 +105,9 @@ def train(run: TrainingRun) -> TrainSummary:
     final_loss = None
     stopped_by = "epochs"
     while config.stop_epochs is None or progress.epoch < config.stop_epochs:
+        if _out_of_time(run):  # a resumed run whose budget was already spent
+            stopped_by = "time"
+            break
         final_loss, out_of_time = train_one_epoch(run, clock, final_loss)
         if out_of_time:
             stopped_by = "time"
