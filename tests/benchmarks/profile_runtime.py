@@ -1,0 +1,321 @@
+"""Profile: where the torch-free runtime spends its time, next to sherpa-onnx on the same files.
+
+Run: .venv/bin/python tests/benchmarks/profile_runtime.py [--presets tiny small]
+     [--methods greedy beam] [--precisions fp32 int8] [--seconds 20] [--repeats 5]
+
+For each LSTM preset it exports (once, cached under --models-dir) a random model
+whose joiner is biased so it emits a token on about --emit-rate of the frames,
+as a trained model does on speech (a random model emits almost nothing, which
+would hide the search's cost). Both runtimes get the same audio in chunks of one
+model chunk (decode_chunk_len frames of audio) and decode as soon as a window is
+ready, with 1 thread. Per configuration the table gives medians over the
+repeats, ours and sherpa-onnx interleaved so machine load hits both alike:
+
+    total      ours, wall time of the whole stream (features, encoder, search)
+    encoder, decoder, joiner   time inside each session's run calls (and calls)
+    features   FbankStream time (accept_waveform + input_finished)
+    search     Searcher.advance minus its decoder and joiner calls
+    glue       total minus all of the above (buffers, stacking, checks)
+    ort x      total / (encoder + decoder + joiner): runtime overhead over onnxruntime
+    sherpa     sherpa-onnx's wall time on the same files and chunks
+    ratio      ours / sherpa (below 1: we are faster)
+    p99 chunk  99th percentile of one chunk's compute (accept + decodes), % of the chunk
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from asr.audio import SAMPLE_RATE
+from asr.features import FbankStream
+from asr.runtime import RecognitionResult, Recognizer
+from asr.search import SearchOptions
+
+VOCAB_SIZE = 500  # a LibriSpeech BPE vocabulary, as the presets assume
+AUDIO_SEED = 7  # the profiled audio; the models are calibrated on its first seconds
+BEAM = 4  # ours: SearchOptions.beam; sherpa-onnx: max_active_paths
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- model: a random LSTM transducer that emits on a chosen share of frames ---
+
+
+def _emission_rate(model: Any, features: np.ndarray) -> float:
+    """Tokens per encoder frame that greedy search emits on `features` (T, D)."""
+    from asr.search import create_searcher
+    from asr.torch_backend import TorchBackend, encode_batch
+
+    encoder_out, _ = encode_batch(model, [features])  # (1, T', J)
+    searcher = create_searcher(TorchBackend(model))
+    state = searcher.init_state()
+    searcher.advance(encoder_out, [state])
+    return len(state.best().tokens) / encoder_out.shape[1]
+
+
+def _export_emitting_model(preset: str, out_dir: Path, emit_rate: float) -> None:
+    """Export a random `preset` LSTM model (fp32 and int8) whose greedy search emits on ~emit_rate of frames."""
+    import torch
+
+    from asr.features import fbank
+    from asr.tokens import BLANK, UNK, WORD_BOUNDARY, TokenTable
+    from export.onnx_export import ExportOptions, export_model
+    from export.verify import synthetic_audio
+    from models.presets import PRESETS
+    from models.transducer import Transducer
+
+    torch.manual_seed(0)
+    model = Transducer(PRESETS[preset]("lstm", vocab_size=VOCAB_SIZE)).eval()
+    blank = model.config.blank_id
+    # Random models react to audio erratically, so calibrate on the audio they will decode.
+    features = fbank(synthetic_audio(8.0, seed=AUDIO_SEED))
+    with torch.no_grad():
+        for parameter in model.encoder.parameters():
+            if parameter.dim() >= 2:  # random encoders barely react to their input without a gain
+                parameter.mul_(2.0)
+        # Bisect the blank bias: the rate falls as it grows (what was emitted changes the
+        # predictor's output, so the rate is measured by decoding, not from one context).
+        low, high = -50.0, 50.0
+        for _ in range(20):
+            model.joiner.out.bias[blank] = (low + high) / 2
+            if _emission_rate(model, features) > emit_rate:
+                low = (low + high) / 2
+            else:
+                high = (low + high) / 2
+    pieces = [f"{WORD_BOUNDARY}w{i}" if i % 4 == 0 else f"p{i}" for i in range(VOCAB_SIZE - 2)]
+    export_model(model, TokenTable((BLANK, UNK, *pieces)), out_dir, ExportOptions(int8=True))
+
+
+def model_dir(models_dir: Path, preset: str, emit_rate: float) -> Path:
+    """The export of `preset`, made on first use (torch is imported only then)."""
+    path = models_dir / f"lstm-{preset}-emit{emit_rate:g}"
+    if not (path / "joiner.int8.onnx").exists():
+        print(f"exporting {preset} LSTM to {path} ...", flush=True)
+        _export_emitting_model(preset, path, emit_rate)
+    return path
+
+
+# --- timing hooks ---
+
+
+@dataclass
+class Timings:
+    """Seconds spent per component during one run, and call counts."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+    def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+                self.calls[name] += 1
+
+        return wrapper
+
+
+class _TimedSession:
+    """An onnxruntime session whose run* methods add their time to `timings` under `name`."""
+
+    def __init__(self, session: Any, name: str, timings: Timings) -> None:
+        self._session, self._name, self._timings = session, name, timings
+
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(self._session, attribute)
+        if attribute.startswith("run") and callable(value):
+            return self._timings.timed(self._name, value)
+        return value
+
+
+def instrument(recognizer: Recognizer, timings: Timings) -> None:
+    """Route the recognizer's session runs and search calls through `timings` (profiling only)."""
+    model = recognizer._model
+    model.encoder = _TimedSession(model.encoder, "encoder", timings)
+    model.backend.decoder = _TimedSession(model.backend.decoder, "decoder", timings)
+    model.backend.joiner = _TimedSession(model.backend.joiner, "joiner", timings)
+    searcher = recognizer._searcher
+    searcher.advance = timings.timed("search+", searcher.advance)  # type: ignore[method-assign]
+
+
+# --- the two runtimes over the same chunks ---
+
+
+def run_ours(
+    recognizer: Recognizer, chunks: list[np.ndarray], timings: Timings | None
+) -> tuple[float, list[float], RecognitionResult]:
+    """(total seconds, per-chunk seconds, result) of one streamed utterance."""
+    per_chunk = []
+    start = time.perf_counter()
+    stream = recognizer.create_stream()
+    if timings is not None:
+        stream._fbank = _TimedFbank(stream._fbank, timings)  # type: ignore[assignment]
+    for chunk in chunks:
+        chunk_start = time.perf_counter()
+        stream.accept_waveform(SAMPLE_RATE, chunk)
+        while recognizer.is_ready(stream):
+            recognizer.decode(stream)
+        per_chunk.append(time.perf_counter() - chunk_start)
+    stream.input_finished()
+    while recognizer.is_ready(stream):
+        recognizer.decode(stream)
+    total = time.perf_counter() - start
+    return total, per_chunk, stream.result
+
+
+class _TimedFbank:
+    """A FbankStream whose feature calls add their time to `timings`."""
+
+    def __init__(self, inner: FbankStream, timings: Timings) -> None:
+        self.accept_waveform = timings.timed("features", inner.accept_waveform)
+        self.input_finished = timings.timed("features", inner.input_finished)
+
+
+def sherpa_recognizer(path: Path, method: str, int8: bool) -> Any:
+    import sherpa_onnx
+
+    suffix = ".int8.onnx" if int8 else ".onnx"
+    return sherpa_onnx.OnlineRecognizer.from_transducer(
+        encoder=str(path / f"encoder{suffix}"),
+        decoder=str(path / f"decoder{suffix}"),
+        joiner=str(path / f"joiner{suffix}"),
+        tokens=str(path / "tokens.txt"),
+        num_threads=1,
+        sample_rate=SAMPLE_RATE,
+        feature_dim=80,
+        decoding_method="greedy_search" if method == "greedy" else "modified_beam_search",
+        max_active_paths=BEAM,
+    )
+
+
+def run_sherpa(recognizer: Any, chunks: list[np.ndarray]) -> tuple[float, str]:
+    start = time.perf_counter()
+    stream = recognizer.create_stream()
+    for chunk in chunks:
+        stream.accept_waveform(SAMPLE_RATE, chunk)
+        while recognizer.is_ready(stream):
+            recognizer.decode_stream(stream)
+    stream.input_finished()
+    while recognizer.is_ready(stream):
+        recognizer.decode_stream(stream)
+    return time.perf_counter() - start, recognizer.get_result(stream)
+
+
+# --- one configuration ---
+
+
+def profile(path: Path, method: str, int8: bool, audio: np.ndarray, repeats: int) -> dict[str, Any]:
+    options = SearchOptions(method=method, beam=BEAM)  # type: ignore[arg-type]
+    plain = Recognizer.from_dir(path, num_threads=1, decoding=options, int8=int8)
+    probed = Recognizer.from_dir(path, num_threads=1, decoding=options, int8=int8)
+    sherpa = sherpa_recognizer(path, method, int8)
+    meta = plain.metadata
+    chunk = meta.shift_frames * meta.features.frame_shift  # samples: one model chunk of audio
+    chunks = [audio[i : i + chunk] for i in range(0, audio.size, chunk)]
+    run_ours(plain, chunks, None)  # warm up both (first-call allocations)
+    run_sherpa(sherpa, chunks)
+
+    timings = Timings()
+    instrument(probed, timings)
+    totals, sherpa_totals, per_chunk, parts = [], [], [], defaultdict(list)
+    for _ in range(repeats):
+        total, chunk_seconds, result = run_ours(plain, chunks, None)
+        totals.append(total)
+        per_chunk.extend(chunk_seconds)
+        sherpa_total, sherpa_text = run_sherpa(sherpa, chunks)
+        sherpa_totals.append(sherpa_total)
+        timings.reset()
+        probed_total, _, _ = run_ours(probed, chunks, timings)
+        for name, seconds in timings.seconds.items():
+            parts[name].append(seconds)
+        parts["probed total"].append(probed_total)
+    median = {name: statistics.median(values) for name, values in parts.items()}
+    ort = median["encoder"] + median.get("decoder", 0.0) + median.get("joiner", 0.0)
+    chunk_seconds = chunk / SAMPLE_RATE
+    return {
+        "total": statistics.median(totals),
+        "sherpa": statistics.median(sherpa_totals),
+        "encoder": median["encoder"],
+        "decoder": median.get("decoder", 0.0),
+        "joiner": median.get("joiner", 0.0),
+        "features": median["features"],
+        "search": median["search+"] - median.get("decoder", 0.0) - median.get("joiner", 0.0),
+        "glue": median["probed total"] - median["features"] - median["encoder"] - median["search+"],
+        "ort_x": median["probed total"] / ort,
+        "p99": float(np.percentile(per_chunk, 99)) / chunk_seconds,
+        "calls": dict(timings.calls),
+        "tokens": len(result.token_ids),
+        "frames": audio.size // (meta.features.frame_shift * meta.subsampling_factor),
+        "agree": _common_prefix(result.text.split(), sherpa_text.split()),
+        "sherpa_words": len(sherpa_text.split()),
+    }
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    """How many leading words two transcripts share (their tails differ: sherpa-onnx pads the end its own way)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def import_seconds() -> float:
+    """Wall time of `import asr.runtime` in a fresh interpreter (median of 3)."""
+    code = "import time; t = time.perf_counter(); import asr.runtime; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                 cwd=ROOT).stdout) for _ in range(3)]
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"], choices=["tiny", "small", "base"])
+    parser.add_argument("--methods", nargs="+", default=["greedy", "beam"], choices=["greedy", "beam"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the test audio")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds per configuration")
+    parser.add_argument("--emit-rate", type=float, default=0.25, help="share of frames the model emits on")
+    parser.add_argument("--models-dir", type=Path, default=Path("/tmp/asr-profile-models"), help="export cache")
+    args = parser.parse_args()
+
+    from export.verify import synthetic_audio  # torch: only the profile's audio and exports need it
+
+    audio = synthetic_audio(args.seconds, seed=AUDIO_SEED)
+    paths = {preset: model_dir(args.models_dir, preset, args.emit_rate) for preset in args.presets}
+    print(f"{args.seconds:g} s of audio, 1 thread, medians of {args.repeats} interleaved rounds; ms unless noted")
+    header = (f"{'model':<12}{'search':<8}{'total':>7}{'enc':>7}{'dec':>7}{'join':>7}{'feat':>7}{'srch':>7}"
+              f"{'glue':>7}{'ort x':>7}{'sherpa':>8}{'ratio':>7}{'RTF':>8}{'p99%':>6}  calls enc/dec/join, tokens")
+    print(header)
+    for preset, path in paths.items():
+        for precision in args.precisions:
+            for method in args.methods:
+                r = profile(path, method, precision == "int8", audio, args.repeats)
+                ms = {k: 1000 * r[k] for k in ("total", "encoder", "decoder", "joiner", "features", "search", "glue", "sherpa")}
+                calls = r["calls"]
+                same = f", first {r['agree']} of sherpa's {r['sherpa_words']} words agree"
+                print(
+                    f"{preset + ' ' + precision:<12}{method:<8}{ms['total']:>7.1f}{ms['encoder']:>7.1f}"
+                    f"{ms['decoder']:>7.1f}{ms['joiner']:>7.1f}{ms['features']:>7.1f}{ms['search']:>7.1f}"
+                    f"{ms['glue']:>7.1f}{r['ort_x']:>7.2f}{ms['sherpa']:>8.1f}{r['total'] / r['sherpa']:>7.2f}"
+                    f"{r['total'] / args.seconds:>8.4f}{100 * r['p99']:>6.1f}  "
+                    f"{calls.get('encoder', 0)}/{calls.get('decoder', 0)}/{calls.get('joiner', 0)}, "
+                    f"{r['tokens']} tokens / {r['frames']} frames{same}",
+                    flush=True,
+                )
+    print(f"import asr.runtime: {1000 * import_seconds():.0f} ms (python -X importtime -c 'import asr.runtime' for detail)")
+
+
+if __name__ == "__main__":
+    main()
