@@ -119,7 +119,35 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> Handler:
     return run
 
 
-COMMANDS = [_add_synth, _add_manifest, _add_models, _add_eval, _add_export, _add_transcribe]
+def _add_train(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("train", help="train a streaming transducer (torchrun for DDP) on LibriSpeech-layout subsets")
+    from asr.training.config import add_train_arguments  # argparse only: the parser stays torch-free
+
+    add_train_arguments(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from asr.training.command import run_train_command
+
+        return run_train_command(args)
+
+    return run
+
+
+def _add_average(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("average", help="average the last N checkpoints of an experiment dir")
+    from asr.training.config import add_average_arguments
+
+    add_average_arguments(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from asr.training.command import run_average_command
+
+        return run_average_command(args)
+
+    return run
+
+
+COMMANDS = [_add_synth, _add_manifest, _add_models, _add_train, _add_average, _add_eval, _add_export, _add_transcribe]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
