@@ -18,7 +18,8 @@ the same result.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, Sequence
 
 import numpy as np
@@ -26,6 +27,8 @@ import numpy as np
 from asr.audio import FRAME_SHIFT_MS
 from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
+
+DECODER_CACHE_SIZE = 1024  # contexts a stream remembers; the oldest goes first
 
 # Recurrent predictor state: a tuple of arrays, each with the hypothesis axis H at
 # position 1, e.g. LSTM (num_layers, H, hidden). Empty for a stateless predictor.
@@ -123,6 +126,9 @@ class SearchState:
     decoder_out: np.ndarray  # (H, J) predictor output for each hypothesis, cached until it emits
     predictor_state: PredictorState  # H on axis 1: the state after producing decoder_out
     num_frames: int = 0  # encoder frames consumed: the frame index where the next chunk starts
+    # Stateless predictors only: context (C tokens) -> its (J,) output, so a context seen
+    # before (common in beam search) skips the predictor. Bounded by DECODER_CACHE_SIZE.
+    decoder_cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict)
 
     def best(self) -> Hypothesis:
         """The highest-scoring hypothesis.
@@ -213,54 +219,74 @@ class Searcher(ABC):
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
         """The algorithm: consume frames t < lengths[n] of encoder_out (N, T, J) into states[n]."""
 
-    def _log_probs(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
-        """Joiner then blank penalty then log-softmax: (H, J), (H, J) -> (H, V) float64."""
+    def _logits(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        """Joiner then blank penalty: (H, J), (H, J) -> (H, V), float64 once penalised.
+
+        Without a penalty the backend's dtype is kept: its argmax is the float64 one,
+        and log_softmax converts later.
+        """
         logits = self.backend.join(encoder_out, decoder_out)
         check_shape("joiner output", logits, (len(encoder_out), self.backend.vocab_size))
-        logits = logits.astype(np.float64)  # a copy: the penalty must not write into the backend's buffer
-        logits[:, self.backend.blank_id] -= self.options.blank_penalty
-        return log_softmax(logits)
+        if self.options.blank_penalty:
+            logits = logits.astype(np.float64)  # a copy: the penalty must not write into the backend's buffer
+            logits[:, self.backend.blank_id] -= self.options.blank_penalty
+        return logits
+
+    def _log_probs(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        """Joiner then blank penalty then log-softmax: (H, J), (H, J) -> (H, V) float64."""
+        return log_softmax(self._logits(encoder_out, decoder_out))
 
     def _predict(self, tokens: np.ndarray, state: PredictorState) -> tuple[np.ndarray, PredictorState]:
         decoder_out, new_state = self.backend.predict(tokens, state)
         check_shape("decoder_out", decoder_out, (len(tokens), "J"))
         return decoder_out, tuple(new_state)
 
-    def _contexts(self, sequences: Sequence[tuple[int, ...]]) -> np.ndarray:
-        """Predictor input for each token sequence: its last C tokens, blank left-padded -> (H, C)."""
-        size = self.backend.context_size
-        contexts = np.full((len(sequences), size), self.backend.blank_id, dtype=np.int64)
-        for row, sequence in enumerate(sequences):
-            tail = sequence[-size:]
-            contexts[row, size - len(tail):] = tail
-        return contexts
-
-    def _next_predictor(
-        self,
-        decoder_out: np.ndarray,
-        state: PredictorState,
-        parents: np.ndarray,
-        emitted: np.ndarray,
-        sequences: Sequence[tuple[int, ...]],
+    def _predict_grown(
+        self, sequences: Sequence[tuple[int, ...]], state: PredictorState, caches: Sequence[dict]
     ) -> tuple[np.ndarray, PredictorState]:
-        """Predictor outputs and states of the next hypotheses, with one predict call.
+        """Predictor outputs (E, J) and states of E hypotheses that each just added a token.
 
-        decoder_out (H, J) and state belong to the current hypotheses. Next hypothesis i
-        extends current row parents[i] (H',); where emitted[i] (H',) it added a token and
-        needs a fresh prediction (`sequences` holds those token sequences, in order),
-        elsewhere it emitted blank and reuses its parent's cached output and state.
+        sequences: their token sequences (E); state: their parents' predictor states (H = E);
+        caches: each one's stream's `decoder_cache`, used when the predictor is stateless
+        (its output then depends on the last C tokens alone).
         """
-        rows = parents.copy()
-        if emitted.any():
-            new_out, new_state = self._predict(self._contexts(sequences), take_state(state, parents[emitted]))
-            rows[emitted] = len(decoder_out) + np.arange(len(new_out))  # fresh rows follow the current H
-            decoder_out = np.concatenate([decoder_out, new_out])  # (H + E, J)
-            state = concat_states([state, new_state])
-        return decoder_out[rows], take_state(state, rows)
+        size, blank = self.backend.context_size, self.backend.blank_id
+        contexts = [(blank,) * (size - len(seq[-size:])) + seq[-size:] for seq in sequences]
+        if state:
+            return self._predict(np.array(contexts, dtype=np.int64), state)
+        missing = [i for i, (context, cache) in enumerate(zip(contexts, caches)) if context not in cache]
+        if missing:
+            outputs, _ = self._predict(np.array([contexts[i] for i in missing], dtype=np.int64), ())
+            for i, output in zip(missing, outputs):
+                cache = caches[i]
+                if len(cache) >= DECODER_CACHE_SIZE:
+                    del cache[next(iter(cache))]  # dicts keep insertion order: this is the oldest
+                cache[contexts[i]] = output
+        rows = [cache[context] for context, cache in zip(contexts, caches)]
+        return (rows[0][None] if len(rows) == 1 else np.stack(rows)), ()
+
+
+# Greedy search scores at most this many frames of a stream per join call. Frames after
+# the first emission are scored again under the new predictor output, so a longer block
+# wastes more rows when tokens come densely; sherpa-onnx-sized windows (8 frames) fit whole.
+GREEDY_BLOCK_FRAMES = 16
 
 
 class GreedySearcher(Searcher):
-    """Per frame, emit the argmax token until blank or `max_symbols_per_frame` tokens."""
+    """Per frame, emit the argmax token until blank or `max_symbols_per_frame` tokens.
+
+    Done block-wise rather than frame by frame: one join call scores all of a stream's
+    next frames (up to GREEDY_BLOCK_FRAMES) under its current predictor output. The
+    frames before the first non-blank argmax are exactly the blanks the frame-by-frame
+    loop would take; at that frame the token is emitted, the predictor steps, and
+    scoring resumes there (or at the next frame, once it holds max_symbols_per_frame
+    tokens). So the result is the frame-by-frame one, with one join call per emission
+    instead of one per frame. Scores of the consumed rows are summed once per advance.
+
+    A dynamically quantized (int8) joiner picks its input scale per call, so its
+    rounding depends on which rows share a call, here as across batched streams; the
+    result still does not depend on how the audio was chunked.
+    """
 
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
         for state in states:
@@ -269,38 +295,67 @@ class GreedySearcher(Searcher):
                     f"greedy search got a state with {len(state.tokens)} hypotheses; create "
                     "states with this searcher's init_state()"
                 )
-        blank = self.backend.blank_id
-        tokens = [state.tokens[0] for state in states]
-        timestamps = [state.timestamps[0] for state in states]
-        scores = np.array([state.scores[0] for state in states])  # (N,)
-        decoder_out = np.concatenate([state.decoder_out for state in states])  # (N, J)
+        blank, max_symbols = self.backend.blank_id, self.options.max_symbols_per_frame
+        sequences = [state.tokens[0] for state in states]  # grows by one tuple copy per token
+        emitted_at: list[list[int]] = [[] for _ in states]  # timestamps of this call's tokens
+        decoder_out = np.concatenate([state.decoder_out for state in states])  # (N, J), a copy we may write
         predictor_state = concat_states([state.predictor_state for state in states])
-        for t in range(encoder_out.shape[1]):
-            rows = np.flatnonzero(lengths > t)  # streams still decoding this frame
-            for _ in range(self.options.max_symbols_per_frame):
-                if rows.size == 0:
-                    break
-                log_probs = self._log_probs(encoder_out[rows, t], decoder_out[rows])  # (A, V)
-                best = log_probs.argmax(axis=1)
-                scores[rows] += log_probs[np.arange(rows.size), best]
-                rows, best = rows[best != blank], best[best != blank]
-                for row, token in zip(rows.tolist(), best.tolist()):
-                    tokens[row] += (token,)
-                    timestamps[row] += (states[row].num_frames + t,)
-                if rows.size:
-                    emitted = np.zeros(len(states), dtype=bool)
-                    emitted[rows] = True
-                    decoder_out, predictor_state = self._next_predictor(
-                        decoder_out, predictor_state, np.arange(len(states)), emitted, [tokens[r] for r in rows]
-                    )
+        ends = lengths.tolist()
+        frames = [0] * len(states)  # per stream, the next frame to score
+        used = [0] * len(states)  # tokens already emitted at that frame
+        consumed: list[np.ndarray] = []  # (k, V) logit rows whose argmax was taken, in order
+        owners: list[int] = []  # the stream of each consumed row
+        chosen: list[int] = []  # the token (blank included) taken at each consumed row
+        active = [n for n in range(len(states)) if ends[n] > 0]
+        while active:
+            spans = [(frames[n], min(ends[n], frames[n] + GREEDY_BLOCK_FRAMES)) for n in active]
+            counts = [stop - start for start, stop in spans]
+            blocks = [encoder_out[n, start:stop] for n, (start, stop) in zip(active, spans)]
+            encoder_rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # (R, J)
+            logits = self._logits(encoder_rows, np.repeat(decoder_out[active], counts, axis=0))  # (R, V)
+            best = logits.argmax(axis=1).tolist()
+            emitters = []
+            row = 0
+            for n, (start, stop), count in zip(active, spans, counts):
+                k = next((i for i in range(count) if best[row + i] != blank), count)
+                taken = min(k + 1, count)
+                consumed.append(logits[row : row + taken])
+                owners.extend([n] * taken)
+                chosen.extend(best[row : row + taken])
+                if k < count:
+                    frame = start + k
+                    sequences[n] += (best[row + k],)
+                    emitted_at[n].append(states[n].num_frames + frame)
+                    symbols = (used[n] if k == 0 else 0) + 1
+                    frames[n], used[n] = (frame + 1, 0) if symbols == max_symbols else (frame, symbols)
+                    emitters.append(n)
+                else:
+                    frames[n], used[n] = stop, 0
+                row += count
+            if emitters:
+                index = np.array(emitters)
+                new_out, new_state = self._predict_grown(
+                    [sequences[n] for n in emitters],
+                    take_state(predictor_state, index),
+                    [states[n].decoder_cache for n in emitters],
+                )
+                decoder_out[index] = new_out
+                predictor_state = put_state(predictor_state, index, new_state)
+            active = [n for n in active if frames[n] < ends[n]]
+        scores = np.concatenate([state.scores for state in states])  # (N,)
+        if consumed:
+            log_probs = log_softmax(np.concatenate(consumed))  # (R, V)
+            steps = log_probs[np.arange(len(log_probs)), chosen]  # (R,)
+            scores = scores + np.bincount(owners, weights=steps, minlength=len(states))
         for n, state in enumerate(states):
-            state.tokens, state.timestamps = [tokens[n]], [timestamps[n]]
+            state.tokens = [sequences[n]]
+            state.timestamps = [state.timestamps[0] + tuple(emitted_at[n])]
             state.scores = scores[n : n + 1]
             state.decoder_out = decoder_out[n : n + 1]
-            state.predictor_state = take_state(predictor_state, np.array([n]))
+            state.predictor_state = tuple(array[:, n : n + 1] for array in predictor_state)  # HYP_AXIS
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     """A hypothesis of the next frame while beam search builds it (mutable: merging adds score)."""
 
@@ -311,6 +366,39 @@ class _Candidate:
     emitted: bool  # whether it extends its parent by a token (needs a predictor call)
 
 
+@dataclass
+class _Beams:
+    """The hypotheses of S streams, flat and stream-major, while beam search runs over frames."""
+
+    tokens: list[tuple[int, ...]]  # (H,) token sequences
+    timestamps: list[tuple[int, ...]]  # (H,) frame of each token
+    scores: np.ndarray  # (H,) float64
+    decoder_out: np.ndarray  # (H, J)
+    predictor_state: PredictorState  # H on HYP_AXIS
+    counts: list[int]  # hypotheses per stream, summing to H
+
+    @classmethod
+    def gather(cls, states: Sequence[SearchState]) -> _Beams:
+        return cls(
+            [tokens for state in states for tokens in state.tokens],
+            [times for state in states for times in state.timestamps],
+            np.concatenate([state.scores for state in states]),
+            np.concatenate([state.decoder_out for state in states]),
+            concat_states([state.predictor_state for state in states]),
+            [len(state.tokens) for state in states],
+        )
+
+    def scatter(self, states: Sequence[SearchState]) -> None:
+        """Write each stream's hypotheses back into its state."""
+        first = 0
+        for state, count in zip(states, self.counts):
+            rows = slice(first, first + count)
+            state.tokens, state.timestamps = self.tokens[rows], self.timestamps[rows]
+            state.scores, state.decoder_out = self.scores[rows], self.decoder_out[rows]
+            state.predictor_state = tuple(array[:, rows] for array in self.predictor_state)  # HYP_AXIS
+            first += count
+
+
 class BeamSearcher(Searcher):
     """Modified beam search: at most one token per frame, `beam` hypotheses per stream.
 
@@ -318,71 +406,118 @@ class BeamSearcher(Searcher):
     `beam` are kept, and those with equal token sequences are merged by
     log-adding their scores (they are the same output reached by different
     alignments). One join and at most one predict call per frame cover every
-    hypothesis of every stream.
+    hypothesis of every stream; a stateless predictor's outputs are cached by
+    context, so hypotheses that keep re-growing the same tokens skip it.
     """
 
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
-        for t in range(encoder_out.shape[1]):
-            active = [n for n in range(len(states)) if lengths[n] > t]
-            if not active:
-                break
-            self._step([states[n] for n in active], encoder_out[active, t], t)
+        ends = lengths.tolist()
+        start = 0
+        streams = [n for n in range(len(states)) if ends[n] > 0]
+        while streams:  # stretches of frames over which the same streams are active
+            stop = min(ends[n] for n in streams)
+            group = [states[n] for n in streams]
+            frames = encoder_out if len(streams) == len(states) else encoder_out[streams]  # (S, T, J)
+            caches = [state.decoder_cache for state in group]
+            beams = _Beams.gather(group)
+            for t in range(start, stop):
+                beams = self._step(beams, frames[:, t], [state.num_frames + t for state in group], caches)
+            beams.scatter(group)
+            start = stop
+            streams = [n for n in streams if ends[n] > stop]
 
-    def _step(self, states: list[SearchState], encoder_frame: np.ndarray, t: int) -> None:
-        """Advance `states` by frame t of the chunk; encoder_frame is (N, J)."""
-        counts = [len(state.tokens) for state in states]
-        decoder_out = np.concatenate([state.decoder_out for state in states])  # (H, J)
-        predictor_state = concat_states([state.predictor_state for state in states])
-        encoder_rows = np.repeat(encoder_frame, counts, axis=0)  # (H, J)
-        scores = np.concatenate([state.scores for state in states])  # (H,)
-        totals = scores[:, None] + self._log_probs(encoder_rows, decoder_out)  # (H, V)
+    def _step(self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int], caches: list[dict]) -> _Beams:
+        """Advance every stream by one frame; encoder_frame is (S, J), frames the streams' frame indices."""
+        encoder_rows = np.repeat(encoder_frame, beams.counts, axis=0)  # (H, J)
+        totals = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)
+        totals += beams.scores[:, None]
+        kept: list[_Candidate] = []
+        owners: list[int] = []  # the stream of each kept candidate
+        counts = []
+        first = 0
+        for stream, (count, frame) in enumerate(zip(beams.counts, frames)):
+            candidates = self._prune(beams, totals[first : first + count], first, frame)
+            kept.extend(candidates)
+            owners.extend([stream] * len(candidates))
+            counts.append(len(candidates))
+            first += count
 
-        starts = np.cumsum([0] + counts)
-        kept = [
-            self._prune(state, totals[start:end], start, state.num_frames + t)
-            for state, start, end in zip(states, starts, starts[1:])
-        ]
-        candidates = [c for stream in kept for c in stream]
-        decoder_out, predictor_state = self._next_predictor(
+        parents = np.array([c.parent for c in kept])
+        decoder_out = beams.decoder_out[parents]  # (H', J), a copy: grown rows are overwritten
+        predictor_state = take_state(beams.predictor_state, parents)
+        grown = [i for i, c in enumerate(kept) if c.emitted]
+        if grown:
+            index = np.array(grown)
+            new_out, new_state = self._predict_grown(
+                [kept[i].tokens for i in grown],
+                take_state(predictor_state, index),
+                [caches[owners[i]] for i in grown],
+            )
+            decoder_out[index] = new_out
+            predictor_state = put_state(predictor_state, index, new_state)
+        return _Beams(
+            [c.tokens for c in kept],
+            [c.timestamps for c in kept],
+            np.array([c.score for c in kept]),
             decoder_out,
             predictor_state,
-            np.array([c.parent for c in candidates], dtype=np.int64),
-            np.array([c.emitted for c in candidates], dtype=bool),
-            [c.tokens for c in candidates if c.emitted],
+            counts,
         )
-        first = 0
-        for state, stream in zip(states, kept):
-            last = first + len(stream)
-            state.tokens = [c.tokens for c in stream]
-            state.timestamps = [c.timestamps for c in stream]
-            state.scores = np.array([c.score for c in stream])
-            state.decoder_out = decoder_out[first:last]
-            state.predictor_state = take_state(predictor_state, np.arange(first, last))
-            first = last
 
-    def _prune(self, state: SearchState, totals: np.ndarray, first_row: int, frame: int) -> list[_Candidate]:
+    def _prune(self, beams: _Beams, totals: np.ndarray, first_row: int, frame: int) -> list[_Candidate]:
         """The best `beam` extensions of one stream, merged by token sequence, best first.
 
         totals: (H_s, V) score of each (hypothesis, token) pair; first_row: the row of
-        the stream's hypothesis 0 over all streams; frame: the timestamp of new tokens.
+        the stream's hypothesis 0 in `beams`; frame: the timestamp of new tokens.
         """
         blank, vocab_size = self.backend.blank_id, totals.shape[1]
         flat = totals.ravel()
-        # A stable sort keeps ties in (hypothesis, token) order, so results never depend on batching.
-        top = np.argsort(-flat, kind="stable")[: self.options.beam]
+        top = top_k(flat, self.options.beam)
         merged: dict[tuple[int, ...], _Candidate] = {}
-        for index in top.tolist():
+        for index, score in zip(top.tolist(), flat[top].tolist()):
             parent, token = divmod(index, vocab_size)
-            tokens, timestamps = state.tokens[parent], state.timestamps[parent]
+            tokens, timestamps = beams.tokens[first_row + parent], beams.timestamps[first_row + parent]
             if token != blank:
                 tokens, timestamps = tokens + (token,), timestamps + (frame,)
-            score = float(flat[index])
-            if tokens in merged:
-                # Candidates come best first, so the merged one keeps its best path's timestamps.
-                merged[tokens].score = float(np.logaddexp(merged[tokens].score, score))
-            else:
+            candidate = merged.get(tokens)
+            if candidate is None:
                 merged[tokens] = _Candidate(tokens, timestamps, score, first_row + parent, token != blank)
+            else:
+                # Candidates come best first, so the merged one keeps its best path's timestamps.
+                candidate.score = log_add(candidate.score, score)
         return sorted(merged.values(), key=lambda c: -c.score)
+
+
+def put_state(state: PredictorState, rows: np.ndarray, new: PredictorState) -> PredictorState:
+    """`state` with hypotheses `rows` replaced by `new` (a copy; () stays ())."""
+    replaced = []
+    for array, values in zip(state, new):
+        array = array.copy()
+        array[:, rows] = values  # HYP_AXIS
+        replaced.append(array)
+    return tuple(replaced)
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest of `values` (1-D), largest first, ties in index order.
+
+    What a stable descending argsort gives, without sorting every value:
+    argpartition finds the k-th largest, and only values reaching it are sorted.
+    """
+    if k < values.size:
+        boundary = values.size - k
+        threshold = values[np.argpartition(values, boundary)[boundary:]].min()
+        candidates = np.flatnonzero(values >= threshold)  # ascending, so the stable sort keeps index order
+        if candidates.size >= k:  # fewer only with NaN, which the full sort below places last
+            return candidates[np.argsort(-values[candidates], kind="stable")[:k]]
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) without overflow, as np.logaddexp computes it, on Python floats."""
+    if a == b:
+        return a + math.log(2.0)
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
 def create_searcher(backend: TransducerBackend, options: SearchOptions = SearchOptions()) -> Searcher:
