@@ -78,10 +78,10 @@ class TrainConfig:
     # Optimization.
     epochs: int | None = None  # stop after this many epochs (DEFAULT_EPOCHS when max_minutes is None too)
     max_minutes: float | None = None  # stop after this much training time (summed over resumes)
-    max_batch_seconds: float = 200.0  # padded audio seconds per batch (per rank under DDP)
+    max_batch_seconds: float = 120.0  # padded audio seconds per batch, per rank (raise it on a GPU: 600+)
     num_buckets: int = 30  # duration buckets of the batch sampler
     lr: float = 1e-3  # peak learning rate, reached at warmup_steps
-    warmup_steps: int = 500  # linear warm-up from 0 to lr
+    warmup_steps: int = 200  # linear warm-up from 0 to lr
     decay_steps: int = 5000  # lr falls as (1 + (step / decay_steps)^2)^-1/4: flat early, ~1/sqrt late
     weight_decay: float = 1e-3  # AdamW decoupled weight decay
     grad_clip: float = 5.0  # max global L2 norm of the gradients
