@@ -217,23 +217,6 @@ def test_max_minutes_stops_early_and_saves(tmp_path: Path) -> None:
 
 # --- `asr train` end to end on a synthetic corpus, in subprocesses --------------------------------------
 
-# The `asr train` / `asr average` entry points, called as cli.py calls them.
-_TRAIN = """
-import argparse, sys
-from asr.errors import AsrError, DataError
-from asr.training.command import run_average_command, run_train_command
-from asr.training.config import add_average_arguments, add_train_arguments
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    command = sys.argv[1]
-    (add_train_arguments if command == "train" else add_average_arguments)(parser)
-    run = run_train_command if command == "train" else run_average_command
-    try:
-        sys.exit(run(parser.parse_args(sys.argv[2:])))
-    except AsrError as error:
-        print(f"asr {command}: error: {error}", file=sys.stderr)
-        sys.exit(2)
-"""
 REPO = Path(__file__).resolve().parents[1]
 # Small batches so an epoch has several steps to be killed in; one thread so runs are bit-reproducible.
 TINY_FLAGS = ("--preset", "tiny", "--tokens", "char", "--max-batch-seconds", "8", "--checkpoint-every-steps", "3",
@@ -241,7 +224,7 @@ TINY_FLAGS = ("--preset", "tiny", "--tokens", "char", "--max-batch-seconds", "8"
 
 
 def _asr(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _TRAIN, *argv], cwd=REPO, text=True,
+    return subprocess.Popen([sys.executable, str(REPO / "cli.py"), *argv], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -276,10 +259,9 @@ def test_train_end_to_end_then_average(synth_corpus: Path, tmp_path: Path) -> No
     state = load_checkpoint(exp / "best.pt")
     assert TrainConfig.from_json(state["train_config"]).dev_subsets == ("synth-dev",)
     assert state["dev_wer"] is not None
-    again = subprocess.run([sys.executable, "-c", _TRAIN, "train", "--data", str(synth_corpus), "--subsets",
-                            "synth-train", "--exp-dir", str(exp), *TINY_FLAGS], cwd=REPO, capture_output=True,
-                           text=True)
-    assert again.returncode == 2 and "already has checkpoints" in again.stderr and "--resume" in again.stderr
+    again = _asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir", str(exp), *TINY_FLAGS)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 2 and "already has checkpoints" in err and "--resume" in err
     out, _ = _finish(_asr("average", "--exp-dir", str(exp), "--last", "2"))
     averaged = load_checkpoint(exp / "averaged.pt")
     assert len(averaged["averaged_from"]) == 2 and "optimizer" not in averaged
