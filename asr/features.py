@@ -271,20 +271,24 @@ def _frames(
     start = _first_sample(first_frame, config)
     stop = _first_sample(first_frame + count - 1, config) + config.frame_length
     span = _signal_span(buffer, offset, total, start, stop)
-    step = span.strides[0]
-    windows = np.lib.stride_tricks.as_strided(  # (T, L) view; as_strided: the cheapest per chunk
-        span, shape=(count, config.frame_length), strides=(config.frame_shift * step, step), writeable=False
+    length, shift = config.frame_length, config.frame_shift
+    windows = np.ndarray(  # (T, L) view of overlapping frames: cheaper than as_strided per chunk
+        (count, length), dtype=np.float32, buffer=np.ascontiguousarray(span, dtype=np.float32),
+        strides=(shift * 4, 4),
     )
-    return _log_mel(np.array(windows, dtype=np.float32), config, rng)
+    padded = np.zeros((count, config.fft_size), dtype=np.float32)  # (T, N): the FFT's zero padding, filled once
+    padded[:, :length] = windows
+    return _log_mel(padded, config, rng)
 
 
-def _log_mel(x: np.ndarray, config: FbankConfig, rng: np.random.Generator | None) -> np.ndarray:
-    """(T, L) raw frames, modified in place -> (T, D) float32 log-mel energies.
+def _log_mel(padded: np.ndarray, config: FbankConfig, rng: np.random.Generator | None) -> np.ndarray:
+    """(T, N) raw frames, zero-padded to the FFT size, modified in place -> (T, D) float32 log-mel energies.
 
     Every step works row by row in a fixed order, so a frame's features do not
     depend on which other frames are computed with it.
     """
     filters = _filters(config)
+    x = padded[:, : config.frame_length]  # (T, L) view: the samples, the rest stays zero
     if config.dither > 0 and rng is not None:
         x += np.float32(config.dither) * rng.standard_normal(x.shape, dtype=np.float32)
     if config.remove_dc_offset:
@@ -294,7 +298,7 @@ def _log_mel(x: np.ndarray, config: FbankConfig, rng: np.random.Generator | None
         x[:, 1:] -= coeff * x[:, :-1]  # the right side is a fresh array, so this reads old values
         x[:, 0] -= coeff * x[:, 0]  # Kaldi treats the sample before the frame as the first one
     x *= filters.window
-    spectrum = np.fft.rfft(x, n=config.fft_size, axis=1)[:, : config.fft_size // 2]  # (T, F)
+    spectrum = np.fft.rfft(padded, axis=1)  # (T, N / 2 + 1); the mel bins never read the last (Nyquist) bin
     power = np.square(spectrum.real)
     power += np.square(spectrum.imag)
     nonzeros = power[:, filters.mel_columns] * filters.mel_weights  # (T, K)
@@ -343,8 +347,13 @@ class FbankStream:
     """Streaming fbank: feed chunks of any size, get each frame once its window is complete.
 
     The concatenated outputs of `accept_waveform` calls and `input_finished`
-    equal `fbank` of the whole signal (bit for bit with dither 0). Only the
-    samples a future frame can still need are kept.
+    equal `fbank` of the whole signal (bit for bit with dither 0), however the
+    signal was chunked. Only the samples a future frame can still need are kept.
+
+    `accept_waveform` computes frames as soon as they are complete. A caller
+    that feeds small chunks (10 ms microphone blocks) but needs frames only now
+    and then can `feed` samples and `take` frames when it needs them: computing
+    many frames in one call costs far less than one or two per call.
     """
 
     def __init__(self, config: FbankConfig = FbankConfig()) -> None:
@@ -362,40 +371,64 @@ class FbankStream:
         """Frames emitted so far."""
         return self._num_frames
 
+    @property
+    def num_frames_ready(self) -> int:
+        """Frames complete (every frame left, after input_finished) but not yet returned."""
+        if self._finished:
+            return num_frames(self._num_samples, self._config) - self._num_frames
+        return max(_complete_frames(self._num_samples, self._config) - self._num_frames, 0)
+
     def reset(self) -> None:
         """Forget all input and start a new utterance."""
         self._buffer = np.zeros(0, dtype=np.float32)  # samples from absolute index _offset on
+        self._pending: list[np.ndarray] = []  # samples fed after _buffer, joined when frames are taken
         self._offset = 0
         self._num_samples = 0  # samples accepted in total
         self._num_frames = 0
         self._finished = False
 
-    def accept_waveform(self, samples: np.ndarray) -> np.ndarray:
-        """Append (n,) float samples in [-1, 1]; return the (t, D) frames completed by them (t >= 0)."""
+    def feed(self, samples: np.ndarray) -> None:
+        """Append (n,) float samples in [-1, 1] without computing frames (`take` does)."""
         if self._finished:
             raise AudioError(
-                "FbankStream.accept_waveform called after input_finished(); "
-                "call reset() to start a new utterance"
+                "FbankStream: samples fed after input_finished(); call reset() to start a new utterance"
             )
         samples = _checked_samples(samples)
         if samples.size:
-            self._buffer = np.concatenate([self._buffer, samples])
+            self._pending.append(samples)
             self._num_samples += samples.size
-        return self._emit(_complete_frames(self._num_samples, self._config))
+
+    def take(self, count: int | None = None) -> np.ndarray:
+        """The next `count` ready frames (all of them when None) as (count, D) float32."""
+        ready = self.num_frames_ready
+        count = ready if count is None else count
+        if not 0 <= count <= ready:
+            raise AsrError(
+                f"FbankStream.take({count}): {ready} frames are ready; take at most num_frames_ready"
+            )
+        return self._emit(self._num_frames + count)
+
+    def accept_waveform(self, samples: np.ndarray) -> np.ndarray:
+        """Append (n,) float samples in [-1, 1]; return the (t, D) frames completed by them (t >= 0)."""
+        self.feed(samples)
+        return self.take()
 
     def input_finished(self) -> np.ndarray:
-        """Declare the end of input; return the (t, D) last frames, whose windows run past the end."""
+        """Declare the end of input; return the (t, D) frames not yet returned, the last ones included."""
         self._finished = True
-        return self._emit(num_frames(self._num_samples, self._config))
+        return self.take()
 
-    def _emit(self, ready: int) -> np.ndarray:
-        """Compute frames up to `ready`, then drop samples no later frame needs."""
+    def _emit(self, stop: int) -> np.ndarray:
+        """Compute frames up to `stop`, then drop samples no later frame needs."""
         config = self._config
+        if self._pending:
+            self._buffer = np.concatenate([self._buffer, *self._pending])
+            self._pending.clear()
         new = _frames(
             self._buffer, self._offset, self._num_samples, self._num_frames,
-            ready - self._num_frames, config, self._rng,
+            stop - self._num_frames, config, self._rng,
         )
-        self._num_frames = max(ready, self._num_frames)
+        self._num_frames = max(stop, self._num_frames)
         # One sample of slack: with an odd frame length under twice the shift, the
         # mirrored end of the last frame can reach one sample before its start.
         keep_from = _first_sample(self._num_frames, config) - config.frame_length % 2

@@ -14,9 +14,10 @@
         recognizer.decode(stream)
     print(stream.result.text)
 
-A stream turns samples into fbank frames (asr.features, the model's feature
-config from its metadata) and buffers them; a window of T = window_frames
-frames is ready once buffered, and decoding it advances the buffer by
+A stream feeds samples to a streaming fbank (asr.features, the model's feature
+config from its metadata); a window of T = window_frames frames is ready once
+their samples have arrived, and decoding it computes the frames it lacks (in
+one call, however small the audio chunks were) and advances the buffer by
 decode_chunk_len frames, so consecutive windows share the encoder's pad_frames
 of lookahead. `Recognizer.decode_streams` runs one batched encoder call and one
 batched search step for many streams (a server's loop).
@@ -224,7 +225,8 @@ class Stream:
         self._model_rate = meta.features.sample_rate
         self._resampler: soxr.ResampleStream | None = None
         self._input_rate: int | None = None  # the caller's sample rate, fixed by the first chunk
-        # Feature frames not yet past a window start: (k, D); _take_window advances it.
+        # Computed feature frames not yet past a window start: (k, D); _take_window advances it.
+        # Frames still in _fbank (num_frames_ready) follow them.
         self._features = np.zeros((0, meta.features.num_mel_bins), dtype=np.float32)
         self._num_frames = 0  # real (not padding) feature frames computed so far
         self._finished = False
@@ -263,8 +265,7 @@ class Stream:
         if samples.ndim == 1 and samples.size == 0:
             return
         samples = validate_samples(samples, source="accept_waveform samples")
-        samples = self._resample(sample_rate, samples)
-        self._append_features(self._fbank.accept_waveform(samples))
+        self._fbank.feed(self._resample(sample_rate, samples))
 
     def input_finished(self) -> None:
         """Declare the end of input: the last frames and the tail padding become decodable.
@@ -276,8 +277,7 @@ class Stream:
             return
         self._finished = True
         if self._resampler is not None:  # the resampler holds back a few samples until told the input ended
-            rest = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-            self._append_features(self._fbank.accept_waveform(rest))
+            self._fbank.feed(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         self._append_features(self._fbank.input_finished())
         padding = tail_padding_frames(self._num_frames, self._recognizer.metadata)
         self._features = np.concatenate([self._features, np.tile(self._recognizer._silence, (padding, 1))])
@@ -318,11 +318,14 @@ class Stream:
             self._features = np.concatenate([self._features, frames]) if len(self._features) else frames
 
     def _buffered_frames(self) -> int:
-        return len(self._features)
+        return len(self._features) + self._fbank.num_frames_ready
 
     def _take_window(self) -> np.ndarray:
         """The next window (T, D), advancing the buffer by decode_chunk_len frames (the pad frames stay)."""
         meta = self._recognizer.metadata
+        missing = meta.window_frames - len(self._features)
+        if missing > 0:
+            self._append_features(self._fbank.take(missing))
         window = self._features[: meta.window_frames]
         self._features = self._features[meta.shift_frames :]
         return window

@@ -216,6 +216,35 @@ def test_stream_emits_frames_once_their_window_is_complete() -> None:
     assert stream.num_frames == 6
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_feed_then_take_in_any_groups_equals_whole(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    samples = _noise(2 * audio.SAMPLE_RATE, seed)
+    stream, eager = FbankStream(), FbankStream()
+    taken = []
+    start = 0
+    for size in _random_chunk_sizes(samples.size, 800, rng):
+        stream.feed(samples[start : start + size])
+        eager.accept_waveform(samples[start : start + size])
+        start += size
+        ready = stream.num_frames_ready
+        assert stream.num_frames + ready == eager.num_frames  # ready: what accept_waveform would have given
+        if rng.random() < 0.3:  # take now and then, some of what is ready
+            taken.append(stream.take(int(rng.integers(0, ready + 1))))
+    assert stream.num_frames_ready + stream.num_frames < num_frames(samples.size)  # the last frames wait for the end
+    taken.append(stream.input_finished())
+    assert stream.num_frames_ready == 0
+    np.testing.assert_allclose(np.concatenate(taken), fbank(samples), rtol=0, atol=STREAM_ATOL)
+
+
+def test_take_more_than_ready_is_rejected() -> None:
+    stream = FbankStream()
+    stream.feed(_noise(1000))
+    with pytest.raises(AsrError, match="num_frames_ready"):
+        stream.take(stream.num_frames_ready + 1)
+    assert stream.take(0).shape == (0, audio.NUM_MEL_BINS)
+
+
 def test_stream_buffer_stays_bounded() -> None:
     stream, chunk = FbankStream(), 2560
     for seed in range(40):

@@ -13,7 +13,7 @@ repeats, ours and sherpa-onnx interleaved so machine load hits both alike:
 
     total      ours, wall time of the whole stream (features, encoder, search)
     encoder, decoder, joiner   time inside each session's run calls (and calls)
-    features   FbankStream time (accept_waveform + input_finished)
+    features   FbankStream time (feed, take, input_finished)
     search     Searcher.advance minus its decoder and joiner calls
     glue       total minus all of the above (buffers, stacking, checks)
     ort x      total / (encoder + decoder + joiner): runtime overhead over onnxruntime
@@ -37,7 +37,6 @@ from typing import Any, Callable
 import numpy as np
 
 from asr.audio import SAMPLE_RATE
-from asr.features import FbankStream
 from asr.runtime import RecognitionResult, Recognizer
 from asr.search import SearchOptions
 
@@ -130,25 +129,33 @@ class Timings:
         return wrapper
 
 
-class _TimedSession:
-    """An onnxruntime session whose run* methods add their time to `timings` under `name`."""
+class _Timed:
+    """A proxy for `inner` whose methods named in `methods` add their time to `timings` under `name`."""
 
-    def __init__(self, session: Any, name: str, timings: Timings) -> None:
-        self._session, self._name, self._timings = session, name, timings
+    def __init__(self, inner: Any, name: str, timings: Timings, methods: Callable[[str], bool]) -> None:
+        self._inner, self._name, self._timings, self._methods = inner, name, timings, methods
 
     def __getattr__(self, attribute: str) -> Any:
-        value = getattr(self._session, attribute)
-        if attribute.startswith("run") and callable(value):
+        value = getattr(self._inner, attribute)
+        if self._methods(attribute) and callable(value):
             return self._timings.timed(self._name, value)
         return value
+
+
+def _session_runs(attribute: str) -> bool:
+    return attribute.startswith("run")
+
+
+def _feature_calls(attribute: str) -> bool:
+    return attribute in ("feed", "take", "accept_waveform", "input_finished")
 
 
 def instrument(recognizer: Recognizer, timings: Timings) -> None:
     """Route the recognizer's session runs and search calls through `timings` (profiling only)."""
     model = recognizer._model
-    model.encoder = _TimedSession(model.encoder, "encoder", timings)
-    model.backend.decoder = _TimedSession(model.backend.decoder, "decoder", timings)
-    model.backend.joiner = _TimedSession(model.backend.joiner, "joiner", timings)
+    model.encoder = _Timed(model.encoder, "encoder", timings, _session_runs)
+    model.backend.decoder = _Timed(model.backend.decoder, "decoder", timings, _session_runs)
+    model.backend.joiner = _Timed(model.backend.joiner, "joiner", timings, _session_runs)
     searcher = recognizer._searcher
     searcher.advance = timings.timed("search+", searcher.advance)  # type: ignore[method-assign]
 
@@ -164,7 +171,7 @@ def run_ours(
     start = time.perf_counter()
     stream = recognizer.create_stream()
     if timings is not None:
-        stream._fbank = _TimedFbank(stream._fbank, timings)  # type: ignore[assignment]
+        stream._fbank = _Timed(stream._fbank, "features", timings, _feature_calls)  # type: ignore[assignment]
     for chunk in chunks:
         chunk_start = time.perf_counter()
         stream.accept_waveform(SAMPLE_RATE, chunk)
@@ -176,14 +183,6 @@ def run_ours(
         recognizer.decode(stream)
     total = time.perf_counter() - start
     return total, per_chunk, stream.result
-
-
-class _TimedFbank:
-    """A FbankStream whose feature calls add their time to `timings`."""
-
-    def __init__(self, inner: FbankStream, timings: Timings) -> None:
-        self.accept_waveform = timings.timed("features", inner.accept_waveform)
-        self.input_finished = timings.timed("features", inner.input_finished)
 
 
 def sherpa_recognizer(path: Path, method: str, int8: bool) -> Any:
