@@ -17,8 +17,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _add_synth(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("synth", help="generate a synthetic speech corpus in LibriSpeech layout")
-    p.add_argument("--out", type=Path, required=True, help="corpus root (LibriSpeech/<subset>/... inside)")
-    p.add_argument("--hours", type=float, required=True, help="hours of audio over all subsets")
+    p.add_argument("--out", type=Path, help="corpus root (LibriSpeech/<subset>/... inside); required")
+    p.add_argument("--hours", type=float, help="hours of audio over all subsets; required")
     p.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
     p.add_argument("--voices", nargs="*", default=None, help="voice names to use (default: all; see --list-voices)")
     p.add_argument("--list-voices", action="store_true", help="print the available voices and exit")

@@ -48,3 +48,14 @@ def test_models_prints_the_parameter_table() -> None:
     result = run_cli("models", "--format", "markdown")
     assert result.returncode == 0, result.stderr
     assert "| small | lstm |" in result.stdout and "| large | conformer |" in result.stdout
+
+
+def test_synth_lists_voices_without_out_or_hours() -> None:
+    result = run_cli("synth", "--list-voices")
+    assert result.returncode == 0, result.stderr
+    assert "flite:rms" in result.stdout
+
+
+def test_synth_without_out_says_what_it_needs() -> None:
+    result = run_cli("synth", "--hours", "0.1")
+    assert result.returncode == 2 and "needs --out DIR and --hours H" in result.stderr

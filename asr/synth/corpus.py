@@ -117,6 +117,8 @@ def run_synth_command(args: argparse.Namespace) -> int:
     if args.list_voices:
         print(voice_table())
         return 0
+    if args.out is None or args.hours is None:
+        raise DataError("asr synth needs --out DIR and --hours H (or --list-voices alone)")
     result = generate_corpus(args.out, args.hours, args.seed, args.voices, args.workers)
     for subset, utterances in result.items():
         hours = sum(u.duration for u in utterances) / 3600
