@@ -473,19 +473,26 @@ class BeamSearcher(Searcher):
         blank, vocab_size = self.backend.blank_id, totals.shape[1]
         flat = totals.ravel()
         top = top_k(flat, self.options.beam)
-        merged: dict[tuple[int, ...], _Candidate] = {}
+        kept: list[_Candidate] = []
         for index, score in zip(top.tolist(), flat[top].tolist()):
             parent, token = divmod(index, vocab_size)
-            tokens, timestamps = beams.tokens[first_row + parent], beams.timestamps[first_row + parent]
-            if token != blank:
+            row = first_row + parent
+            emitted = token != blank
+            tokens, timestamps = beams.tokens[row], beams.timestamps[row]
+            if emitted:
                 tokens, timestamps = tokens + (token,), timestamps + (frame,)
-            candidate = merged.get(tokens)
-            if candidate is None:
-                merged[tokens] = _Candidate(tokens, timestamps, score, first_row + parent, token != blank)
+            # The stream's hypotheses differ, so two extensions can only be equal when one
+            # adds blank and the other a token; lengths and last tokens rule most out cheaply.
+            twin = next(
+                (c for c in kept if c.emitted != emitted and c.tokens[-1:] == tokens[-1:] and c.tokens == tokens),
+                None,
+            )
+            if twin is None:
+                kept.append(_Candidate(tokens, timestamps, score, row, emitted))
             else:
                 # Candidates come best first, so the merged one keeps its best path's timestamps.
-                candidate.score = log_add(candidate.score, score)
-        return sorted(merged.values(), key=lambda c: -c.score)
+                twin.score = log_add(twin.score, score)
+        return sorted(kept, key=lambda c: -c.score)
 
 
 def put_state(state: PredictorState, rows: np.ndarray, new: PredictorState) -> PredictorState:
@@ -501,16 +508,19 @@ def put_state(state: PredictorState, rows: np.ndarray, new: PredictorState) -> P
 def top_k(values: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest of `values` (1-D), largest first, ties in index order.
 
-    What a stable descending argsort gives, without sorting every value:
-    argpartition finds the k-th largest, and only values reaching it are sorted.
+    What a stable descending argsort gives, at the cost of k argmax passes (a beam
+    is a handful): argmax returns the first of equal maxima, so ties come out in
+    index order. Once only -inf or NaN is left, the sort itself decides.
     """
-    if k < values.size:
-        boundary = values.size - k
-        threshold = values[np.argpartition(values, boundary)[boundary:]].min()
-        candidates = np.flatnonzero(values >= threshold)  # ascending, so the stable sort keeps index order
-        if candidates.size >= k:  # fewer only with NaN, which the full sort below places last
-            return candidates[np.argsort(-values[candidates], kind="stable")[:k]]
-    return np.argsort(-values, kind="stable")[:k]
+    remaining = values.copy()
+    picked = []
+    for _ in range(min(k, values.size)):
+        index = int(remaining.argmax())
+        if not remaining[index] > -np.inf:
+            return np.argsort(-values, kind="stable")[:k]
+        picked.append(index)
+        remaining[index] = -np.inf
+    return np.array(picked, dtype=np.int64)
 
 
 def log_add(a: float, b: float) -> float:

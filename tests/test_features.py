@@ -286,6 +286,15 @@ def test_bad_samples_are_rejected(samples: np.ndarray, error: type[Exception], m
         FbankStream().accept_waveform(samples)
 
 
+def test_huge_but_finite_samples_are_not_called_infinite() -> None:
+    # Their float32 sum would overflow; the finiteness check must not mistake that for a bad sample.
+    samples = np.full(1000, 3e38, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # the features themselves overflow: garbage in
+        assert FbankStream().accept_waveform(samples).shape == (num_frames(1000) - 1, audio.NUM_MEL_BINS)
+    with pytest.raises(AudioError, match="1 of 1001 are NaN"):
+        FbankStream().accept_waveform(np.append(samples, np.float32(np.nan)))
+
+
 def test_wrong_sample_rate_says_to_resample() -> None:
     with pytest.raises(AudioError, match=r"44100 Hz.*16000 Hz.*asr\.audio\.resample"):
         fbank(_noise(441), sample_rate=44100)

@@ -19,6 +19,8 @@ from asr.search import (
     Searcher,
     create_searcher,
     ctc_greedy,
+    log_add,
+    top_k,
 )
 
 VOCAB = 5
@@ -304,6 +306,24 @@ def test_beam_keeps_at_most_beam_hypotheses(rng: np.random.Generator) -> None:
     assert 1 <= len(state.tokens) <= 4
     assert len(set(state.tokens)) == len(state.tokens)  # merged: no duplicate sequences
     assert state.decoder_out.shape == (len(state.tokens), JOINER_DIM)
+
+
+@pytest.mark.parametrize("k", [1, 3, 4, 9, 40])
+def test_top_k_is_the_stable_descending_sort(k: int, rng: np.random.Generator) -> None:
+    for _ in range(50):
+        values = rng.integers(-3, 3, size=int(rng.integers(1, 30))).astype(np.float64)  # many ties
+        special = rng.random(values.size)
+        values[special < 0.15] = -np.inf
+        if rng.random() < 0.2:
+            values[special > 0.95] = np.nan
+        expected = np.argsort(-values, kind="stable")[:k]
+        np.testing.assert_array_equal(top_k(values, k), expected)
+
+
+def test_log_add_is_numpy_logaddexp(rng: np.random.Generator) -> None:
+    pairs = [(a, b) for a, b in rng.normal(scale=20.0, size=(200, 2))] + [(1.5, 1.5), (-np.inf, 0.0), (-np.inf, -np.inf)]
+    for a, b in pairs:
+        assert log_add(float(a), float(b)) == np.logaddexp(a, b)
 
 
 # --- a backend whose output is known in advance ---
