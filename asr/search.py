@@ -126,7 +126,7 @@ class SearchState:
     decoder_out: np.ndarray  # (H, J) predictor output for each hypothesis, cached until it emits
     predictor_state: PredictorState  # H on axis 1: the state after producing decoder_out
     num_frames: int = 0  # encoder frames consumed: the frame index where the next chunk starts
-    # Stateless predictors only: context (C tokens) -> its (J,) output, so a context seen
+    # Stateless predictors only: context (C tokens) -> its (1, J) output, so a context seen
     # before (common in beam search) skips the predictor. Bounded by DECODER_CACHE_SIZE.
     decoder_cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict)
 
@@ -257,13 +257,13 @@ class Searcher(ABC):
         missing = [i for i, (context, cache) in enumerate(zip(contexts, caches)) if context not in cache]
         if missing:
             outputs, _ = self._predict(np.array([contexts[i] for i in missing], dtype=np.int64), ())
-            for i, output in zip(missing, outputs):
+            for row, i in enumerate(missing):
                 cache = caches[i]
                 if len(cache) >= DECODER_CACHE_SIZE:
                     del cache[next(iter(cache))]  # dicts keep insertion order: this is the oldest
-                cache[contexts[i]] = output
+                cache[contexts[i]] = outputs[row : row + 1]  # (1, J), so rows concatenate without reshaping
         rows = [cache[context] for context, cache in zip(contexts, caches)]
-        return (rows[0][None] if len(rows) == 1 else np.stack(rows)), ()
+        return (rows[0] if len(rows) == 1 else np.concatenate(rows)), ()
 
 
 # Greedy search scores at most this many frames of a stream per join call. Frames after
@@ -428,7 +428,7 @@ class BeamSearcher(Searcher):
 
     def _step(self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int], caches: list[dict]) -> _Beams:
         """Advance every stream by one frame; encoder_frame is (S, J), frames the streams' frame indices."""
-        encoder_rows = np.repeat(encoder_frame, beams.counts, axis=0)  # (H, J)
+        encoder_rows = encoder_frame.repeat(beams.counts, axis=0)  # (H, J)
         totals = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)
         totals += beams.scores[:, None]
         kept: list[_Candidate] = []
@@ -472,9 +472,9 @@ class BeamSearcher(Searcher):
         """
         blank, vocab_size = self.backend.blank_id, totals.shape[1]
         flat = totals.ravel()
-        top = top_k(flat, self.options.beam)
         kept: list[_Candidate] = []
-        for index, score in zip(top.tolist(), flat[top].tolist()):
+        for index in top_k(flat, self.options.beam).tolist():
+            score = float(flat[index])
             parent, token = divmod(index, vocab_size)
             row = first_row + parent
             emitted = token != blank
@@ -482,16 +482,14 @@ class BeamSearcher(Searcher):
             if emitted:
                 tokens, timestamps = tokens + (token,), timestamps + (frame,)
             # The stream's hypotheses differ, so two extensions can only be equal when one
-            # adds blank and the other a token; lengths and last tokens rule most out cheaply.
-            twin = next(
-                (c for c in kept if c.emitted != emitted and c.tokens[-1:] == tokens[-1:] and c.tokens == tokens),
-                None,
-            )
-            if twin is None:
-                kept.append(_Candidate(tokens, timestamps, score, row, emitted))
+            # adds blank and the other a token; last tokens rule most pairs out cheaply.
+            for twin in kept:
+                if twin.emitted != emitted and twin.tokens[-1:] == tokens[-1:] and twin.tokens == tokens:
+                    # Candidates come best first, so the merged one keeps its best path's timestamps.
+                    twin.score = log_add(twin.score, score)
+                    break
             else:
-                # Candidates come best first, so the merged one keeps its best path's timestamps.
-                twin.score = log_add(twin.score, score)
+                kept.append(_Candidate(tokens, timestamps, score, row, emitted))
         return sorted(kept, key=lambda c: -c.score)
 
 
