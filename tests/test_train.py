@@ -17,6 +17,7 @@ import torch
 from asr.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
 from asr.data import BucketingSampler, TokenizedSet, iterate_batches
 from asr.errors import AsrError, DataError
+from asr.manifest import Utterance
 from asr.tokens import CharTokenizer
 from asr.training.command import build_run, resolve_config
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
@@ -171,8 +172,10 @@ def random_run_data(count: int = 24, seed: int = 0) -> RunData:
     train_set = TokenizedSet(ids, durations, texts, tokens)
     features = RandomFeatures({u: int(d * 100) for u, d in zip(ids, durations)})
     dev_set = TokenizedSet(ids[:6], durations[:6], texts[:6], tokens[:6])
+    dev_utterances = tuple(Utterance(u, f"/none/{u}.flac", float(d), t, "0") for u, d, t in zip(ids, durations, texts))
     plan = BucketingSampler(dev_set.durations, (1.0,), 10.0, 1, 0, shuffle=False).plan(0)
-    return RunData(tokenizer, train_set, features, dev_set, tuple(iterate_batches(dev_set, features, plan, (1.0,))))
+    dev_batches = tuple(iterate_batches(dev_set, features, plan, (1.0,)))
+    return RunData(tokenizer, train_set, features, dev_set, dev_utterances[:6], dev_batches)
 
 
 def tiny_config(**overrides: object) -> TrainConfig:

@@ -30,7 +30,7 @@ from asr.training.config import (
     read_saved_config,
 )
 from asr.training.corpus import RunData, load_run_data
-from asr.training.dev_wer import ctc_greedy_wer_fn
+from asr.training.dev_wer import dev_wer_fn
 from asr.training.distributed import WorldInfo, close_world, init_world, threads_per_process
 from asr.training.ema import WeightAverage
 from asr.training.loop import DevSet, TrainingRun, TrainSummary, restore, train
@@ -158,7 +158,7 @@ def build_run(
     )
     dev = None
     if data.dev_set is not None and len(data.dev_set):
-        evaluate_fn = ctc_greedy_wer_fn(data.dev_set, data.dev_batches, data.tokenizer, world.device)
+        evaluate_fn = dev_wer_fn(data.dev_utterances, data.features, data.tokenizer, config.dev_decoding)
         dev = DevSet(data.dev_set, data.dev_batches, evaluate_fn)
     title = f"{exp_dir.name}: {config.encoder} {config.preset}, {data.train_set.hours:.2f} h of {','.join(config.subsets)}"
     monitor = TrainMonitor(exp_dir, [], config.log_every_steps, enabled=world.is_main, title=title)

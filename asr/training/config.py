@@ -27,6 +27,8 @@ PREDICTORS = ("stateless", "lstm")
 TOKENIZERS = ("bpe", "char")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+RNNT_LOSSES = ("pruned", "full")
+DEV_DECODINGS = ("greedy", "ctc")
 DEFAULT_EPOCHS = 20  # used when neither --epochs nor --max-minutes is given
 CONFIG_NAME = "config.json"
 
@@ -75,6 +77,13 @@ class TrainConfig:
     encoder: str = "lstm"  # one of ENCODERS
     preset: str = "small"  # one of PRESETS (models.presets)
     predictor: str = "stateless"  # one of PREDICTORS
+    # Loss.
+    rnnt_loss: str = "pruned"  # "pruned" (joiner on prune_range rows per frame: several times faster) or "full"
+    prune_range: int = 5  # pruned loss: lattice rows per frame the joiner scores
+    simple_loss_scale: float = 0.5  # pruned loss: final weight of the trivial-joiner loss (1.0 at step 0)
+    loss_warmup_steps: int = 500  # pruned loss: steps over which the pruned loss weight rises 0.1 -> 1
+    # Validation.
+    dev_decoding: str = "greedy"  # dev WER by transducer greedy search, or "ctc" greedy on the CTC head (cheaper)
     # Optimization.
     epochs: int | None = None  # stop after this many epochs (DEFAULT_EPOCHS when max_minutes is None too)
     max_minutes: float | None = None  # stop after this much training time (summed over resumes)
@@ -142,7 +151,7 @@ def _problems(config: TrainConfig) -> list[str]:
     """Human-readable reasons `config` cannot run, each with the flag to fix."""
     problems = []
     choices = {"encoder": ENCODERS, "preset": PRESETS, "predictor": PREDICTORS, "tokens": TOKENIZERS,
-               "amp": AMP_MODES, "device": DEVICES}
+               "amp": AMP_MODES, "device": DEVICES, "rnnt_loss": RNNT_LOSSES, "dev_decoding": DEV_DECODINGS}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             problems.append(f"--{name.replace('_', '-')} {getattr(config, name)!r} is not one of {', '.join(allowed)}")
@@ -157,7 +166,9 @@ def _problems(config: TrainConfig) -> list[str]:
         value = getattr(config, name)
         if value is not None and not value > 0:
             problems.append(f"--{name.replace('_', '-')} must be > 0, got {value}; leave it out for no limit")
-    for name in ("warmup_steps", "weight_decay", "grad_clip", "num_threads"):
+    if config.prune_range < 2:
+        problems.append(f"--prune-range must be >= 2 (5 is usual), got {config.prune_range}")
+    for name in ("simple_loss_scale", "loss_warmup_steps", "warmup_steps", "weight_decay", "grad_clip", "num_threads"):
         if getattr(config, name) < 0:
             problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
     if not 0.0 <= config.ema_decay < 1.0:
@@ -205,6 +216,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      "whichever comes first)")
     run.add_argument("--max-batch-seconds", type=float,
                      help=f"padded audio seconds per batch (default: {d('max_batch_seconds')})")
+    run.add_argument("--rnnt-loss", choices=RNNT_LOSSES, help=f"transducer loss (default: {d('rnnt_loss')})")
+    run.add_argument("--prune-range", type=int, help=f"pruned loss rows per frame (default: {d('prune_range')})")
+    run.add_argument("--dev-decoding", choices=DEV_DECODINGS,
+                     help=f"dev WER decoding: transducer greedy or CTC greedy (default: {d('dev_decoding')})")
     run.add_argument("--lr", type=float, help=f"peak learning rate (default: {d('lr')})")
     run.add_argument("--warmup-steps", type=int, help=f"learning-rate warm-up steps (default: {d('warmup_steps')})")
     run.add_argument("--seed", type=int, help=f"seed for data order, augmentation and init (default: {d('seed')})")

@@ -38,6 +38,7 @@ class RunData:
     train_set: TokenizedSet  # training utterances that fit (see tokenize_set)
     features: FeatureSource  # fbank per (utterance, speed), training and dev alike
     dev_set: TokenizedSet | None  # None without --dev-subsets
+    dev_utterances: tuple[Utterance, ...]  # the utterances of dev_set, in its order (for dev WER decoding)
     dev_batches: tuple[Batch, ...]  # dev_set collated, shortest first
 
 
@@ -77,7 +78,9 @@ def load_run_data(config: TrainConfig, exp_dir: Path, world: WorldInfo, tokenize
         plan = BucketingSampler(dev_set.durations, (1.0,), config.max_batch_seconds, 1, config.seed,
                                 shuffle=False).plan(0)
         dev_batches = tuple(iterate_batches(dev_set, features, plan, (1.0,)))
-    return RunData(tokenizer, train_set, features, dev_set, dev_batches)
+    kept = set(dev_set.ids) if dev_set is not None else set()
+    dev_kept = tuple(u for u in dev_utterances if u.id in kept)
+    return RunData(tokenizer, train_set, features, dev_set, dev_kept, dev_batches)
 
 
 class SpeedFeatures:

@@ -1,40 +1,31 @@
-"""The default dev-set WER used during training: CTC greedy decoding of the model's CTC head.
+"""The dev-set WER measured at each validation, decoded by `asr.evaluate` (the code `asr eval` runs).
 
-It needs only the encoder and the CTC head (one batched pass, no per-token
-predictor/joiner loop), which keeps validation cheap on a CPU. It is one
-`EvaluateFn`; a transducer-search WER plugs in the same way.
+Transducer greedy search by default: it scores what the exported model will do.
+CTC greedy on the CTC head is the cheaper option (one batched pass, no per-frame
+predictor/joiner loop) for models too slow to search during training.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import torch
+import numpy as np
 from torch import nn
 
-from asr.data import Batch, TokenizedSet
-from asr.metrics import ErrorCounts, word_errors
-from asr.search import ctc_greedy
+from asr.data import FeatureSource
+from asr.evaluate import EvalOptions, make_dev_wer_fn
+from asr.manifest import Utterance
 from asr.tokens import Tokenizer
 
-EvaluateFn = Callable[[nn.Module], float]  # model (unwrapped, eval mode) -> dev WER in percent
+EvaluateFn = Callable[[nn.Module], float]  # model (unwrapped) -> dev WER in percent
 
 
-def ctc_greedy_wer_fn(
-    dev: TokenizedSet, batches: Sequence[Batch], tokenizer: Tokenizer, device: torch.device
+def dev_wer_fn(
+    utterances: Sequence[Utterance], features: FeatureSource, tokenizer: Tokenizer, decoding: str
 ) -> EvaluateFn:
-    """An EvaluateFn scoring CTC greedy hypotheses of `batches` (collated from `dev`) against dev's texts."""
-    references = dict(zip(dev.ids, dev.texts))
+    """An EvaluateFn decoding `utterances` (features at speed 1.0 from `features`) by `decoding`: greedy | ctc."""
 
-    @torch.no_grad()
-    def evaluate(model: nn.Module) -> float:
-        counts = ErrorCounts()
-        for batch in batches:
-            enc, enc_lens = model.encode(batch.features.to(device), batch.feature_lens.to(device))  # (B, T', D)
-            log_probs = model.ctc_log_probs(enc).float().cpu().numpy()  # (B, T', V)
-            hypotheses = ctc_greedy(log_probs, enc_lens.cpu().numpy(), blank_id=model.config.blank_id)
-            for utterance_id, hypothesis in zip(batch.ids, hypotheses):
-                counts = counts + word_errors(references[utterance_id], tokenizer.decode(hypothesis.tokens))
-        return 100.0 * counts.wer
+    def cached_features(utterance: Utterance) -> np.ndarray:
+        return features.get(utterance.id, 1.0)  # (T, F)
 
-    return evaluate
+    return make_dev_wer_fn(tokenizer, utterances, cached_features, EvalOptions(decoding=decoding))

@@ -1,8 +1,12 @@
-"""The learning-rate schedule: a pure function of the step, so a resumed run needs no scheduler state."""
+"""Schedules over optimizer steps: learning rate and loss weights, pure functions of the step so that a
+resumed run needs no scheduler state."""
 
 from __future__ import annotations
 
 from asr.training.config import TrainConfig
+from models.transducer import FULL_LOSS, RnntLoss
+
+PRUNED_SCALE_AT_START = 0.1  # weight of the pruned loss at step 0, while the bands are still noise
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -18,3 +22,23 @@ def lr_at(step: int, config: TrainConfig) -> float:
     warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
     decay = (1.0 + (step / config.decay_steps) ** 2) ** -0.25
     return config.lr * warm * decay
+
+
+def loss_at(step: int, config: TrainConfig) -> RnntLoss:
+    """The transducer loss and its weights for optimizer step `step` (0-based).
+
+    Pruned: over loss_warmup_steps the simple loss weight falls linearly from 1 to
+    simple_loss_scale while the pruned loss weight rises from PRUNED_SCALE_AT_START to 1:
+    the bands come from the trivial joiner, which must learn first (k2/icefall do the same).
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if config.rnnt_loss == "full":
+        return FULL_LOSS
+    done = min(1.0, step / config.loss_warmup_steps) if config.loss_warmup_steps > 0 else 1.0
+    return RnntLoss(
+        pruned=True,
+        prune_range=config.prune_range,
+        simple_scale=1.0 - done * (1.0 - config.simple_loss_scale),
+        pruned_scale=PRUNED_SCALE_AT_START + done * (1.0 - PRUNED_SCALE_AT_START),
+    )

@@ -17,17 +17,18 @@ from torch import nn
 from asr.augment import spec_augment
 from asr.data import Batch
 from asr.training.config import TrainConfig
-from asr.training.schedule import lr_at
-from models.transducer import LossOutput
+from asr.training.schedule import loss_at, lr_at
+from models.transducer import FULL_LOSS, LossOutput, RnntLoss
 
 
 @dataclass(frozen=True)
 class StepResult:
     """What one optimizer step reports (floats, already synchronised from the device)."""
 
-    loss: float  # total loss (rnnt + ctc_weight * ctc), mean over the batch
-    rnnt: float  # RNN-T negative log-likelihood, mean over the batch
+    loss: float  # total loss (weighted rnnt + simple + ctc), mean over the batch
+    rnnt: float  # RNN-T negative log-likelihood (pruned to the band with the pruned loss), mean over the batch
     ctc: float  # CTC negative log-likelihood, mean over the batch
+    simple: float  # trivial-joiner RNN-T loss (0 with the full loss), mean over the batch
     grad_norm: float  # global L2 norm of the gradients before clipping
     lr: float  # learning rate used
     updated: bool  # False when the gradients were not finite and the update was skipped
@@ -55,10 +56,12 @@ def augment_generator(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def compute_loss(model: nn.Module, batch: Batch, dtype: torch.dtype | None, device: torch.device) -> LossOutput:
+def compute_loss(
+    model: nn.Module, batch: Batch, dtype: torch.dtype | None, device: torch.device, loss: RnntLoss = FULL_LOSS
+) -> LossOutput:
     """The model's losses on a batch already on `device`, under autocast when `dtype` is set."""
     with autocast(device, dtype):
-        return model(batch.features, batch.feature_lens, batch.tokens, batch.token_lens)
+        return model(batch.features, batch.feature_lens, batch.tokens, batch.token_lens, loss)
 
 
 def train_step(
@@ -86,7 +89,7 @@ def train_step(
     batch = batch.to(device)
     dtype = amp_dtype(config.amp, device)
     model.train()
-    losses = compute_loss(model, batch, dtype, device)
+    losses = compute_loss(model, batch, dtype, device, loss_at(step, config))
     scaler.scale(losses.total).backward()
     scaler.unscale_(optimizer)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf))
@@ -95,11 +98,13 @@ def train_step(
         scaler.step(optimizer)  # with fp16 the scaler itself skips non-finite steps and lowers its scale
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
-    loss, rnnt, ctc = torch.stack([losses.total, losses.rnnt, losses.ctc]).detach().float().tolist()  # one sync
+    values = torch.stack([losses.total, losses.rnnt, losses.ctc, losses.simple]).detach().float()
+    loss, rnnt, ctc, simple = values.tolist()  # one sync
     return StepResult(
         loss=loss,
         rnnt=rnnt,
         ctc=ctc,
+        simple=simple,
         grad_norm=grad_norm,
         lr=lr,
         updated=updated,
