@@ -252,7 +252,16 @@ def measure_streams(runtime: BenchRuntime, audio: Sequence[np.ndarray], num_stre
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """This process's peak resident memory so far, MiB.
+
+    Linux: VmHWM of /proc/self/status, which starts afresh at exec; ru_maxrss would
+    carry the parent's peak over the fork. Elsewhere ru_maxrss (bytes on macOS).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

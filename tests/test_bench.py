@@ -18,6 +18,7 @@ from asr.bench import (
     OurRuntime,
     add_bench_arguments,
     format_report,
+    peak_rss_mib,
     measure_streams,
     report_from_json,
     run_bench,
@@ -89,6 +90,7 @@ def test_bench_against_sherpa_reports_every_field_and_round_trips_through_json(l
         assert 0 < result.chunk_ms_p50 <= result.chunk_ms_p95 <= result.chunk_ms_p99
         assert result.decode_calls > 0 and result.first_partial_ms is not None and result.first_partial_ms > 0
         assert result.peak_rss_mib >= result.baseline_rss_mib > 0 and len(result.texts) == 2
+        assert result.peak_rss_mib < peak_rss_mib()  # the child's own memory, not this torch-laden parent's
     ours, sherpa = report.results
     assert ours.ort_overhead is not None and ours.ort_overhead > 1  # onnxruntime time is part of the total
     assert sherpa.ort_overhead is None

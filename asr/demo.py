@@ -1,0 +1,305 @@
+"""`asr demo` (what `make demo` runs): the whole pipeline on one machine, from nothing to a live-ready model.
+
+    asr demo [--work-dir work/demo] [--minutes M] [--fresh]
+
+Stages, each timed and reported:
+
+    corpus     asr.synth: a synthetic corpus (espeak-ng / flite voices)   WORK/corpus
+    train      `asr train` for M minutes: a streaming LSTM transducer     WORK/exp
+    export     `asr export --int8`: verified fp32 and int8 ONNX files      WORK/model
+    evaluate   synth-test and synth-test-voice through the streaming runtime, fp32 and int8
+               (the code path of `asr transcribe`): WER
+    bench      `asr bench` against sherpa-onnx on a few test files
+
+The LSTM encoder is chosen because sherpa-onnx can run its exports, so the
+bench compares the two runtimes on the same files. Training and export run as
+`python -m cli` child processes, so their own progress bars show and their
+torch threads end with them. A re-run reuses the corpus, and the trained model
+and its export when they are complete (the demo writes DONE_FILE into the
+experiment dir after training); an interrupted training run is resumed.
+--fresh deletes WORK and starts over. This module imports torch nowhere: the
+children do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TextIO, TypeVar
+
+from tqdm import tqdm
+
+from asr.errors import AsrError, ModelFilesError
+
+if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
+    from asr.bench import BenchReport
+
+TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
+TEST_SUBSETS = ("synth-test", "synth-test-voice")  # training voices; held-out voices
+ENCODER = "lstm"  # sherpa-onnx runs LSTM exports, so the bench can compare
+DONE_FILE = "demo-trained.json"  # written into the exp dir once training finished: its settings
+BENCH_FILES = 4  # test utterances the bench streams
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo builds and how long it trains."""
+
+    work_dir: Path  # everything goes under it
+    hours: float  # synthetic corpus size, all subsets
+    minutes: float  # training time budget
+    preset: str  # model size (models.presets)
+    tokens: str  # tokenizer kind: char or bpe
+    lr: float  # peak learning rate
+    warmup_steps: int  # learning-rate warm-up
+    batch_seconds: float  # padded audio per batch
+    fresh: bool  # delete work_dir first
+
+    @property
+    def corpus(self) -> Path:
+        return self.work_dir / "corpus"
+
+    @property
+    def exp_dir(self) -> Path:
+        return self.work_dir / "exp"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.work_dir / "model"
+
+    def training_settings(self) -> dict[str, object]:
+        """What makes a trained model reusable: the same corpus and training settings."""
+        return {k: v for k, v in asdict(self).items() if k not in ("work_dir", "fresh")}
+
+
+@dataclass(frozen=True)
+class StageTime:
+    """Wall time of one stage."""
+
+    name: str  # corpus | train | export | evaluate | bench
+    seconds: float  # wall time in this run
+    reused: bool  # whether it reused earlier work instead of redoing it
+
+
+@dataclass(frozen=True)
+class SubsetWer:
+    """WER of one test subset with both precisions."""
+
+    subset: str  # synth-test or synth-test-voice
+    utterances: int  # how many were decoded
+    fp32: float  # WER in percent with the fp32 files
+    int8: float  # WER in percent with the int8 files
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What the demo prints at the end."""
+
+    model_dir: Path  # the exported model
+    sizes_mb: dict[str, float]  # "fp32" / "int8": encoder + decoder + joiner megabytes
+    wers: tuple[SubsetWer, ...]  # per test subset
+    rtf: dict[str, float]  # runtime -> real-time factor (1 stream, 1 thread)
+    chunk_p95_ms: dict[str, float]  # runtime -> 95th percentile of one chunk's decode time
+    first_partial_ms: dict[str, float | None]  # runtime -> first-partial latency
+    algorithmic_latency_ms: float  # chunk + lookahead of the model
+    stages: tuple[StageTime, ...]  # in order
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `asr demo` (argparse only: no torch)."""
+    parser.add_argument("--work-dir", type=Path, default=Path("work/demo"),
+                        help="where the corpus, experiment and model go (default: work/demo)")
+    parser.add_argument("--minutes", type=float, default=9.0, help="training time budget in minutes (default: 9)")
+    parser.add_argument("--fresh", action="store_true", help="delete --work-dir first and redo every stage")
+    # Scale knobs for tests and experiments; the defaults are the tuned demo.
+    parser.add_argument("--hours", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--preset", default="small", help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", default="char", help=argparse.SUPPRESS)
+    parser.add_argument("--lr", type=float, default=2e-3, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup-steps", type=int, default=30, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
+
+
+def _run_cli(*args: str) -> None:
+    """`python -m cli ARGS` in a child process; AsrError if it fails (its own output has said why)."""
+    command = [sys.executable, "-m", "cli", *args]
+    if subprocess.run(command, cwd=Path(__file__).resolve().parents[1]).returncode != 0:
+        raise AsrError(f"`asr {' '.join(args)}` failed (see its message above); fix that and re-run `asr demo`")
+
+
+def make_corpus(options: DemoOptions) -> bool:
+    """The synthetic corpus; True when an existing one was reused."""
+    from asr.synth import generate_corpus
+
+    existed = (options.corpus / "corpus.json").is_file()
+    generate_corpus(options.corpus, options.hours)
+    return existed
+
+
+def train(options: DemoOptions) -> bool:
+    """Train (or resume) the model; True when a finished run with these settings was reused."""
+    done = options.exp_dir / DONE_FILE
+    settings = options.training_settings()
+    if done.is_file() and json.loads(done.read_text(encoding="utf-8")) == settings:
+        return True
+    if done.is_file() or (options.exp_dir.exists() and not (options.exp_dir / "config.json").is_file()):
+        shutil.rmtree(options.exp_dir)  # trained with other settings, or not a training run at all
+    resume = ["--resume"] if (options.exp_dir / "config.json").is_file() else []
+    _run_cli(
+        "train", "--data", str(options.corpus), "--subsets", TRAIN_SUBSET, "--dev-subsets", DEV_SUBSET,
+        "--exp-dir", str(options.exp_dir), "--encoder", ENCODER, "--preset", options.preset,
+        "--tokens", options.tokens, "--lr", str(options.lr), "--warmup-steps", str(options.warmup_steps),
+        "--max-batch-seconds", str(options.batch_seconds), "--max-minutes", str(options.minutes), *resume,
+    )
+    done.write_text(json.dumps(settings, sort_keys=True) + "\n", encoding="utf-8")
+    return False
+
+
+def export(options: DemoOptions, trained_now: bool) -> bool:
+    """Export fp32 + int8 to the model dir; True when a complete export of the current training was reused."""
+    from asr.model_dir import ModelFiles
+
+    if not trained_now:
+        try:
+            ModelFiles.from_dir(options.model_dir)
+            ModelFiles.from_dir(options.model_dir, int8=True)
+            return True
+        except ModelFilesError:
+            pass
+    _run_cli("export", "--exp-dir", str(options.exp_dir), "--out", str(options.model_dir), "--int8")
+    return False
+
+
+def evaluate(options: DemoOptions, out: TextIO) -> tuple[SubsetWer, ...]:
+    """WER of each test subset, fp32 and int8, decoded as `asr transcribe` decodes a file."""
+    from asr.librispeech import load_subset
+    from asr.metrics import ErrorCounts, format_report, word_errors
+    from asr.runtime import Recognizer
+    from asr.transcribe import transcribe_file
+
+    results = []
+    for subset in TEST_SUBSETS:
+        utterances = load_subset(options.corpus, subset)
+        wer = {}
+        for int8 in (False, True):
+            recognizer = Recognizer.from_dir(options.model_dir, int8=int8)
+            counts = ErrorCounts()
+            label = f"{subset} {'int8' if int8 else 'fp32'}"
+            for utterance in tqdm(utterances, desc=f"decoding {label}", unit="utt", file=out, disable=None):
+                counts += word_errors(utterance.text, transcribe_file(recognizer, Path(utterance.audio_path)).text)
+            print(f"{label}: {format_report(counts)}", file=out, flush=True)
+            wer[int8] = 100 * counts.wer
+        results.append(SubsetWer(subset, len(utterances), wer[False], wer[True]))
+    return tuple(results)
+
+
+def bench(options: DemoOptions, out: TextIO) -> BenchReport:
+    """`asr bench --compare sherpa-onnx` (when installed) on the first BENCH_FILES test utterances."""
+    import importlib.util
+
+    from asr.bench import add_bench_arguments, format_report, run_bench
+    from asr.librispeech import load_subset
+
+    files = [u.audio_path for u in load_subset(options.corpus, TEST_SUBSETS[0])[:BENCH_FILES]]
+    compare = ["--compare", "sherpa-onnx"] if importlib.util.find_spec("sherpa_onnx") else []
+    if not compare:
+        print("sherpa-onnx is not installed (`pip install sherpa-onnx`): benchmarking ours alone", file=out)
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    report = run_bench(parser.parse_args(["--model", str(options.model_dir), "--rounds", "1", *compare, *files]), out)
+    print(format_report(report), file=out, flush=True)
+    return report
+
+
+def _timed(name: str, stages: list[StageTime], out: TextIO, work: Callable[[], T], reused: Callable[[T], bool]
+           ) -> T:
+    """Run one stage with a header line, and record its wall time."""
+    print(f"\n== {name} ==", file=out, flush=True)
+    start = time.monotonic()
+    result = work()
+    stages.append(StageTime(name, time.monotonic() - start, reused(result)))
+    return result
+
+
+def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
+    """Every stage in order (see the module docstring)."""
+    if options.fresh and options.work_dir.exists():
+        shutil.rmtree(options.work_dir)
+    options.work_dir.mkdir(parents=True, exist_ok=True)
+    stages: list[StageTime] = []
+    _timed("corpus", stages, out, lambda: make_corpus(options), bool)
+    trained_before = _timed("train", stages, out, lambda: train(options), bool)
+    _timed("export", stages, out, lambda: export(options, trained_now=not trained_before), bool)
+    wers = _timed("evaluate", stages, out, lambda: evaluate(options, out), lambda _: False)
+    report = _timed("bench", stages, out, lambda: bench(options, out), lambda _: False)
+    return _summary(options, wers, report, stages)
+
+
+def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchReport, stages: list[StageTime]
+             ) -> DemoSummary:
+    single = [r for r in report.results if r.streams == 1]
+    sizes = {
+        precision: sum((options.model_dir / f"{role}{suffix}").stat().st_size for role in ("encoder", "decoder", "joiner"))
+        / 1e6
+        for precision, suffix in (("fp32", ".onnx"), ("int8", ".int8.onnx"))
+    }
+    return DemoSummary(
+        model_dir=options.model_dir,
+        sizes_mb=sizes,
+        wers=wers,
+        rtf={r.runtime: r.rtf for r in single},
+        chunk_p95_ms={r.runtime: r.chunk_ms_p95 for r in single},
+        first_partial_ms={r.runtime: r.first_partial_ms for r in single},
+        algorithmic_latency_ms=report.algorithmic_latency_ms,
+        stages=tuple(stages),
+    )
+
+
+def format_summary(summary: DemoSummary) -> str:
+    """The closing table."""
+    lines = [
+        "", "== demo summary ==",
+        f"model        {summary.model_dir}  (fp32 {summary.sizes_mb['fp32']:.2f} MB, int8 {summary.sizes_mb['int8']:.2f} MB)",
+        f"{'WER':<22}{'fp32':>8}{'int8':>8}",
+    ]
+    lines += [f"  {w.subset:<20}{w.fp32:>7.2f}%{w.int8:>7.2f}%" for w in summary.wers]
+    runtimes = list(summary.rtf)
+    lines.append(f"{'speed, 1 thread':<22}" + "".join(f"{name:>14}" for name in runtimes))
+    lines.append(f"  {'RTF':<20}" + "".join(f"{summary.rtf[n]:>14.4f}" for n in runtimes))
+    lines.append(f"  {'chunk p95 ms':<20}" + "".join(f"{summary.chunk_p95_ms[n]:>14.2f}" for n in runtimes))
+    lines.append(f"  {'first partial ms':<20}" + "".join(
+        f"{'-' if summary.first_partial_ms[n] is None else round(summary.first_partial_ms[n]):>14}" for n in runtimes))
+    if len(runtimes) == 2:
+        lines.append(f"  ours / sherpa-onnx RTF: {summary.rtf[runtimes[0]] / summary.rtf[runtimes[1]]:.2f}")
+    lines.append(f"  algorithmic latency: {summary.algorithmic_latency_ms:g} ms (chunk + lookahead)")
+    lines.append(f"{'stage':<22}{'seconds':>8}")
+    lines += [f"  {s.name:<20}{s.seconds:>8.1f}{'  (reused)' if s.reused else ''}" for s in summary.stages]
+    lines.append(f"  {'total':<20}{sum(s.seconds for s in summary.stages):>8.1f}")
+    lines += [
+        "",
+        f"try it:  asr transcribe --model {summary.model_dir} FILE.wav",
+        f"         asr live --model {summary.model_dir}",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """`asr demo`: run every stage and print the summary."""
+    out = sys.stdout if out is None else out
+    for name in ("minutes", "hours", "lr", "batch_seconds"):
+        if not getattr(args, name) > 0:
+            raise AsrError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    options = DemoOptions(
+        work_dir=args.work_dir, hours=args.hours, minutes=args.minutes, preset=args.preset, tokens=args.tokens,
+        lr=args.lr, warmup_steps=args.warmup_steps, batch_seconds=args.batch_seconds, fresh=args.fresh,
+    )
+    summary = run_demo(options, out)
+    print(format_summary(summary), file=out, flush=True)
+    return 0

@@ -1,0 +1,43 @@
+"""`asr demo` at toy scale: every stage runs through the real code path, then a re-run reuses the work."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import pytest
+
+from asr.demo import DONE_FILE, TEST_SUBSETS, add_demo_arguments, run_demo_command
+from asr.errors import AsrError
+from asr.model_dir import ModelFiles
+
+TOY = ["--hours", "0.02", "--minutes", "0.1", "--preset", "tiny", "--batch-seconds", "20"]
+
+
+def _demo(work_dir: Path, *flags: str) -> str:
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser)
+    out = io.StringIO()
+    assert run_demo_command(parser.parse_args(["--work-dir", str(work_dir), *TOY, *flags]), out) == 0
+    return out.getvalue()
+
+
+def test_the_demo_builds_trains_exports_evaluates_benchmarks_and_then_reuses(tmp_path: Path) -> None:
+    first = _demo(tmp_path)
+    files = ModelFiles.from_dir(tmp_path / "model", int8=True)
+    assert files.metadata.model_type == "lstm" and (tmp_path / "exp" / DONE_FILE).is_file()
+    summary = first[first.index("== demo summary ==") :]
+    for expected in (*TEST_SUBSETS, "RTF", "ours", "sherpa-onnx", "first partial ms", "total", "asr live --model"):
+        assert expected in summary
+    assert "(reused)" not in summary
+
+    again = _demo(tmp_path)
+    stages = again[again.index("stage ") :]
+    for stage in ("corpus", "train", "export"):
+        assert f"  {stage}" in stages and stages.split(f"  {stage}")[1].splitlines()[0].endswith("(reused)")
+
+
+def test_bad_scale_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(AsrError, match="--minutes must be > 0"):
+        _demo(tmp_path, "--minutes", "0")
