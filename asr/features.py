@@ -278,23 +278,25 @@ def _frames(
         (count, length), dtype=np.float32, buffer=np.ascontiguousarray(span, dtype=np.float32),
         strides=(shift * 4, 4),
     )
-    padded = np.zeros((count, config.fft_size), dtype=np.float32)  # (T, N): the FFT's zero padding, filled once
-    padded[:, :length] = windows
-    return _log_mel(padded, config, rng)
+    return _log_mel(windows, config, rng)
 
 
-def _log_mel(padded: np.ndarray, config: FbankConfig, rng: np.random.Generator | None) -> np.ndarray:
-    """(T, N) raw frames, zero-padded to the FFT size, modified in place -> (T, D) float32 log-mel energies.
+def _log_mel(windows: np.ndarray, config: FbankConfig, rng: np.random.Generator | None) -> np.ndarray:
+    """(T, L) raw frames (read only) -> (T, D) float32 log-mel energies.
 
     Every step works row by row in a fixed order, so a frame's features do not
     depend on which other frames are computed with it.
     """
     filters = _filters(config)
+    padded = np.zeros((len(windows), config.fft_size), dtype=np.float32)  # (T, N): the FFT's zero padding
     x = padded[:, : config.frame_length]  # (T, L) view: the samples, the rest stays zero
     if config.dither > 0 and rng is not None:
-        x += np.float32(config.dither) * rng.standard_normal(x.shape, dtype=np.float32)
-    if config.remove_dc_offset:
-        x -= x.sum(axis=1, keepdims=True) / np.float32(config.frame_length)
+        np.add(windows, np.float32(config.dither) * rng.standard_normal(x.shape, dtype=np.float32), out=x)
+        windows = x
+    if config.remove_dc_offset:  # written straight into the FFT buffer: one pass instead of a copy and a subtraction
+        np.subtract(windows, windows.sum(axis=1, keepdims=True) / np.float32(config.frame_length), out=x)
+    else:
+        x[...] = windows
     if config.preemph_coeff > 0:
         coeff = np.float32(config.preemph_coeff)
         x[:, 1:] -= coeff * x[:, :-1]  # the right side is a fresh array, so this reads old values
