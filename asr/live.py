@@ -163,6 +163,7 @@ def recognize_live(
     """
     stream = recognizer.create_stream()
     deadline = math.inf
+    started = False
     failure: DeviceError | None = None
     mic.start()
     try:
@@ -170,7 +171,8 @@ def recognize_live(
             block = mic.read(timeout=READ_TIMEOUT)
             if block is None:
                 continue
-            if deadline == math.inf:
+            if not started:
+                started = True
                 deadline = time.monotonic() + (math.inf if max_seconds is None else max_seconds)
                 on_first_block()
             feed(recognizer, stream, mic.sample_rate, block, display)

@@ -259,7 +259,7 @@ def test_a_device_lost_mid_utterance_flushes_the_partial_then_fails(monkeypatch:
     out, err, error = _run_live(monkeypatch, _live_args(model_dir), talk_then_vanish)
     assert isinstance(error, DeviceError) and "stopped delivering audio" in str(error)
     (line,) = out.splitlines()  # the utterance cut short, flushed as a final line
-    assert line.strip() and "captured 1.80 s" in err
+    assert line.strip() and "captured 1.80 s" in err and err.count("listening") == 1
 
 
 def test_list_devices_prints_the_inputs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
