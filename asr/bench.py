@@ -505,7 +505,8 @@ def run_bench(args: argparse.Namespace, progress: TextIO | None = None) -> Bench
     results: list[RuntimeResult] = []
     still_real_time = list(runtimes)
     for n in counts:
-        say(f"bench: {', '.join(still_real_time)} with {n} stream{'s' * (n > 1)}, {args.rounds} rounds ...")
+        say(f"bench: {', '.join(still_real_time)} with {n} stream{'s' * (n > 1)}, "
+            f"{args.rounds} round{'s' * (args.rounds > 1)} ...")
         measured = measure(args, still_real_time, n)
         results += measured
         if args.max_streams:
