@@ -64,7 +64,13 @@ class TransducerBackend(Protocol):
         and the state after it. A stateless predictor ignores and returns ()."""
 
     def join(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
-        """Joiner: encoder_out (H, J), decoder_out (H, J) -> logits (H, V), not normalised."""
+        """Joiner: encoder_out (H, J), decoder_out (H, J) -> logits (H, V), not normalised.
+
+        A backend whose rows are not computed independently (a dynamically quantized
+        joiner picks one input scale per call) says so with a `join_rows_independent`
+        attribute set to False; greedy search then joins one frame per call, so its
+        result stays the frame-by-frame one. Absent, rows are taken as independent.
+        """
 
 
 @dataclass(frozen=True)
@@ -283,9 +289,8 @@ class GreedySearcher(Searcher):
     tokens). So the result is the frame-by-frame one, with one join call per emission
     instead of one per frame. Scores of the consumed rows are summed once per advance.
 
-    A dynamically quantized (int8) joiner picks its input scale per call, so its
-    rounding depends on which rows share a call, here as across batched streams; the
-    result still does not depend on how the audio was chunked.
+    A backend whose join rows are not independent (see TransducerBackend.join) gets
+    one frame per call. Streams decoded together still share calls, as in beam search.
     """
 
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
@@ -296,6 +301,7 @@ class GreedySearcher(Searcher):
                     "states with this searcher's init_state()"
                 )
         blank, max_symbols = self.backend.blank_id, self.options.max_symbols_per_frame
+        block = GREEDY_BLOCK_FRAMES if getattr(self.backend, "join_rows_independent", True) else 1
         sequences = [state.tokens[0] for state in states]  # grows by one tuple copy per token
         emitted_at: list[list[int]] = [[] for _ in states]  # timestamps of this call's tokens
         decoder_out = np.concatenate([state.decoder_out for state in states])  # (N, J), a copy we may write
@@ -308,7 +314,7 @@ class GreedySearcher(Searcher):
         chosen: list[int] = []  # the token (blank included) taken at each consumed row
         active = [n for n in range(len(states)) if ends[n] > 0]
         while active:
-            spans = [(frames[n], min(ends[n], frames[n] + GREEDY_BLOCK_FRAMES)) for n in active]
+            spans = [(frames[n], min(ends[n], frames[n] + block)) for n in active]
             counts = [stop - start for start, stop in spans]
             blocks = [encoder_out[n, start:stop] for n, (start, stop) in zip(active, spans)]
             encoder_rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # (R, J)

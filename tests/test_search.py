@@ -231,6 +231,35 @@ def test_greedy_honours_max_symbols_per_frame(rng: np.random.Generator) -> None:
         assert list(timestamps) == sorted(timestamps) and all(0 <= t < 10 for t in timestamps)
 
 
+class JoinCounting:
+    """Wraps a backend and records how many rows each join call gets."""
+
+    def __init__(self, inner: StatelessBackend, rows_independent: bool) -> None:
+        self.inner, self.join_rows_independent, self.rows = inner, rows_independent, []
+        self.blank_id, self.context_size, self.vocab_size = inner.blank_id, inner.context_size, inner.vocab_size
+        self.initial_predictor_state, self.predict = inner.initial_predictor_state, inner.predict
+
+    def join(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        self.rows.append(len(encoder_out))
+        return self.inner.join(encoder_out, decoder_out)
+
+
+@pytest.mark.parametrize("rows_independent", [True, False])
+def test_greedy_joins_blocks_of_frames_unless_rows_depend_on_each_other(
+    rows_independent: bool, rng: np.random.Generator
+) -> None:
+    backend = JoinCounting(StatelessBackend(rng, blank_bias=4.0), rows_independent)
+    encoder_out = random_encoder_out(rng, 1, 24)
+    (state,) = decode(create_searcher(backend), encoder_out, chunk_sizes=[8, 8, 8])
+    assert_same(state.best(), reference_greedy(backend.inner, encoder_out[0], 1))
+    emitted = len(state.best().tokens)
+    assert 0 < emitted < 12
+    if rows_independent:  # one call per chunk plus one per emission at most
+        assert len(backend.rows) <= 3 + emitted and max(backend.rows) == 8
+    else:  # frame by frame, as a per-call quantization scale needs
+        assert backend.rows == [1] * 24
+
+
 @pytest.mark.parametrize("method", ["greedy", "beam"])
 @pytest.mark.parametrize("kind", ["stateless", "recurrent"])
 def test_chunked_equals_one_shot(method: str, kind: str, rng: np.random.Generator) -> None:
