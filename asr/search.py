@@ -318,12 +318,18 @@ class GreedySearcher(Searcher):
             counts = [stop - start for start, stop in spans]
             blocks = [encoder_out[n, start:stop] for n, (start, stop) in zip(active, spans)]
             encoder_rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # (R, J)
-            logits = self._logits(encoder_rows, np.repeat(decoder_out[active], counts, axis=0))  # (R, V)
+            # Frame-by-frame joins (and single streams) skip the gather and repeat copies.
+            decoder_rows = decoder_out if len(active) == len(states) else decoder_out[active]  # (A, J)
+            if len(encoder_rows) > len(active):
+                decoder_rows = decoder_rows.repeat(counts, axis=0)  # (R, J)
+            logits = self._logits(encoder_rows, decoder_rows)  # (R, V)
             best = logits.argmax(axis=1).tolist()
             emitters = []
             row = 0
             for n, (start, stop), count in zip(active, spans, counts):
-                k = next((i for i in range(count) if best[row + i] != blank), count)
+                k = 0  # the block's first non-blank frame, or count
+                while k < count and best[row + k] == blank:
+                    k += 1
                 taken = min(k + 1, count)
                 consumed.append(logits[row : row + taken])
                 owners.extend([n] * taken)
