@@ -17,8 +17,8 @@ the same result.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Sequence
 
@@ -29,6 +29,8 @@ from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
 
 DECODER_CACHE_SIZE = 1024  # contexts a stream remembers; the oldest goes first
+# A stream's cached stateless predictor outputs: context (C tokens) -> (1, J).
+DecoderCache = dict[tuple[int, ...], np.ndarray]
 
 # Recurrent predictor state: a tuple of arrays, each with the hypothesis axis H at
 # position 1, e.g. LSTM (num_layers, H, hidden). Empty for a stateless predictor.
@@ -134,7 +136,7 @@ class SearchState:
     num_frames: int = 0  # encoder frames consumed: the frame index where the next chunk starts
     # Stateless predictors only: context (C tokens) -> its (1, J) output, so a context seen
     # before (common in beam search) skips the predictor. Bounded by DECODER_CACHE_SIZE.
-    decoder_cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict)
+    decoder_cache: DecoderCache = field(default_factory=dict)
 
     def best(self) -> Hypothesis:
         """The highest-scoring hypothesis.
@@ -248,7 +250,7 @@ class Searcher(ABC):
         return decoder_out, tuple(new_state)
 
     def _predict_grown(
-        self, sequences: Sequence[tuple[int, ...]], state: PredictorState, caches: Sequence[dict]
+        self, sequences: Sequence[tuple[int, ...]], state: PredictorState, caches: Sequence[DecoderCache]
     ) -> tuple[np.ndarray, PredictorState]:
         """Predictor outputs (E, J) and states of E hypotheses that each just added a token.
 
@@ -391,6 +393,7 @@ class _Beams:
 
     @classmethod
     def gather(cls, states: Sequence[SearchState]) -> _Beams:
+        """The hypotheses of `states`, joined in stream order."""
         return cls(
             [tokens for state in states for tokens in state.tokens],
             [times for state in states for times in state.timestamps],
@@ -438,7 +441,9 @@ class BeamSearcher(Searcher):
             start = stop
             streams = [n for n in streams if ends[n] > stop]
 
-    def _step(self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int], caches: list[dict]) -> _Beams:
+    def _step(
+        self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int], caches: list[DecoderCache]
+    ) -> _Beams:
         """Advance every stream by one frame; encoder_frame is (S, J), frames the streams' frame indices."""
         encoder_rows = encoder_frame.repeat(beams.counts, axis=0)  # (H, J)
         totals = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)

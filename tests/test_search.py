@@ -350,7 +350,8 @@ def test_top_k_is_the_stable_descending_sort(k: int, rng: np.random.Generator) -
 
 
 def test_log_add_is_numpy_logaddexp(rng: np.random.Generator) -> None:
-    pairs = [(a, b) for a, b in rng.normal(scale=20.0, size=(200, 2))] + [(1.5, 1.5), (-np.inf, 0.0), (-np.inf, -np.inf)]
+    pairs = [(a, b) for a, b in rng.normal(scale=20.0, size=(200, 2))]
+    pairs += [(1.5, 1.5), (-np.inf, 0.0), (-np.inf, -np.inf)]
     for a, b in pairs:
         assert log_add(float(a), float(b)) == np.logaddexp(a, b)
 
