@@ -45,6 +45,9 @@ TEST_SUBSETS = ("synth-test", "synth-test-voice")  # training voices; held-out v
 ENCODER = "lstm"  # sherpa-onnx runs LSTM exports, so the bench can compare
 DONE_FILE = "demo-trained.json"  # written into the exp dir once training finished: its settings
 BENCH_FILES = 4  # test utterances the bench streams
+# A run of minutes is all early convergence: SpecAugment and speed perturbation (which pay off
+# over long runs) slow it down, and frequent validation lets best.pt pick the best of few steps.
+SHORT_RUN_FLAGS = ("--no-spec-augment", "--speeds", "1.0", "--checkpoint-every-steps", "100")
 T = TypeVar("T")
 
 
@@ -60,6 +63,7 @@ class DemoOptions:
     lr: float  # peak learning rate
     warmup_steps: int  # learning-rate warm-up
     batch_seconds: float  # padded audio per batch
+    rnnt_loss: str  # "full" (cheap with char tokens, no warm-up) or "pruned"
     fresh: bool  # delete work_dir first
 
     @property
@@ -122,9 +126,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="small", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", default="char", help=argparse.SUPPRESS)
-    parser.add_argument("--lr", type=float, default=2e-3, help=argparse.SUPPRESS)
+    parser.add_argument("--lr", type=float, default=3e-3, help=argparse.SUPPRESS)
     parser.add_argument("--warmup-steps", type=int, default=30, help=argparse.SUPPRESS)
-    parser.add_argument("--batch-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
+    parser.add_argument("--rnnt-loss", default="full", help=argparse.SUPPRESS)
 
 
 def _run_cli(*args: str) -> None:
@@ -156,7 +161,8 @@ def train(options: DemoOptions) -> bool:
         "train", "--data", str(options.corpus), "--subsets", TRAIN_SUBSET, "--dev-subsets", DEV_SUBSET,
         "--exp-dir", str(options.exp_dir), "--encoder", ENCODER, "--preset", options.preset,
         "--tokens", options.tokens, "--lr", str(options.lr), "--warmup-steps", str(options.warmup_steps),
-        "--max-batch-seconds", str(options.batch_seconds), "--max-minutes", str(options.minutes), *resume,
+        "--max-batch-seconds", str(options.batch_seconds), "--rnnt-loss", options.rnnt_loss,
+        "--max-minutes", str(options.minutes), *SHORT_RUN_FLAGS, *resume,
     )
     done.write_text(json.dumps(settings, sort_keys=True) + "\n", encoding="utf-8")
     return False
@@ -298,7 +304,8 @@ def run_demo_command(args: argparse.Namespace, out: TextIO | None = None) -> int
             raise AsrError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     options = DemoOptions(
         work_dir=args.work_dir, hours=args.hours, minutes=args.minutes, preset=args.preset, tokens=args.tokens,
-        lr=args.lr, warmup_steps=args.warmup_steps, batch_seconds=args.batch_seconds, fresh=args.fresh,
+        lr=args.lr, warmup_steps=args.warmup_steps, batch_seconds=args.batch_seconds, rnnt_loss=args.rnnt_loss,
+        fresh=args.fresh,
     )
     summary = run_demo(options, out)
     print(format_summary(summary), file=out, flush=True)
