@@ -25,8 +25,9 @@ from asr.training.corpus import RunData, load_run_data
 from asr.training.distributed import init_world
 from asr.training.ema import WeightAverage
 from asr.training.loop import restore, train
-from asr.training.schedule import lr_at
+from asr.training.schedule import PRUNED_SCALE_AT_START, loss_at, lr_at
 from models.presets import build_config
+from models.transducer import FULL_LOSS
 
 
 def _config(**overrides: object) -> TrainConfig:
@@ -59,6 +60,20 @@ def test_lr_without_warmup_starts_at_the_peak() -> None:
     assert lr_at(0, _config(warmup_steps=0)) == pytest.approx(1e-3)
 
 
+def test_pruned_loss_weights_move_linearly_from_simple_to_pruned() -> None:
+    config = _config(rnnt_loss="pruned", prune_range=4, simple_loss_scale=0.5, loss_warmup_steps=100)
+    start, middle, end, later = (loss_at(s, config) for s in (0, 50, 100, 10_000))
+    assert start.pruned and start.prune_range == 4
+    assert (start.simple_scale, start.pruned_scale) == (1.0, pytest.approx(PRUNED_SCALE_AT_START))
+    assert (middle.simple_scale, middle.pruned_scale) == (0.75, pytest.approx((1 + PRUNED_SCALE_AT_START) / 2))
+    assert (end.simple_scale, end.pruned_scale) == (0.5, 1.0) == (later.simple_scale, later.pruned_scale)
+    assert loss_at(0, _config(rnnt_loss="pruned", loss_warmup_steps=0)).pruned_scale == 1.0
+
+
+def test_full_loss_has_no_warm_up() -> None:
+    assert loss_at(0, _config(rnnt_loss="full")) == FULL_LOSS == loss_at(10_000, _config(rnnt_loss="full"))
+
+
 # --- config and flags ------------------------------------------------------------------------------------
 
 
@@ -84,6 +99,12 @@ def test_invalid_options_name_the_flag() -> None:
         _config(max_batch_seconds=0)
     with pytest.raises(AsrError, match="--encoder 'lstmm'"):
         _config(encoder="lstmm")
+    with pytest.raises(AsrError, match="--rnnt-loss 'k2' is not one of pruned, full"):
+        _config(rnnt_loss="k2")
+    with pytest.raises(AsrError, match="--prune-range must be >= 2"):
+        _config(prune_range=1)
+    with pytest.raises(AsrError, match="--dev-decoding 'beam' is not one of greedy, ctc"):
+        _config(dev_decoding="beam")
 
 
 def _corpus(root: Path, *subsets: str) -> Path:
