@@ -1,23 +1,42 @@
 """The `asr` command: one sub-command per user job.
 
-Every sub-command imports its library code lazily, so `asr transcribe` on a
-device never loads torch. Errors a user can fix (asr.errors.AsrError) print
-one line and exit with status 2; nothing else is caught.
+Each command is a row of COMMANDS: a name, a help line, a function adding its
+flags and a function running it, both named as "module:function" and imported
+only when needed. Only the command being run gets its flags (and so imports its
+flag module), so `asr transcribe` on a device never loads torch and `asr train`
+never loads onnxruntime. Errors a user can fix (asr.errors.AsrError) print one
+line and exit with status 2; nothing else is caught.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _add_synth(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser("synth", help="generate a synthetic speech corpus in LibriSpeech layout")
+@dataclass(frozen=True)
+class Command:
+    """One `asr` sub-command."""
+
+    name: str  # what the user types after `asr`
+    help: str  # one line in `asr --help`
+    arguments: str  # "module:function" that adds the flags to an ArgumentParser (argparse only)
+    run: str  # "module:function" taking the parsed Namespace, returning the exit status
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="corpus root (LibriSpeech/<subset>/... inside); required")
     p.add_argument("--hours", type=float, help="hours of audio over all subsets; required")
     p.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
@@ -25,145 +44,93 @@ def _add_synth(sub: argparse._SubParsersAction) -> Handler:
     p.add_argument("--list-voices", action="store_true", help="print the available voices and exit")
     p.add_argument("--workers", type=int, default=None, help="parallel synthesis processes (default: cores)")
 
-    def run(args: argparse.Namespace) -> int:
-        from asr.synth import run_synth_command
 
-        return run_synth_command(args)
-
-    return run
-
-
-def _add_manifest(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser("manifest", help="build (or reuse) the cached manifest of LibriSpeech-layout subsets")
+def _manifest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="root holding LibriSpeech/<subset>")
     p.add_argument("--subsets", required=True, help="comma-separated, e.g. train-clean-100,train-clean-360")
     p.add_argument("--max-hours", type=float, default=None, help="deterministic subset of at most this much audio")
     p.add_argument("--max-utterances", type=int, default=None, help="deterministic subset of at most N utterances")
     p.add_argument("--features", action="store_true", help="also compute the fbank feature cache")
 
-    def run(args: argparse.Namespace) -> int:
-        from asr.librispeech import run_manifest_command
 
-        return run_manifest_command(args)
-
-    return run
-
-
-def _add_models(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser("models", help="print parameter counts per encoder type and preset")
+def _models_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["text", "markdown"], default="text")
 
-    def run(args: argparse.Namespace) -> int:
-        from models.presets import print_parameter_table
 
-        print_parameter_table(markdown=args.format == "markdown")
-        return 0
+def _run_models(args: argparse.Namespace) -> int:
+    from models.presets import print_parameter_table
 
-    return run
+    print_parameter_table(markdown=args.format == "markdown")
+    return 0
 
 
-def _add_eval(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser("eval", help="decode subsets with a trained checkpoint and report WER per subset")
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exp-dir", type=Path, required=True, help="experiment dir written by `asr train`")
     p.add_argument("--data", type=Path, required=True, help="corpus root holding LibriSpeech/<subset>/")
     p.add_argument("--subsets", required=True, help="comma-separated subsets, e.g. synth-test,synth-test-voice")
     p.add_argument("--decoding", choices=("greedy", "beam", "ctc"), default="greedy",
-                        help="greedy or (modified) beam transducer search, or greedy CTC (default: greedy)")
+                   help="greedy or (modified) beam transducer search, or greedy CTC (default: greedy)")
     p.add_argument("--beam", type=int, default=4, help="beam size for --decoding beam (default: 4)")
     p.add_argument("--streaming", action="store_true",
-                        help="encode window by window as a device does (default: whole utterances, faster)")
+                   help="encode window by window as a device does (default: whole utterances, faster)")
     p.add_argument("--chunk-frames", type=int, default=None,
-                        help="--streaming window in encoder frames (default: the model's chunk size)")
+                   help="--streaming window in encoder frames (default: the model's chunk size)")
     p.add_argument("--checkpoint", default=None, metavar="best|latest|avg|PATH",
-                        help="which checkpoint (default: best.pt when there is one, else the latest)")
+                   help="which checkpoint (default: best.pt when there is one, else the latest)")
     p.add_argument("--max-utterances", type=int, default=None,
-                        help="deterministic subset of at most N utterances per subset")
+                   help="deterministic subset of at most N utterances per subset")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
 
-    def run(args: argparse.Namespace) -> int:
-        from asr.evaluate import run_eval_command
 
-        return run_eval_command(args)
-
-    return run
-
-
-def _add_export(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser(
-        "export",
-        help="export a checkpoint to verified ONNX files (encoder, decoder, joiner, tokens.txt; --int8 adds int8 twins)",
-    )
-    from export.command import add_export_arguments  # argparse only: the parser stays torch-free
-
-    add_export_arguments(p)
-
-    def run(args: argparse.Namespace) -> int:
-        from export.command import run_export_command
-
-        return run_export_command(args)
-
-    return run
-
-
-def _add_transcribe(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser("transcribe", help="transcribe audio files with an exported model dir (no torch needed)")
-    from asr.transcribe import add_transcribe_arguments  # runtime half: no torch
-
-    add_transcribe_arguments(p)
-
-    def run(args: argparse.Namespace) -> int:
-        from asr.transcribe import run_transcribe_command
-
-        return run_transcribe_command(args)
-
-    return run
+COMMANDS = (
+    Command("synth", "generate a synthetic speech corpus in LibriSpeech layout",
+            "cli:_synth_arguments", "asr.synth:run_synth_command"),
+    Command("manifest", "build (or reuse) the cached manifest of LibriSpeech-layout subsets",
+            "cli:_manifest_arguments", "asr.librispeech:run_manifest_command"),
+    Command("models", "print parameter counts per encoder type and preset",
+            "cli:_models_arguments", "cli:_run_models"),
+    Command("train", "train a streaming transducer (torchrun for DDP) on LibriSpeech-layout subsets",
+            "asr.training.config:add_train_arguments", "asr.training.command:run_train_command"),
+    Command("average", "average the last N checkpoints of an experiment dir",
+            "asr.training.config:add_average_arguments", "asr.training.command:run_average_command"),
+    Command("eval", "decode subsets with a trained checkpoint and report WER per subset",
+            "cli:_eval_arguments", "asr.evaluate:run_eval_command"),
+    Command("export", "export a checkpoint to verified ONNX files (--int8 adds int8 twins)",
+            "export.command:add_export_arguments", "export.command:run_export_command"),
+    Command("transcribe", "transcribe audio files with an exported model dir (no torch needed)",
+            "asr.transcribe:add_transcribe_arguments", "asr.transcribe:run_transcribe_command"),
+    Command("live", "recognise speech from a microphone, live, with an exported model dir",
+            "asr.live:add_live_arguments", "asr.live:run_live_command"),
+    Command("bench", "benchmark the runtime (and sherpa-onnx) on the same model files and audio",
+            "asr.bench:add_bench_arguments", "asr.bench:run_bench_command"),
+    Command("demo", "the end-to-end pipeline: synthesize, train, export, transcribe, benchmark",
+            "asr.demo:add_demo_arguments", "asr.demo:run_demo_command"),
+)
 
 
-def _add_train(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser("train", help="train a streaming transducer (torchrun for DDP) on LibriSpeech-layout subsets")
-    from asr.training.config import add_train_arguments  # argparse only: the parser stays torch-free
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    """The `asr` parser and a handler per command name.
 
-    add_train_arguments(p)
-
-    def run(args: argparse.Namespace) -> int:
-        from asr.training.command import run_train_command
-
-        return run_train_command(args)
-
-    return run
-
-
-def _add_average(sub: argparse._SubParsersAction) -> Handler:
-    p = sub.add_parser("average", help="average the last N checkpoints of an experiment dir")
-    from asr.training.config import add_average_arguments
-
-    add_average_arguments(p)
-
-    def run(args: argparse.Namespace) -> int:
-        from asr.training.command import run_average_command
-
-        return run_average_command(args)
-
-    return run
-
-
-COMMANDS = [_add_synth, _add_manifest, _add_models, _add_train, _add_average, _add_eval, _add_export, _add_transcribe]
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    With `only`, just that command gets its flags (the others stay listed in
+    `asr --help`); without it every command does (tests, documentation).
+    """
     parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    handlers = {}
-    for add in COMMANDS:
-        run = add(sub)
-        handlers[list(sub.choices)[-1]] = run
+    handlers: dict[str, Handler] = {}
+    for command in COMMANDS:
+        sub_parser = sub.add_parser(command.name, help=command.help, description=command.help)
+        if only is None or only == command.name:
+            _resolve(command.arguments)(sub_parser)
+        handlers[command.name] = lambda args, target=command.run: _resolve(target)(args)
     return parser, handlers
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, handlers = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser, handlers = build_parser(only=chosen)
     args = parser.parse_args(argv)
     from asr.errors import AsrError
 

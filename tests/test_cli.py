@@ -25,10 +25,18 @@ def test_every_command_has_help() -> None:
         assert exit_info.value.code == 0
 
 
+def _modules_loaded_by(code: str) -> set[str]:
+    probe = f"import sys, cli; {code}; print(' '.join(m for m in ('torch', 'onnxruntime') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
 def test_building_the_parser_imports_no_torch() -> None:
-    code = "import sys, cli; cli.build_parser(); print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert "torch" not in _modules_loaded_by("cli.build_parser()")
+
+
+def test_only_the_chosen_command_gets_its_flags_imported() -> None:
+    assert _modules_loaded_by("cli.build_parser('train')") == set()
 
 
 def test_user_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
