@@ -6,12 +6,12 @@ timing; everything else (features, models, export metadata) derives from them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import functools
 import struct
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-import soundfile
 import soxr
 
 from asr.errors import AudioError
@@ -23,10 +23,20 @@ NUM_MEL_BINS = 80  # fbank dimension D
 FRAME_LENGTH = int(SAMPLE_RATE * FRAME_LENGTH_MS / 1000)  # 400 samples
 FRAME_SHIFT = int(SAMPLE_RATE * FRAME_SHIFT_MS / 1000)  # 160 samples
 
-# What libsndfile reads, by file extension (lower case, no dot).
-_READABLE_EXTENSIONS = {
-    ext.lower() for ext in soundfile.available_formats()
-} | {"wav", "flac", "ogg", "oga", "opus", "aiff", "aif", "au", "mp3"}
+
+@functools.cache
+def _soundfile() -> ModuleType:
+    """soundfile (libsndfile), imported on first use: a live microphone never reads files."""
+    import soundfile
+
+    return soundfile
+
+
+@functools.cache
+def _readable_extensions() -> frozenset[str]:
+    """What libsndfile reads, by file extension (lower case, no dot)."""
+    formats = {ext.lower() for ext in _soundfile().available_formats()}
+    return frozenset(formats | {"wav", "flac", "ogg", "oga", "opus", "aiff", "aif", "au", "mp3"})
 
 
 def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -41,12 +51,13 @@ def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         what = "is a directory" if path.is_dir() else "does not exist"
         raise AudioError(f"{path}: {what}; pass the path of an audio file (wav, flac or ogg)")
     extension = path.suffix.lower().lstrip(".")
-    if extension and extension not in _READABLE_EXTENSIONS:
+    if extension and extension not in _readable_extensions():
         raise AudioError(
             f"{path}: unsupported audio format '.{extension}'; convert it to wav, flac or ogg "
             f"(e.g. `ffmpeg -i {path.name} -ar 16000 -ac 1 out.wav`)"
         )
     _check_wav_not_truncated(path)
+    soundfile = _soundfile()
     try:
         info = soundfile.info(str(path))
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
@@ -127,6 +138,7 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) ->
 
 def duration_seconds(path: str | Path) -> float:
     """Duration of an audio file from its header, without decoding it."""
+    soundfile = _soundfile()
     try:
         info = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError) as error:
