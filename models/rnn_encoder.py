@@ -5,7 +5,7 @@
 The state layout is sherpa-onnx's for LSTM transducers: h (L, B, P or H) and
 c (L, B, H), batch on axis 1. Recurrence is causal, so in a padded batch the
 valid frames of a short item never see its padding: forward needs no packing.
-torch cannot export nn.LSTM with proj_size to ONNX; export/lstmp.py swaps it
+torch cannot export nn.LSTM with proj_size to ONNX; export/unroll.py swaps it
 for an unrolled equivalent on the same weights.
 
 Shapes: B batch, T frames, L layers, H cell size, P projection size, D output dim.
