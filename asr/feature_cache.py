@@ -38,6 +38,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from asr.atomic_write import write_text_atomically
 from asr.audio import load, resample
 from asr.errors import DataError
 from asr.features import FbankConfig, fbank
@@ -294,9 +295,7 @@ def _read_index(cache_dir: Path) -> dict | None:
 
 
 def _write_index(cache_dir: Path, index: dict) -> None:
-    temp = cache_dir / f".{INDEX_NAME}.tmp"
-    temp.write_text(json.dumps(index) + "\n", encoding="utf-8")
-    os.replace(temp, cache_dir / INDEX_NAME)
+    write_text_atomically(cache_dir / INDEX_NAME, json.dumps(index) + "\n")
 
 
 def _remove_unused_files(cache_dir: Path, shards: dict[str, dict]) -> None:

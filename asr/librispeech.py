@@ -31,6 +31,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from asr.atomic_write import write_text_atomically
 from asr.audio import duration_seconds
 from asr.errors import DataError
 from asr.manifest import Utterance, read_manifest, write_manifest
@@ -301,6 +302,4 @@ def _cached_fingerprint(path: Path) -> str | None:
 
 
 def _write_fingerprint(path: Path, fingerprint: str) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    write_text_atomically(path, json.dumps({"fingerprint": fingerprint}) + "\n")
