@@ -29,7 +29,7 @@ from asr.training.config import (
     given_options,
     read_saved_config,
 )
-from asr.training.corpus import RunData, load_run_data
+from asr.training.corpus import RunData, feature_statistics, load_run_data
 from asr.training.dev_wer import dev_wer_fn
 from asr.training.distributed import WorldInfo, close_world, init_world, threads_per_process
 from asr.training.ema import WeightAverage
@@ -143,7 +143,11 @@ def build_run(
 ) -> TrainingRun:
     """A TrainingRun at step 0: seeded model (identical on every rank), AdamW, EMA, sampler, dev set, monitor."""
     torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    model: nn.Module = Transducer(model_config).to(world.device)
+    model: nn.Module = Transducer(model_config)
+    # Set before the EMA copy is taken; a resumed run then loads the same values from its checkpoint.
+    mean, std = feature_statistics(data.features, data.train_set.ids)
+    model.encoder.subsampling.set_feature_stats(torch.from_numpy(mean), torch.from_numpy(std))
+    model = model.to(world.device)
     ema = WeightAverage(model, config.ema_decay)
     if world.distributed:
         model = nn.parallel.DistributedDataParallel(

@@ -28,6 +28,7 @@ from models.subsampling import Conv2dSubsampling
 
 TOKENIZER_DIR = "tokenizer"  # in the exp dir: tokens.txt (+ bpe.model) and tokenizer.bin
 TOKENIZER_BLOB = "tokenizer.bin"  # Tokenizer.to_bytes(), what a resumed run reloads
+STATS_UTTERANCES = 500  # training utterances the input normalisation statistics are taken over
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,30 @@ def open_feature_source(
         else:
             caches[speed] = FeatureCache.open(directory, FbankConfig(), speed=speed)
     return SpeedFeatures(caches)
+
+
+def feature_statistics(
+    features: FeatureSource, ids: Sequence[str], max_utterances: int = STATS_UTTERANCES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin mean (D,) and std (D,) of the speed-1.0 features of an evenly spaced sample of `ids`.
+
+    Evenly spaced rather than the first ones, so one speaker or chapter at the
+    head of the manifest does not set the statistics; float64 sums, since a few
+    hundred thousand frames of values near -15 lose precision in float32.
+    """
+    if not ids:
+        raise DataError("no training utterances to take feature statistics from; check --subsets and --max-hours")
+    picks = np.linspace(0, len(ids) - 1, num=min(max_utterances, len(ids))).round().astype(int)
+    total = squares = None
+    frames = 0
+    for i in np.unique(picks):
+        x = np.asarray(features.get(ids[i], 1.0), dtype=np.float64)  # (T, D)
+        total = x.sum(0) if total is None else total + x.sum(0)
+        squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
+        frames += x.shape[0]
+    mean = total / frames
+    std = np.sqrt(np.maximum(squares / frames - mean * mean, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _load(config: TrainConfig, subsets: Sequence[str], **limits: float | int | None) -> list[Utterance]:
