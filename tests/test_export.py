@@ -37,7 +37,11 @@ def _model(encoder: str, predictor: str = "stateless", **encoder_changes: object
     if encoder_changes:
         config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, **encoder_changes))
     torch.manual_seed(0)
-    return Transducer(config)
+    model = Transducer(config)
+    # Statistics far from the identity, so the exported graph must carry the input normalisation.
+    bins = config.encoder.feature_dim
+    model.encoder.subsampling.set_feature_stats(torch.linspace(-8.0, -2.0, bins), torch.linspace(2.0, 5.0, bins))
+    return model
 
 
 def _ops(path: Path) -> set[str]:

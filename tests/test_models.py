@@ -302,3 +302,16 @@ def test_one_batch_overfit(encoder: str, loss: str) -> None:
         if last < first / 10:
             break
     assert last < first / 10, f"{encoder} ({loss}): loss {first:.2f} -> {last:.2f}"
+
+
+def test_feature_stats_normalise_the_input_and_reject_wrong_shapes() -> None:
+    torch.manual_seed(0)
+    front = Conv2dSubsampling(feature_dim=8, channels=2, out_dim=4)
+    x = torch.randn(1, 11, 8) * 3.0 - 6.0  # (B, T, F)
+    mean, std = x.mean(dim=(0, 1)), x.std(dim=(0, 1))
+    expected = front((x - mean) / std)
+    front.set_feature_stats(mean, std)
+    assert torch.allclose(front(x), expected, atol=1e-5)
+    assert set(front.state_dict()) >= {"feature_mean", "feature_inv_std"}  # travel in checkpoints
+    with pytest.raises(ShapeError, match="feature mean"):
+        front.set_feature_stats(torch.zeros(7), torch.ones(8))

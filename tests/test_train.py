@@ -21,7 +21,7 @@ from asr.manifest import Utterance
 from asr.tokens import CharTokenizer
 from asr.training.command import build_run, resolve_config
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
-from asr.training.corpus import RunData, load_run_data
+from asr.training.corpus import RunData, feature_statistics, load_run_data
 from asr.training.distributed import init_world
 from asr.training.ema import WeightAverage
 from asr.training.loop import restore, train
@@ -325,3 +325,34 @@ def test_missing_data_and_unknown_subsets_are_clear_errors(tmp_path: Path) -> No
     config = _config(data=str(data), subsets=("train-clean-100",))
     with pytest.raises(DataError, match="subset 'train-clean-100' not found.*synth-dev, synth-train"):
         load_run_data(config, tmp_path / "exp", init_world("cpu"), None)
+
+
+class _ArrayFeatures:
+    """A FeatureSource over in-memory arrays (speed ignored)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def get(self, utterance_id: str, speed: float) -> np.ndarray:
+        return self.arrays[utterance_id]
+
+
+def test_feature_statistics_are_per_bin_mean_and_std_over_all_frames() -> None:
+    rng = np.random.default_rng(0)
+    arrays = {f"u{i}": (rng.normal(size=(20 + i, 4)) * [1, 2, 3, 4] - 7).astype(np.float32) for i in range(5)}
+    mean, std = feature_statistics(_ArrayFeatures(arrays), tuple(arrays))
+    frames = np.concatenate(list(arrays.values())).astype(np.float64)
+    np.testing.assert_allclose(mean, frames.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std, frames.std(0), rtol=1e-5)
+    with pytest.raises(DataError, match="no training utterances"):
+        feature_statistics(_ArrayFeatures({}), ())
+
+
+def test_a_new_run_normalises_inputs_by_its_training_statistics(tmp_path: Path) -> None:
+    data = random_run_data()
+    run = _start(tiny_config(), tmp_path, data)
+    mean, std = feature_statistics(data.features, data.train_set.ids)
+    for model in (run.model, run.ema.model):  # the EMA copy (what export uses) carries them too
+        front = model.encoder.subsampling
+        np.testing.assert_allclose(front.feature_mean.numpy(), mean)
+        np.testing.assert_allclose(front.feature_inv_std.numpy(), 1.0 / std, rtol=1e-6)
