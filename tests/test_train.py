@@ -356,3 +356,13 @@ def test_a_new_run_normalises_inputs_by_its_training_statistics(tmp_path: Path) 
         front = model.encoder.subsampling
         np.testing.assert_allclose(front.feature_mean.numpy(), mean)
         np.testing.assert_allclose(front.feature_inv_std.numpy(), 1.0 / std, rtol=1e-6)
+
+
+def test_without_a_terminal_progress_goes_to_the_log_as_plain_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(_start(tiny_config(epochs=1, log_every_steps=1), tmp_path, random_run_data()))
+    output = capsys.readouterr()
+    lines = re.findall(r"^step (\d+): loss [\d.]+, lr [\d.e+-]+, grad norm [\d.]+$", output.out + output.err, re.M)
+    steps = [int(step) for step in lines]
+    assert steps and steps[0] == 5 and all(step % 5 == 0 for step in steps)

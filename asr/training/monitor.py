@@ -17,6 +17,7 @@ from asr.training.step import StepResult
 
 PLOT_NAME = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
+PLAIN_LINE_EVERY = 5  # without a terminal (a log file): one progress line per this many log intervals
 
 
 class TrainMonitor:
@@ -54,6 +55,10 @@ class TrainMonitor:
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{self._running_loss:.3f}", lr=f"{result.lr:.2e}", refresh=False)
+        if step % (self.log_every * PLAIN_LINE_EVERY) == 0 and self._bar is not None and self._bar.disable:
+            # tqdm draws nothing into a log file, so a run under nohup would show no progress until validation.
+            self.write(f"step {step}: loss {self._running_loss:.3f}, lr {result.lr:.2e}, "
+                       f"grad norm {result.grad_norm:.1f}")
         if step % self.log_every == 0:
             mean = sum(self._window) / len(self._window)
             self._window.clear()
