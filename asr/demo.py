@@ -47,7 +47,7 @@ DONE_FILE = "demo-trained.json"  # written into the exp dir once training finish
 BENCH_FILES = 4  # test utterances the bench streams
 # A run of minutes is all early convergence: SpecAugment and speed perturbation (which pay off
 # over long runs) slow it down, and frequent validation lets best.pt pick the best of few steps.
-SHORT_RUN_FLAGS = ("--no-spec-augment", "--speeds", "1.0", "--checkpoint-every-steps", "100")
+SHORT_RUN_FLAGS = ("--no-spec-augment", "--speeds", "1.0", "--checkpoint-every-steps", "300")
 T = TypeVar("T")
 
 
@@ -123,13 +123,13 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=9.0, help="training time budget in minutes (default: 9)")
     parser.add_argument("--fresh", action="store_true", help="delete --work-dir first and redo every stage")
     # Scale knobs for tests and experiments; the defaults are the tuned demo.
-    parser.add_argument("--hours", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--hours", type=float, default=3.0, help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="small", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", default="char", help=argparse.SUPPRESS)
-    parser.add_argument("--lr", type=float, default=3e-3, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup-steps", type=int, default=30, help=argparse.SUPPRESS)
+    parser.add_argument("--lr", type=float, default=1e-3, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup-steps", type=int, default=200, help=argparse.SUPPRESS)
     parser.add_argument("--batch-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
-    parser.add_argument("--rnnt-loss", default="full", help=argparse.SUPPRESS)
+    parser.add_argument("--rnnt-loss", default="pruned", help=argparse.SUPPRESS)
 
 
 def _run_cli(*args: str) -> None:
