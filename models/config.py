@@ -32,6 +32,7 @@ class EncoderConfig:
     kind: str = "lstm"  # "lstm", "gru", "rnn" (Elman, tanh) or "conformer"
     feature_dim: int = NUM_MEL_BINS  # fbank bins per input frame
     subsampling_channels: int = 64  # channels of both stride-2 convolutions in the x4 front
+    front_norm: bool = True  # LayerNorm on the front's output (off only in the tiny test preset, see presets.tiny)
     num_layers: int = 4  # recurrent or conformer layers
     hidden_dim: int = 256  # recurrent cell size; conformer model (attention) dim
     proj_dim: int = 0  # LSTMP projection of the LSTM output (lstm only); 0 = none

@@ -33,7 +33,9 @@ class Encoder(nn.Module, ABC):
     def __init__(self, config: EncoderConfig, body_dim: int) -> None:
         super().__init__()
         self.config = config
-        self.subsampling = Conv2dSubsampling(config.feature_dim, config.subsampling_channels, body_dim)
+        self.subsampling = Conv2dSubsampling(
+            config.feature_dim, config.subsampling_channels, body_dim, norm=config.front_norm
+        )
 
     # --- streaming geometry, all derived from the config and the front ---
 

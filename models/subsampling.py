@@ -44,7 +44,7 @@ class Conv2dSubsampling(nn.Module):
     # Frames a stream window holds beyond its 4n new frames (3): the overlap with the next window.
     pad_frames = receptive_field - subsampling_factor
 
-    def __init__(self, feature_dim: int, channels: int, out_dim: int) -> None:
+    def __init__(self, feature_dim: int, channels: int, out_dim: int, norm: bool = True) -> None:
         super().__init__()
         self.convs = nn.Sequential(
             nn.Conv2d(1, channels, KERNEL, STRIDE),
@@ -56,7 +56,7 @@ class Conv2dSubsampling(nn.Module):
         for _ in range(NUM_CONVS):
             freq = _valid_conv_length(freq)
         self.out = nn.Linear(channels * freq, out_dim)
-        self.norm = nn.LayerNorm(out_dim)
+        self.norm = nn.LayerNorm(out_dim) if norm else nn.Identity()
         # Identity until set_feature_stats: a model built for tests or loading needs no data.
         self.register_buffer("feature_mean", torch.zeros(feature_dim))  # (F,)
         self.register_buffer("feature_inv_std", torch.ones(feature_dim))  # (F,)
