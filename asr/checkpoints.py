@@ -35,6 +35,7 @@ from typing import Any, Iterable
 
 import torch
 
+from asr.atomic_write import write_text_atomically
 from asr.errors import ModelFilesError
 
 CHECKPOINT_FORMAT = 1  # bump when the keys above change incompatibly
@@ -165,10 +166,7 @@ class CheckpointManager:
         return min(scored, key=lambda r: (r.dev_wer, -r.step)) if scored else None
 
     def _write_index(self, records: list[CheckpointRecord]) -> None:
-        path = self.exp_dir / INDEX_NAME
-        temp = path.with_name(f".{INDEX_NAME}.tmp")
-        temp.write_text(json.dumps([r.__dict__ for r in records], indent=1) + "\n", encoding="utf-8")
-        os.replace(temp, path)
+        write_text_atomically(self.exp_dir / INDEX_NAME, json.dumps([r.__dict__ for r in records], indent=1) + "\n")
 
     def _link_best(self, name: str) -> None:
         """Point best.pt at `name` atomically (hard link, or a copy where links are not supported)."""

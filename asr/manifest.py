@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from asr.atomic_write import write_text_atomically
 from asr.errors import DataError
 
 @dataclass(frozen=True)
@@ -36,15 +35,8 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
     """Write `utterances` to `path` as JSON lines, atomically (temp file, then os.replace)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            for utterance in utterances:
-                out.write(json.dumps(dataclasses.asdict(utterance), ensure_ascii=False) + "\n")
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    lines = (json.dumps(dataclasses.asdict(utterance), ensure_ascii=False) + "\n" for utterance in utterances)
+    write_text_atomically(path, "".join(lines))
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:

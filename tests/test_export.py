@@ -35,8 +35,7 @@ VOCAB = TokenTable((BLANK, UNK, *"ABCDEFGH"))  # V = 10
 def _model(encoder: str, predictor: str = "stateless", **encoder_changes: object) -> Transducer:
     config = tiny(encoder, vocab_size=VOCAB.vocab_size, predictor=predictor)
     encoder_changes = {"front_norm": True, **encoder_changes}  # the trained presets' front
-    if encoder_changes:
-        config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, **encoder_changes))
+    config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, **encoder_changes))
     torch.manual_seed(0)
     model = Transducer(config)
     # Statistics far from the identity, so the exported graph must carry the input normalisation.

@@ -36,6 +36,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from asr.atomic_write import write_text_atomically
 from asr.audio import SAMPLE_RATE
 from asr.errors import DataError
 from asr.librispeech import CORPUS_DIR, load_subset, save_subset_cache
@@ -264,6 +265,4 @@ def _write_info(out: Path, request: dict, split: dict[str, list[Voice]], result:
             for subset, utterances in result.items()
         },
     }
-    temp = out / (CORPUS_INFO + ".tmp")
-    temp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    os.replace(temp, out / CORPUS_INFO)
+    write_text_atomically(out / CORPUS_INFO, json.dumps(info, indent=2) + "\n")

@@ -7,7 +7,6 @@ the finished files.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from asr.atomic_write import write_bytes_atomically
 from asr.data import Batch, BucketingSampler, FeatureSource, Skipped, TokenizedSet, iterate_batches, tokenize_set
 from asr.errors import DataError
 from asr.feature_cache import FeatureCache, default_cache_dir
@@ -165,9 +165,7 @@ def _tokenizer(
     else:
         tokenizer = CharTokenizer.build(texts)
         tokenizer.save(exp_dir / TOKENIZER_DIR)
-    temp = blob.with_name(f".{TOKENIZER_BLOB}.tmp")
-    temp.write_bytes(tokenizer.to_bytes())
-    os.replace(temp, blob)
+    write_bytes_atomically(blob, tokenizer.to_bytes())
     return tokenizer
 
 
