@@ -99,10 +99,7 @@ def _new_segment(state: SearchState) -> SearchState:
     """
     best = int(np.argmax(state.scores))
     rows = np.array([best])
-    return SearchState(
-        [()], [()], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows),
-        decoder_cache=state.decoder_cache,  # same model: the cached predictor outputs stay valid
-    )
+    return SearchState([()], [()], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows))
 
 
 class Recognizer:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence
 
 import numpy as np
@@ -28,8 +28,8 @@ from asr.audio import FRAME_SHIFT_MS
 from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
 
-DECODER_CACHE_SIZE = 1024  # contexts a stream remembers; the oldest goes first
-# A stream's cached stateless predictor outputs: context (C tokens) -> (1, J).
+DECODER_CACHE_SIZE = 1024  # contexts a searcher remembers for all its streams; the oldest goes first
+# Cached stateless predictor outputs: context (C tokens) -> (1, J).
 DecoderCache = dict[tuple[int, ...], np.ndarray]
 
 # Recurrent predictor state: a tuple of arrays, each with the hypothesis axis H at
@@ -134,9 +134,6 @@ class SearchState:
     decoder_out: np.ndarray  # (H, J) predictor output for each hypothesis, cached until it emits
     predictor_state: PredictorState  # H on axis 1: the state after producing decoder_out
     num_frames: int = 0  # encoder frames consumed: the frame index where the next chunk starts
-    # Stateless predictors only: context (C tokens) -> its (1, J) output, so a context seen
-    # before (common in beam search) skips the predictor. Bounded by DECODER_CACHE_SIZE.
-    decoder_cache: DecoderCache = field(default_factory=dict)
 
     def best(self) -> Hypothesis:
         """The highest-scoring hypothesis.
@@ -185,19 +182,30 @@ def check_lengths(lengths: np.ndarray | Sequence[int] | None, n: int, t: int) ->
 
 
 class Searcher(ABC):
-    """One search algorithm bound to a backend and options; stateless itself.
+    """One search algorithm bound to a backend and options.
 
     Create one with `create_searcher`; give each utterance its own `init_state()`.
+    Its only state is a cache of the stateless predictor's outputs by context
+    (common contexts recur constantly, in beam search most of all), shared by all
+    its streams: an output depends on the context and the weights alone, and the
+    weights must not change while a searcher is in use. Sharing is what makes the
+    cache pay on many short streams (a server's, a benchmark's), where a
+    per-stream cache would start cold on every utterance.
     """
 
     def __init__(self, backend: TransducerBackend, options: SearchOptions) -> None:
         self.backend = backend
         self.options = options
+        self._decoder_cache: DecoderCache = {}
 
     def init_state(self) -> SearchState:
         """A fresh stream: one empty hypothesis whose context is all blanks."""
-        blanks = np.full((1, self.backend.context_size), self.backend.blank_id, dtype=np.int64)
-        decoder_out, state = self._predict(blanks, self.backend.initial_predictor_state(1))
+        state = self.backend.initial_predictor_state(1)
+        if state:
+            blanks = np.full((1, self.backend.context_size), self.backend.blank_id, dtype=np.int64)
+            decoder_out, state = self._predict(blanks, state)
+        else:
+            decoder_out, state = self._predict_grown([()], ())
         return SearchState([()], [()], np.zeros(1), decoder_out, state)
 
     def advance(
@@ -249,28 +257,31 @@ class Searcher(ABC):
         check_shape("decoder_out", decoder_out, (len(tokens), "J"))
         return decoder_out, tuple(new_state)
 
-    def _predict_grown(
-        self, sequences: Sequence[tuple[int, ...]], state: PredictorState, caches: Sequence[DecoderCache]
-    ) -> tuple[np.ndarray, PredictorState]:
+    def _predict_grown(self, sequences: Sequence[tuple[int, ...]], state: PredictorState
+                       ) -> tuple[np.ndarray, PredictorState]:
         """Predictor outputs (E, J) and states of E hypotheses that each just added a token.
 
-        sequences: their token sequences (E); state: their parents' predictor states (H = E);
-        caches: each one's stream's `decoder_cache`, used when the predictor is stateless
-        (its output then depends on the last C tokens alone).
+        sequences: their token sequences (E); state: their parents' predictor states (H = E).
+        A stateless predictor's output depends on the last C tokens alone, so it comes
+        from the searcher's cache where it can.
         """
         size, blank = self.backend.context_size, self.backend.blank_id
         contexts = [(blank,) * (size - len(seq[-size:])) + seq[-size:] for seq in sequences]
         if state:
             return self._predict(np.array(contexts, dtype=np.int64), state)
-        missing = [i for i, (context, cache) in enumerate(zip(contexts, caches)) if context not in cache]
+        cache = self._decoder_cache
+        found = {context: cache.get(context) for context in contexts}  # (1, J) each, None where missing
+        missing = [context for context, row in found.items() if row is None]  # each context once
         if missing:
-            outputs, _ = self._predict(np.array([contexts[i] for i in missing], dtype=np.int64), ())
-            for row, i in enumerate(missing):
-                cache = caches[i]
+            outputs, _ = self._predict(np.array(missing, dtype=np.int64), ())
+            for k, context in enumerate(missing):
+                found[context] = outputs[k : k + 1]  # (1, J), so rows concatenate without reshaping
                 if len(cache) >= DECODER_CACHE_SIZE:
-                    del cache[next(iter(cache))]  # dicts keep insertion order: this is the oldest
-                cache[contexts[i]] = outputs[row : row + 1]  # (1, J), so rows concatenate without reshaping
-        rows = [cache[context] for context, cache in zip(contexts, caches)]
+                    # Dicts keep insertion order: this is the oldest. pop with a default, as
+                    # a stream on another thread may have evicted the same one just now.
+                    cache.pop(next(iter(cache)), None)
+                cache[context] = found[context]
+        rows = [found[context] for context in contexts]
         return (rows[0] if len(rows) == 1 else np.concatenate(rows)), ()
 
 
@@ -349,9 +360,7 @@ class GreedySearcher(Searcher):
             if emitters:
                 index = np.array(emitters)
                 new_out, new_state = self._predict_grown(
-                    [sequences[n] for n in emitters],
-                    take_state(predictor_state, index),
-                    [states[n].decoder_cache for n in emitters],
+                    [sequences[n] for n in emitters], take_state(predictor_state, index)
                 )
                 decoder_out[index] = new_out
                 predictor_state = put_state(predictor_state, index, new_state)
@@ -433,29 +442,24 @@ class BeamSearcher(Searcher):
             stop = min(ends[n] for n in streams)
             group = [states[n] for n in streams]
             frames = encoder_out if len(streams) == len(states) else encoder_out[streams]  # (S, T, J)
-            caches = [state.decoder_cache for state in group]
             beams = _Beams.gather(group)
             for t in range(start, stop):
-                beams = self._step(beams, frames[:, t], [state.num_frames + t for state in group], caches)
+                beams = self._step(beams, frames[:, t], [state.num_frames + t for state in group])
             beams.scatter(group)
             start = stop
             streams = [n for n in streams if ends[n] > stop]
 
-    def _step(
-        self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int], caches: list[DecoderCache]
-    ) -> _Beams:
+    def _step(self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int]) -> _Beams:
         """Advance every stream by one frame; encoder_frame is (S, J), frames the streams' frame indices."""
         encoder_rows = encoder_frame.repeat(beams.counts, axis=0)  # (H, J)
         totals = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)
         totals += beams.scores[:, None]
         kept: list[_Candidate] = []
-        owners: list[int] = []  # the stream of each kept candidate
         counts = []
         first = 0
-        for stream, (count, frame) in enumerate(zip(beams.counts, frames)):
+        for count, frame in zip(beams.counts, frames):
             candidates = self._prune(beams, totals[first : first + count], first, frame)
             kept.extend(candidates)
-            owners.extend([stream] * len(candidates))
             counts.append(len(candidates))
             first += count
 
@@ -465,11 +469,7 @@ class BeamSearcher(Searcher):
         grown = [i for i, c in enumerate(kept) if c.emitted]
         if grown:
             index = np.array(grown)
-            new_out, new_state = self._predict_grown(
-                [kept[i].tokens for i in grown],
-                take_state(predictor_state, index),
-                [caches[owners[i]] for i in grown],
-            )
+            new_out, new_state = self._predict_grown([kept[i].tokens for i in grown], take_state(predictor_state, index))
             decoder_out[index] = new_out
             predictor_state = put_state(predictor_state, index, new_state)
         return _Beams(

@@ -260,6 +260,39 @@ def test_greedy_joins_blocks_of_frames_unless_rows_depend_on_each_other(
         assert backend.rows == [1] * 24
 
 
+class PredictCounting(StatelessBackend):
+    """A stateless backend that records the contexts each predict call gets."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__(rng, blank_bias=-0.5)
+        self.contexts: list[tuple[int, ...]] = []
+
+    def predict(self, tokens: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple]:
+        self.contexts.extend(map(tuple, tokens.tolist()))
+        return super().predict(tokens, state)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_streams_of_one_searcher_share_the_predictor_cache(
+    method: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = PredictCounting(rng)
+    searcher = create_searcher(backend, SearchOptions(method=method))
+    encoder_out = random_encoder_out(rng, 1, 20)
+    (first,) = decode(searcher, encoder_out)
+    called = len(backend.contexts)
+    assert called == len(set(backend.contexts)) > 1  # each context computed once
+    (second,) = decode(searcher, encoder_out)  # a new stream, the same contexts
+    assert len(backend.contexts) == called  # all of them served from the cache
+    assert_same(second.best(), first.best())
+    # Bounded: with room for 2 contexts the oldest go, and the result does not change.
+    monkeypatch.setattr("asr.search.DECODER_CACHE_SIZE", 2)
+    small = create_searcher(backend, SearchOptions(method=method))
+    (bounded,) = decode(small, encoder_out)
+    assert len(small._decoder_cache) == 2
+    assert_same(bounded.best(), first.best())
+
+
 @pytest.mark.parametrize("method", ["greedy", "beam"])
 @pytest.mark.parametrize("kind", ["stateless", "recurrent"])
 def test_chunked_equals_one_shot(method: str, kind: str, rng: np.random.Generator) -> None:
