@@ -124,7 +124,7 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
         else build_config(config.preset, config.encoder, vocab_size=data.tokenizer.vocab_size,
                           predictor=config.predictor)
     )
-    run = build_run(config, exp_dir, world, model_config, data, manager)
+    run = build_run(config, exp_dir, world, model_config, data, manager, fresh=latest is None)
     if latest is not None:
         path, state = latest
         restore(run, state)
@@ -140,13 +140,18 @@ def build_run(
     model_config: TransducerConfig,
     data: RunData,
     manager: CheckpointManager,
+    fresh: bool = True,
 ) -> TrainingRun:
-    """A TrainingRun at step 0: seeded model (identical on every rank), AdamW, EMA, sampler, dev set, monitor."""
+    """A TrainingRun at step 0: seeded model (identical on every rank), AdamW, EMA, sampler, dev set, monitor.
+
+    fresh: whether the run starts from scratch; a run about to be restored skips the
+    input statistics (hundreds of feature reads), which its checkpoint holds.
+    """
     torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model: nn.Module = Transducer(model_config)
-    # Set before the EMA copy is taken; a resumed run then loads the same values from its checkpoint.
-    mean, std = feature_statistics(data.features, data.train_set.ids)
-    model.encoder.subsampling.set_feature_stats(torch.from_numpy(mean), torch.from_numpy(std))
+    if fresh:  # before the EMA copy is taken, so both normalise alike
+        mean, std = feature_statistics(data.features, data.train_set.ids)
+        model.encoder.subsampling.set_feature_stats(torch.from_numpy(mean), torch.from_numpy(std))
     model = model.to(world.device)
     ema = WeightAverage(model, config.ema_decay)
     if world.distributed:
