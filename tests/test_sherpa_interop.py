@@ -3,6 +3,7 @@ numpy + onnxruntime greedy search decodes from the same files, windowed the sher
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from models.transducer import Transducer
 sherpa_onnx = pytest.importorskip("sherpa_onnx")
 
 
-def _emitting_model(vocab_size: int, audio: np.ndarray) -> Transducer:
+def _emitting_model(vocab_size: int, audio: np.ndarray, context_size: int = 2) -> Transducer:
     """A random tiny LSTM model made to emit a varied mix of tokens and blanks on `audio`.
 
     At its initialisation the encoder barely reacts to its input, so every frame
@@ -32,7 +33,9 @@ def _emitting_model(vocab_size: int, audio: np.ndarray) -> Transducer:
     which is what makes agreement between the two decoders mean something.
     """
     torch.manual_seed(0)
-    model = Transducer(tiny("lstm", vocab_size=vocab_size)).eval()
+    config = tiny("lstm", vocab_size=vocab_size)
+    config = dataclasses.replace(config, predictor=dataclasses.replace(config.predictor, context_size=context_size))
+    model = Transducer(config).eval()
     blank = model.config.blank_id
     with torch.no_grad():
         for parameter in model.encoder.parameters():
@@ -67,12 +70,14 @@ def _sherpa_decode(model_dir: Path, audio: np.ndarray) -> tuple[list[str], str]:
     return list(recognizer.get_result_all(stream).tokens), recognizer.get_result(stream)
 
 
-@pytest.mark.parametrize("chunk_ms", [None, 80])
-def test_sherpa_onnx_decodes_our_lstm_files_like_our_own_search(tmp_path: Path, chunk_ms: float | None) -> None:
+@pytest.mark.parametrize(("chunk_ms", "context_size"), [(None, 2), (80, 2), (None, 4)])
+def test_sherpa_onnx_decodes_our_lstm_files_like_our_own_search(
+    tmp_path: Path, chunk_ms: float | None, context_size: int
+) -> None:
     tokenizer = CharTokenizer.build(["the quick brown fox jumps over the lazy dog"])
     audio = synthetic_audio(3.87, seed=1)
-    report = export_model(_emitting_model(tokenizer.vocab_size, audio), tokenizer.token_table, tmp_path,
-                          ExportOptions(chunk_ms=chunk_ms))
+    report = export_model(_emitting_model(tokenizer.vocab_size, audio, context_size), tokenizer.token_table,
+                          tmp_path, ExportOptions(chunk_ms=chunk_ms))
     assert report.metadata is not None and report.metadata.model_type == "lstm"
 
     ours = greedy_decode(OnnxModel(ModelFiles.from_dir(tmp_path)), fbank(audio))

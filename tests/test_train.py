@@ -19,7 +19,7 @@ from asr.data import BucketingSampler, TokenizedSet, iterate_batches
 from asr.errors import AsrError, DataError
 from asr.manifest import Utterance
 from asr.tokens import CharTokenizer
-from asr.training.command import build_run, resolve_config
+from asr.training.command import build_run, model_config_of, resolve_config
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
 from asr.training.corpus import RunData, feature_statistics, load_run_data
 from asr.training.distributed import init_world
@@ -105,6 +105,10 @@ def test_invalid_options_name_the_flag() -> None:
         _config(prune_range=1)
     with pytest.raises(AsrError, match="--dev-decoding 'beam' is not one of greedy, ctc"):
         _config(dev_decoding="beam")
+    with pytest.raises(AsrError, match="--context-size must be >= 1"):
+        _config(context_size=0)
+    with pytest.raises(AsrError, match="--context-size is for the stateless predictor.*leave --context-size out"):
+        _config(predictor="lstm", context_size=4)
 
 
 def _corpus(root: Path, *subsets: str) -> Path:
@@ -120,6 +124,16 @@ def test_flags_build_a_config_with_auto_dev_subset(tmp_path: Path) -> None:
     config = resolve_config(args, tmp_path / "exp")
     assert config.dev_subsets == ("synth-dev",) and config.lr == 0.002 and config.speeds == (1.0,)
     assert config.data == str(data.resolve())
+
+
+def test_context_size_flag_sets_the_stateless_predictor_of_the_model(tmp_path: Path) -> None:
+    data = _corpus(tmp_path / "data", "synth-train")
+    args = _parse("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "exp"),
+                  "--context-size", "5", "--preset", "tiny")
+    config = resolve_config(args, tmp_path / "exp")
+    assert model_config_of(config, vocab_size=30).predictor.context_size == 5
+    lstm = model_config_of(_config(predictor="lstm"), vocab_size=30)  # its own context: every earlier token
+    assert lstm.predictor.kind == "lstm"
 
 
 def test_other_experiment_in_exp_dir_is_refused_without_resume(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ restore the latest good checkpoint when resuming -> train.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -121,8 +122,7 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
     data = load_run_data(config, exp_dir, world, tokenizer_bytes=latest[1]["tokenizer"] if latest else None)
     model_config = (
         TransducerConfig.from_dict(json.loads(latest[1]["model_config"])) if latest
-        else build_config(config.preset, config.encoder, vocab_size=data.tokenizer.vocab_size,
-                          predictor=config.predictor)
+        else model_config_of(config, data.tokenizer.vocab_size)
     )
     run = build_run(config, exp_dir, world, model_config, data, manager, fresh=latest is None)
     if latest is not None:
@@ -131,6 +131,14 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
         run.monitor.write(f"resumed from {path}: step {run.progress.step}, epoch {run.progress.epoch + 1}, "
                           f"batch {run.progress.batch_in_epoch}")
     return train(run)
+
+
+def model_config_of(config: TrainConfig, vocab_size: int) -> TransducerConfig:
+    """The model a fresh run trains: the preset, with the run's predictor and its context size."""
+    preset = build_config(config.preset, config.encoder, vocab_size=vocab_size, predictor=config.predictor)
+    if config.predictor != "stateless":
+        return preset
+    return dataclasses.replace(preset, predictor=dataclasses.replace(preset.predictor, context_size=config.context_size))
 
 
 def build_run(

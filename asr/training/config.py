@@ -77,6 +77,7 @@ class TrainConfig:
     encoder: str = "lstm"  # one of ENCODERS
     preset: str = "small"  # one of PRESETS (models.presets)
     predictor: str = "stateless"  # one of PREDICTORS
+    context_size: int = 2  # stateless predictor: tokens it sees (the newest included); 1 is a bigram model
     # Loss.
     rnnt_loss: str = "pruned"  # "pruned" (joiner on prune_range rows per frame: several times faster) or "full"
     prune_range: int = 5  # pruned loss: lattice rows per frame the joiner scores
@@ -166,6 +167,11 @@ def _problems(config: TrainConfig) -> list[str]:
         value = getattr(config, name)
         if value is not None and not value > 0:
             problems.append(f"--{name.replace('_', '-')} must be > 0, got {value}; leave it out for no limit")
+    if config.context_size < 1:
+        problems.append(f"--context-size must be >= 1 (2 is usual), got {config.context_size}")
+    elif config.predictor != "stateless" and config.context_size != _default("context_size"):
+        problems.append(f"--context-size is for the stateless predictor; the {config.predictor} predictor "
+                        "sees every earlier token already, leave --context-size out")
     if config.prune_range < 2:
         problems.append(f"--prune-range must be >= 2 (5 is usual), got {config.prune_range}")
     for name in ("simple_loss_scale", "loss_warmup_steps", "warmup_steps", "weight_decay", "grad_clip", "num_threads"):
@@ -206,6 +212,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--encoder", choices=ENCODERS, help=f"encoder type (default: {d('encoder')})")
     model.add_argument("--preset", choices=PRESETS, help=f"model size (default: {d('preset')})")
     model.add_argument("--predictor", choices=PREDICTORS, help=f"prediction network (default: {d('predictor')})")
+    model.add_argument("--context-size", type=int, help="tokens the stateless predictor sees (default: "
+                       f"{d('context_size')}; more helps it spell with char tokens)")
     model.add_argument("--tokens", choices=TOKENIZERS, help=f"tokenizer kind (default: {d('tokens')})")
     model.add_argument("--vocab-size", type=int, help=f"BPE vocabulary size (default: {d('vocab_size')})")
     run = parser.add_argument_group("training")
