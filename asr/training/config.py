@@ -71,7 +71,9 @@ class TrainConfig:
     speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # speed perturbation factors, one drawn per utterance per epoch
     spec_augment: SpecAugmentConfig | None = SpecAugmentConfig()  # None turns SpecAugment off
     # Tokens.
-    tokens: str = "bpe"  # tokenizer kind, one of TOKENIZERS
+    # Characters learn several times faster than BPE 500 from scratch (on the 10-hour synthetic
+    # corpus a small LSTM was at 52% dev WER after 3300 steps with char, 92% with BPE 500).
+    tokens: str = "char"  # tokenizer kind, one of TOKENIZERS
     vocab_size: int = 500  # BPE vocabulary size V (ignored for char, whose V comes from the text)
     # Model.
     encoder: str = "lstm"  # one of ENCODERS
