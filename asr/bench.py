@@ -13,16 +13,19 @@ in order starting from file i mod F, a fresh stream per file. Both runtimes use
 greedy search, the same files, the same chunks and the same threads. Measured:
 
     rtf              compute seconds / audio seconds of one stream (below 1: real time for N streams)
-    chunk latency    wall time of each decode call, which processes one chunk of every
-                     ready stream: p50 / p95 / p99 in milliseconds
+    chunk latency    wall time of one step: feeding a chunk to every stream, then the
+                     decode calls it made possible (both count: sherpa-onnx computes
+                     features as audio is fed, ours when a window is decoded);
+                     p50 / p95 / p99 in milliseconds
     algorithmic      chunk_ms + lookahead_ms from the model's metadata: audio a window
                      must wait for before it can be decoded at all
     first partial    for each file, the delay from the emission time of the first token
                      (its timestamp, in audio seconds) to the moment the first non-empty
                      partial result exists when audio arrives in real time: audio fed
-                     when the decode call producing it starts (fed seconds), plus that
-                     call's wall time, minus the token's timestamp. It holds the
-                     algorithmic delay and the compute delay; median over files and rounds.
+                     when the step producing it starts (fed seconds), plus that step's
+                     wall time up to the end of the decode call, minus the token's
+                     timestamp. It holds the algorithmic delay and the compute delay;
+                     median over files and rounds.
     peak RSS         the child's maximum resident memory (baseline: before the model loads)
     ort overhead     (ours only) total compute / time inside onnxruntime's run calls,
                      measured by wrapping InferenceSession's run methods in the child:
@@ -54,6 +57,7 @@ import numpy as np
 
 from asr.audio import load
 from asr.errors import AsrError, ConfigError
+from asr.features import num_frames
 from asr.model_dir import ModelFiles
 
 OURS, SHERPA = "ours", "sherpa-onnx"
@@ -85,29 +89,7 @@ class BenchRuntime(Protocol):
         """(text, token timestamps in seconds) so far."""
 
 
-class _RecognizerRuntime:
-    """The calls ours and sherpa-onnx share: both follow the create_stream / decode_streams API."""
-
-    _recognizer: Any
-    sample_rate: int
-
-    def create_stream(self) -> Any:
-        return self._recognizer.create_stream()
-
-    def accept(self, stream: Any, samples: np.ndarray) -> None:
-        stream.accept_waveform(self.sample_rate, samples)
-
-    def input_finished(self, stream: Any) -> None:
-        stream.input_finished()
-
-    def is_ready(self, stream: Any) -> bool:
-        return self._recognizer.is_ready(stream)
-
-    def decode(self, streams: list[Any]) -> None:
-        self._recognizer.decode_streams(streams)
-
-
-class OurRuntime(_RecognizerRuntime):
+class OurRuntime:
     """asr.runtime.Recognizer, greedy."""
 
     def __init__(self, files: ModelFiles, num_threads: int) -> None:
@@ -117,17 +99,48 @@ class OurRuntime(_RecognizerRuntime):
         self._recognizer = Recognizer(OnnxModel(files, num_threads))
         self.sample_rate = self._recognizer.sample_rate
 
+    def create_stream(self) -> Any:
+        return self._recognizer.create_stream()
+
+    def accept(self, stream: Any, samples: np.ndarray) -> None:
+        stream.accept_waveform(self.sample_rate, samples)
+
+    def input_finished(self, stream: Any) -> None:
+        stream.input_finished()  # appends the tail padding itself
+
+    def is_ready(self, stream: Any) -> bool:
+        return self._recognizer.is_ready(stream)
+
+    def decode(self, streams: list[Any]) -> None:
+        self._recognizer.decode_streams(streams)
+
     def result(self, stream: Any) -> tuple[str, list[float]]:
         result = stream.result
         return result.text, list(result.timestamps)
 
 
-class SherpaRuntime(_RecognizerRuntime):
-    """sherpa_onnx.OnlineRecognizer on the same files and feature settings, greedy, no endpointing."""
+@dataclass
+class _SherpaStream:
+    """A sherpa-onnx stream and the samples fed to it (its tail padding depends on them)."""
+
+    stream: Any  # sherpa_onnx.OnlineStream
+    samples: int = 0
+
+
+class SherpaRuntime:
+    """sherpa_onnx.OnlineRecognizer on the same files and feature settings, greedy, no endpointing.
+
+    input_finished alone leaves sherpa-onnx's last partial window undecoded (its
+    examples append silence first for that reason), where ours appends silence
+    itself (ModelMetadata.tail_padding_frames). Each sherpa-onnx stream gets that
+    silence too, so both decode the same windows: the same work, and the last
+    word in both transcripts.
+    """
 
     def __init__(self, files: ModelFiles, num_threads: int) -> None:
         import sherpa_onnx  # only in the child that measures sherpa-onnx
 
+        self._metadata = files.metadata
         features = files.metadata.features
         self.sample_rate = features.sample_rate
         self._recognizer = sherpa_onnx.OnlineRecognizer.from_transducer(
@@ -145,8 +158,29 @@ class SherpaRuntime(_RecognizerRuntime):
             decoding_method="greedy_search",
         )
 
-    def result(self, stream: Any) -> tuple[str, list[float]]:
-        result = self._recognizer.get_result_all(stream)
+    def create_stream(self) -> _SherpaStream:
+        return _SherpaStream(self._recognizer.create_stream())
+
+    def accept(self, stream: _SherpaStream, samples: np.ndarray) -> None:
+        stream.stream.accept_waveform(self.sample_rate, samples)
+        stream.samples += len(samples)
+
+    def input_finished(self, stream: _SherpaStream) -> None:
+        features = self._metadata.features
+        # One frame more than ours: sherpa-onnx decodes a window once a frame beyond it has arrived.
+        frames = self._metadata.tail_padding_frames(num_frames(stream.samples, features)) + 1
+        padding = frames * features.frame_shift
+        stream.stream.accept_waveform(self.sample_rate, np.zeros(padding, dtype=np.float32))
+        stream.stream.input_finished()
+
+    def is_ready(self, stream: _SherpaStream) -> bool:
+        return self._recognizer.is_ready(stream.stream)
+
+    def decode(self, streams: list[_SherpaStream]) -> None:
+        self._recognizer.decode_streams([s.stream for s in streams])
+
+    def result(self, stream: _SherpaStream) -> tuple[str, list[float]]:
+        result = self._recognizer.get_result_all(stream.stream)
         return result.text, list(result.timestamps)
 
 
@@ -161,7 +195,8 @@ class WorkerResult:
     streams: int  # N streams decoded together
     compute_seconds: float  # wall time of all accept, decode and finish calls
     audio_seconds: float  # audio each stream played
-    decode_ms: list[float]  # wall time of each decode call
+    chunk_ms: list[float]  # wall time of each step (feed + decodes)
+    decode_calls: int  # decode calls made
     first_partial_ms: list[float]  # per file per stream: see the module docstring
     onnx_seconds: float | None  # time inside onnxruntime run calls (ours only)
     baseline_rss_mib: float  # peak resident memory before the model was loaded
@@ -219,20 +254,21 @@ class _Player:
 
 
 def measure_streams(runtime: BenchRuntime, audio: Sequence[np.ndarray], num_streams: int, chunk: int
-                    ) -> tuple[float, list[float], list[float], list[str]]:
+                    ) -> tuple[float, list[float], int, list[float], list[str]]:
     """Play `audio` to num_streams streams in lockstep (see the module docstring).
 
-    Returns (compute seconds, decode call milliseconds, first-partial milliseconds, stream 0's texts).
+    Returns (compute seconds, step milliseconds, decode calls, first-partial milliseconds,
+    stream 0's texts).
     """
     players = [_Player(runtime, [*audio[i % len(audio):], *audio[: i % len(audio)]], chunk) for i in range(num_streams)]
-    compute, decode_ms = 0.0, []
+    compute, chunk_ms, decode_calls = 0.0, [], 0
     clock = time.perf_counter
     while not all(p.done for p in players):
         active = [p for p in players if not p.done]
         start = clock()
         for player in active:
             player.feed()
-        compute += clock() - start
+        step = clock() - start
         while True:
             ready = [p for p in active if runtime.is_ready(p.stream)]
             if not ready:
@@ -240,15 +276,16 @@ def measure_streams(runtime: BenchRuntime, audio: Sequence[np.ndarray], num_stre
             fed = [p.fed_seconds for p in ready]
             start = clock()
             runtime.decode([p.stream for p in ready])
-            elapsed = clock() - start
-            compute += elapsed
-            decode_ms.append(1000 * elapsed)
+            step += clock() - start
+            decode_calls += 1
             for player, seconds in zip(ready, fed):
-                player.after_decode(seconds, elapsed)
+                player.after_decode(seconds, step)
+        compute += step
+        chunk_ms.append(1000 * step)
         for player in active:
             player.finish_file_if_done()
     first_partial = [ms for p in players for ms in p.first_partial_ms]
-    return compute, decode_ms, first_partial, players[0].texts
+    return compute, chunk_ms, decode_calls, first_partial, players[0].texts
 
 
 def peak_rss_mib() -> float:
@@ -316,13 +353,14 @@ def run_worker(runtime_name: str, model: Path, files: Sequence[Path], num_thread
         runtime: BenchRuntime = (OurRuntime if runtime_name == OURS else SherpaRuntime)(model_files, num_threads)
         measure_streams(runtime, [audio[0][: round(WARMUP_SECONDS * runtime.sample_rate)]], 1, chunk)
         timer.seconds = 0.0
-        compute, decode_ms, first_partial, texts = measure_streams(runtime, audio, num_streams, chunk)
+        compute, chunk_ms, decode_calls, first_partial, texts = measure_streams(runtime, audio, num_streams, chunk)
     return WorkerResult(
         runtime=runtime_name,
         streams=num_streams,
         compute_seconds=compute,
         audio_seconds=sum(len(a) for a in audio) / runtime.sample_rate,
-        decode_ms=decode_ms,
+        chunk_ms=chunk_ms,
+        decode_calls=decode_calls,
         first_partial_ms=first_partial,
         onnx_seconds=timer.seconds if runtime_name == OURS else None,
         baseline_rss_mib=baseline,
@@ -342,7 +380,7 @@ class RuntimeResult:
     streams: int  # N streams decoded together
     rtf: float  # median over rounds of compute / audio seconds of one stream
     rtf_rounds: tuple[float, ...]  # each round's RTF
-    chunk_ms_p50: float  # decode call wall time percentiles, all rounds pooled
+    chunk_ms_p50: float  # step wall time percentiles (feed + decodes), all rounds pooled
     chunk_ms_p95: float
     chunk_ms_p99: float
     decode_calls: int  # decode calls per round
@@ -368,9 +406,7 @@ class Comparison:
     chunk_ms_p99: float
     first_partial_ms: float | None
     peak_rss_mib: float
-    # Files both decoded to the same text. Ours decodes one more window of tail padding at the
-    # end of a file (asr.runtime.EXTRA_TAIL_WINDOWS), so a file's last token may differ.
-    identical_transcripts: int
+    identical_transcripts: int  # files both decoded to the same text
 
 
 @dataclass(frozen=True)
@@ -426,8 +462,8 @@ def _spawn(runtime: str, args: argparse.Namespace, num_streams: int) -> WorkerRe
 
 def aggregate(rounds: Sequence[WorkerResult]) -> RuntimeResult:
     """The rounds of one runtime and N, summarised."""
-    decode_ms = np.concatenate([r.decode_ms for r in rounds])
-    p50, p95, p99 = (float(np.percentile(decode_ms, q)) for q in PERCENTILES)
+    chunk_ms = np.concatenate([r.chunk_ms for r in rounds])
+    p50, p95, p99 = (float(np.percentile(chunk_ms, q)) for q in PERCENTILES)
     first = [ms for r in rounds for ms in r.first_partial_ms]
     rtfs = tuple(r.compute_seconds / r.audio_seconds for r in rounds)
     overheads = [r.compute_seconds / r.onnx_seconds for r in rounds if r.onnx_seconds]
@@ -439,7 +475,7 @@ def aggregate(rounds: Sequence[WorkerResult]) -> RuntimeResult:
         chunk_ms_p50=p50,
         chunk_ms_p95=p95,
         chunk_ms_p99=p99,
-        decode_calls=len(rounds[0].decode_ms),
+        decode_calls=rounds[0].decode_calls,
         first_partial_ms=statistics.median(first) if first else None,
         baseline_rss_mib=max(r.baseline_rss_mib for r in rounds),
         peak_rss_mib=max(r.peak_rss_mib for r in rounds),

@@ -68,6 +68,12 @@ def next_state_name(name: str) -> str:
     return NEXT_STATE_PREFIX + name
 
 
+# Windows of silence decoded after the one holding the last real frame. Transducers
+# often emit a word's last token a few frames after its audio; one more window
+# gives them room to, at the cost of one encoder call at the end of a stream.
+EXTRA_TAIL_WINDOWS = 1
+
+
 @dataclass(frozen=True)
 class StateSpec:
     """One state tensor of the encoder or predictor."""
@@ -115,6 +121,19 @@ class ModelMetadata:
     def chunk_ms(self) -> float:
         """Audio per encoder call (the window shift), in milliseconds."""
         return self.shift_frames * self.features.frame_shift_ms
+
+    def tail_padding_frames(self, num_frames: int) -> int:
+        """Silence frames to append after `num_frames` real feature frames at the end of input.
+
+        Enough that the window holding the encoder frame of the last real feature frame
+        runs, lookahead (pad_frames) included, and then EXTRA_TAIL_WINDOWS more.
+        Windows start at multiples of shift_frames from the stream's first frame.
+        """
+        if num_frames == 0:
+            return 0
+        last_encoder_frame = (num_frames - 1) // self.subsampling_factor
+        last_window = last_encoder_frame // self.chunk_frames + EXTRA_TAIL_WINDOWS
+        return (last_window + 1) * self.shift_frames + self.pad_frames - num_frames
 
     @property
     def sherpa_compatible(self) -> bool:

@@ -44,12 +44,6 @@ from asr.onnx_backend import EncoderState, OnnxModel
 from asr.search import Hypothesis, Searcher, SearchOptions, SearchState, create_searcher, take_state
 from asr.tokens import TokenTable
 
-# Windows of silence decoded after the one holding the last real frame. Transducers
-# often emit a word's last token a few frames after its audio; one more window
-# gives them room to, at the cost of one encoder call at the end of a stream.
-EXTRA_TAIL_WINDOWS = 1
-
-
 @dataclass(frozen=True)
 class RecognitionResult:
     """What a stream has recognised in its current segment."""
@@ -60,20 +54,6 @@ class RecognitionResult:
     timestamps: tuple[float, ...]  # seconds from the stream's start at which each token was emitted
     segment: int  # index of this segment; reset() after a segment with tokens starts the next
     start_time: float  # seconds from the stream's start at which this segment begins
-
-
-def tail_padding_frames(num_frames: int, metadata: ModelMetadata) -> int:
-    """Silence frames to append after `num_frames` real feature frames at the end of input.
-
-    Enough that the window holding the encoder frame of the last real feature frame
-    runs, lookahead (pad_frames) included, and then EXTRA_TAIL_WINDOWS more.
-    Windows start at multiples of decode_chunk_len from the stream's first frame.
-    """
-    if num_frames == 0:
-        return 0
-    last_encoder_frame = (num_frames - 1) // metadata.subsampling_factor
-    last_window = last_encoder_frame // metadata.chunk_frames + EXTRA_TAIL_WINDOWS
-    return (last_window + 1) * metadata.shift_frames + metadata.pad_frames - num_frames
 
 
 def _silence_frame(metadata: ModelMetadata) -> np.ndarray:
@@ -287,7 +267,7 @@ class Stream:
         if self._resampler is not None:  # the resampler holds back a few samples until told the input ended
             self._fbank.feed(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         self._append_features(self._fbank.input_finished())
-        padding = tail_padding_frames(self._num_frames, self._recognizer.metadata)
+        padding = self._recognizer.metadata.tail_padding_frames(self._num_frames)
         self._features = np.concatenate([self._features, np.tile(self._recognizer._silence, (padding, 1))])
 
     def reset(self) -> None:

@@ -14,7 +14,7 @@ import soxr
 from asr.endpoint import EndpointConfig, EndpointRule
 from asr.errors import AsrError, AudioError
 from asr.features import fbank
-from asr.runtime import RecognitionResult, Recognizer, tail_padding_frames
+from asr.runtime import RecognitionResult, Recognizer
 from asr.search import Hypothesis, SearchOptions, create_searcher
 from asr.torch_backend import SILENCE_FEATURE, TorchBackend, stream_utterance
 from exported_models import exported_model_dir, gated_model, silence, speech
@@ -61,7 +61,7 @@ def torch_reference(kind: tuple[str, str], recognizer: Recognizer, audio: np.nda
     """Torch streaming (asr.torch_backend) over the same frames: fbank, then the runtime's silence tail."""
     model = gated_model(*kind)
     features = fbank(audio)
-    padding = tail_padding_frames(len(features), recognizer.metadata)
+    padding = recognizer.metadata.tail_padding_frames(len(features))
     features = np.concatenate([features, np.full((padding, features.shape[1]), SILENCE_FEATURE, np.float32)])
     encoder_out = stream_utterance(model, features, recognizer.metadata.chunk_frames)  # (T', J)
     searcher = create_searcher(TorchBackend(model), options)
@@ -163,9 +163,9 @@ def test_audio_ending_right_after_speech_keeps_its_last_tokens(model_dir: Path, 
 
 def test_tail_padding_completes_the_window_of_the_last_frame_and_one_more(model_dir: Path) -> None:
     meta = Recognizer.from_dir(model_dir).metadata
-    assert tail_padding_frames(0, meta) == 0
+    assert meta.tail_padding_frames(0) == 0
     for num_frames in range(1, 3 * meta.shift_frames):
-        total = num_frames + tail_padding_frames(num_frames, meta)
+        total = num_frames + meta.tail_padding_frames(num_frames)
         windows = (total - meta.pad_frames) // meta.shift_frames
         assert total == windows * meta.shift_frames + meta.pad_frames  # whole windows only
         last_window = (num_frames - 1) // meta.subsampling_factor // meta.chunk_frames
