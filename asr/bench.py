@@ -58,7 +58,7 @@ import numpy as np
 from asr.audio import load
 from asr.errors import AsrError, ConfigError
 from asr.features import num_frames
-from asr.model_dir import ModelFiles
+from asr.model_dir import ModelFiles, ModelMetadata
 
 OURS, SHERPA = "ours", "sherpa-onnx"
 RUNTIMES = (OURS, SHERPA)
@@ -119,6 +119,16 @@ class OurRuntime:
         return result.text, list(result.timestamps)
 
 
+def sherpa_tail_padding(metadata: ModelMetadata, num_samples: int) -> int:
+    """Samples of silence that make sherpa-onnx decode the windows ours decodes after `num_samples`.
+
+    Ours appends metadata.tail_padding_frames of silence itself; sherpa-onnx needs
+    one frame more, as it decodes a window only once a frame beyond it has arrived.
+    """
+    features = metadata.features
+    return (metadata.tail_padding_frames(num_frames(num_samples, features)) + 1) * features.frame_shift
+
+
 @dataclass
 class _SherpaStream:
     """A sherpa-onnx stream and the samples fed to it (its tail padding depends on them)."""
@@ -166,10 +176,7 @@ class SherpaRuntime:
         stream.samples += len(samples)
 
     def input_finished(self, stream: _SherpaStream) -> None:
-        features = self._metadata.features
-        # One frame more than ours: sherpa-onnx decodes a window once a frame beyond it has arrived.
-        frames = self._metadata.tail_padding_frames(num_frames(stream.samples, features)) + 1
-        padding = frames * features.frame_shift
+        padding = sherpa_tail_padding(self._metadata, stream.samples)
         stream.stream.accept_waveform(self.sample_rate, np.zeros(padding, dtype=np.float32))
         stream.stream.input_finished()
 

@@ -42,6 +42,8 @@ from typing import Any, Callable
 import numpy as np
 
 from asr.audio import SAMPLE_RATE
+from asr.bench import sherpa_tail_padding
+from asr.model_metadata import ModelMetadata
 from asr.runtime import RecognitionResult, Recognizer
 from asr.search import SearchOptions
 
@@ -233,13 +235,16 @@ def sherpa_recognizer(path: Path, method: str, int8: bool) -> Any:
     )
 
 
-def run_sherpa(recognizer: Any, chunks: list[np.ndarray]) -> tuple[float, str]:
+def run_sherpa(recognizer: Any, chunks: list[np.ndarray], metadata: ModelMetadata) -> tuple[float, str]:
+    """(total seconds, text), with the tail padding that makes it decode the windows ours does."""
     start = clock()
     stream = recognizer.create_stream()
     for chunk in chunks:
         stream.accept_waveform(SAMPLE_RATE, chunk)
         while recognizer.is_ready(stream):
             recognizer.decode_stream(stream)
+    padding = sherpa_tail_padding(metadata, sum(len(chunk) for chunk in chunks))
+    stream.accept_waveform(SAMPLE_RATE, np.zeros(padding, dtype=np.float32))
     stream.input_finished()
     while recognizer.is_ready(stream):
         recognizer.decode_stream(stream)
@@ -300,7 +305,7 @@ def profile(path: Path, method: str, int8: bool, audio: np.ndarray, repeats: int
     chunk = meta.shift_frames * meta.features.frame_shift  # samples: one model chunk of audio
     chunks = [audio[i : i + chunk] for i in range(0, audio.size, chunk)]
     run_ours(plain, chunks, None)  # warm up both (first-call allocations)
-    run_sherpa(sherpa, chunks)
+    run_sherpa(sherpa, chunks, meta)
 
     timings = Timings()
     instrument(probed, timings)
@@ -309,7 +314,7 @@ def profile(path: Path, method: str, int8: bool, audio: np.ndarray, repeats: int
         total, chunk_seconds, result = run_ours(plain, chunks, None)
         totals.append(total)
         per_chunk.extend(chunk_seconds)
-        sherpa_total, sherpa_text = run_sherpa(sherpa, chunks)
+        sherpa_total, sherpa_text = run_sherpa(sherpa, chunks, meta)
         sherpa_totals.append(sherpa_total)
         timings.reset()
         probed_total, _, _ = run_ours(probed, chunks, timings)
@@ -341,7 +346,7 @@ def profile(path: Path, method: str, int8: bool, audio: np.ndarray, repeats: int
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
-    """How many leading words two transcripts share (their tails differ: sherpa-onnx pads the end its own way)."""
+    """How many leading words two transcripts share."""
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
