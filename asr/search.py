@@ -155,7 +155,7 @@ def concat_states(states: Sequence[PredictorState]) -> PredictorState:
     return tuple(np.concatenate(arrays, axis=HYP_AXIS) for arrays in zip(*states))
 
 
-def take_state(state: PredictorState, rows: np.ndarray) -> PredictorState:
+def take_state(state: PredictorState, rows: np.ndarray | list[int]) -> PredictorState:
     """The hypotheses `rows` (int indices) of a predictor state."""
     return tuple(np.take(array, rows, axis=HYP_AXIS) for array in state)
 
@@ -270,6 +270,8 @@ class Searcher(ABC):
         if state:
             return self._predict(np.array(contexts, dtype=np.int64), state)
         cache = self._decoder_cache
+        if len(contexts) == 1 and contexts[0] in cache:  # greedy search on one stream, warm: most calls
+            return cache[contexts[0]], ()
         found = {context: cache.get(context) for context in contexts}  # (1, J) each, None where missing
         missing = [context for context, row in found.items() if row is None]  # each context once
         if missing:
@@ -358,12 +360,11 @@ class GreedySearcher(Searcher):
                     frames[n], used[n] = stop, 0
                 row += count
             if emitters:
-                index = np.array(emitters)
                 new_out, new_state = self._predict_grown(
-                    [sequences[n] for n in emitters], take_state(predictor_state, index)
+                    [sequences[n] for n in emitters], take_state(predictor_state, emitters)
                 )
-                decoder_out[index] = new_out
-                predictor_state = put_state(predictor_state, index, new_state)
+                decoder_out[emitters] = new_out
+                predictor_state = put_state(predictor_state, emitters, new_state)
             active = [n for n in active if frames[n] < ends[n]]
         scores = np.concatenate([state.scores for state in states])  # (N,)
         if consumed:
@@ -510,7 +511,7 @@ class BeamSearcher(Searcher):
         return sorted(kept, key=lambda c: -c.score)
 
 
-def put_state(state: PredictorState, rows: np.ndarray, new: PredictorState) -> PredictorState:
+def put_state(state: PredictorState, rows: np.ndarray | list[int], new: PredictorState) -> PredictorState:
     """`state` with hypotheses `rows` replaced by `new` (a copy; () stays ())."""
     replaced = []
     for array, values in zip(state, new):
