@@ -24,6 +24,7 @@ from asr.errors import AsrError, ModelFilesError
 from asr.librispeech import corpus_dir
 from asr.training.config import (
     CONFIG_NAME,
+    DEV_DECODING_NAMES,
     RUN_OPTIONS,
     TrainConfig,
     config_from_options,
@@ -178,7 +179,8 @@ def build_run(
         evaluate_fn = dev_wer_fn(data.dev_utterances, data.features, data.tokenizer, config.dev_decoding)
         dev = DevSet(data.dev_set, data.dev_batches, evaluate_fn)
     title = f"{exp_dir.name}: {config.encoder} {config.preset}, {data.train_set.hours:.2f} h of {','.join(config.subsets)}"
-    monitor = TrainMonitor(exp_dir, [], config.log_every_steps, enabled=world.is_main, title=title)
+    monitor = TrainMonitor(exp_dir, [], config.log_every_steps, enabled=world.is_main, title=title,
+                           dev_decoding=DEV_DECODING_NAMES[config.dev_decoding])
     return TrainingRun(
         config=config, world=world, model=model, ema=ema, optimizer=optimizer, scaler=scaler,
         train_set=data.train_set, features=data.features, sampler=sampler, dev=dev, checkpoints=manager,

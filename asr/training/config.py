@@ -28,7 +28,9 @@ TOKENIZERS = ("bpe", "char")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 RNNT_LOSSES = ("pruned", "full")
-DEV_DECODINGS = ("greedy", "ctc")
+# How the dev WER is decoded, each with the name the curves and logs give it.
+DEV_DECODING_NAMES = {"greedy": "transducer greedy", "ctc": "CTC greedy"}
+DEV_DECODINGS = tuple(DEV_DECODING_NAMES)
 DEFAULT_EPOCHS = 20  # used when neither --epochs nor --max-minutes is given
 CONFIG_NAME = "config.json"
 

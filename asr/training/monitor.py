@@ -23,12 +23,14 @@ PLAIN_LINE_EVERY = 5  # without a terminal (a log file): one progress line per t
 class TrainMonitor:
     """Progress bar + TensorBoard + curves for one run."""
 
-    def __init__(self, exp_dir: Path, history: list[dict[str, Any]], log_every: int, enabled: bool, title: str):
+    def __init__(self, exp_dir: Path, history: list[dict[str, Any]], log_every: int, enabled: bool, title: str,
+                 dev_decoding: str):
         self.exp_dir = exp_dir
         self.history = history
         self.log_every = log_every
         self.enabled = enabled
         self.title = title
+        self.dev_decoding = dev_decoding  # e.g. "transducer greedy", for the WER axis
         self._writer = None
         self._bar: tqdm | None = None
         self._window: list[float] = []
@@ -76,7 +78,7 @@ class TrainMonitor:
         self._writer.add_scalar("dev/loss", dev_loss, step)
         self._writer.add_scalar("dev/wer", dev_wer, step)
         self._writer.flush()
-        plot_curves(self.history, self.exp_dir / PLOT_NAME, self.title)
+        plot_curves(self.history, self.exp_dir / PLOT_NAME, self.title, self.dev_decoding)
         self.write(f"step {step} ({where}): dev loss {dev_loss:.3f}, dev WER {dev_wer:.2f}%")
 
     def write(self, line: str) -> None:
@@ -88,7 +90,7 @@ class TrainMonitor:
         self._close_bar()
         if self._writer is not None:
             if self.history:
-                plot_curves(self.history, self.exp_dir / PLOT_NAME, self.title)
+                plot_curves(self.history, self.exp_dir / PLOT_NAME, self.title, self.dev_decoding)
             self._writer.close()
             self._writer = None
 

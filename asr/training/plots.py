@@ -10,11 +10,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only: training machines have no display
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import ScalarFormatter  # noqa: E402
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 
-def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str, dev_decoding: str) -> None:
     """Write `path`: train and dev loss against steps (left), dev WER against steps (right).
+
+    dev_decoding names how the dev WER was decoded (e.g. "transducer greedy"), for the axis title.
 
     history: entries {"step", "train_loss"} and {"step", "dev_loss", "dev_wer"}
     as logged by asr.training.monitor. Written through a temp file so a viewer
@@ -37,10 +39,12 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -> No
     loss_axes.set(title="loss (per utterance)", xlabel="step", ylabel="loss")
     if train or dev:
         loss_axes.set_yscale("log")  # early losses are 10-100x the late ones
+        # Plain numbers at 1-2-5 steps: labelling every minor tick piles them on top of each other.
+        loss_axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         loss_axes.yaxis.set_major_formatter(ScalarFormatter())
-        loss_axes.yaxis.set_minor_formatter(ScalarFormatter())
+        loss_axes.yaxis.set_minor_formatter(NullFormatter())
         loss_axes.legend()
-    wer_axes.set(title="dev WER (CTC greedy)", xlabel="step", ylabel="WER %")
+    wer_axes.set(title=f"dev WER ({dev_decoding})", xlabel="step", ylabel="WER %")
     for axes in (loss_axes, wer_axes):
         axes.grid(True, alpha=0.3)
     figure.suptitle(title)
