@@ -119,14 +119,17 @@ class OurRuntime:
         return result.text, list(result.timestamps)
 
 
-def sherpa_tail_padding(metadata: ModelMetadata, num_samples: int) -> int:
-    """Samples of silence that make sherpa-onnx decode the windows ours decodes after `num_samples`.
+def finish_sherpa_input(stream: Any, metadata: ModelMetadata, num_samples: int) -> None:
+    """End a sherpa-onnx stream fed `num_samples` samples so it decodes the windows ours does.
 
-    Ours appends metadata.tail_padding_frames of silence itself; sherpa-onnx needs
-    one frame more, as it decodes a window only once a frame beyond it has arrived.
+    Ours appends metadata.tail_padding_frames of silence itself; sherpa-onnx gets the
+    same silence plus one frame, as it decodes a window only once a frame beyond it
+    has arrived.
     """
     features = metadata.features
-    return (metadata.tail_padding_frames(num_frames(num_samples, features)) + 1) * features.frame_shift
+    padding = (metadata.tail_padding_frames(num_frames(num_samples, features)) + 1) * features.frame_shift
+    stream.accept_waveform(features.sample_rate, np.zeros(padding, dtype=np.float32))
+    stream.input_finished()
 
 
 @dataclass
@@ -176,9 +179,7 @@ class SherpaRuntime:
         stream.samples += len(samples)
 
     def input_finished(self, stream: _SherpaStream) -> None:
-        padding = sherpa_tail_padding(self._metadata, stream.samples)
-        stream.stream.accept_waveform(self.sample_rate, np.zeros(padding, dtype=np.float32))
-        stream.stream.input_finished()
+        finish_sherpa_input(stream.stream, self._metadata, stream.samples)
 
     def is_ready(self, stream: _SherpaStream) -> bool:
         return self._recognizer.is_ready(stream.stream)

@@ -42,7 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from asr.audio import SAMPLE_RATE
-from asr.bench import sherpa_tail_padding
+from asr.bench import finish_sherpa_input
 from asr.model_metadata import ModelMetadata
 from asr.runtime import RecognitionResult, Recognizer
 from asr.search import SearchOptions
@@ -243,9 +243,7 @@ def run_sherpa(recognizer: Any, chunks: list[np.ndarray], metadata: ModelMetadat
         stream.accept_waveform(SAMPLE_RATE, chunk)
         while recognizer.is_ready(stream):
             recognizer.decode_stream(stream)
-    padding = sherpa_tail_padding(metadata, sum(len(chunk) for chunk in chunks))
-    stream.accept_waveform(SAMPLE_RATE, np.zeros(padding, dtype=np.float32))
-    stream.input_finished()
+    finish_sherpa_input(stream, metadata, sum(len(chunk) for chunk in chunks))
     while recognizer.is_ready(stream):
         recognizer.decode_stream(stream)
     return clock() - start, recognizer.get_result(stream)
