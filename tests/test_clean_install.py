@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "cli.py", "asr", "models", "export")
 # What pip prints when it cannot reach a package index at all (no network in this CI).
 NO_INDEX_SIGNS = ("Failed to establish a new connection", "Temporary failure in name resolution", "Network is unreachable")
-INSTALL_BUDGET_SECONDS = 60.0  # above this the test belongs behind @pytest.mark.slow
 
 
 def _copy_sources(target: Path) -> Path:
@@ -38,9 +36,8 @@ def _copy_sources(target: Path) -> Path:
     return target
 
 
-def _install(project: Path, venv: Path) -> float:
-    """Create the venv and pip install the project into it; the seconds it took."""
-    start = time.monotonic()
+def _install(project: Path, venv: Path) -> None:
+    """Create the venv and pip install the project into it."""
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     pip = subprocess.run(
@@ -52,7 +49,6 @@ def _install(project: Path, venv: Path) -> float:
         if any(sign in output for sign in NO_INDEX_SIGNS):
             pytest.skip(f"pip cannot reach a package index here, so nothing can be installed: {output[-300:]}")
         raise AssertionError(f"pip install of the project failed:\n{output}")
-    return time.monotonic() - start
 
 
 def test_core_install_transcribes_without_torch(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -60,8 +56,7 @@ def test_core_install_transcribes_without_torch(tmp_path: Path, tmp_path_factory
     wav = tmp_path / "speech.wav"
     soundfile.write(wav, np.concatenate([speech(1.0, 1), silence(0.2)]), 16000)
     venv = tmp_path / "venv"
-    seconds = _install(_copy_sources(tmp_path / "project"), venv)
-    assert seconds < INSTALL_BUDGET_SECONDS, f"the clean install took {seconds:.0f} s; mark this test slow"
+    _install(_copy_sources(tmp_path / "project"), venv)
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     run = subprocess.run(

@@ -358,7 +358,7 @@ def test_exact_beam_merges_alignments_like_brute_force(kind: str, rng: np.random
     # The best sequence's merged probability is at least that of greedy's single path.
     greedy = decode(create_searcher(backend), encoder_out)[0].best()
     best = state.best()
-    assert best.score >= greedy.score
+    assert best.score >= greedy.score - SCORE_TOLERANCE  # equal when greedy's path is the only alignment
     assert best.score == pytest.approx(max(total for total, _, _ in expected.values()), abs=1e-9)
 
 
@@ -386,7 +386,8 @@ def test_log_add_is_numpy_logaddexp(rng: np.random.Generator) -> None:
     pairs = [(a, b) for a, b in rng.normal(scale=20.0, size=(200, 2))]
     pairs += [(1.5, 1.5), (-np.inf, 0.0), (-np.inf, -np.inf)]
     for a, b in pairs:
-        assert log_add(float(a), float(b)) == np.logaddexp(a, b)
+        # math.log1p/exp and numpy's logaddexp may round differently in the last place on some libms.
+        assert log_add(float(a), float(b)) == pytest.approx(np.logaddexp(a, b), rel=1e-14, abs=1e-300)
 
 
 # --- a backend whose output is known in advance ---
