@@ -4,7 +4,7 @@
 
 Stages, each timed and reported:
 
-    corpus     asr.synth: a synthetic corpus (espeak-ng / flite voices)   WORK/corpus
+    corpus     asr.synth: a synthetic corpus (espeak-ng/flite/festival)   WORK/corpus
     train      `asr train` for M minutes: a streaming LSTM transducer     WORK/exp
     export     `asr export --int8`: verified fp32 and int8 ONNX files      WORK/model
     evaluate   synth-test and synth-test-voice through the streaming runtime, fp32 and int8

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,23 +13,39 @@ import soundfile
 import asr.librispeech as librispeech
 from asr.errors import DataError
 from asr.manifest import Utterance
+import asr.synth.corpus as synth_corpus
+from asr.audio import SAMPLE_RATE
 from asr.synth import generate_corpus, run_synth_command
-from asr.synth.corpus import MIN_UTTERANCES, SUBSETS, text_subset
+from asr.synth.corpus import CORPUS_FORMAT, MIN_UTTERANCES, SHARES, SUBSETS, _plan, text_subset
+from asr.synth.everyday import load_everyday
 from asr.synth.lexicon import load_lexicon, make_verb, past_of, plural_of, third_person_of
 from asr.synth.sentences import (
     MAX_WORDS, MIN_WORDS, SentenceGenerator, be_group, number_words, verb_group, with_article, year_words,
 )
-from asr.synth.voices import ALL_VOICES, select_voices
+from asr.synth.voices import ALL_VOICES, ESPEAK, FESTIVAL, FLITE, Style, Voice, select_voices, speak, voice_cycle
 from asr.text import normalize_transcript
 
-VOICES = ["espeak:en-us+m1", "flite:slt", "espeak:en-us+m7", "flite:rms"]  # two seen, two held out
+BASIC_VOICES = ["espeak:en-us+m1", "flite:slt", "espeak:en-us+m7", "flite:rms"]  # two seen, two held out
+VOICES = [*BASIC_VOICES, "festival:kal_diphone", "festival:ked_diphone"]  # and festival: one seen, one held out
 HOURS = 0.015
+# `make setup` installs festival, so CI runs these; the mark only spares a bare machine.
+needs_festival = pytest.mark.skipif(
+    shutil.which("text2wave") is None,
+    reason="festival is not installed: apt-get install festival festvox-kallpc16k festvox-kdlpc16k "
+    "festvox-us-slt-hts (make setup does)",
+)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[Utterance]]]:
+    if shutil.which("text2wave") is None:
+        pytest.skip("festival is not installed: apt-get install festival festvox-kallpc16k festvox-kdlpc16k")
     out = tmp_path_factory.mktemp("synth") / "corpus"
     return out, generate_corpus(out, HOURS, seed=3, voices=VOICES, workers=1)
+
+
+def _speaker(name: str) -> str:
+    return next(str(voice.speaker_id) for voice in ALL_VOICES if voice.name == name)
 
 
 # ----- corpus -------------------------------------------------------------
@@ -59,10 +76,12 @@ def test_layout_is_librispeech(corpus: tuple[Path, dict[str, list[Utterance]]]) 
 def test_hours_are_split_by_share(corpus: tuple[Path, dict[str, list[Utterance]]]) -> None:
     _, result = corpus
     hours = {subset: sum(u.duration for u in utterances) / 3600 for subset, utterances in result.items()}
-    assert HOURS * 0.8 <= hours["synth-train"] < HOURS * 0.8 + 15 / 3600
-    assert hours["synth-train"] > max(hours["synth-dev"], hours["synth-test"], hours["synth-test-voice"])
+    train_share = HOURS * SHARES["synth-train"]
+    assert train_share <= hours["synth-train"] < train_share + 15 / 3600
+    assert hours["synth-train"] > max(hours[subset] for subset in SUBSETS[1:])
     info = json.loads((corpus[0] / "corpus.json").read_text())
-    assert info["request"] == {"hours": HOURS, "seed": 3, "voices": VOICES}
+    assert info["request"] == {"hours": HOURS, "seed": 3, "voices": VOICES, "format": CORPUS_FORMAT}
+    assert list(info["subsets"]) == list(SUBSETS)
     assert info["subsets"]["synth-train"]["utterances"] == len(result["synth-train"])
 
 
@@ -71,20 +90,52 @@ def test_test_sentences_never_in_train(corpus: tuple[Path, dict[str, list[Uttera
     texts = {subset: [u.text for u in utterances] for subset, utterances in result.items()}
     for subset, subset_texts in texts.items():
         assert len(set(subset_texts)) == len(subset_texts), f"{subset} repeats a sentence"
-        assert all(text_subset(text) == subset for text in subset_texts)
+        if subset != "synth-test-everyday":
+            assert all(text_subset(text) == subset for text in subset_texts)
     train = set(texts["synth-train"])
-    for subset in ("synth-dev", "synth-test", "synth-test-voice"):
+    for subset in SUBSETS[1:]:
         assert not train & set(texts[subset])
+    everyday = [sentence.transcript for sentence in load_everyday()]
+    assert set(texts["synth-test-everyday"]) == set(everyday[:MIN_UTTERANCES])  # file order, each sentence once
 
 
-def test_held_out_voices_only_in_test_voice(corpus: tuple[Path, dict[str, list[Utterance]]]) -> None:
+def test_grammar_plan_skips_everyday_sentences(tmp_path: Path) -> None:
+    voices = select_voices(BASIC_VOICES[:1])
+    first = [job.transcript for job, _ in zip(_plan("synth-train", 0, voices, tmp_path, frozenset()), range(6))]
+    excluded = frozenset(first[::2])  # as if the everyday file held every other one of them
+    again = [job.transcript for job, _ in zip(_plan("synth-train", 0, voices, tmp_path, excluded), range(6))]
+    assert not excluded & set(again)
+    assert first[1] in again  # the rest are still drawn
+
+
+def test_held_out_voices_only_in_their_subsets(corpus: tuple[Path, dict[str, list[Utterance]]]) -> None:
     _, result = corpus
-    ids = {voice.name: str(voice.speaker_id) for voice in ALL_VOICES}
-    held_out = {ids["espeak:en-us+m7"], ids["flite:rms"]}
-    assert {u.speaker for u in result["synth-test-voice"]} == held_out
+    speakers = {subset: {u.speaker for u in utterances} for subset, utterances in result.items()}
+    seen = {_speaker("espeak:en-us+m1"), _speaker("flite:slt"), _speaker("festival:kal_diphone")}
+    assert speakers["synth-test-voice"] == {_speaker("espeak:en-us+m7"), _speaker("flite:rms")}
+    assert speakers["synth-test-natural"] == {_speaker("festival:ked_diphone")}
+    assert speakers["synth-test-everyday"] == {
+        _speaker("espeak:en-us+m7"), _speaker("flite:rms"), _speaker("festival:ked_diphone")
+    }
     for subset in ("synth-train", "synth-dev", "synth-test"):
-        assert {u.speaker for u in result[subset]} <= {ids["espeak:en-us+m1"], ids["flite:slt"]}
-    assert {u.speaker for u in result["synth-train"]} == {ids["espeak:en-us+m1"], ids["flite:slt"]}
+        assert speakers[subset] <= seen
+    assert speakers["synth-train"] == seen
+
+
+def test_festival_voices_read_more_of_train(corpus: tuple[Path, dict[str, list[Utterance]]]) -> None:
+    _, result = corpus
+    counts = {name: sum(u.speaker == _speaker(name) for u in result["synth-train"]) for name in VOICES[:2]}
+    assert sum(u.speaker == _speaker("festival:kal_diphone") for u in result["synth-train"]) > max(counts.values())
+
+
+def test_voice_cycle_weighs_festival_voices_up_and_spreads_them() -> None:
+    voices = [voice for voice in ALL_VOICES if not voice.held_out]
+    cycle = voice_cycle(voices, weighted=True)
+    assert cycle == voice_cycle(voices, weighted=True)
+    for voice in voices:
+        assert cycle.count(voice) == voice.weight
+    assert all(a != b for a, b in zip(cycle, cycle[1:] + cycle[:1]))  # never the same voice twice running
+    assert voice_cycle(voices, weighted=False) == voices
 
 
 def test_reader_reads_synth_output_from_its_cache(
@@ -120,8 +171,8 @@ def test_same_seed_same_corpus_with_any_worker_count(
 
 
 def test_other_seed_other_sentences(tmp_path: Path) -> None:
-    one = generate_corpus(tmp_path / "a", 0.002, seed=1, voices=VOICES, workers=1)
-    two = generate_corpus(tmp_path / "b", 0.002, seed=2, voices=VOICES, workers=1)
+    one = generate_corpus(tmp_path / "a", 0.002, seed=1, voices=BASIC_VOICES, workers=1)
+    two = generate_corpus(tmp_path / "b", 0.002, seed=2, voices=BASIC_VOICES, workers=1)
     assert [u.text for u in one["synth-train"]] != [u.text for u in two["synth-train"]]
 
 
@@ -130,6 +181,36 @@ def test_rerun_reuses_or_refuses(corpus: tuple[Path, dict[str, list[Utterance]]]
     assert generate_corpus(out, HOURS, seed=3, voices=VOICES) == result
     with pytest.raises(DataError, match="already holds a synthetic corpus"):
         generate_corpus(out, HOURS, seed=4, voices=VOICES)
+
+
+def test_without_festival_natural_is_left_out_and_a_short_file_is_all_of_everyday(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = tmp_path / "everyday.txt"
+    short.write_text("Could you pass me the salt, please?\n\nWe're running a little late this morning.\n")
+    monkeypatch.setattr(synth_corpus, "load_everyday", lambda: load_everyday(short))
+    result = generate_corpus(tmp_path / "c", 0.01, seed=1, voices=BASIC_VOICES, workers=1)
+    assert "synth-test-natural: left out" in capsys.readouterr().out
+    assert list(result) == [subset for subset in SUBSETS if subset != "synth-test-natural"]
+    assert [u.text for u in result["synth-test-everyday"]] == [  # fewer than MIN_UTTERANCES: the file is all
+        "COULD YOU PASS ME THE SALT PLEASE", "WE'RE RUNNING A LITTLE LATE THIS MORNING"
+    ]
+    assert generate_corpus(tmp_path / "c", 0.01, seed=1, voices=BASIC_VOICES) == result  # reused as written
+
+
+def test_everyday_file_is_read_and_checked(tmp_path: Path) -> None:
+    sentences = load_everyday()
+    assert len(sentences) >= 100
+    assert all(s.transcript == normalize_transcript(s.text) and s.transcript for s in sentences)
+    bad = tmp_path / "everyday.txt"
+    bad.write_text("It's late.\nIt's late!\n")
+    with pytest.raises(DataError, match=r"everyday.txt:2: repeats the sentence of line 1"):
+        load_everyday(bad)
+    bad.write_text("Fine.\n?!\n")
+    with pytest.raises(DataError, match=r"everyday.txt:2: '\?!' has no words"):
+        load_everyday(bad)
+    with pytest.raises(DataError, match="missing"):
+        load_everyday(tmp_path / "absent.txt")
 
 
 def test_interrupted_corpus_is_refused(tmp_path: Path) -> None:
@@ -148,17 +229,82 @@ def test_voices_need_seen_and_held_out(tmp_path: Path) -> None:
         generate_corpus(tmp_path, 0.01, voices=["espeak:en-us+m1"], workers=1)
 
 
-def test_held_out_set_covers_both_engines() -> None:
+def test_held_out_set_covers_every_engine() -> None:
     engines = {voice.engine for voice in ALL_VOICES if voice.held_out}
-    assert engines == {"espeak-ng", "flite"}
+    assert engines == {ESPEAK, FLITE, FESTIVAL}
     assert len({voice.speaker_id for voice in ALL_VOICES}) == len(ALL_VOICES)
+    festival = {voice.name: voice.held_out for voice in ALL_VOICES if voice.engine == FESTIVAL}
+    assert festival == {
+        "festival:kal_diphone": False, "festival:cmu_us_slt_arctic_hts": False, "festival:ked_diphone": True
+    }
+
+
+def test_speaker_ids_are_append_only() -> None:
+    ids = {voice.name: voice.speaker_id for voice in ALL_VOICES}
+    assert (ids["espeak:en-us+m1"], ids["flite:slt"], ids["flite:rms"]) == (9500, 9527, 9532)
+    assert ids["festival:ked_diphone"] == 9535
 
 
 def test_command_lists_voices(capsys: pytest.CaptureFixture[str]) -> None:
     args = argparse.Namespace(out=Path("unused"), hours=1.0, seed=0, voices=None, list_voices=True, workers=None)
     assert run_synth_command(args) == 0
     listing = capsys.readouterr().out
-    assert "flite:rms" in listing and "held out: synth-test-voice only" in listing
+    assert "flite:rms" in listing and "held out: synth-test-voice, synth-test-everyday" in listing
+    assert re.search(r"festival:ked_diphone +speaker 9535  held out: synth-test-natural", listing)
+
+
+# ----- festival -----------------------------------------------------------
+
+FESTIVAL_VOICES = ["festival:kal_diphone", "festival:ked_diphone", "festival:cmu_us_slt_arctic_hts"]
+SENTENCE = "The train was twenty minutes late again this morning."
+
+
+def _voice(name: str) -> Voice:
+    return next(voice for voice in ALL_VOICES if voice.name == name)
+
+
+def _f0(samples: np.ndarray) -> float:
+    """Median pitch in Hz of the loud 40 ms frames, by autocorrelation (60-400 Hz)."""
+    n = int(0.04 * SAMPLE_RATE)
+    level = np.sqrt(np.mean(samples**2))
+    pitches = []
+    for start in range(0, len(samples) - n, n // 2):
+        frame = samples[start:start + n] - samples[start:start + n].mean()
+        if np.sqrt(np.mean(frame**2)) < 0.3 * level:
+            continue
+        correlation = np.correlate(frame, frame, "full")[n - 1:]
+        lag = SAMPLE_RATE // 400 + int(np.argmax(correlation[SAMPLE_RATE // 400:SAMPLE_RATE // 60]))
+        if correlation[lag] > 0.5 * correlation[0]:
+            pitches.append(SAMPLE_RATE / lag)
+    return float(np.median(pitches))
+
+
+@needs_festival
+@pytest.mark.parametrize("name", FESTIVAL_VOICES)
+def test_festival_voice_speaks_16khz_audio(name: str) -> None:
+    samples = speak(_voice(name), SENTENCE, Style(rate=1.0, pitch=1.0, gain=0.5))
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert 2.0 < len(samples) / SAMPLE_RATE < 6.0  # at 16 kHz: a 10-word sentence takes about 3.5 s
+    assert np.max(np.abs(samples)) == pytest.approx(0.5, abs=1e-6)
+    assert np.sqrt(np.mean(samples**2)) > 0.02  # speech, not a click in silence
+
+
+@needs_festival
+@pytest.mark.parametrize("name", FESTIVAL_VOICES)
+def test_festival_rate_and_pitch_change_the_audio(name: str) -> None:
+    voice = _voice(name)
+    slow, fast = (speak(voice, SENTENCE, Style(rate=rate, pitch=1.0, gain=0.5)) for rate in (0.8, 1.15))
+    assert len(slow) / len(fast) == pytest.approx(1.15 / 0.8, rel=0.08)
+    low, high = (_f0(speak(voice, SENTENCE, Style(rate=1.0, pitch=pitch, gain=0.5))) for pitch in (0.8, 1.25))
+    expected = (1.25 / 0.8) ** (0.5 if name.endswith("_hts") else 1.0)  # HTS: square root, see voices.py
+    assert high / low == pytest.approx(expected, rel=0.1)
+
+
+@needs_festival
+def test_festival_text_needs_no_quoting() -> None:
+    text = 'He said "don\'t (quote) me"; then left\\.'
+    samples = speak(_voice("festival:kal_diphone"), text, Style(rate=1.0, pitch=1.0, gain=0.5))
+    assert len(samples) / SAMPLE_RATE > 1.0
 
 
 def test_bad_hours(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Synthetic speech corpus in LibriSpeech layout: grammar sentences read by espeak-ng and flite voices.
+"""Synthetic speech corpus in LibriSpeech layout: sentences read by espeak-ng, flite and festival voices.
 
 `generate_corpus` is the library entry point and `run_synth_command` the
 `asr synth` sub-command; see asr.synth.corpus for the layout and guarantees.

@@ -5,13 +5,26 @@
     <out>/LibriSpeech/<subset>/manifest.jsonl   (cached manifest, as asr.librispeech writes it)
     <out>/corpus.json                           (seed, voices, hours, sentence source)
 
-Subsets: synth-train (80% of --hours), synth-dev (5%), synth-test (7.5%) with the
-training voices, and synth-test-voice (7.5%) with the held-out voices only (see
-asr.synth.voices). Each subset gets at least MIN_UTTERANCES utterances.
+Subsets (SHARES of --hours): synth-train (75%), synth-dev (5%) and synth-test (5%)
+with the training voices; synth-test-voice (5%) with the held-out espeak-ng and
+flite voices; synth-test-natural (5%) with the held-out festival voice; and
+synth-test-everyday (5% at most) with all held-out voices reading the
+hand-written sentences of asr/resources/everyday_test.txt, each once, voices in
+turn. That file holds 150 sentences (about 8 minutes of speech), so from about
+2.6 hours on the subset is the whole file and the corpus falls short of
+--hours by the rest of its share. A subset whose voices are all missing from
+--voices (synth-test-natural without festival) is left out with a note. Each
+subset gets at least MIN_UTTERANCES utterances (or all the file has).
 
-Sentences come from asr.synth.sentences. A sentence's subset is fixed by the
-SHA-1 of its transcript (TEXT_BUCKETS), so no transcript of dev, test or
-test-voice ever occurs in train, and no subset repeats a transcript.
+Training voices take turns by weight (asr.synth.voices.voice_cycle): each
+festival voice reads NATURAL_VOICE_WEIGHT times as many train, dev and test
+utterances as an espeak-ng or flite voice; the held-out subsets weigh their
+voices equally, so each held-out voice counts the same in their WER.
+
+Grammar sentences come from asr.synth.sentences. A sentence's subset is fixed by
+the SHA-1 of its transcript (TEXT_BUCKETS), so no transcript of dev or the tests
+ever occurs in train, and no subset repeats a transcript. Grammar sentences equal
+to an everyday test sentence are skipped, so those never occur in train either.
 
 Determinism: utterance i of a subset draws its sentence and speaking style from
 a numpy Generator seeded with (seed, subset, i); synthesis in worker processes
@@ -42,17 +55,27 @@ from asr.errors import DataError
 from asr.librispeech import CORPUS_DIR, load_subset, save_subset_cache
 from asr.manifest import Utterance
 from asr.parallel import WorkerPool
+from asr.synth.everyday import EverydaySentence, load_everyday
 from asr.synth.sentences import default_generator
-from asr.synth.voices import Style, Voice, draw_style, select_voices, speak, voice_table
+from asr.synth.voices import Style, Voice, draw_style, select_voices, speak, voice_cycle, voice_table
 
-SUBSETS = ("synth-train", "synth-dev", "synth-test", "synth-test-voice")
-SHARES = {"synth-train": 0.80, "synth-dev": 0.05, "synth-test": 0.075, "synth-test-voice": 0.075}  # of --hours
+SUBSETS = (  # appended, never reordered: a subset's index seeds its plan and numbers its chapters
+    "synth-train", "synth-dev", "synth-test", "synth-test-voice", "synth-test-natural", "synth-test-everyday",
+)
+SHARES = {  # of --hours; synth-test-everyday is capped by the sentences its file holds
+    "synth-train": 0.75, "synth-dev": 0.05, "synth-test": 0.05, "synth-test-voice": 0.05,
+    "synth-test-natural": 0.05, "synth-test-everyday": 0.05,
+}
 TEXT_BUCKETS = {  # SHA-1 of the transcript modulo 40 -> subset; disjoint, so test text never trains
     "synth-train": range(0, 32),
     "synth-dev": range(32, 34),
-    "synth-test": range(34, 37),
+    "synth-test": range(34, 36),
+    "synth-test-natural": range(36, 37),  # taken from synth-test's, so train and test-voice text stay as they were
     "synth-test-voice": range(37, 40),
 }
+EVERYDAY_SUBSET = "synth-test-everyday"  # the one subset read from a file, not the grammar
+_WEIGHTED = ("synth-train", "synth-dev", "synth-test")  # voices by weight, so dev and test mirror train's mix
+CORPUS_FORMAT = 2  # in corpus.json's request; bump when the same request would now write a different corpus
 MIN_UTTERANCES = 4  # per subset, however small --hours is
 MIN_SECONDS, MAX_SECONDS = 1.0, 15.0  # clips outside are dropped (in index order, so deterministically)
 UTTERANCES_PER_CHAPTER = 100  # LibriSpeech-like chapter directories
@@ -92,10 +115,18 @@ def generate_corpus(
     if not hours > 0:
         raise DataError(f"--hours must be positive, got {hours}")
     out = Path(out)
-    request = {"hours": hours, "seed": seed, "voices": list(voices) if voices is not None else None}
-    if _existing_corpus(out, request):
-        return {subset: load_subset(out, subset) for subset in SUBSETS}
+    request = {
+        "hours": hours, "seed": seed, "voices": list(voices) if voices is not None else None, "format": CORPUS_FORMAT,
+    }
+    written = _existing_corpus(out, request)
+    if written is not None:
+        return {subset: load_subset(out, subset) for subset in written}
     split = _split_voices(select_voices(voices))
+    for subset in SUBSETS:
+        if not split[subset]:
+            print(f"{subset}: left out, no voice for it among --voices (see `asr synth --list-voices`)")
+    everyday = load_everyday()
+    excluded = frozenset(sentence.transcript for sentence in everyday)
     _check_no_partial_corpus(out)
     staging = out / _STAGING
     shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
@@ -103,11 +134,15 @@ def generate_corpus(
     clips: dict[str, list[Clip]] = {}
     progress = tqdm(total=hours * 3600, unit="s", unit_scale=True, desc="synthesizing audio", disable=None)
     with WorkerPool(workers) as pool, progress:
-        for subset in SUBSETS:
-            plan = _plan(subset, seed, split[subset], staging / "clips")
+        for subset in (subset for subset in SUBSETS if split[subset]):
+            cycle = voice_cycle(split[subset], weighted=subset in _WEIGHTED)
+            if subset == EVERYDAY_SUBSET:
+                plan = _plan_everyday(seed, cycle, everyday, staging / "clips")
+            else:
+                plan = _plan(subset, seed, cycle, staging / "clips", excluded)
             with closing(pool.map(synthesize, plan)) as synthesized:
                 clips[subset] = _take_until(synthesized, hours * 3600 * SHARES[subset], progress)
-    result = {subset: _place_subset(out, subset, clips[subset]) for subset in SUBSETS}
+    result = {subset: _place_subset(out, subset, subset_clips) for subset, subset_clips in clips.items()}
     shutil.rmtree(staging)
     _write_info(out, request, split, result)
     return result
@@ -130,7 +165,7 @@ def run_synth_command(args: argparse.Namespace) -> int:
 
 
 def text_subset(transcript: str) -> str:
-    """The only subset a transcript may appear in (its SHA-1 bucket)."""
+    """The only grammar subset a transcript may appear in (its SHA-1 bucket)."""
     bucket = int.from_bytes(hashlib.sha1(transcript.encode()).digest()[:8], "big") % 40
     return next(subset for subset, buckets in TEXT_BUCKETS.items() if bucket in buckets)
 
@@ -144,14 +179,19 @@ def _split_voices(voices: Sequence[Voice]) -> dict[str, list[Voice]]:
             f"--voices {' '.join(v.name for v in voices)}: no {missing} voice among them; the corpus needs "
             "at least one training and one held-out voice (see `asr synth --list-voices`)"
         )
-    return {"synth-train": seen, "synth-dev": seen, "synth-test": seen, "synth-test-voice": held_out}
+    return {
+        "synth-train": seen, "synth-dev": seen, "synth-test": seen,
+        "synth-test-voice": [v for v in held_out if not v.natural],
+        "synth-test-natural": [v for v in held_out if v.natural],
+        EVERYDAY_SUBSET: held_out,
+    }
 
 
-def _plan(subset: str, seed: int, voices: Sequence[Voice], clip_dir: Path) -> Iterator[Job]:
-    """The subset's utterances in order: new sentences from its text bucket, voices in turn."""
+def _plan(subset: str, seed: int, cycle: Sequence[Voice], clip_dir: Path, excluded: frozenset[str]) -> Iterator[Job]:
+    """The subset's utterances in order: new sentences from its text bucket (none in `excluded`), voices in turn."""
     generator = default_generator()
     code = SUBSETS.index(subset)
-    used: set[str] = set()
+    used: set[str] = set(excluded)
     index = 0
     while True:
         rng = np.random.default_rng([seed, code, index])
@@ -161,13 +201,29 @@ def _plan(subset: str, seed: int, voices: Sequence[Voice], clip_dir: Path) -> It
         used.add(sentence.transcript)
         yield Job(
             index=index,
-            voice=voices[index % len(voices)],
+            voice=cycle[index % len(cycle)],
             text=sentence.text,
             transcript=sentence.transcript,
             style=draw_style(rng),
             path=str(clip_dir / f"{subset}-{index:07d}.flac"),
         )
         index += 1
+
+
+def _plan_everyday(
+    seed: int, cycle: Sequence[Voice], sentences: Sequence[EverydaySentence], clip_dir: Path
+) -> Iterator[Job]:
+    """Each everyday sentence once, in file order, voices in turn; the plan ends with the file."""
+    code = SUBSETS.index(EVERYDAY_SUBSET)
+    for index, sentence in enumerate(sentences):
+        yield Job(
+            index=index,
+            voice=cycle[index % len(cycle)],
+            text=sentence.text,
+            transcript=sentence.transcript,
+            style=draw_style(np.random.default_rng([seed, code, index])),
+            path=str(clip_dir / f"{EVERYDAY_SUBSET}-{index:07d}.flac"),
+        )
 
 
 def synthesize(job: Job) -> Clip:
@@ -178,7 +234,7 @@ def synthesize(job: Job) -> Clip:
 
 
 def _take_until(clips: Iterator[Clip], target_seconds: float, progress: tqdm) -> list[Clip]:
-    """Clips of 1-15 s in plan order until `target_seconds` and MIN_UTTERANCES are reached.
+    """Clips of 1-15 s in plan order until `target_seconds` and MIN_UTTERANCES are reached (or the plan ends).
 
     Clips synthesized ahead of the stopping point, and rejected ones, stay in
     the staging directory and go when it is removed.
@@ -233,11 +289,11 @@ def _check_no_partial_corpus(out: Path) -> None:
         )
 
 
-def _existing_corpus(out: Path, request: dict) -> bool:
-    """True when `out` holds a finished corpus for this request; DataError when it holds another."""
+def _existing_corpus(out: Path, request: dict) -> list[str] | None:
+    """The subsets of the finished corpus for this request in `out`, None when there is none; DataError for another."""
     info_path = out / CORPUS_INFO
     if not info_path.is_file():
-        return False
+        return None
     info = json.loads(info_path.read_text(encoding="utf-8"))
     if info.get("request") != request:
         raise DataError(
@@ -245,14 +301,15 @@ def _existing_corpus(out: Path, request: dict) -> bool:
             "delete it or pick another --out"
         )
     print(f"{out}: corpus already generated with these settings, reusing it")
-    return True
+    return list(info["subsets"])
 
 
 def _write_info(out: Path, request: dict, split: dict[str, list[Voice]], result: dict[str, list[Utterance]]) -> None:
     info = {
         "request": request,
         "sample_rate": SAMPLE_RATE,
-        "sentence_source": "seeded English grammar over asr/resources/lexicon.txt (asr.synth.sentences)",
+        "sentence_source": "seeded English grammar over asr/resources/lexicon.txt (asr.synth.sentences); "
+        f"{EVERYDAY_SUBSET}: asr/resources/everyday_test.txt",
         "text_split": "sha1(transcript) mod 40: " + ", ".join(
             f"{subset} {r.start}-{r.stop - 1}" for subset, r in TEXT_BUCKETS.items()
         ),

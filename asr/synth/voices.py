@@ -1,15 +1,27 @@
-"""The synthetic speakers: espeak-ng and flite voices, and which are held out.
+"""The synthetic speakers: espeak-ng, flite and festival voices, and which are held out.
 
 A voice is an engine plus a voice name: `espeak:<accent>+<variant>` (an
-espeak-ng English accent with one of its voice variants) or `flite:<name>`.
-Each voice is one speaker of the corpus, with a fixed numeric speaker id.
+espeak-ng English accent with one of its voice variants), `flite:<name>` or
+`festival:<name>` (a voice festival lists in `(voice.list)`). Each voice is one
+speaker of the corpus, with a fixed numeric speaker id.
 
-Held out (only in synth-test-voice, never in train, dev or test):
+Held out (never in train, dev or test):
     espeak:en-us+m7, espeak:en-gb-x-rp+f5, espeak:en-gb-scotland+m7,
-    espeak:en-029+f5, flite:rms
+    espeak:en-029+f5, flite:rms          -> synth-test-voice
+    festival:ked_diphone                 -> synth-test-natural
+    all six                              -> synth-test-everyday
 The espeak variants m7 and f5 occur in no training voice, so these speakers
 differ from every training speaker in timbre, not just in accent mix; rms is
-the one flite voice training never hears.
+the one flite voice training never hears; ked (a US male diphone voice) is the
+festival speaker training never hears. Training keeps festival's kal_diphone
+(US male diphone) and cmu_us_slt_arctic_hts (US female, HMM). Note that these
+two are recordings of the same people as flite's kal/kal16 and slt, through a
+different synthesizer (prosody, units, vocoder), so they add naturalness more
+than new speakers.
+
+Festival voices sound nearest to people, so each one takes NATURAL_VOICE_WEIGHT
+turns for every turn of an espeak or flite voice when a subset cycles through
+its voices (`voice_cycle`).
 
 Every utterance also gets its own speaking rate, pitch and level (`Style`),
 drawn by the caller from the utterance's seeded generator.
@@ -33,7 +45,28 @@ from asr.errors import DataError
 
 ESPEAK = "espeak-ng"
 FLITE = "flite"
-_INSTALL = {ESPEAK: "apt-get install espeak-ng", FLITE: "apt-get install flite"}
+FESTIVAL = "text2wave"  # festival's batch front end; the `festival` package installs both
+_ENGINES = {"espeak": ESPEAK, "flite": FLITE, "festival": FESTIVAL}  # voice-name prefix -> program
+_FESTIVAL_PACKAGES = {  # festival voice -> the Debian package that installs it
+    "kal_diphone": "festvox-kallpc16k",
+    "ked_diphone": "festvox-kdlpc16k",
+    "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
+}
+_INSTALL = {
+    ESPEAK: "apt-get install espeak-ng",
+    FLITE: "apt-get install flite",
+    FESTIVAL: "apt-get install festival " + " ".join(_FESTIVAL_PACKAGES.values()),
+}
+# Festival voices get this many turns per turn of an espeak/flite voice. They are the
+# most human-sounding voices we have, but only 2 of 30 training voices; at 4 they read
+# 8 of every 36 training utterances (22%) instead of 6%, while no single voice exceeds
+# 11%, so the many espeak timbres and accents still dominate the speaker variety.
+NATURAL_VOICE_WEIGHT = 4
+# Festival's HTS engine takes a speed but no pitch option, so an HTS voice is pitch-shifted
+# by resampling, which moves the formants with the pitch (a longer or shorter vocal tract).
+# Only Style.pitch ** this is applied: 0.87-1.14 for Style's 0.75-1.3, about the warp range
+# of vocal-tract-length perturbation; the full range made the voice sound unlike a person.
+_HTS_PITCH_EXPONENT = 0.5
 _ESPEAK_RATE_WPM = 175  # espeak-ng's default speaking rate, words per minute
 _ESPEAK_PITCH = 50  # espeak-ng's default pitch, on its 0-99 scale
 _FLITE_F0_HZ = {"kal": 100.0, "kal16": 100.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # voice mean pitch
@@ -52,6 +85,7 @@ _VOICE_TABLE: tuple[tuple[str, bool], ...] = (
     ("flite:kal", False), ("flite:kal16", False), ("flite:awb", False), ("flite:slt", False),
     ("espeak:en-us+m7", True), ("espeak:en-gb-x-rp+f5", True), ("espeak:en-gb-scotland+m7", True),
     ("espeak:en-029+f5", True), ("flite:rms", True),
+    ("festival:kal_diphone", False), ("festival:cmu_us_slt_arctic_hts", False), ("festival:ked_diphone", True),
 )
 
 
@@ -59,19 +93,29 @@ _VOICE_TABLE: tuple[tuple[str, bool], ...] = (
 class Voice:
     """One synthetic speaker."""
 
-    name: str  # what --voices takes: "espeak:en-gb-scotland+m3" or "flite:slt"
+    name: str  # what --voices takes: "espeak:en-gb-scotland+m3", "flite:slt" or "festival:kal_diphone"
     speaker_id: int  # LibriSpeech speaker directory number
-    held_out: bool  # True: only in synth-test-voice
+    held_out: bool  # True: only in the held-out test subsets (see the module docstring)
 
     @property
     def engine(self) -> str:
-        """The program that speaks it: espeak-ng or flite."""
-        return ESPEAK if self.name.startswith("espeak:") else FLITE
+        """The program that speaks it: espeak-ng, flite or text2wave (festival)."""
+        return _ENGINES[self.name.split(":", 1)[0]]
 
     @property
     def engine_voice(self) -> str:
-        """The voice name the engine takes (-v / -voice)."""
+        """The voice name the engine takes (-v / -voice / festival's voice_<name>)."""
         return self.name.split(":", 1)[1]
+
+    @property
+    def natural(self) -> bool:
+        """True for festival voices: held out, they form synth-test-natural; training weighs them up."""
+        return self.engine == FESTIVAL
+
+    @property
+    def weight(self) -> int:
+        """Turns per cycle in subsets with training voices (NATURAL_VOICE_WEIGHT for festival, else 1)."""
+        return NATURAL_VOICE_WEIGHT if self.natural else 1
 
 
 @dataclass(frozen=True)
@@ -96,42 +140,76 @@ def draw_style(rng: np.random.Generator) -> Style:
 
 
 def select_voices(names: Sequence[str] | None = None) -> list[Voice]:
-    """The voices named (all voices of installed engines when None), or DataError naming the fix."""
+    """The voices named (all installed voices when None), or DataError naming the fix."""
     known = {voice.name: voice for voice in ALL_VOICES}
+    installed = _installed_festival_voices()
     if names is None:
-        voices = [voice for voice in ALL_VOICES if shutil.which(voice.engine)]
+        voices = [voice for voice in ALL_VOICES if _missing(voice, installed) is None]
         if not voices:
-            raise DataError(f"neither {ESPEAK} nor {FLITE} is installed; install one ({_INSTALL[ESPEAK]})")
+            raise DataError(f"no speech synthesizer is installed; install one ({_INSTALL[ESPEAK]})")
         return voices
     unknown = [name for name in names if name not in known]
     if unknown:
         raise DataError(f"unknown voice(s) {', '.join(unknown)}; known voices: {', '.join(known)}")
     voices = [known[name] for name in dict.fromkeys(names)]
     for voice in voices:
-        if not shutil.which(voice.engine):
+        missing = _missing(voice, installed)
+        if missing is not None:
             raise DataError(
-                f"voice {voice.name} needs {voice.engine}, which is not installed; "
-                f"install it ({_INSTALL[voice.engine]}) or leave the voice out of --voices"
+                f"voice {voice.name} needs {missing}, which is not installed; "
+                f"install it ({_install_command(voice)}) or leave the voice out of --voices"
             )
     return voices
 
 
 def voice_table() -> str:
     """One line per voice, for `asr synth --list-voices`."""
+    installed = _installed_festival_voices()
     lines = []
     for voice in ALL_VOICES:
-        use = "held out: synth-test-voice only" if voice.held_out else "synth-train, synth-dev, synth-test"
-        installed = "" if shutil.which(voice.engine) else f"  ({voice.engine} not installed)"
-        lines.append(f"{voice.name:28s} speaker {voice.speaker_id}  {use}{installed}")
+        if not voice.held_out:
+            use = "synth-train, synth-dev, synth-test"
+        elif voice.natural:
+            use = "held out: synth-test-natural, synth-test-everyday"
+        else:
+            use = "held out: synth-test-voice, synth-test-everyday"
+        missing = _missing(voice, installed)
+        note = "" if missing is None else f"  ({missing} not installed: {_install_command(voice)})"
+        lines.append(f"{voice.name:31s} speaker {voice.speaker_id}  {use}{note}")
     return "\n".join(lines)
+
+
+def voice_cycle(voices: Sequence[Voice], weighted: bool) -> list[Voice]:
+    """One period of the order in which a subset's utterances take their voices.
+
+    Unweighted: each voice once, in table order. Weighted: each voice `weight`
+    times, spread evenly by smooth weighted round-robin (the voice furthest
+    behind its share goes next, the earlier voice on a tie), so a short corpus
+    gets the same mix as a long one; a pure function of the voices, hence
+    deterministic.
+    """
+    if not weighted:
+        return list(voices)
+    weights = [voice.weight for voice in voices]
+    period = sum(weights)
+    credit = [0] * len(voices)
+    order = []
+    for _ in range(period):
+        credit = [c + w for c, w in zip(credit, weights)]
+        turn = max(range(len(voices)), key=lambda i: credit[i])  # max returns the first of equals
+        credit[turn] -= period
+        order.append(voices[turn])
+    return order
 
 
 def speak(voice: Voice, text: str, style: Style) -> np.ndarray:
     """Synthesize `text`: float32 mono at SAMPLE_RATE, shape (N,), peak amplitude `style.gain`."""
     if voice.engine == ESPEAK:
         samples, rate = _espeak(voice.engine_voice, text, style)
-    else:
+    elif voice.engine == FLITE:
         samples, rate = _flite(voice.engine_voice, text, style)
+    else:
+        samples, rate = _festival(voice.engine_voice, text, style)
     samples = resample(samples, rate, SAMPLE_RATE)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak == 0.0:
@@ -142,7 +220,7 @@ def speak(voice: Voice, text: str, style: Style) -> np.ndarray:
 def _espeak(name: str, text: str, style: Style) -> tuple[np.ndarray, int]:
     rate = round(_ESPEAK_RATE_WPM * style.rate)
     pitch = int(np.clip(round(_ESPEAK_PITCH * style.pitch), 0, 99))
-    wav = _run([ESPEAK, "-v", name, "-s", str(rate), "-p", str(pitch), "--stdout", text])
+    wav = _run([ESPEAK, "-v", name, "-s", str(rate), "-p", str(pitch), "--stdout", text]).stdout
     samples, sample_rate = soundfile.read(io.BytesIO(wav), dtype="float32")
     return samples, sample_rate
 
@@ -160,7 +238,60 @@ def _flite(name: str, text: str, style: Style) -> tuple[np.ndarray, int]:
     return samples, sample_rate
 
 
-def _run(command: list[str]) -> bytes:
+def _festival(name: str, text: str, style: Style) -> tuple[np.ndarray, int]:
+    """Speak through text2wave; the text goes in a file, so no quoting of it can break the command."""
+    hts = name.endswith("_hts")
+    shift = style.pitch**_HTS_PITCH_EXPONENT if hts else 1.0
+    if hts:  # the resampling below shortens the clip by `shift` too, so ask for that much less speed
+        style_eval = f'(set! hts_engine_params (cons (list "-r" {style.rate / shift:.4f}) hts_engine_params))'
+    else:  # diphone voices: durations through Duration_Stretch, pitch through the intonation targets
+        style_eval = (
+            f"(begin (Parameter.set 'Duration_Stretch {1.0 / style.rate:.4f}) (set! int_lr_params (append (list"
+            f" (list 'target_f0_mean (* {style.pitch:.4f} (car (cdr (assoc 'target_f0_mean int_lr_params)))))"
+            f" (list 'target_f0_std (* {style.pitch:.4f} (car (cdr (assoc 'target_f0_std int_lr_params))))))"
+            " int_lr_params)))"
+        )
+    with tempfile.TemporaryDirectory(prefix="asr-festival-") as directory:
+        text_path, wav_path = Path(directory) / "in.txt", Path(directory) / "out.wav"
+        text_path.write_text(text + "\n", encoding="utf-8")
+        done = _run([FESTIVAL, "-eval", f"(voice_{name})", "-eval", style_eval, "-o", str(wav_path), str(text_path)])
+        if not wav_path.is_file():  # festival reports Scheme errors on stderr but still exits 0
+            message = done.stderr.decode(errors="replace").strip()
+            raise DataError(
+                f"festival voice {name} wrote no audio ({message}); check that "
+                f"`echo '(voice.list)' | festival --pipe` lists it ({_INSTALL[FESTIVAL]})"
+            )
+        samples, sample_rate = soundfile.read(str(wav_path), dtype="float32")
+    # Declaring the audio `shift` times faster than it is raises its pitch by `shift`.
+    return samples, round(sample_rate * shift)
+
+
+def _installed_festival_voices() -> frozenset[str]:
+    """The voices festival lists (empty when festival is missing); asked once per call, about 0.1 s."""
+    if not shutil.which("festival"):
+        return frozenset()
+    done = subprocess.run(
+        ["festival", "--pipe"], input=b"(print (voice.list))\n", capture_output=True, check=False, timeout=60
+    )
+    return frozenset(done.stdout.decode(errors="replace").strip(" ()\n").split())
+
+
+def _missing(voice: Voice, festival_voices: frozenset[str]) -> str | None:
+    """What `voice` lacks to be spoken here (a program or a festival voice), or None."""
+    if not shutil.which(voice.engine):
+        return voice.engine
+    if voice.engine == FESTIVAL and voice.engine_voice not in festival_voices:
+        return f"the festival voice {voice.engine_voice}"
+    return None
+
+
+def _install_command(voice: Voice) -> str:
+    if voice.engine == FESTIVAL:
+        return f"apt-get install festival {_FESTIVAL_PACKAGES[voice.engine_voice]}"
+    return _INSTALL[voice.engine]
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[bytes]:
     try:
         done = subprocess.run(command, capture_output=True, check=False)
     except FileNotFoundError:
@@ -168,4 +299,4 @@ def _run(command: list[str]) -> bytes:
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip()
         raise DataError(f"`{' '.join(command[:3])} ...` failed ({message}); check the voice name and the engine")
-    return done.stdout
+    return done
