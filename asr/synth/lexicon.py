@@ -85,8 +85,17 @@ def _parse_entry(part: str, entry: str, where: str) -> Noun | Verb | str:
         plural = forms[1] if len(forms) > 1 else plural_of(forms[0])
         return Noun(forms[0], None if plural == "-" else plural)
     if part == "verb":
-        return make_verb(*forms)
+        # A phrasal verb ("pick up", "look forward to") inflects its first word only:
+        # the listed forms are the head's, and the particles follow each form.
+        head, _, particles = forms[0].partition(" ")
+        verb = make_verb(head, *forms[1:])
+        return with_particles(verb, particles) if particles else verb
     return forms[0]
+
+
+def with_particles(verb: Verb, particles: str) -> Verb:
+    """The phrasal verb `verb` + `particles`: ("give", "up") -> give up, gave up, given up, gives up, giving up."""
+    return Verb(*(f"{form} {particles}" for form in (verb.base, verb.third, verb.past, verb.participle, verb.ing)))
 
 
 def make_verb(

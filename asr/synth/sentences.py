@@ -1,21 +1,24 @@
 """Natural English sentences from a seeded grammar: the text source of the synthetic corpus.
 
 Source: a generative grammar written for this project over the part-of-speech
-lexicon in asr/resources/lexicon.txt (about 2,200 lemmas in semantic classes, ~4,200
-word forms, plus spelled-out numbers, clock times and years); about 4,400
+lexicon in asr/resources/lexicon.txt (about 4,000 lemmas in semantic classes, ~7,900
+word forms, plus spelled-out numbers, clock times, dates and prices); about 6,600
 distinct words occur in the ~10,000 sentences of a 10-hour corpus. Nothing is
 downloaded and no third-party text is used, so the corpus can be rebuilt
 anywhere from the seed alone.
 
-The grammar makes statements (transitive, intransitive, motion, copular,
-"there is", "want to ..." clauses, reported speech, compound and subordinate
-sentences), yes/no and wh-questions, and commands. It handles subject-verb
-agreement, seven tenses (present, past, future, present and past progressive,
-present perfect, modal; no progressive for stative verbs), negation with and
-without contractions, a/an, plural and mass nouns, and keeps time adverbials
-consistent with the tense ("yesterday" only in the past). Verbs pick their
-objects by semantic class, so people eat food and read books rather than the
-other way round, and only people do people's things (vote, read, laugh).
+Two template families, mixed by CONVERSATION_SHARE. The descriptive one, here,
+makes statements (transitive, intransitive, motion, copular, "there is", "want
+to ..." clauses, reported speech, compound and subordinate sentences), yes/no
+and wh-questions, and commands. It handles subject-verb agreement, eight tenses
+(present, past, future, present and past progressive, present and past perfect,
+modal; no progressive for stative verbs), negation with and without
+contractions, a/an, plural and mass nouns, and keeps time adverbials consistent
+with the tense ("yesterday" only in the past). Verbs pick their objects by
+semantic class, so people eat food and read books rather than the other way
+round, and only people do people's things (vote, read, laugh). The everyday
+conversation family is asr.synth.conversation; the English both share
+(agreement, tenses, numbers, contractions) is asr.synth.english.
 
 Every random choice comes from the numpy Generator passed in, so one seed
 gives one sentence, whatever else runs alongside.
@@ -25,47 +28,27 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence
 
 import numpy as np
 
-from asr.synth.lexicon import Lexicon, Noun, Verb, load_lexicon, make_verb
+from asr.synth.conversation import ConversationTemplates
+from asr.synth.english import (  # noqa: F401 (be_group ... year_words: re-exported, callers import them from here)
+    ADJECTIVE_CLASS, BE, INTENSIFIERS, LINKING_VERBS, MODALS, OBJECT_PRONOUNS, PREPOSITIONS, QUESTION_MODALS, SEASONS,
+    SUBJECT_PRONOUNS, TENSES, TIME_OF_TENSE, NounPhrase, Phrase, auxiliary, be_form, be_group, chance, clock_words,
+    number_words, pick, verb_group, with_article, year_words,
+)
+from asr.synth.lexicon import Lexicon, Noun, Verb, load_lexicon
 from asr.text import normalize_transcript
 
 MIN_WORDS = 4  # shorter sentences make clips under a second
 MAX_WORDS = 20  # longer ones risk clips over 15 s at the slowest speaking rate
+# Share of sentences from the everyday conversation family (asr.synth.conversation); the rest come
+# from the descriptive grammar below. Half and half: the descriptive family alone never says
+# "of", "it" or "had" (26% of the words of hand-written everyday sentences were never generated).
+CONVERSATION_SHARE = 0.5
 
-TENSES = (
-    "present", "past", "future", "present_progressive", "past_progressive", "present_perfect", "modal"
-)
-TIME_OF_TENSE = {  # which time adverbials and subordinate tenses fit a tense
-    "present": "present", "present_progressive": "present", "present_perfect": "present",
-    "modal": "present", "past": "past", "past_progressive": "past", "future": "future",
-}
-MODALS = ("can", "could", "should", "might", "must", "would")
-QUESTION_MODALS = ("can", "could", "should", "would")  # "Might you ...?" sounds archaic
-
-_SUBJECT_PRONOUNS = {"I": "1sg", "you": "2", "he": "3sg", "she": "3sg", "we": "1pl", "they": "3pl"}
-_OBJECT_PRONOUNS = {"me": "1sg", "you": "2", "him": "3sg", "her": "3sg", "us": "1pl", "them": "3pl"}
-_ADJECTIVE_CLASS = {"person": "person", "animal": "person", "object": "thing", "food": "food",
-                    "place": "place", "abstract": "abstract"}
-_INTENSIFIERS = ("very", "quite", "rather", "really", "extremely", "too", "so", "a little")
-_PREPOSITIONS = ("in", "at", "near", "behind", "outside", "inside", "next to", "opposite", "beside", "across from")
-_SEASONS = ("spring", "summer", "autumn", "winter")
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Phrase:
-    """One constituent of a sentence."""
-
-    role: str  # subject, verb, object, complement, adverbial, conjunction, aux (fronted) or question (wh-word)
-    text: str  # its words, lower case except names and "I"
-
+Template = Callable[[np.random.Generator], tuple[list[Phrase], str]]
 
 @dataclass(frozen=True)
 class Sentence:
@@ -81,117 +64,14 @@ class Sentence:
         return normalize_transcript(self.text)
 
 
-@dataclass(frozen=True)
-class NounPhrase:
-    """A noun phrase and the verb agreement it asks for."""
-
-    text: str  # "the old teachers"
-    person: str  # "1sg", "2", "3sg", "1pl" or "3pl"
-
-
-def pick(rng: np.random.Generator, items: Sequence[T]) -> T:
-    """One item, uniformly."""
-    return items[int(rng.integers(len(items)))]
-
-
-def chance(rng: np.random.Generator, probability: float) -> bool:
-    return bool(rng.random() < probability)
-
-
-def number_words(n: int) -> str:
-    """0 <= n < 1,000,000 in words, British style: 105 -> "one hundred and five"."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if n < 1000:
-        rest = n % 100
-        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + number_words(rest))
-    rest = n % 1000
-    joiner = " and " if 0 < rest < 100 else " "
-    return number_words(n // 1000) + " thousand" + ("" if rest == 0 else joiner + number_words(rest))
-
-
-def year_words(year: int) -> str:
-    """A year as said aloud: 1984 -> "nineteen eighty four", 2005 -> "two thousand and five"."""
-    if 2000 <= year < 2010:
-        return number_words(year)
-    century, rest = divmod(year, 100)
-    if rest == 0:
-        return number_words(century) + " hundred"
-    return number_words(century) + " " + ("oh " + _ONES[rest] if rest < 10 else number_words(rest))
-
-
-def with_article(words: str) -> str:
-    """Prefix "a" or "an" by the sound of the first word (an hour, a university)."""
-    first = words.split()[0]
-    vowel_sound = first[0] in "aeiou" and not first.startswith(("uni", "use", "eu", "one"))
-    return ("an " if vowel_sound or first.startswith(("hour", "honest")) else "a ") + words
-
-
-def be_form(tense: str, person: str) -> str:
-    """am / is / are (present) or was / were (past)."""
-    if TIME_OF_TENSE[tense] == "past":
-        return "was" if person in ("1sg", "3sg") else "were"
-    return {"1sg": "am", "3sg": "is"}.get(person, "are")
-
-
-def auxiliary(tense: str, person: str, modal: str = "can") -> tuple[str, str]:
-    """(auxiliary, form of the main verb after it): ("does", "base"), ("has", "participle"), ..."""
-    if tense == "present":
-        return ("does" if person == "3sg" else "do"), "base"
-    if tense == "past":
-        return "did", "base"
-    if tense == "future":
-        return "will", "base"
-    if tense in ("present_progressive", "past_progressive"):
-        return be_form(tense, person), "ing"
-    if tense == "present_perfect":
-        return ("has" if person == "3sg" else "have"), "participle"
-    return modal, "base"
-
-
-def negate(aux: str, contract: bool) -> str:
-    """do -> "do not" or "don't"; can -> "cannot" or "can't"; am -> "am not"."""
-    special = {"can": ("cannot", "can't"), "will": ("will not", "won't"),
-               "am": ("am not", "am not"), "might": ("might not", "might not")}
-    full, short = special.get(aux, (aux + " not", aux + "n't"))
-    return short if contract else full
-
-
-def verb_group(
-    verb: Verb, tense: str, person: str, negative: bool = False, modal: str = "can", contract: bool = False
-) -> str:
-    """The finite verb group of a statement: "walks", "did not walk", "has walked", "might be walking"."""
-    if not negative and tense == "present":
-        return verb.third if person == "3sg" else verb.base
-    if not negative and tense == "past":
-        return verb.past
-    aux, form = auxiliary(tense, person, modal)
-    return f"{negate(aux, contract) if negative else aux} {getattr(verb, form)}"
-
-
-_BE = make_verb("be", "was", "been", "is")  # only its base/participle are used; finite forms come from be_form
-_LINKING_VERBS = (make_verb("seem"), make_verb("look"), make_verb("feel", "felt"),
-                  make_verb("become", "became", "become"), make_verb("stay"))
-
-
-def be_group(tense: str, person: str, negative: bool = False, modal: str = "can", contract: bool = False) -> str:
-    """The verb group of "be": "is", "wasn't", "will be", "has been", "might not be"."""
-    if tense in ("present", "past", "present_progressive", "past_progressive"):
-        form = be_form(tense, person)
-        return negate(form, contract) if negative else form
-    return verb_group(_BE, tense, person, negative, modal, contract)
-
-
 class SentenceGenerator:
     """Seeded sentences over a lexicon: `generate(rng)` gives one `Sentence`."""
 
     def __init__(self, lexicon: Lexicon | None = None) -> None:
         self.lexicon = lexicon or load_lexicon()
         lx = self.lexicon
-        self._templates: tuple[tuple[float, Callable[[np.random.Generator], tuple[list[Phrase], str]]], ...] = (
-            (0.42, lambda rng: (self._clause(rng, pick(rng, TENSES)), "statement")),
+        descriptive: tuple[tuple[float, Template], ...] = (
+            (0.42, lambda rng: (self.clause(rng, pick(rng, TENSES)), "statement")),
             (0.10, self._compound),
             (0.12, self._subordinate),
             (0.05, self._conditional),
@@ -200,19 +80,26 @@ class SentenceGenerator:
             (0.10, self._wh_question),
             (0.06, self._command),
         )
-        self._weights = np.array([w for w, _ in self._templates]) / sum(w for w, _ in self._templates)
-        self._people = lx.names["male"] + lx.names["female"]
+        self.people = lx.names["male"] + lx.names["female"]
         self._transitive = tuple(
             c for c in ("object", "food", "person", "abstract", "animal", "place") if c in lx.verbs
         )
         self._stative = frozenset(verb.base for verb in lx.verbs.get("stative", ()))
+        conversation = ConversationTemplates(lx, self).templates
+        self._templates = tuple(
+            [(w * (1 - CONVERSATION_SHARE) / sum(w for w, _ in descriptive), t) for w, t in descriptive]
+            + [(w * CONVERSATION_SHARE / sum(w for w, _ in conversation), t) for w, t in conversation]
+        )
+        self._weights = np.array([w for w, _ in self._templates])
+        self._weights /= self._weights.sum()
 
     def generate(self, rng: np.random.Generator) -> Sentence:
         """One sentence of MIN_WORDS to MAX_WORDS words (redrawn from `rng` until it fits)."""
         while True:
             build = self._templates[int(rng.choice(len(self._templates), p=self._weights))][1]
             phrases, kind = build(rng)
-            words = sum(len(p.text.replace(",", " ").split()) for p in phrases)
+            # "'m", "'s": a contraction is part of the word before it ("I'm"), not a word of its own
+            words = sum(not w.startswith("'") for p in phrases for w in p.text.replace(",", " ").split())
             if MIN_WORDS <= words <= MAX_WORDS:
                 return _assemble(phrases, kind)
 
@@ -222,7 +109,7 @@ class SentenceGenerator:
         tense = pick(rng, TENSES)
         second = pick(rng, _same_time(tense))
         joiner = Phrase("conjunction", pick(rng, (", and", ", but", ", so")))
-        return [*self._clause(rng, tense, adverbials=1), joiner, *self._clause(rng, second, adverbials=1)], "statement"
+        return [*self.clause(rng, tense, adverbials=1), joiner, *self.clause(rng, second, adverbials=1)], "statement"
 
     def _subordinate(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
         tense = pick(rng, TENSES)
@@ -235,9 +122,9 @@ class SentenceGenerator:
         else:
             second = pick(rng, _same_time(tense))
         return [
-            *self._clause(rng, tense, adverbials=1),
+            *self.clause(rng, tense, adverbials=1),
             Phrase("conjunction", word),
-            *self._clause(rng, second, adverbials=1),
+            *self.clause(rng, second, adverbials=1),
         ], "statement"
 
     def _conditional(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
@@ -247,41 +134,41 @@ class SentenceGenerator:
             condition, result, modal = "past", "modal", pick(rng, ("would", "could", "might"))
         return [
             Phrase("conjunction", "if"),
-            *self._clause(rng, condition, adverbials=1),
+            *self.clause(rng, condition, adverbials=1),
             Phrase("conjunction", ","),
-            *self._clause(rng, result, adverbials=1, modal=modal),
+            *self.clause(rng, result, adverbials=1, modal=modal),
         ], "statement"
 
     def _reported(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
         tense = pick(rng, ("present", "past", "present_perfect"))
-        subject = self._subject(rng)
+        subject = self.subject(rng)
         verb = pick(rng, self.lexicon.verbs["speech"])
         inner = pick(rng, ("past", "past_progressive") if tense == "past" else TENSES)
         return [
             Phrase("subject", subject.text),
             Phrase("verb", verb_group(verb, tense, subject.person)),
             Phrase("conjunction", "that"),
-            *self._clause(rng, inner, adverbials=1, modal=pick(rng, ("would", "could", "might"))),
+            *self.clause(rng, inner, adverbials=1, modal=pick(rng, ("would", "could", "might"))),
         ], "statement"
 
     def _yes_no_question(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
         tense = pick(rng, TENSES)
         modal = pick(rng, QUESTION_MODALS)
-        subject = self._subject(rng)
+        subject = self.subject(rng)
         if chance(rng, 0.2):
             cls = pick(rng, ("person", "object", "food", "place"))
-            subject = self._noun_phrase(rng, cls)
+            subject = self.noun_phrase(rng, cls)
             aux, rest = _split_be(tense, subject.person, modal)  # rest is "" for "Is the soup hot?"
             return [Phrase("aux", aux), Phrase("subject", subject.text), Phrase("verb", rest),
-                    Phrase("complement", self._adjective_phrase(rng, cls))], "question"
+                    Phrase("complement", self.adjective_phrase(rng, cls))], "question"
         cls = pick(rng, self._transitive)
         verb = pick(rng, self.lexicon.verbs[cls])
-        aux, form = auxiliary(self._tense_for(verb, tense), subject.person, modal)
+        aux, form = auxiliary(self.tense_for(verb, tense), subject.person, modal)
         return [
             Phrase("aux", aux),
             Phrase("subject", subject.text),
             Phrase("verb", getattr(verb, form)),
-            Phrase("object", self._object(rng, cls, subject.person).text),
+            Phrase("object", self.object(rng, cls, subject.person).text),
             *self._adverbials(rng, tense, limit=1),
         ], "question"
 
@@ -293,14 +180,14 @@ class SentenceGenerator:
         if chance(rng, 0.2):  # the wh-word is the subject: no auxiliary, no inversion
             return [
                 Phrase("question", "who"),
-                Phrase("verb", verb_group(verb, self._tense_for(verb, tense), "3sg", modal=modal)),
-                Phrase("object", self._object(rng, cls, "3sg").text),
+                Phrase("verb", verb_group(verb, self.tense_for(verb, tense), "3sg", modal=modal)),
+                Phrase("object", self.object(rng, cls, "3sg").text),
                 *self._adverbials(rng, tense, limit=1),
             ], "question"
-        subject = self._subject(rng)
-        aux, form = auxiliary(self._tense_for(verb, tense), subject.person, modal)
+        subject = self.subject(rng)
+        aux, form = auxiliary(self.tense_for(verb, tense), subject.person, modal)
         gap = self._object_question(rng, cls)
-        tail = [] if gap else [Phrase("object", self._object(rng, cls, subject.person).text)]
+        tail = [] if gap else [Phrase("object", self.object(rng, cls, subject.person).text)]
         wh = gap or pick(rng, ("where", "when", "why", "how often"))
         return [
             Phrase("question", wh),
@@ -316,13 +203,13 @@ class SentenceGenerator:
         opener = pick(rng, ("", "please", "don't", "let's", "never"))
         return [
             Phrase("verb", f"{opener} {verb.base}".strip()),
-            Phrase("object", self._object(rng, cls, "2").text),
+            Phrase("object", self.object(rng, cls, "2").text),
             *self._adverbials(rng, "future", limit=1),
         ], "command"
 
     # ----- clauses ----------------------------------------------------------
 
-    def _clause(
+    def clause(
         self, rng: np.random.Generator, tense: str, adverbials: int = 2, modal: str | None = None
     ) -> list[Phrase]:
         """One finite clause (subject first) in `tense`."""
@@ -335,22 +222,22 @@ class SentenceGenerator:
         if shape == 5:
             return self._existential(rng, tense, negative, modal, contract)
         animal = shape == 1 and chance(rng, 0.3)
-        subject = self._noun_phrase(rng, "animal") if animal else self._subject(rng)
+        subject = self.noun_phrase(rng, "animal") if animal else self.subject(rng)
         if shape == 0:
             cls = pick(rng, self._transitive)
             verb = pick(rng, self.lexicon.verbs[cls])
-            rest = [Phrase("object", self._object(rng, cls, subject.person).text)]
+            rest = [Phrase("object", self.object(rng, cls, subject.person).text)]
         elif shape == 1:
             verbs = self.lexicon.verbs["intransitive"] + (() if animal else self.lexicon.verbs["activity"])
             verb, rest = pick(rng, verbs), []
         elif shape == 2:
-            verb, rest = pick(rng, self.lexicon.verbs["motion"]), [Phrase("adverbial", self._destination(rng))]
+            verb, rest = pick(rng, self.lexicon.verbs["motion"]), [Phrase("adverbial", self.destination(rng))]
         else:
             verb = pick(rng, self.lexicon.verbs["catenative"])
             cls = pick(rng, self._transitive)
             action = pick(rng, self.lexicon.verbs[cls])
-            rest = [Phrase("verb", f"to {action.base}"), Phrase("object", self._object(rng, cls, subject.person).text)]
-        group = verb_group(verb, self._tense_for(verb, tense), subject.person, negative, modal, contract)
+            rest = [Phrase("verb", f"to {action.base}"), Phrase("object", self.object(rng, cls, subject.person).text)]
+        group = verb_group(verb, self.tense_for(verb, tense), subject.person, negative, modal, contract)
         if not negative and tense in ("present", "past") and chance(rng, 0.15):
             group = f"{pick(rng, self.lexicon.adverbs['frequency'])} {group}"
         adverbial_phrases = self._adverbials(rng, tense, adverbials)
@@ -360,16 +247,16 @@ class SentenceGenerator:
         self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool
     ) -> list[Phrase]:
         cls = pick(rng, ("person", "person", "animal", "object", "food", "place", "abstract"))
-        subject = self._subject(rng) if cls == "person" and chance(rng, 0.5) else self._noun_phrase(rng, cls)
+        subject = self.subject(rng) if cls == "person" and chance(rng, 0.5) else self.noun_phrase(rng, cls)
         if cls == "person" and chance(rng, 0.3):
             noun = pick(rng, self.lexicon.nouns["person"])
             plural = subject.person in ("1pl", "3pl")
             complement = noun.plural if plural and noun.plural else with_article(noun.singular)
         else:
-            complement = self._adjective_phrase(rng, cls)
+            complement = self.adjective_phrase(rng, cls)
         if chance(rng, 0.25):
-            linking = pick(rng, _LINKING_VERBS)
-            group = verb_group(linking, self._tense_for(linking, tense), subject.person, negative, modal, contract)
+            linking = pick(rng, LINKING_VERBS)
+            group = verb_group(linking, self.tense_for(linking, tense), subject.person, negative, modal, contract)
         else:
             group = be_group(tense, subject.person, negative, modal, contract)
         return [Phrase("subject", subject.text), Phrase("verb", group), Phrase("complement", complement)]
@@ -378,12 +265,12 @@ class SentenceGenerator:
         self, rng: np.random.Generator, tense: str, negative: bool, modal: str, contract: bool
     ) -> list[Phrase]:
         cls = pick(rng, ("person", "animal", "object", "food"))
-        thing = self._noun_phrase(rng, cls, indefinite=True)
+        thing = self.noun_phrase(rng, cls, indefinite=True)
         group = be_group(tense, thing.person, negative, modal, contract)
         return [Phrase("subject", "there"), Phrase("verb", group), Phrase("complement", thing.text),
-                Phrase("adverbial", self._place(rng))]
+                Phrase("adverbial", self.place(rng))]
 
-    def _tense_for(self, verb: Verb, tense: str) -> str:
+    def tense_for(self, verb: Verb, tense: str) -> str:
         """`tense`, made simple for stative verbs ("wants", not "is wanting")."""
         if verb.base in self._stative:
             return {"present_progressive": "present", "past_progressive": "past"}.get(tense, tense)
@@ -391,28 +278,28 @@ class SentenceGenerator:
 
     # ----- phrases ----------------------------------------------------------
 
-    def _subject(self, rng: np.random.Generator) -> NounPhrase:
+    def subject(self, rng: np.random.Generator) -> NounPhrase:
         draw = rng.random()
         if draw < 0.2:
-            text = pick(rng, tuple(_SUBJECT_PRONOUNS))
-            return NounPhrase(text, _SUBJECT_PRONOUNS[text])
+            text = pick(rng, tuple(SUBJECT_PRONOUNS))
+            return NounPhrase(text, SUBJECT_PRONOUNS[text])
         if draw < 0.42:
             if chance(rng, 0.1):
-                return NounPhrase(f"{pick(rng, self._people)} and {pick(rng, self._people)}", "3pl")
-            return NounPhrase(pick(rng, self._people), "3sg")
-        return self._noun_phrase(rng, "person", modifier=True)
+                return NounPhrase(f"{pick(rng, self.people)} and {pick(rng, self.people)}", "3pl")
+            return NounPhrase(pick(rng, self.people), "3sg")
+        return self.noun_phrase(rng, "person", modifier=True)
 
-    def _object(self, rng: np.random.Generator, cls: str, subject_person: str) -> NounPhrase:
+    def object(self, rng: np.random.Generator, cls: str, subject_person: str) -> NounPhrase:
         if cls == "person":
             draw = rng.random()
             if draw < 0.2:
-                text = pick(rng, [p for p, person in _OBJECT_PRONOUNS.items() if person != subject_person])
-                return NounPhrase(text, _OBJECT_PRONOUNS[text])
+                text = pick(rng, [p for p, person in OBJECT_PRONOUNS.items() if person != subject_person])
+                return NounPhrase(text, OBJECT_PRONOUNS[text])
             if draw < 0.45:
-                return NounPhrase(pick(rng, self._people), "3sg")
+                return NounPhrase(pick(rng, self.people), "3sg")
         if cls == "place" and chance(rng, 0.25):
             return NounPhrase(pick(rng, self.lexicon.names["city"]), "3sg")
-        return self._noun_phrase(rng, cls)
+        return self.noun_phrase(rng, cls)
 
     def _object_question(self, rng: np.random.Generator, cls: str) -> str | None:
         """A fronted object ("what", "which book", "how many apples") or None for an adverbial question."""
@@ -426,7 +313,7 @@ class SentenceGenerator:
             return f"how many {pick(rng, countable).plural}"
         return None
 
-    def _noun_phrase(
+    def noun_phrase(
         self, rng: np.random.Generator, cls: str, modifier: bool = False, indefinite: bool = False
     ) -> NounPhrase:
         """Determiner, maybe an adjective, a noun of class `cls`, maybe a modifier ("from Oslo")."""
@@ -434,7 +321,7 @@ class SentenceGenerator:
         plural = noun.plural is not None and chance(rng, 0.35)
         head = noun.plural if plural else noun.singular
         if chance(rng, 0.4):
-            head = f"{pick(rng, self.lexicon.adjectives[_ADJECTIVE_CLASS[cls]])} {head}"
+            head = f"{pick(rng, self.lexicon.adjectives[ADJECTIVE_CLASS[cls]])} {head}"
         text = self._determine(rng, noun, plural, head, indefinite)
         if modifier and chance(rng, 0.12):
             text += pick(rng, (f" from {pick(rng, self.lexicon.names['city'])}", " next door",
@@ -460,12 +347,12 @@ class SentenceGenerator:
         if determiner == "a":
             return with_article(head)
         if determiner == "POSSESSIVE":
-            return f"{pick(rng, self._people)}'s {head}"
+            return f"{pick(rng, self.people)}'s {head}"
         return f"{determiner} {head}"
 
-    def _adjective_phrase(self, rng: np.random.Generator, cls: str) -> str:
-        adjective = pick(rng, self.lexicon.adjectives[_ADJECTIVE_CLASS[cls]])
-        return f"{pick(rng, _INTENSIFIERS)} {adjective}" if chance(rng, 0.5) else adjective
+    def adjective_phrase(self, rng: np.random.Generator, cls: str) -> str:
+        adjective = pick(rng, self.lexicon.adjectives[ADJECTIVE_CLASS[cls]])
+        return f"{pick(rng, INTENSIFIERS)} {adjective}" if chance(rng, 0.5) else adjective
 
     def _adverbials(
         self, rng: np.random.Generator, tense: str, limit: int = 2, manner: bool = True
@@ -475,20 +362,20 @@ class SentenceGenerator:
         if chance(rng, 0.25) and manner:
             makers.append(lambda: pick(rng, self.lexicon.adverbs["manner"]))
         if chance(rng, 0.3):
-            makers.append(lambda: self._place(rng))
+            makers.append(lambda: self.place(rng))
         if chance(rng, 0.4):
-            makers.append(lambda: self._time(rng, tense))
+            makers.append(lambda: self.time(rng, tense))
         return [Phrase("adverbial", make()) for make in makers[:limit]]
 
-    def _place(self, rng: np.random.Generator) -> str:
+    def place(self, rng: np.random.Generator) -> str:
         if chance(rng, 0.2):
             return f"in {pick(rng, self.lexicon.names[pick(rng, ('city', 'country'))])}"
         place = pick(rng, self.lexicon.nouns["place"]).singular
         if chance(rng, 0.25):
             place = f"{pick(rng, self.lexicon.adjectives['place'])} {place}"
-        return f"{pick(rng, _PREPOSITIONS)} {pick(rng, ('the', 'the', 'the', 'my', 'our', 'their'))} {place}"
+        return f"{pick(rng, PREPOSITIONS)} {pick(rng, ('the', 'the', 'the', 'my', 'our', 'their'))} {place}"
 
-    def _destination(self, rng: np.random.Generator) -> str:
+    def destination(self, rng: np.random.Generator) -> str:
         draw = rng.random()
         if draw < 0.15:
             return "home"
@@ -497,29 +384,26 @@ class SentenceGenerator:
         place = pick(rng, self.lexicon.nouns["place"]).singular
         return f"{pick(rng, ('to', 'to', 'to', 'into', 'towards', 'across', 'past'))} the {place}"
 
-    def _time(self, rng: np.random.Generator, tense: str) -> str:
+    def time(self, rng: np.random.Generator, tense: str) -> str:
         names = self.lexicon.names
-        day, month, season = pick(rng, names["weekday"]), pick(rng, names["month"]), pick(rng, _SEASONS)
+        day, month, season = pick(rng, names["weekday"]), pick(rng, names["month"]), pick(rng, SEASONS)
         count, unit = number_words(int(rng.integers(2, 13))), pick(rng, ("days", "weeks", "months", "years"))
         options = {
             "past": ("yesterday", f"last {day}", f"last {season}", "last night", "last week", f"{count} {unit} ago",
                      f"on {day}", f"in {month}", "this morning", "earlier today",
-                     f"in {year_words(int(rng.integers(1900, 2031)))}", f"at {self._clock(rng)}"),
+                     f"in {year_words(int(rng.integers(1900, 2031)))}", f"at {clock_words(rng)}"),
             "present": ("every day", f"every {day}", f"on {day}s", "in the evening", "at night", f"every {season}",
-                        f"at {self._clock(rng)}", "twice a week", "once a month", "in the morning", "today"),
+                        f"at {clock_words(rng)}", "twice a week", "once a month", "in the morning", "today"),
             "future": ("tomorrow", f"next {day}", "next week", f"next {season}", f"in {count} {unit}", "tonight",
-                       "later today", f"on {day}", f"in {month}", f"at {self._clock(rng)}", "soon"),
+                       "later today", f"on {day}", f"in {month}", f"at {clock_words(rng)}", "soon"),
         }[TIME_OF_TENSE[tense]]
         if tense == "present_progressive":
             options = ("right now", "at the moment", "this week", "this afternoon", "today")
+        elif tense == "past_perfect":
+            options = ("already", "before", "by then", "the day before", "the year before", f"by {day}")
         elif tense == "present_perfect":
             options = ("this week", "recently", "already", f"since {day}", f"for {count} {unit}", "twice this year")
         return pick(rng, options)
-
-    def _clock(self, rng: np.random.Generator) -> str:
-        hour = _ONES[int(rng.integers(1, 13))]
-        return pick(rng, (f"{hour} o'clock", f"half past {hour}", f"a quarter to {hour}", f"a quarter past {hour}",
-                          f"{hour} thirty", f"{hour} fifteen", f"{hour} forty five", hour))
 
 
 def _same_time(tense: str) -> tuple[str, ...]:
@@ -531,11 +415,12 @@ def _split_be(tense: str, person: str, modal: str) -> tuple[str, str]:
     if tense in ("present", "past", "present_progressive", "past_progressive"):
         return be_form(tense, person), ""
     aux, form = auxiliary(tense, person, modal)
-    return aux, getattr(_BE, form)
+    return aux, getattr(BE, form)
 
 
 def _assemble(phrases: Sequence[Phrase], kind: str) -> Sentence:
-    text = " ".join(p.text for p in phrases if p.text).replace(" ,", ",")
+    # " 'm": a contraction split from its subject (Phrase("verb", "'m going")) joins it again
+    text = " ".join(p.text for p in phrases if p.text).replace(" ,", ",").replace(" '", "'")
     text = text[0].upper() + text[1:] + ("?" if kind == "question" else ".")
     return Sentence(text=text, phrases=tuple(p for p in phrases if p.text), kind=kind)
 
