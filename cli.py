@@ -43,6 +43,8 @@ def _synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voices", nargs="*", default=None, help="voice names to use (default: all; see --list-voices)")
     p.add_argument("--list-voices", action="store_true", help="print the available voices and exit")
     p.add_argument("--workers", type=int, default=None, help="parallel synthesis processes (default: cores)")
+    p.add_argument("--no-corrupted", action="store_true",
+                   help="skip the noisy and reverberant copies of the test subsets (<subset>-noisy, -reverb)")
 
 
 def _manifest_arguments(p: argparse.ArgumentParser) -> None:

@@ -3,9 +3,10 @@
 Shapes: B batch, T frames, D feature bins (80).
 
 SpecAugment runs on the padded batch inside the training step (one vectorized
-pass, no per-utterance Python loop). Speed perturbation changes the audio
-before fbank, so it is a feature cache per speed factor (asr.feature_cache,
-chosen per utterance and epoch by asr.data.BucketingSampler).
+pass, no per-utterance Python loop). Speed perturbation, noise and
+reverberation change the audio before fbank, so they are a feature cache per
+speed factor and acoustic variant (asr.feature_cache, asr.acoustics), chosen
+per utterance and epoch by asr.data.BucketingSampler.
 """
 
 from __future__ import annotations

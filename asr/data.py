@@ -2,12 +2,13 @@
 
 Shapes: B batch, T frames, D feature bins (80), U tokens.
 
-Batches are lists of (utterance index, speed index) pairs planned for a whole
-epoch up front from (seed, epoch) alone, so any rank, and any resumed run, can
-rebuild the exact plan and skip to batch k without replaying the data. Features
-come from a `FeatureSource` (one feature cache per speed factor) and are padded
-here; nothing in this module needs DataLoader worker processes: reading cached
-fbank is a memory copy, cheaper than a worker's IPC on a 2-core machine.
+Batches are lists of (utterance index, speed index, acoustic variant) triples
+planned for a whole epoch up front from (seed, epoch) alone, so any rank, and
+any resumed run, can rebuild the exact plan and skip to batch k without
+replaying the data. Features come from a `FeatureSource` (one feature cache per
+speed factor and acoustic variant) and are padded here; nothing in this module
+needs DataLoader worker processes: reading cached fbank is a memory copy,
+cheaper than a worker's IPC on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from asr.errors import DataError
 from asr.manifest import Utterance
 from asr.tokens import OnUnknown, Tokenizer
 
-PlannedBatch = list[tuple[int, int]]  # (utterance index, speed index) per item
+PlannedBatch = list[tuple[int, int, int]]  # (utterance index, speed index, acoustic variant) per item
 
 
 class FeatureSource(Protocol):
-    """Where fbank features come from: (T, D) float32 for an utterance played at a speed factor."""
+    """Where fbank features come from: (T, D) float32 for an utterance played at a speed factor.
 
-    def get(self, utterance_id: str, speed: float) -> np.ndarray: ...
+    variant 0 is the clean audio, 1.. its noisy and/or reverberant copies (asr.acoustics.corrupt).
+    """
+
+    def get(self, utterance_id: str, speed: float, variant: int = 0) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -147,12 +151,15 @@ def collate(features: Sequence[np.ndarray], tokens: Sequence[np.ndarray], ids: S
 
 @dataclass(frozen=True)
 class BucketingSampler:
-    """Plans each epoch's batches: speeds drawn, grouped by duration, packed to a padded-seconds budget, shuffled.
+    """Plans each epoch's batches: speeds and variants drawn, grouped by duration, packed, shuffled.
 
     The plan is a pure function of (seed, epoch): every rank computes the same
     global list, cuts it to a multiple of world_size and takes every
     world_size-th batch from its rank on, so ranks get disjoint shards of equal
-    length (DDP needs every rank to run the same number of steps).
+    length (DDP needs every rank to run the same number of steps). Acoustic
+    variants come from a generator of their own, so a sampler with one variant
+    plans exactly what it planned before variants existed (a resumed old run
+    sees the same batches).
     """
 
     durations: np.ndarray  # (N,) seconds at speed 1.0
@@ -163,8 +170,11 @@ class BucketingSampler:
     rank: int = 0  # this process's shard
     world_size: int = 1  # number of shards
     shuffle: bool = True  # False: one speed (the first), sorted by duration, no shuffling (validation)
+    variants: int = 1  # acoustic versions: 0 clean, 1.. corrupted; each utterance gets one per epoch, uniformly
 
     def __post_init__(self) -> None:
+        if self.variants < 1:
+            raise DataError(f"variants counts the clean audio too, so it must be >= 1, got {self.variants}")
         if not 0 <= self.rank < self.world_size:
             raise DataError(f"rank {self.rank} is outside [0, {self.world_size}); check the torchrun environment")
         too_long = np.flatnonzero(self.durations / min(self.speeds) > self.max_batch_seconds)
@@ -190,21 +200,24 @@ class BucketingSampler:
         count = len(self.durations)
         if not self.shuffle:
             order = np.argsort(self.durations, kind="stable")
-            return _pack(order, np.zeros(count, dtype=np.int64), self.durations, self.max_batch_seconds)
+            zeros = np.zeros(count, dtype=np.int64)
+            return _pack(order, zeros, zeros, self.durations, self.max_batch_seconds)
         rng = np.random.default_rng([self.seed, epoch])
         speed_index = rng.integers(0, len(self.speeds), size=count)  # (N,)
+        variant = (np.random.default_rng([self.seed, epoch, 1]).integers(0, self.variants, size=count)
+                   if self.variants > 1 else np.zeros(count, dtype=np.int64))  # (N,)
         effective = self.durations / np.asarray(self.speeds)[speed_index]  # (N,) seconds as played
         by_duration = np.argsort(effective, kind="stable")
         # Shuffle within each duration bucket, keep the buckets in duration order and pack across
         # their borders: batches hold similar lengths, and only the epoch's last batch is partial.
         buckets = np.array_split(by_duration, min(self.num_buckets, max(count, 1)))
         order = np.concatenate([rng.permutation(bucket) for bucket in buckets])
-        batches = _pack(order, speed_index, effective, self.max_batch_seconds)
+        batches = _pack(order, speed_index, variant, effective, self.max_batch_seconds)
         return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _pack(
-    order: np.ndarray, speed_index: np.ndarray, seconds: np.ndarray, budget: float
+    order: np.ndarray, speed_index: np.ndarray, variant: np.ndarray, seconds: np.ndarray, budget: float
 ) -> list[PlannedBatch]:
     """Greedily cut `order` into batches whose padded cost (count x longest) stays within `budget`."""
     batches: list[PlannedBatch] = []
@@ -215,7 +228,7 @@ def _pack(
         if current and (len(current) + 1) * max(longest, length) > budget:
             batches.append(current)
             current, longest = [], 0.0
-        current.append((index, int(speed_index[index])))
+        current.append((index, int(speed_index[index]), int(variant[index])))
         longest = max(longest, length)
     if current:
         batches.append(current)
@@ -231,6 +244,6 @@ def iterate_batches(
 ) -> Iterator[Batch]:
     """Collated batches of `plan` from batch index `start` on (a resumed epoch starts mid-way)."""
     for planned in plan[start:]:
-        features = [source.get(dataset.ids[i], speeds[s]) for i, s in planned]
-        tokens = [dataset.tokens[i] for i, _ in planned]
-        yield collate(features, tokens, [dataset.ids[i] for i, _ in planned])
+        features = [source.get(dataset.ids[i], speeds[s], v) for i, s, v in planned]
+        tokens = [dataset.tokens[i] for i, _, _ in planned]
+        yield collate(features, tokens, [dataset.ids[i] for i, _, _ in planned])

@@ -1,6 +1,6 @@
 """Fbank features computed once per corpus and memory-mapped by training and evaluation.
 
-A cache directory holds one feature setting (FbankConfig, speed factor, dtype):
+A cache directory holds one feature setting (FbankConfig, speed factor, acoustic variant, dtype):
 
     index.json              the setting, each shard's data file, and per utterance:
                             shard, first frame, T, and the (path, size, mtime) of its audio
@@ -10,8 +10,9 @@ A cache directory holds one feature setting (FbankConfig, speed factor, dtype):
 Shapes: T frames of one utterance, D mel bins.
 
 What `build` recomputes:
-- a different FbankConfig (`to_dict()`), speed or dtype than index.json: the
-  whole cache (every old shard is deleted);
+- a different FbankConfig (`to_dict()`), speed, acoustic variant (its
+  augmentation config, variant index, RIR bank and babble source) or dtype
+  than index.json: the whole cache (every old shard is deleted);
 - an utterance that is new, or whose audio file changed path, size or mtime:
   only the shard holding it is rewritten: its other utterances are copied,
   only the new or changed ones recomputed;
@@ -21,7 +22,10 @@ What `build` recomputes:
 New shards get fresh file names and index.json is replaced atomically after
 they are complete, so a build killed at any point leaves the previous cache
 readable. A speed factor s plays the audio s times faster before fbank (sox
-`speed`: resampled from s * rate to rate), one cache per factor.
+`speed`: resampled from s * rate to rate), one cache per factor. An acoustic
+variant (asr.acoustics.AcousticVariant) then corrupts the sped-up audio with
+noise and/or reverberation, one cache per (speed, variant); variant 0, the
+clean audio, has none and keeps the cache it always had.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from asr.acoustics import AcousticVariant
 from asr.atomic_write import write_text_atomically
 from asr.audio import load, resample
 from asr.errors import DataError
@@ -68,6 +73,8 @@ class _Task:
     config: FbankConfig  # feature options
     speed: float  # speed-perturbation factor, 1.0 for none
     dtype: str  # storage dtype
+    utterance_id: str = ""  # key of the acoustic corruption (unused without one)
+    acoustic: AcousticVariant | None = None  # noise / reverberation after the speed change; None: clean
 
 
 class FeatureCache:
@@ -90,6 +97,7 @@ class FeatureCache:
         num_workers: int | None = None,
         speed: float = 1.0,
         dtype: str = "float32",
+        acoustic: AcousticVariant | None = None,
     ) -> FeatureCache:
         """Cache fbank of every utterance (see the module docstring for what is reused).
 
@@ -97,7 +105,7 @@ class FeatureCache:
         computes in this process).
         """
         cache_dir = Path(cache_dir)
-        setting = _setting(config, speed, dtype)
+        setting = _setting(config, speed, dtype, acoustic)
         old = _read_index(cache_dir)
         if old is not None and old["setting"] != setting:
             old = None  # another feature setting: nothing in it is reusable
@@ -113,7 +121,7 @@ class FeatureCache:
         shards = dict(old["shards"]) if old else {}
         dim = int(old["dim"]) if old else config.num_mel_bins
         source = cls(cache_dir, old) if old else None
-        with closing(_computed(todo, config, speed, dtype, num_workers)) as frames:
+        with closing(_computed(todo, config, speed, dtype, acoustic, num_workers)) as frames:
             for shard in sorted({_shard(u.id) for u in todo}):
                 shards[shard] = _write_shard(cache_dir, shard, source, entries, todo, frames, dtype)
         index = {"setting": setting, "dim": dim, "shards": shards,
@@ -124,7 +132,12 @@ class FeatureCache:
 
     @classmethod
     def open(
-        cls, cache_dir: Path, config: FbankConfig = FbankConfig(), speed: float = 1.0, dtype: str = "float32"
+        cls,
+        cache_dir: Path,
+        config: FbankConfig = FbankConfig(),
+        speed: float = 1.0,
+        dtype: str = "float32",
+        acoustic: AcousticVariant | None = None,
     ) -> FeatureCache:
         """An existing cache built with this setting, without checking the audio; DataError otherwise."""
         index = _read_index(Path(cache_dir))
@@ -132,7 +145,7 @@ class FeatureCache:
             raise DataError(
                 f"{cache_dir}: no feature cache; build it with `asr manifest --features` or FeatureCache.build"
             )
-        if index["setting"] != _setting(config, speed, dtype):
+        if index["setting"] != _setting(config, speed, dtype, acoustic):
             raise DataError(
                 f"{cache_dir}: cached features were made with {index['setting']}, not the requested setting; "
                 "rebuild the cache (FeatureCache.build) or use a separate cache directory per setting"
@@ -180,26 +193,40 @@ class FeatureCache:
         return self._maps[shard]
 
 
-def default_cache_dir(root: Path, speed: float = 1.0) -> Path:
-    """Where `asr manifest --features` and training put a corpus's cache: <root>/fbank-cache/speed-<s>."""
-    return Path(root) / "fbank-cache" / f"speed-{speed:g}"
+def default_cache_dir(root: Path, speed: float = 1.0, acoustic: AcousticVariant | None = None) -> Path:
+    """Where `asr manifest --features` and training put a corpus's cache: <root>/fbank-cache/speed-<s>.
+
+    An acoustic variant v gets speed-<s>-acoustic-<v>-<hash of its setting>:
+    two runs with different augmentation configs on one corpus each keep their
+    own copies instead of rebuilding (and deleting) the other's shards.
+    """
+    name = f"speed-{speed:g}"
+    if acoustic is not None:
+        digest = hashlib.sha1(json.dumps(acoustic.setting(), sort_keys=True).encode()).hexdigest()[:10]
+        name += f"-acoustic-{acoustic.variant}-{digest}"
+    return Path(root) / "fbank-cache" / name
 
 
 def _compute(task: _Task) -> np.ndarray:
-    """(T, D) fbank of one audio file at one speed, in the storage dtype (runs in a worker)."""
+    """(T, D) fbank of one audio file at one speed and acoustic variant, in the storage dtype (runs in a worker)."""
     rate = task.config.sample_rate
     samples = load(task.audio_path, sample_rate=rate)
     if task.speed != 1.0:
         samples = resample(samples, round(rate * task.speed), rate)
+    if task.acoustic is not None:
+        samples = task.acoustic.apply(samples, task.utterance_id, task.speed)
     return fbank(samples, rate, task.config).astype(task.dtype)
 
 
-def _setting(config: FbankConfig, speed: float, dtype: str) -> dict:
+def _setting(config: FbankConfig, speed: float, dtype: str, acoustic: AcousticVariant | None = None) -> dict:
     if dtype not in DTYPES:
         raise DataError(f"feature cache dtype must be one of {DTYPES}, got {dtype!r}")
     if not speed > 0:
         raise DataError(f"speed factor must be positive, got {speed}; use e.g. 0.9, 1.0 or 1.1")
-    return {"features": config.to_dict(), "speed": float(speed), "dtype": dtype}
+    setting: dict = {"features": config.to_dict(), "speed": float(speed), "dtype": dtype}
+    if acoustic is not None:  # absent for clean audio, so caches built before variants existed stay valid
+        setting["acoustic"] = acoustic.setting()
+    return setting
 
 
 def _shard(utterance_id: str) -> str:
@@ -242,13 +269,19 @@ def _still_valid(index: dict | None) -> dict[str, tuple[tuple[str, int, int], _E
 
 
 def _computed(
-    todo: Sequence[Utterance], config: FbankConfig, speed: float, dtype: str, num_workers: int | None
+    todo: Sequence[Utterance],
+    config: FbankConfig,
+    speed: float,
+    dtype: str,
+    acoustic: AcousticVariant | None,
+    num_workers: int | None,
 ) -> Iterator[np.ndarray]:
     """Features of `todo`, in order, computed in parallel with a progress bar."""
-    tasks = (_Task(u.audio_path, config, speed, dtype) for u in todo)
+    tasks = (_Task(u.audio_path, config, speed, dtype, u.id, acoustic) for u in todo)
+    variant = f", acoustic variant {acoustic.variant}" if acoustic is not None else ""
     yield from tqdm(
         ordered_map(_compute, tasks, num_workers),
-        total=len(todo), desc=f"fbank (speed {speed:g})", unit="utt", disable=None,
+        total=len(todo), desc=f"fbank (speed {speed:g}{variant})", unit="utt", disable=None,
     )
 
 

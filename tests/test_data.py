@@ -26,11 +26,11 @@ def test_epoch_covers_every_utterance_once_within_budget() -> None:
     durations = _durations()
     sampler = _sampler(durations)
     plan = sampler.plan(0)
-    indices = [i for batch in plan for i, _ in batch]
+    indices = [i for batch in plan for i, _, _ in batch]
     assert sorted(indices) == list(range(len(durations)))
     speeds = np.array(sampler.speeds)
     for batch in plan:
-        played = [durations[i] / speeds[s] for i, s in batch]
+        played = [durations[i] / speeds[s] for i, s, _ in batch]
         assert len(batch) * max(played) <= 60.0 + 1e-9
 
 
@@ -38,8 +38,8 @@ def test_buckets_keep_padding_small() -> None:
     durations = _durations(2000)
     plan = _sampler(durations, num_buckets=30).plan(0)
     speeds = np.array((0.9, 1.0, 1.1))
-    padded = sum(len(b) * max(durations[i] / speeds[s] for i, s in b) for b in plan)
-    real = sum(durations[i] / speeds[s] for b in plan for i, s in b)
+    padded = sum(len(b) * max(durations[i] / speeds[s] for i, s, _ in b) for b in plan)
+    real = sum(durations[i] / speeds[s] for b in plan for i, s, _ in b)
     assert padded / real < 1.15  # random batches of these durations pad by ~60%
 
 
@@ -52,8 +52,22 @@ def test_plan_depends_on_seed_and_epoch_only() -> None:
 
 def test_speeds_are_drawn_per_utterance() -> None:
     plan = _sampler(_durations(3000)).plan(0)
-    counts = np.bincount([s for batch in plan for _, s in batch], minlength=3)
+    counts = np.bincount([s for batch in plan for _, s, _ in batch], minlength=3)
     assert counts.min() > 900  # about 1000 each
+
+
+def test_variants_are_drawn_per_utterance_as_a_pure_function_of_seed_and_epoch() -> None:
+    durations = _durations(3000)
+    plan = _sampler(durations, variants=3).plan(4)
+    assert plan == _sampler(durations, variants=3).plan(4)  # a resumed run replans the same epoch
+    assert plan != _sampler(durations, variants=3).plan(5)
+    counts = np.bincount([v for batch in plan for _, _, v in batch], minlength=3)
+    assert counts.min() > 900  # clean, variant 1 and variant 2 about 1000 each
+    # Variants have a generator of their own: the batches, speeds and order stay those of a
+    # sampler without variants, so an old run resumed by this version trains on the same batches.
+    strip = [[(i, s) for i, s, _ in batch] for batch in plan]
+    assert strip == [[(i, s) for i, s, _ in batch] for batch in _sampler(durations).plan(4)]
+    assert {v for batch in _sampler(durations).plan(4) for _, _, v in batch} == {0}
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
@@ -71,9 +85,9 @@ def test_shards_are_disjoint_and_equally_long(world_size: int) -> None:
 def test_validation_plan_is_sorted_at_speed_one() -> None:
     durations = _durations(50)
     plan = _sampler(durations, shuffle=False).plan(0)
-    order = [i for batch in plan for i, _ in batch]
+    order = [i for batch in plan for i, _, _ in batch]
     assert order == list(np.argsort(durations, kind="stable"))
-    assert {s for batch in plan for _, s in batch} == {0}
+    assert {(s, v) for batch in plan for _, s, v in batch} == {(0, 0)}
 
 
 def test_too_long_utterance_and_bad_rank_are_errors() -> None:
@@ -113,8 +127,12 @@ def test_tokenize_set_skips_what_cannot_train() -> None:
 
 
 class _Features:
-    def get(self, utterance_id: str, speed: float) -> np.ndarray:
-        return np.full((int(100 * float(utterance_id) / speed), 80), speed, np.float32)
+    """Features whose first bin says the speed and whose second says the acoustic variant."""
+
+    def get(self, utterance_id: str, speed: float, variant: int = 0) -> np.ndarray:
+        features = np.full((int(100 * float(utterance_id) / speed), 80), speed, np.float32)
+        features[:, 1] = variant
+        return features
 
 
 def test_iterate_batches_resumes_mid_epoch() -> None:
@@ -123,15 +141,17 @@ def test_iterate_batches_resumes_mid_epoch() -> None:
         ids=tuple(f"{d:.2f}" for d in durations), durations=np.round(durations, 2),
         texts=("A",) * 60, tokens=tuple(np.array([3], np.int64) for _ in range(60)),
     )
-    sampler = _sampler(dataset.durations)
+    sampler = _sampler(dataset.durations, variants=3)
     plan = sampler.plan(0)
     everything = list(iterate_batches(dataset, _Features(), plan, sampler.speeds))
     tail = list(iterate_batches(dataset, _Features(), plan, sampler.speeds, start=3))
     assert len(everything) == len(plan) and [b.ids for b in tail] == [b.ids for b in everything[3:]]
     first = everything[0]
     index = {uid: i for i, uid in enumerate(dataset.ids)}
-    speed_of = {index_: sampler.speeds[s] for index_, s in plan[0]}
+    speed_of = {index_: sampler.speeds[s] for index_, s, _ in plan[0]}
+    variant_of = {index_: v for index_, _, v in plan[0]}
     assert float(first.features[0, 0, 0]) == pytest.approx(speed_of[index[first.ids[0]]])
+    assert float(first.features[0, 0, 1]) == variant_of[index[first.ids[0]]]
 
 
 def test_few_utterances_still_fill_batches() -> None:

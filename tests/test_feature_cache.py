@@ -10,6 +10,7 @@ import pytest
 import soundfile
 
 import asr.feature_cache as feature_cache
+from asr.acoustics import AcousticAugment, AcousticVariant, BabbleSource, RirBank, corrupt
 from asr.audio import load, resample
 from asr.errors import DataError
 from asr.feature_cache import FeatureCache, default_cache_dir
@@ -130,6 +131,49 @@ def test_speed_and_float16(utterances: list[Utterance], tmp_path: Path) -> None:
     assert features.dtype == np.float16
     np.testing.assert_array_equal(features, fbank(faster, RATE).astype(np.float16))
     assert features.shape[0] < expected(utterance).shape[0]
+
+
+def _variant(directory: Path, utterances: list[Utterance], variant: int = 1, **config: object) -> AcousticVariant:
+    """An acoustic variant over a two-room bank of decaying noise (no pyroomacoustics) and the utterances' babble."""
+    rirs = tuple((np.random.default_rng(k).standard_normal(800) * np.exp(-np.arange(800) / (100 + 100 * k)))
+                 .astype(np.float32) for k in range(2))
+    RirBank(rirs, np.array([0.1, 0.2]), np.array([0.1, 0.2])).save(directory / "rirs.npz")
+    _, babble = BabbleSource.cached(directory, utterances)
+    acoustic = AcousticAugment(**{"p_noise": 1.0, "p_reverb": 1.0, **config})  # type: ignore[arg-type]
+    return AcousticVariant(acoustic, variant, str(directory / "rirs.npz"), str(babble))
+
+
+def test_acoustic_variant_caches_corrupted_audio(utterances: list[Utterance], tmp_path: Path) -> None:
+    variant = _variant(tmp_path, utterances)
+    cache = FeatureCache.build(utterances, tmp_path / "noisy", num_workers=2, speed=0.9, acoustic=variant)
+    bank, babble = RirBank.load(Path(variant.rir_bank)), BabbleSource.load(Path(variant.babble))
+    for utterance in utterances[:3]:
+        sped = resample(load(utterance.audio_path), 14400, RATE)
+        noisy = corrupt(sped, utterance.id, 1, variant.config, bank, babble, speed=0.9)
+        np.testing.assert_array_equal(cache.get(utterance.id), fbank(noisy, RATE))
+        assert not np.array_equal(cache.get(utterance.id), fbank(sped, RATE))
+    with pytest.raises(DataError, match="made with"):
+        FeatureCache.open(tmp_path / "noisy", speed=0.9)  # the clean setting is another cache
+    assert len(FeatureCache.open(tmp_path / "noisy", speed=0.9, acoustic=variant)) == len(utterances)
+
+
+def test_acoustic_config_change_rebuilds(utterances: list[Utterance], tmp_path: Path, computed: list[str]) -> None:
+    FeatureCache.build(utterances, tmp_path / "cache", num_workers=1, acoustic=_variant(tmp_path, utterances))
+    computed.clear()
+    FeatureCache.build(utterances, tmp_path / "cache", num_workers=1, acoustic=_variant(tmp_path, utterances))
+    assert computed == []  # same augmentation: reused
+    for other in (_variant(tmp_path, utterances, snr_db=(0.0, 5.0)), _variant(tmp_path, utterances, variant=2)):
+        FeatureCache.build(utterances, tmp_path / "cache", num_workers=1, acoustic=other)
+        assert len(computed) == len(utterances)
+        computed.clear()
+
+
+def test_each_acoustic_setting_has_its_own_directory(utterances: list[Utterance], tmp_path: Path) -> None:
+    one, two = _variant(tmp_path, utterances), _variant(tmp_path, utterances, p_noise=0.5)
+    assert default_cache_dir(tmp_path) == tmp_path / "fbank-cache" / "speed-1"  # clean caches keep their place
+    names = {default_cache_dir(tmp_path, 1.0, v).name for v in (one, two, _variant(tmp_path, utterances, 2))}
+    assert len(names) == 3 and all(n.startswith("speed-1-acoustic-") for n in names)
+    assert default_cache_dir(tmp_path, 1.1, one).name.startswith("speed-1.1-acoustic-1-")
 
 
 def test_open_checks_the_setting(utterances: list[Utterance], tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from asr.acoustics import AcousticAugment
 from asr.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
 from asr.data import BucketingSampler, TokenizedSet, iterate_batches
 from asr.errors import AsrError, DataError
@@ -86,6 +87,30 @@ def _parse(*argv: str) -> argparse.Namespace:
 def test_config_round_trips_through_json() -> None:
     config = _config(speeds=(1.0,), spec_augment=None, max_minutes=3.0)
     assert TrainConfig.from_json(config.to_json()) == config
+
+
+def test_config_from_before_acoustic_augmentation_loads_without_it() -> None:
+    old = {k: v for k, v in _config().to_dict().items() if k not in ("acoustic", "acoustic_variants")}
+    config = TrainConfig.from_dict(old)
+    assert config.acoustic_variants == 0 and config.acoustic == AcousticAugment()  # that run had no noise
+    assert _config().acoustic_variants == 2  # while a new run has it by default
+    custom = _config(acoustic=AcousticAugment(snr_db=(0.0, 10.0), noise_kinds=("pink",)), acoustic_variants=3)
+    assert TrainConfig.from_json(custom.to_json()) == custom
+
+
+def test_acoustic_flags(tmp_path: Path) -> None:
+    data = _corpus(tmp_path / "data", "synth-train")
+    base = ("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "exp"))
+    config = resolve_config(_parse(*base, "--acoustic-variants", "3", "--snr-range", "0,10", "--noise-kinds",
+                                   "white,babble", "--reverb-prob", "0.25", "--rt60-range", "0.3,0.5"), tmp_path / "exp")
+    assert config.acoustic_variants == 3
+    assert config.acoustic == AcousticAugment(snr_db=(0.0, 10.0), noise_kinds=("white", "babble"), p_reverb=0.25,
+                                              rt60_s=(0.3, 0.5))
+    assert resolve_config(_parse(*base), tmp_path / "exp").acoustic == AcousticAugment()
+    with pytest.raises(AsrError, match="--snr-range takes two numbers"):
+        resolve_config(_parse(*base, "--snr-range", "5"), tmp_path / "exp")
+    with pytest.raises(AsrError, match="--acoustic-variants must be >= 0"):
+        resolve_config(_parse(*base, "--acoustic-variants", "-1"), tmp_path / "exp")
 
 
 def test_default_budget_and_both_budgets() -> None:
@@ -185,13 +210,13 @@ def test_weight_average_ramps_then_follows_slowly() -> None:
 
 
 class RandomFeatures:
-    """Deterministic random fbank per (utterance, speed): no audio needed."""
+    """Deterministic random fbank per (utterance, speed, acoustic variant): no audio needed."""
 
     def __init__(self, frames: dict[str, int]) -> None:
         self.frames = frames
 
-    def get(self, utterance_id: str, speed: float) -> np.ndarray:
-        seed = [int(utterance_id[1:]), int(speed * 100)]
+    def get(self, utterance_id: str, speed: float, variant: int = 0) -> np.ndarray:
+        seed = [int(utterance_id[1:]), int(speed * 100), variant]
         rows = int(self.frames[utterance_id] / speed)
         return np.random.default_rng(seed).standard_normal((rows, 80)).astype(np.float32)
 
@@ -344,12 +369,12 @@ def test_missing_data_and_unknown_subsets_are_clear_errors(tmp_path: Path) -> No
 
 
 class _ArrayFeatures:
-    """A FeatureSource over in-memory arrays (speed ignored)."""
+    """A FeatureSource over in-memory arrays (speed and variant ignored)."""
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
 
-    def get(self, utterance_id: str, speed: float) -> np.ndarray:
+    def get(self, utterance_id: str, speed: float, variant: int = 0) -> np.ndarray:
         return self.arrays[utterance_id]
 
 

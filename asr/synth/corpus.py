@@ -55,6 +55,7 @@ from asr.errors import DataError
 from asr.librispeech import CORPUS_DIR, load_subset, save_subset_cache
 from asr.manifest import Utterance
 from asr.parallel import WorkerPool
+from asr.synth.corrupt import write_corrupted_subsets
 from asr.synth.everyday import EverydaySentence, load_everyday
 from asr.synth.sentences import default_generator
 from asr.synth.voices import Style, Voice, draw_style, select_voices, speak, voice_cycle, voice_table
@@ -156,6 +157,9 @@ def run_synth_command(args: argparse.Namespace) -> int:
     if args.out is None or args.hours is None:
         raise DataError("asr synth needs --out DIR and --hours H (or --list-voices alone)")
     result = generate_corpus(args.out, args.hours, args.seed, args.voices, args.workers)
+    if not getattr(args, "no_corrupted", False):  # noisy and reverberant copies of every test subset
+        tests = [subset for subset in result if subset.startswith("synth-test")]
+        result = {**result, **write_corrupted_subsets(Path(args.out), tests, args.seed, args.workers)}
     for subset, utterances in result.items():
         hours = sum(u.duration for u in utterances) / 3600
         speakers = len({u.speaker for u in utterances})

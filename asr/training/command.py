@@ -173,6 +173,7 @@ def build_run(
     sampler = BucketingSampler(
         durations=data.train_set.durations, speeds=config.speeds, max_batch_seconds=config.max_batch_seconds,
         num_buckets=config.num_buckets, seed=config.seed, rank=world.rank, world_size=world.world_size,
+        variants=1 + config.acoustic_variants,
     )
     dev = None
     if data.dev_set is not None and len(data.dev_set):

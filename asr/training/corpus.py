@@ -1,19 +1,21 @@
 """The data of one training run: utterances, tokenizer, tokenized sets, feature caches, dev batches.
 
 Rank 0 does everything that writes files (manifest caches, the tokenizer, the
-feature caches) while the other ranks wait at a barrier, then every rank reads
-the finished files.
+RIR bank and babble source, the feature caches) while the other ranks wait at
+a barrier, then every rank reads the finished files.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from asr.acoustics import AcousticVariant, BabbleSource, RirBank, babble_name, default_acoustics_dir, rir_bank_name
 from asr.atomic_write import write_bytes_atomically
 from asr.data import Batch, BucketingSampler, FeatureSource, Skipped, TokenizedSet, iterate_batches, tokenize_set
 from asr.errors import DataError
@@ -37,7 +39,7 @@ class RunData:
 
     tokenizer: Tokenizer  # text <-> ids, trained on the training transcripts
     train_set: TokenizedSet  # training utterances that fit (see tokenize_set)
-    features: FeatureSource  # fbank per (utterance, speed), training and dev alike
+    features: FeatureSource  # fbank per (utterance, speed, acoustic variant), training and dev alike
     dev_set: TokenizedSet | None  # None without --dev-subsets
     dev_utterances: tuple[Utterance, ...]  # the utterances of dev_set, in its order (for dev WER decoding)
     dev_batches: tuple[Batch, ...]  # dev_set collated, shortest first
@@ -84,37 +86,70 @@ def load_run_data(config: TrainConfig, exp_dir: Path, world: WorldInfo, tokenize
     return RunData(tokenizer, train_set, features, dev_set, dev_kept, dev_batches)
 
 
-class SpeedFeatures:
-    """A FeatureSource over one memory-mapped FeatureCache per speed factor."""
+class CachedFeatures:
+    """A FeatureSource over one memory-mapped FeatureCache per (speed factor, acoustic variant)."""
 
-    def __init__(self, caches: dict[float, FeatureCache]) -> None:
+    def __init__(self, caches: dict[tuple[float, int], FeatureCache]) -> None:
         self._caches = caches
 
-    def get(self, utterance_id: str, speed: float) -> np.ndarray:
-        return self._caches[speed].get(utterance_id)
+    def get(self, utterance_id: str, speed: float, variant: int = 0) -> np.ndarray:
+        return self._caches[speed, variant].get(utterance_id)
 
 
 def open_feature_source(
     config: TrainConfig, train: Sequence[Utterance], dev: Sequence[Utterance], world: WorldInfo
-) -> SpeedFeatures:
-    """Feature caches under <data>/fbank-cache/speed-<s>: every training speed, plus 1.0 for dev.
+) -> CachedFeatures:
+    """Feature caches under <data>/fbank-cache/: every training speed and acoustic variant, plus clean 1.0 for dev.
 
     Speed perturbation is precomputed, one cache per factor, rather than done on
     the fly: resampling and fbank cost about as much CPU as a tiny model's
     training step, and on a 2-core machine DataLoader workers doing it every
     epoch would take those cores from training. The price is disk: 115 MB per
-    hour of audio per speed (float32). Rank 0 builds (only what is missing or
-    changed); other ranks open what it built.
+    hour of audio per speed (float32). Acoustic variants are cached the same
+    way (see TrainConfig.acoustic_variants), one cache per (speed, variant).
+    Rank 0 builds (only what is missing or changed); other ranks open what it
+    built.
     """
+    variants = acoustic_variants(config, train, world)
     caches = {}
+    started = time.monotonic()
     for speed in sorted(set(config.speeds) | {1.0}):
-        directory = default_cache_dir(Path(config.data), speed)
-        wanted = [*train, *dev] if speed == 1.0 else list(train)
-        if world.is_main:
-            caches[speed] = FeatureCache.build(wanted, directory, FbankConfig(), speed=speed)
-        else:
-            caches[speed] = FeatureCache.open(directory, FbankConfig(), speed=speed)
-    return SpeedFeatures(caches)
+        for variant, acoustic in enumerate([None, *variants]):
+            directory = default_cache_dir(Path(config.data), speed, acoustic)
+            wanted = [*train, *dev] if speed == 1.0 and acoustic is None else list(train)
+            if world.is_main:
+                caches[speed, variant] = FeatureCache.build(wanted, directory, FbankConfig(), speed=speed,
+                                                            acoustic=acoustic)
+            else:
+                caches[speed, variant] = FeatureCache.open(directory, FbankConfig(), speed=speed, acoustic=acoustic)
+    if world.is_main and variants:
+        print(f"features: {len(caches)} caches ({len(set(config.speeds) | {1.0})} speeds x {1 + len(variants)} "
+              f"acoustic versions) ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return CachedFeatures(caches)
+
+
+def acoustic_variants(config: TrainConfig, train: Sequence[Utterance], world: WorldInfo) -> list[AcousticVariant]:
+    """Variants 1..config.acoustic_variants, with the RIR bank and babble source they read (rank 0 builds them).
+
+    Both live in <data>/acoustics-cache under names that are their keys, so
+    every run on the corpus with the same augmentation settings shares them.
+    """
+    if not config.acoustic_variants:
+        return []
+    acoustic = config.acoustic
+    directory = default_acoustics_dir(Path(config.data))
+    bank_path = directory / rir_bank_name(acoustic.seed, acoustic.rir_count, acoustic.rt60_s)
+    # Without babble among the noises the training utterances do not enter the copies at all.
+    babble_path = directory / babble_name(train) if "babble" in acoustic.noise_kinds else None
+    if world.is_main and not bank_path.is_file():
+        started = time.monotonic()
+        bank, _ = RirBank.cached(directory, acoustic.seed, acoustic.rir_count, acoustic.rt60_s)
+        print(f"acoustics: simulated {len(bank)} room impulse responses (RT60 {bank.rt60.min():.2f}-"
+              f"{bank.rt60.max():.2f} s) in {time.monotonic() - started:.1f} s: {bank_path}", file=sys.stderr)
+    if world.is_main and babble_path is not None:
+        BabbleSource.cached(directory, train)
+    return [AcousticVariant(acoustic, variant, str(bank_path), str(babble_path) if babble_path else "")
+            for variant in range(1, config.acoustic_variants + 1)]
 
 
 def feature_statistics(

@@ -71,7 +71,7 @@ class TrainingRun:
     optimizer: torch.optim.Optimizer  # AdamW
     scaler: torch.amp.GradScaler  # enabled only for fp16 autocast
     train_set: TokenizedSet  # training utterances
-    features: FeatureSource  # fbank per (utterance, speed)
+    features: FeatureSource  # fbank per (utterance, speed, acoustic variant)
     sampler: BucketingSampler  # this rank's batch plans
     dev: DevSet | None  # None: no validation
     checkpoints: CheckpointManager  # checkpoint files of the experiment dir
