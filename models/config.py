@@ -38,6 +38,11 @@ class EncoderConfig:
     proj_dim: int = 0  # LSTMP projection of the LSTM output (lstm only); 0 = none
     output_dim: int = 256  # encoder output dim fed to the joiner and the CTC head
     dropout: float = 0.1  # dropout between layers, training only
+    # Recurrent kinds: each layer adds its output to its input (y = x + layer(x)). A plain stack of
+    # three 384-cell LSTMs sat on the CTC blank plateau for 500+ steps; with residual layers the
+    # same model fits a fixed batch in 75 steps (README "Accuracy"). False only for checkpoints
+    # written before it existed, which load as they were trained.
+    residual: bool = False
     num_heads: int = 4  # conformer: attention heads; hidden_dim / num_heads must be even (RoPE)
     ff_dim: int = 1024  # conformer: inner dim of each macaron feed-forward block
     conv_kernel: int = 15  # conformer: causal depthwise convolution kernel, in frames
@@ -52,6 +57,8 @@ class EncoderConfig:
         _require(self.feature_dim >= 7, f"feature_dim {self.feature_dim} is below the x4 front's 7-bin receptive field")
         _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         _require(self.proj_dim >= 0, f"proj_dim must be >= 0, got {self.proj_dim}")
+        _require(not self.residual or self.kind in RNN_KINDS,
+                 f"residual is for the recurrent kinds {RNN_KINDS} (conformer layers are residual already)")
         _require(
             self.proj_dim == 0 or (self.kind == "lstm" and self.proj_dim < self.hidden_dim),
             f"proj_dim {self.proj_dim} needs kind 'lstm' and proj_dim < hidden_dim ({self.hidden_dim}); use 0",

@@ -60,9 +60,9 @@ def small(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
     encoders = {
         # No projection: torch has no oneDNN kernel for LSTMP, and on a CPU the same size with a
         # 576-cell LSTMP (proj 256) trained at half the speed (forward + backward 1.20 s against 0.58 s).
-        "lstm": EncoderConfig("lstm", num_layers=3, hidden_dim=384, proj_dim=0, output_dim=256),
-        "gru": EncoderConfig("gru", num_layers=3, hidden_dim=448, output_dim=256),
-        "rnn": EncoderConfig("rnn", num_layers=4, hidden_dim=640, output_dim=256),
+        "lstm": EncoderConfig("lstm", num_layers=3, hidden_dim=384, proj_dim=0, output_dim=256, residual=True),
+        "gru": EncoderConfig("gru", num_layers=3, hidden_dim=448, output_dim=256, residual=True),
+        "rnn": EncoderConfig("rnn", num_layers=4, hidden_dim=640, output_dim=256, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=6, hidden_dim=192, num_heads=4, ff_dim=576, output_dim=256, left_context_chunks=8
         ),
@@ -73,9 +73,9 @@ def small(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
 def base(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> TransducerConfig:
     """About 25M parameters."""
     encoders = {
-        "lstm": EncoderConfig("lstm", num_layers=6, hidden_dim=1024, proj_dim=384, output_dim=384),
-        "gru": EncoderConfig("gru", num_layers=6, hidden_dim=768, output_dim=384),
-        "rnn": EncoderConfig("rnn", num_layers=8, hidden_dim=1152, output_dim=384),
+        "lstm": EncoderConfig("lstm", num_layers=6, hidden_dim=1024, proj_dim=384, output_dim=384, residual=True),
+        "gru": EncoderConfig("gru", num_layers=6, hidden_dim=768, output_dim=384, residual=True),
+        "rnn": EncoderConfig("rnn", num_layers=8, hidden_dim=1152, output_dim=384, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=14, hidden_dim=256, num_heads=4, ff_dim=1024, output_dim=384, left_context_chunks=8
         ),
@@ -86,9 +86,9 @@ def base(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
 def large(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> TransducerConfig:
     """About 80M parameters (icefall's LSTM transducer size)."""
     encoders = {
-        "lstm": EncoderConfig("lstm", num_layers=12, hidden_dim=1408, proj_dim=512, output_dim=512),
-        "gru": EncoderConfig("gru", num_layers=12, hidden_dim=1024, output_dim=512),
-        "rnn": EncoderConfig("rnn", num_layers=16, hidden_dim=1536, output_dim=512),
+        "lstm": EncoderConfig("lstm", num_layers=12, hidden_dim=1408, proj_dim=512, output_dim=512, residual=True),
+        "gru": EncoderConfig("gru", num_layers=12, hidden_dim=1024, output_dim=512, residual=True),
+        "rnn": EncoderConfig("rnn", num_layers=16, hidden_dim=1536, output_dim=512, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=13, hidden_dim=512, num_heads=8, ff_dim=2048, output_dim=512, left_context_chunks=8
         ),

@@ -2,6 +2,12 @@
 
     x4 conv front -> dropout -> multi-layer RNN -> dropout -> Linear(output_dim)
 
+With `residual` (every preset), the layers are separate single-layer RNNs and each
+adds its output to its input, x + dropout(layer(x)): the gradient reaches the front
+through the identity path instead of through every layer's gates. A plain stack of
+three 384-cell LSTMs needed 500+ steps to leave the CTC blank plateau; the residual
+stack leaves it within 100 (README "Accuracy").
+
 The state layout is sherpa-onnx's for LSTM transducers: h (L, B, P or H) and
 c (L, B, H), batch on axis 1. Recurrence is causal, so in a padded batch the
 valid frames of a short item never see its padding: forward needs no packing.
@@ -47,18 +53,30 @@ class RnnEncoder(Encoder):
         body_dim = config.proj_dim or config.hidden_dim
         super().__init__(config, body_dim)
         cell_options = {"lstm": {"proj_size": config.proj_dim}, "rnn": {"nonlinearity": "tanh"}}
-        self.rnn = _CELLS[config.kind](
-            input_size=body_dim,
-            hidden_size=config.hidden_dim,
-            num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
-            **cell_options.get(config.kind, {}),
-        )
+        cell = _CELLS[config.kind]
+        if config.residual:
+            # One module per layer: the residual sum needs each layer's output.
+            self.layers = nn.ModuleList(
+                cell(input_size=body_dim, hidden_size=config.hidden_dim, batch_first=True,
+                     **cell_options.get(config.kind, {}))
+                for _ in range(config.num_layers)
+            )
+        else:
+            self.rnn = cell(
+                input_size=body_dim,
+                hidden_size=config.hidden_dim,
+                num_layers=config.num_layers,
+                dropout=config.dropout if config.num_layers > 1 else 0.0,
+                batch_first=True,
+                **cell_options.get(config.kind, {}),
+            )
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(body_dim, config.output_dim)
         if config.kind == "lstm":
             self._init_forget_bias()
+
+    def _recurrent_modules(self) -> list[nn.RNNBase]:
+        return list(self.layers) if self.config.residual else [self.rnn]
 
     def _init_forget_bias(self) -> None:
         # Forget-gate bias 1 (Gers et al.) lets gradients flow through time early in training.
@@ -66,11 +84,12 @@ class RnnEncoder(Encoder):
         # so the second quarter of one of them carries it.
         hidden = self.config.hidden_dim
         with torch.no_grad():
-            for name, bias in self.rnn.named_parameters():
-                if name.startswith("bias_ih"):
-                    bias[hidden : 2 * hidden].fill_(1.0)
-                elif name.startswith("bias_hh"):
-                    bias[hidden : 2 * hidden].fill_(0.0)
+            for module in self._recurrent_modules():
+                for name, bias in module.named_parameters():
+                    if name.startswith("bias_ih"):
+                        bias[hidden : 2 * hidden].fill_(1.0)
+                    elif name.startswith("bias_hh"):
+                        bias[hidden : 2 * hidden].fill_(0.0)
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> LstmState | RnnState:
         device, dtype = self._state_device_dtype(device)
@@ -85,10 +104,21 @@ class RnnEncoder(Encoder):
 
     def _body(self, h: Tensor, state: LstmState | RnnState) -> tuple[Tensor, LstmState | RnnState]:
         """The layers after the front, shared by forward and stream: (B, T', body) -> (B, T', D)."""
-        hx = tuple(state) if isinstance(state, LstmState) else state.h
-        y, new_hx = self.rnn(self.dropout(h), hx)
-        new_state = LstmState(*new_hx) if isinstance(state, LstmState) else RnnState(new_hx)
-        return self.output(self.dropout(y)), new_state
+        if not self.config.residual:
+            hx = tuple(state) if isinstance(state, LstmState) else state.h
+            y, new_hx = self.rnn(self.dropout(h), hx)
+            new_state = LstmState(*new_hx) if isinstance(state, LstmState) else RnnState(new_hx)
+            return self.output(self.dropout(y)), new_state
+        h = self.dropout(h)
+        last: list[tuple[Tensor, ...]] = []
+        for index, layer in enumerate(self.layers):
+            layer_state = tuple(part[index : index + 1] for part in state)  # (1, B, .) each
+            y, new_hx = layer(h, layer_state if isinstance(state, LstmState) else layer_state[0])
+            h = h + self.dropout(y)  # (B, T', body)
+            last.append(new_hx if isinstance(new_hx, tuple) else (new_hx,))
+        stacked = [torch.cat(parts, dim=0) for parts in zip(*last)]  # (L, B, .) each
+        new_state = LstmState(*stacked) if isinstance(state, LstmState) else RnnState(*stacked)
+        return self.output(h), new_state
 
     def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, T, F), x_lens (B,) -> out (B, T', D), out_lens (B,)."""

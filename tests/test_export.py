@@ -59,10 +59,15 @@ def _props(path: Path) -> dict[str, str]:
         ("lstm", {"proj_dim": 0}),
         ("gru", {}),
         ("rnn", {}),
+        ("lstm", {"residual": True}),
+        ("lstm", {"proj_dim": 0, "residual": True}),
+        ("gru", {"residual": True}),
+        ("rnn", {"residual": True}),
         ("conformer", {}),
         ("conformer", {"use_conv": False}),
     ],
-    ids=["lstmp", "lstm", "gru", "rnn", "conformer", "transformer"],
+    ids=["lstmp", "lstm", "gru", "rnn", "residual-lstmp", "residual-lstm", "residual-gru", "residual-rnn",
+         "conformer", "transformer"],
 )
 def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, changes: dict) -> None:
     model = _model(encoder, **changes)

@@ -177,6 +177,7 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
         (lambda: EncoderConfig(kind="conformer", hidden_dim=36, num_heads=4), "heads of even size"),
         (lambda: EncoderConfig(kind="conformer", left_context_chunks=0), "left_context_chunks"),
         (lambda: EncoderConfig(dropout=1.0), "dropout"),
+        (lambda: EncoderConfig(kind="conformer", residual=True), "residual is for the recurrent kinds"),
         (lambda: PredictorConfig(kind="transformer"), "predictor kind"),
         (lambda: TransducerConfig(EncoderConfig(), PredictorConfig(), vocab_size=10, blank_id=10), "blank_id"),
     ],
@@ -184,6 +185,14 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
 def test_invalid_config_values_are_named(make, message: str) -> None:  # noqa: ANN001 (a config factory)
     with pytest.raises(AsrError, match=message):
         make()
+
+
+def test_configs_written_before_residual_stacks_load_as_plain_stacks() -> None:
+    data = build_config("small", "lstm").to_dict()
+    assert data["encoder"]["residual"] is True  # every preset's recurrent stack is residual
+    del data["encoder"]["residual"]  # what a checkpoint from before the option holds
+    old = Transducer(TransducerConfig.from_dict(data))
+    assert old.config.encoder.residual is False and hasattr(old.encoder, "rnn")
 
 
 def test_build_config_names_the_choices() -> None:

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not sup
 # Every encoder kind, plus the conformer as a plain Transformer.
 ENCODERS = {kind: tiny(kind).encoder for kind in ENCODER_KINDS}
 ENCODERS["transformer"] = dataclasses.replace(ENCODERS["conformer"], use_conv=False)
+# The presets' recurrent stacks: one module per layer, each adding its output to its input.
+ENCODERS.update({f"residual-{kind}": dataclasses.replace(ENCODERS[kind], residual=True) for kind in ("lstm", "gru", "rnn")})
 
 
 def make_encoder(name: str) -> Encoder:
