@@ -26,8 +26,8 @@ mkdir -p "$work/logs" "$work/exp" "$out"
 export PYTHONUNBUFFERED=1
 
 if ! python3 -c "import soundfile, soxr" 2>/dev/null; then
-  # The GPU image lacks these two (and soundfile's cffi); the caller carries their wheels in .whl/.
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/asr-site .whl/*.whl || exit 1
+  # The GPU image lacks these two (and soundfile's cffi); the caller carries their wheels in $WHEELS (default .whl/).
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/asr-site "${WHEELS:-.whl}"/*.whl || exit 1
   export PYTHONPATH=/tmp/asr-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
