@@ -331,6 +331,19 @@ def test_train_end_to_end_then_average(synth_corpus: Path, tmp_path: Path) -> No
     averaged = load_checkpoint(exp / "averaged.pt")
     assert len(averaged["averaged_from"]) == 2 and "optimizer" not in averaged
 
+    # --init-from: a new run starts from those weights (and their tokenizer and input statistics).
+    tuned = tmp_path / "tuned"
+    out, _ = _finish(_asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir", str(tuned),
+                          "--epochs", "1", "--init-from", str(exp / "best.pt"), *TINY_FLAGS))
+    assert f"initialised from {exp / 'best.pt'}" in out
+    start, after = state["model_avg"], load_checkpoint(tuned / "best.pt")["model_avg"]
+    stats = "encoder.subsampling.feature_mean"
+    assert torch.equal(after[stats], start[stats])  # statistics come with the weights, not from a new pass
+    other = _asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "x"),
+                 "--init-from", str(exp / "best.pt"), *TINY_FLAGS, "--encoder", "gru")
+    _, err = other.communicate(timeout=120)
+    assert other.returncode != 0 and "holds another model" in err and "--encoder 'gru' here, 'lstm' there" in err
+
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_corpus: Path, tmp_path: Path) -> None:

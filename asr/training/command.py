@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asr.checkpoints import CheckpointManager, average_checkpoints, list_checkpoints, save_checkpoint
+from asr.checkpoints import CheckpointManager, average_checkpoints, list_checkpoints, load_checkpoint, save_checkpoint
 from asr.data import BucketingSampler
 from asr.errors import AsrError, ModelFilesError
 from asr.librispeech import corpus_dir
@@ -35,7 +35,7 @@ from asr.training.corpus import RunData, feature_statistics, load_run_data
 from asr.training.dev_wer import dev_wer_fn
 from asr.training.distributed import WorldInfo, close_world, init_world, threads_per_process
 from asr.training.ema import WeightAverage
-from asr.training.loop import DevSet, TrainingRun, TrainSummary, restore, train
+from asr.training.loop import DevSet, TrainingRun, TrainSummary, restore, train, unwrap
 from asr.training.monitor import PLOT_NAME, TrainMonitor
 from asr.training.step import amp_dtype
 from models.config import TransducerConfig
@@ -120,18 +120,38 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
     if world.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / CONFIG_NAME).write_text(config.to_json() + "\n", encoding="utf-8")
-    data = load_run_data(config, exp_dir, world, tokenizer_bytes=latest[1]["tokenizer"] if latest else None)
+    start = latest[1] if latest else initial_state(config)
+    data = load_run_data(config, exp_dir, world, tokenizer_bytes=start["tokenizer"] if start else None)
     model_config = (
-        TransducerConfig.from_dict(json.loads(latest[1]["model_config"])) if latest
+        TransducerConfig.from_dict(json.loads(start["model_config"])) if start
         else model_config_of(config, data.tokenizer.vocab_size)
     )
-    run = build_run(config, exp_dir, world, model_config, data, manager, fresh=latest is None)
+    run = build_run(config, exp_dir, world, model_config, data, manager, fresh=start is None)
+    if latest is None and start is not None:
+        unwrap(run.model).load_state_dict(start["model_avg"])  # float16 weights are cast on load
+        run.ema.load_state_dict(start["model_avg"])
+        run.monitor.write(f"initialised from {config.init_from}: step {start['progress']['step']} of that run")
     if latest is not None:
         path, state = latest
         restore(run, state)
         run.monitor.write(f"resumed from {path}: step {run.progress.step}, epoch {run.progress.epoch + 1}, "
                           f"batch {run.progress.batch_in_epoch}")
     return train(run)
+
+
+def initial_state(config: TrainConfig) -> dict | None:
+    """The --init-from checkpoint, checked against the run's model flags; None without --init-from."""
+    if config.init_from is None:
+        return None
+    state = load_checkpoint(config.init_from)
+    theirs = TrainConfig.from_json(state["train_config"])
+    differ = {name: (getattr(config, name), getattr(theirs, name))
+              for name in ("encoder", "preset", "predictor", "tokens", "context_size")
+              if getattr(config, name) != getattr(theirs, name)}
+    if differ:
+        detail = ", ".join(f"--{k.replace('_', '-')} {a!r} here, {b!r} there" for k, (a, b) in differ.items())
+        raise AsrError(f"--init-from {config.init_from} holds another model ({detail}); pass the same model flags")
+    return state
 
 
 def model_config_of(config: TrainConfig, vocab_size: int) -> TransducerConfig:

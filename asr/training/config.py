@@ -113,6 +113,10 @@ class TrainConfig:
     ema_decay: float = 0.999  # per-step decay of the weight average used for eval and export
     amp: str = "auto"  # mixed precision: auto (bf16 where CUDA has it, else fp16; off on CPU) | off | bf16 | fp16
     seed: int = 42  # data order, augmentation and initialisation all derive from it
+    # Start from another run's EMA weights, tokenizer and input statistics instead of a random model
+    # (fine-tuning, or continuing a run whose optimizer state was not kept); the model comes from
+    # that checkpoint's config, so --encoder, --preset, --predictor and --tokens must agree with it.
+    init_from: str | None = None
     # Bookkeeping.
     checkpoint_every_steps: int = 500  # also validate then; a checkpoint is written at each epoch end too
     keep_last: int = 5  # checkpoints kept besides the best one
@@ -263,6 +267,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--lr", type=float, help=f"peak learning rate (default: {d('lr')})")
     run.add_argument("--warmup-steps", type=int, help=f"learning-rate warm-up steps (default: {d('warmup_steps')})")
     run.add_argument("--seed", type=int, help=f"seed for data order, augmentation and init (default: {d('seed')})")
+    run.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
+                     help="start from this checkpoint's weights, tokenizer and input statistics (default: random)")
     run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision on CUDA (default: {d('amp')})")
     run.add_argument("--device", choices=DEVICES, help=f"where to train (default: {d('device')})")
     run.add_argument("--num-threads", type=int, help="torch threads per process (default: all cores)")
@@ -277,7 +283,7 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value is None:
             continue
-        if name == "data":
+        if name in ("data", "init_from"):
             value = str(Path(value).resolve())
         elif name in ("subsets", "dev_subsets"):
             value = () if value.strip().lower() == "none" else _split(value, name)
