@@ -53,6 +53,9 @@ BENCH_ROUNDS = 5  # interleaved rounds per runtime; the report takes medians
 # of few steps.
 SHORT_RUN_FLAGS = ("--no-spec-augment", "--speeds", "1.0", "--acoustic-variants", "0",
                    "--checkpoint-every-steps", "300")
+# A dev WER above this after training means the run never left the blank plateau (too few steps:
+# a busy machine, or too few --minutes); the demo says so instead of handing the model over silently.
+PLATEAU_WER = 90.0
 T = TypeVar("T")
 
 
@@ -119,6 +122,7 @@ class DemoSummary:
     first_partial_ms: dict[str, float | None]  # runtime -> first-partial latency
     algorithmic_latency_ms: float  # chunk + lookahead of the model
     stages: tuple[StageTime, ...]  # in order
+    best_dev: tuple[int, float] | None  # (step, dev WER %) of the exported checkpoint; None if never validated
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +135,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=float, default=3.0, help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="small", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", default="char", help=argparse.SUPPRESS)
-    parser.add_argument("--lr", type=float, default=1e-3, help=argparse.SUPPRESS)
+    parser.add_argument("--lr", type=float, default=3e-3, help=argparse.SUPPRESS)
     parser.add_argument("--warmup-steps", type=int, default=200, help=argparse.SUPPRESS)
     parser.add_argument("--batch-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--rnnt-loss", default="pruned", help=argparse.SUPPRESS)
@@ -149,8 +153,15 @@ def make_corpus(options: DemoOptions) -> bool:
     from asr.synth import generate_corpus
 
     existed = (options.corpus / "corpus.json").is_file()
-    generate_corpus(options.corpus, options.hours)
+    generate_corpus(options.corpus, options.hours, voices=demo_voices())
     return existed
+
+
+def demo_voices() -> list[str]:
+    """The espeak-ng and flite voices: festival's take ~15x longer per clip, which a 15-minute demo cannot pay."""
+    from asr.synth.voices import ALL_VOICES
+
+    return [voice.name for voice in ALL_VOICES if not voice.natural]
 
 
 def train(options: DemoOptions) -> bool:
@@ -256,6 +267,9 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
 
 def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchReport, stages: list[StageTime]
              ) -> DemoSummary:
+    from asr.checkpoints import CheckpointManager
+
+    best = CheckpointManager(options.exp_dir, keep_last=1).best()
     single = [r for r in report.results if r.streams == 1]
     sizes = {
         precision: sum((options.model_dir / f"{role}{suffix}").stat().st_size for role in ("encoder", "decoder", "joiner"))
@@ -271,6 +285,7 @@ def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchRep
         first_partial_ms={r.runtime: r.first_partial_ms for r in single},
         algorithmic_latency_ms=report.algorithmic_latency_ms,
         stages=tuple(stages),
+        best_dev=(best.step, best.dev_wer) if best is not None and best.dev_wer is not None else None,
     )
 
 
@@ -299,7 +314,21 @@ def format_summary(summary: DemoSummary) -> str:
         f"try it:  asr transcribe --model {summary.model_dir} FILE.wav",
         f"         asr live --model {summary.model_dir}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + plateau_warning(summary.best_dev))
+
+
+def plateau_warning(best_dev: tuple[int, float] | None) -> list[str]:
+    """Lines that say the model is not usable yet, when its dev WER shows it never left the blank plateau."""
+    if best_dev is None or best_dev[1] <= PLATEAU_WER:
+        return []
+    step, wer = best_dev
+    return [
+        "",
+        f"WARNING: this model is not usable yet: dev WER {wer:.1f}% after {step} steps (it has not left the",
+        "blank plateau, which takes a few hundred steps; a busy machine runs fewer in the time budget).",
+        "Train longer with `asr demo --minutes M` (the run resumes), or use the shipped model:",
+        "asr transcribe FILE.wav (no --model).",
+    ]
 
 
 def run_demo_command(args: argparse.Namespace, out: TextIO | None = None) -> int:

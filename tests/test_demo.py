@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.demo import DONE_FILE, TEST_SUBSETS, add_demo_arguments, run_demo_command
+from asr.demo import DONE_FILE, PLATEAU_WER, TEST_SUBSETS, add_demo_arguments, plateau_warning, run_demo_command
 from asr.errors import AsrError
 from asr.model_dir import ModelFiles
 
@@ -31,6 +31,8 @@ def test_the_demo_builds_trains_exports_evaluates_benchmarks_and_then_reuses(tmp
     for expected in (*TEST_SUBSETS, "RTF", "ours", "sherpa-onnx", "first partial ms", "total", "asr live --model"):
         assert expected in summary
     assert "(reused)" not in summary
+    # Six seconds of a tiny model never leave the blank plateau: the demo must say so, not hand it over silently.
+    assert "WARNING: this model is not usable yet" in summary and "asr demo --minutes" in summary
 
     again = _demo(tmp_path)
     stages = again[again.index("stage ") :]
@@ -41,3 +43,10 @@ def test_the_demo_builds_trains_exports_evaluates_benchmarks_and_then_reuses(tmp
 def test_bad_scale_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(AsrError, match="--minutes must be > 0"):
         _demo(tmp_path, "--minutes", "0")
+
+
+def test_the_plateau_warning_fires_above_its_threshold_only() -> None:
+    assert plateau_warning(None) == []
+    assert plateau_warning((900, PLATEAU_WER)) == []
+    warning = "\n".join(plateau_warning((300, 96.2)))
+    assert "dev WER 96.2% after 300 steps" in warning and "asr transcribe FILE.wav (no --model)" in warning
