@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py build
     from asr.bench import BenchReport
 
 TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
-TEST_SUBSETS = ("synth-test", "synth-test-voice")  # training voices; held-out voices
+TEST_SUBSETS = ("synth-test", "synth-test-voice", "synth-test-everyday")  # training voices; held-out voices; their hand-written sentences
 ENCODER = "lstm"  # sherpa-onnx runs LSTM exports, so the bench can compare
 DONE_FILE = "demo-trained.json"  # written into the exp dir once training finished: its settings
 # One round over 4 files (13 s of audio) put the ours / sherpa-onnx ratio within noise (1.04 in one
@@ -104,7 +104,7 @@ class StageTime:
 class SubsetWer:
     """WER of one test subset with both precisions."""
 
-    subset: str  # synth-test or synth-test-voice
+    subset: str  # one of TEST_SUBSETS
     utterances: int  # how many were decoded
     fp32: float  # WER in percent with the fp32 files
     int8: float  # WER in percent with the int8 files

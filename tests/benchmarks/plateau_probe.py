@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         if step % 25 == 0 or step == args.steps - 1:
-            per_token = float(loss) * BATCH / float(batch.token_lens.sum())
+            per_token = loss.item() * BATCH / float(batch.token_lens.sum())
             print(f"step {step:4d}  CTC {per_token:.3f} nats/token  ({time.monotonic() - start:.0f} s)", flush=True)
     return 0
 
