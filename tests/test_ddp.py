@@ -43,7 +43,7 @@ def _rank_main(rank: int, port: int, out: str) -> None:
             {
                 "initial": initial,
                 "final": unwrap(run.model).state_dict(),
-                "ids": [data.train_set.ids[i] for batch in plan for i, _ in batch],
+                "ids": [data.train_set.ids[i] for batch in plan for i, *_ in batch],
                 "steps": summary.steps,
             },
             Path(out) / f"rank{rank}.pt",
