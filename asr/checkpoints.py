@@ -121,7 +121,7 @@ class CheckpointManager:
         except (OSError, ValueError) as error:
             print(f"warning: {index} is unreadable ({error}); best-checkpoint tracking restarts", file=sys.stderr)
             return []
-        records = [CheckpointRecord(**entry) for entry in entries]
+        records = [_record(entry, index) for entry in (entries if isinstance(entries, list) else [entries])]
         return sorted((r for r in records if (self.exp_dir / r.name).is_file()), key=lambda r: r.step)
 
     def save(self, state: dict[str, Any], step: int, epoch: int, dev_wer: float | None) -> Path:
@@ -177,6 +177,25 @@ class CheckpointManager:
         except OSError:
             temp.write_bytes((self.exp_dir / name).read_bytes())
         os.replace(temp, self.exp_dir / BEST_NAME)
+
+
+def _record(entry: object, index: Path) -> CheckpointRecord:
+    """One index entry, refused unless it names a checkpoint-<step>.pt file of the exp dir itself.
+
+    The index decides which files pruning deletes, so a name with a directory part
+    (`../x`, an absolute path) would delete files outside the experiment.
+    """
+    fix = f"delete {index} (the next checkpoint rebuilds it) and check who wrote it"
+    try:
+        record = CheckpointRecord(**entry)  # type: ignore[arg-type]
+    except TypeError:
+        raise ModelFilesError(f"{index}: entry {entry!r} is not a checkpoint record; {fix}") from None
+    if not isinstance(record.name, str) or not CHECKPOINT_PATTERN.fullmatch(record.name):
+        raise ModelFilesError(
+            f"{index}: entry {record.name!r} is not a checkpoint-<step>.pt file of this experiment dir; "
+            f"checkpoints are only ever read or deleted there, so it is refused; {fix}"
+        )
+    return record
 
 
 def list_checkpoints(exp_dir: str | Path) -> list[Path]:

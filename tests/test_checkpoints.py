@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -87,6 +88,27 @@ def test_keeps_last_k_and_the_best(tmp_path: Path) -> None:
     assert manager.best().step == 600
     assert load_checkpoint(tmp_path / "best.pt")["progress"]["step"] == 600
     assert "checkpoint-0000200.pt" not in {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize("name", ["../victim.txt", "ABSOLUTE", "sub/checkpoint-0000001.pt", "checkpoint-1.pt\n"])
+def test_an_index_naming_files_outside_the_experiment_is_refused_and_deletes_nothing(tmp_path: Path, name: str) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    name = str(victim) if name == "ABSOLUTE" else name
+    (exp / "checkpoints.json").write_text(json.dumps([{"name": name, "step": 1, "epoch": 0, "dev_wer": 99.0}]))
+    manager = CheckpointManager(exp, keep_last=1)
+    for _ in range(2):  # a second save is when pruning would delete the oldest entry
+        with pytest.raises(ModelFilesError, match="not a checkpoint-<step>.pt file of this experiment dir"):
+            manager.save(_state(100), step=100, epoch=0, dev_wer=50.0)
+    assert victim.read_text() == "keep me"
+
+
+def test_a_malformed_index_entry_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "checkpoints.json").write_text(json.dumps([{"file": "checkpoint-0000001.pt"}]))
+    with pytest.raises(ModelFilesError, match="is not a checkpoint record; delete"):
+        CheckpointManager(tmp_path, keep_last=1).best()
 
 
 def test_corrupt_latest_falls_back_to_previous(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
