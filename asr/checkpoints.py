@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -83,10 +84,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ModelFilesError(f"{path}: checkpoint not found; pass a checkpoint-<step>.pt, best.pt or averaged.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # any failure to unpickle means the file cannot be trusted
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except pickle.UnpicklingError as error:
+        # torch's own message suggests weights_only=False, which would run the file's code: never quoted.
+        if "GLOBAL" not in str(error):
+            raise ModelFilesError(f"{path}: corrupt or not a checkpoint (not a torch zip archive of tensors); "
+                                  "delete it and use an earlier checkpoint") from None
         raise ModelFilesError(
-            f"{path}: corrupt or not a checkpoint ({reason}); delete it and use an earlier checkpoint"
+            f"{path}: holds pickled Python objects beyond tensors and plain data, which are never loaded "
+            "(they could run code on load); pass a checkpoint written by `asr train`"
+        ) from None
+    except Exception as error:  # any other failure to read it means the file cannot be trusted
+        raise ModelFilesError(
+            f"{path}: corrupt or not a checkpoint ({_first_line(error)}); delete it and use an earlier checkpoint"
         ) from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
@@ -97,6 +106,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "use the asr version that wrote it"
         )
     return state
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class CheckpointManager:

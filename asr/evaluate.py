@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from asr.atomic_write import write_text_atomically
 from asr.audio import load
 from asr.checkpoints import BEST_NAME, CheckpointManager, load_checkpoint
 from asr.errors import AsrError, ConfigError, DataError, ModelFilesError
@@ -243,7 +244,7 @@ def write_details(path: Path, result: EvalResult, header: Sequence[str]) -> Path
         lines += ["", f"{r.id}: {format_report(r.counts)}", f"ref: {r.reference}", f"hyp: {r.hypothesis}",
                   f"ali: {marked_alignment(r.reference, r.hypothesis)}"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomically(path, "\n".join(lines) + "\n")  # a symlink there is replaced, never followed
     return path
 
 

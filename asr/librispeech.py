@@ -141,8 +141,12 @@ def corpus_dir(root: Path) -> Path:
 def subset_dir(root: Path, subset: str) -> Path:
     """<root>/LibriSpeech/<subset>, or DataError listing the subsets that exist."""
     corpus = corpus_dir(root)
+    if subset in ("", ".", "..") or Path(subset).name != subset or "\\" in subset:
+        # Manifests and caches are written inside the subset dir: a path here would write outside the root.
+        raise DataError(f"subset {subset!r} is not a subset name (a folder of {corpus}, like train-clean-100 "
+                        "or synth-train); name subsets, not paths, and point --data at the corpus root")
     directory = corpus / subset
-    if not subset or not directory.is_dir():
+    if not directory.is_dir():
         existing = sorted(p.name for p in corpus.iterdir() if p.is_dir())
         raise DataError(
             f"{directory}: subset '{subset}' not found; subsets under {corpus}: "

@@ -41,3 +41,18 @@ def test_concurrent_writers_of_one_file_all_succeed(tmp_path: Path) -> None:
         list(pool.map(write_many, texts))  # re-raises any writer's error
     assert path.read_text(encoding="utf-8") in texts
     assert [p.name for p in tmp_path.iterdir()] == ["index.json"]
+
+
+def test_a_symlink_at_the_path_is_replaced_not_followed(tmp_path: Path) -> None:
+    # config.json and eval detail files are written this way: a planted link must not redirect the write.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    link = tmp_path / "exp" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(outside)
+    dangling = tmp_path / "exp" / "details.txt"
+    dangling.symlink_to(tmp_path / "created-elsewhere.txt")
+    write_text_atomically(link, "new config")
+    write_text_atomically(dangling, "details")
+    assert outside.read_text() == "untouched" and not link.is_symlink() and link.read_text() == "new config"
+    assert not (tmp_path / "created-elsewhere.txt").exists() and dangling.read_text() == "details"

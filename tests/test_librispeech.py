@@ -87,6 +87,13 @@ def test_bad_limits(corpus: Path, limits: dict) -> None:
         load_subsets(corpus, ["train-a"], **limits)
 
 
+@pytest.mark.parametrize("name", ["../../elsewhere/LibriSpeech/train-a", "/abs/LibriSpeech/train-a", "..", "a/b", ""])
+def test_subset_names_are_names_not_paths(corpus: Path, tmp_path: Path, name: str) -> None:
+    # A manifest is written inside the subset dir: a path would write it outside the data root.
+    with pytest.raises(DataError, match="is not a subset name.*name subsets, not paths"):
+        load_subsets(corpus, [name])
+
+
 def test_cache_is_reused(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = load_subset(corpus, "train-a")
     assert (corpus / "LibriSpeech" / "train-a" / "manifest.jsonl").is_file()

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from asr.atomic_write import write_text_atomically
 from asr.checkpoints import CheckpointManager, average_checkpoints, list_checkpoints, load_checkpoint, save_checkpoint
 from asr.data import BucketingSampler
 from asr.errors import AsrError, ModelFilesError
@@ -119,7 +120,8 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
         print(f"note: {exp_dir} has no readable checkpoint; starting from step 0", file=sys.stderr)
     if world.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
-        (exp_dir / CONFIG_NAME).write_text(config.to_json() + "\n", encoding="utf-8")
+        # Through a temp file and a rename: a config.json that is a symlink is replaced, never followed.
+        write_text_atomically(exp_dir / CONFIG_NAME, config.to_json() + "\n")
     start = latest[1] if latest else initial_state(config)
     data = load_run_data(config, exp_dir, world, tokenizer_bytes=start["tokenizer"] if start else None)
     model_config = (
