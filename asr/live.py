@@ -38,6 +38,7 @@ from typing import Callable, Iterator, TextIO
 
 import numpy as np
 
+from asr.default_model import resolve_model_dir
 from asr.errors import ConfigError, DeviceError
 from asr.mic import CaptureStats, Microphone, find_input_device, format_device_list, list_input_devices, load_sounddevice
 from asr.runtime import Recognizer, RecognitionResult, Stream
@@ -59,7 +60,7 @@ class LiveUtterance:
 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `asr live` (argparse only: no runtime import)."""
-    parser.add_argument("--model", help="model dir written by `asr export` (required unless --list-devices)")
+    parser.add_argument("--model", help="model dir written by `asr export` (default: the shipped model, int8)")
     parser.add_argument("--device", default=None, metavar="NAME_OR_INDEX",
                         help="input device: index or (part of a) name from --list-devices (default: the system default)")
     parser.add_argument("--list-devices", action="store_true", help="print the input devices and exit")
@@ -215,16 +216,15 @@ def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: T
     if args.list_devices:
         print(format_device_list(list_input_devices(sd)) or "no input devices", file=out)
         return 0
-    if not args.model:
-        raise ConfigError("--model is required: pass the model dir `asr export` wrote")
     if args.max_seconds is not None and not args.max_seconds > 0:
         raise ConfigError(f"--max-seconds must be > 0, got {args.max_seconds}; leave it out to stop with Ctrl+C")
     device = find_input_device(sd, args.device)
+    model_dir, int8 = resolve_model_dir(args.model, args.int8)
     recognizer = Recognizer.from_dir(
-        args.model,
+        model_dir,
         num_threads=args.num_threads,
         decoding=SearchOptions(method=args.decoding, beam=args.beam),
-        int8=args.int8,
+        int8=int8,
     )
     meta = recognizer.metadata
     listening = (

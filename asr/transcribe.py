@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from asr.audio import load
+from asr.default_model import resolve_model_dir
 from asr.errors import AsrError
 from asr.runtime import Recognizer
 from asr.search import SearchOptions
@@ -39,7 +40,8 @@ class FileTranscript:
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `asr transcribe`."""
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (wav, flac, ogg; any rate)")
-    parser.add_argument("--model", type=Path, required=True, help="model dir written by `asr export`")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model dir written by `asr export` (default: the shipped model, int8)")
     parser.add_argument(
         "--format", choices=["text", "jsonl"], default="text", help="text: FILE<TAB>TEXT; jsonl: one JSON object per file"
     )
@@ -85,11 +87,12 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
     """Transcribe args.files; 0 if all succeeded, 1 if any failed. AsrError for a bad model dir or option."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    model_dir, int8 = resolve_model_dir(args.model, args.int8)
     recognizer = Recognizer.from_dir(
-        args.model,
+        model_dir,
         num_threads=args.num_threads,
         decoding=SearchOptions(method=args.decoding, beam=args.beam),
-        int8=args.int8,
+        int8=int8,
     )
     failed = 0
     for path in args.files:

@@ -67,6 +67,12 @@ def test_core_install_transcribes_without_torch(tmp_path: Path, tmp_path_factory
     name, text = run.stdout.rstrip("\n").split("\t")
     assert name == str(wav) and text
 
+    # No --model: the shipped default model must have been installed as package data.
+    shipped = subprocess.run([str(venv / "bin" / "asr"), "transcribe", str(wav)],
+                             capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert shipped.returncode == 0, shipped.stderr
+    assert shipped.stdout.startswith(f"{wav}\t")
+
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import importlib.util as u; print([m for m in ('torch', 'onnx', 'sentencepiece') if u.find_spec(m)])"],
         capture_output=True, text=True, cwd=tmp_path, env=env, check=True,
