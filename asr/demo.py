@@ -132,7 +132,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=9.0, help="training time budget in minutes (default: 9)")
     parser.add_argument("--fresh", action="store_true", help="delete --work-dir first and redo every stage")
     # Scale knobs for tests and experiments; the defaults are the tuned demo.
-    parser.add_argument("--hours", type=float, default=3.0, help=argparse.SUPPRESS)
+    parser.add_argument("--hours", type=float, default=6.0, help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="small", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", default="char", help=argparse.SUPPRESS)
     parser.add_argument("--lr", type=float, default=3e-3, help=argparse.SUPPRESS)
