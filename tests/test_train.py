@@ -20,7 +20,7 @@ from asr.data import BucketingSampler, TokenizedSet, iterate_batches
 from asr.errors import AsrError, DataError
 from asr.manifest import Utterance
 from asr.tokens import CharTokenizer
-from asr.training.command import build_run, model_config_of, resolve_config
+from asr.training.command import build_run, model_config_of, resolve_config, run_training
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
 from asr.training.corpus import RunData, feature_statistics, load_run_data
 from asr.training.distributed import init_world
@@ -379,6 +379,10 @@ def test_missing_data_and_unknown_subsets_are_clear_errors(tmp_path: Path) -> No
     config = _config(data=str(data), subsets=("train-clean-100",))
     with pytest.raises(DataError, match="subset 'train-clean-100' not found.*synth-dev, synth-train"):
         load_run_data(config, tmp_path / "exp", init_world("cpu"), None)
+    # The whole run fails the same way and leaves no config behind to refuse the corrected command.
+    with pytest.raises(DataError, match="subset 'train-clean-100' not found"):
+        run_training(config, tmp_path / "exp", init_world("cpu"), resume=False)
+    assert not (tmp_path / "exp" / "config.json").exists()
 
 
 class _ArrayFeatures:

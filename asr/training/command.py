@@ -118,12 +118,15 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
     latest = manager.latest() if resume else None
     if resume and latest is None:
         print(f"note: {exp_dir} has no readable checkpoint; starting from step 0", file=sys.stderr)
+    start = latest[1] if latest else initial_state(config)
     if world.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
-        # Through a temp file and a rename: a config.json that is a symlink is replaced, never followed.
-        write_text_atomically(exp_dir / CONFIG_NAME, config.to_json() + "\n")
-    start = latest[1] if latest else initial_state(config)
     data = load_run_data(config, exp_dir, world, tokenizer_bytes=start["tokenizer"] if start else None)
+    if world.is_main:
+        # Only once the data checked out: a typo in --subsets must not leave a config that then
+        # refuses the corrected command as "a different experiment". Through a temp file and a
+        # rename, so a config.json that is a symlink is replaced, never followed.
+        write_text_atomically(exp_dir / CONFIG_NAME, config.to_json() + "\n")
     model_config = (
         TransducerConfig.from_dict(json.loads(start["model_config"])) if start
         else model_config_of(config, data.tokenizer.vocab_size)
