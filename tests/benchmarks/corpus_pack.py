@@ -24,9 +24,10 @@ from pathlib import Path
 
 import soundfile
 
-CORPUS_DIR = "LibriSpeech"
+from asr.audio import SAMPLE_RATE
+from asr.librispeech import AUDIO_SUFFIX, CORPUS_DIR, TRANSCRIPT_SUFFIX
+
 PACKED_SUFFIX = ".opus"
-SAMPLE_RATE = 16000
 
 
 def _encode(job: tuple[str, str, float]) -> int:
@@ -44,37 +45,37 @@ def _decode(job: tuple[str, str]) -> None:
     soundfile.write(target, samples, rate, format="FLAC", subtype="PCM_16")
 
 
+def _mirror(root: Path, source: Path, target: Path, from_suffix: str, to_suffix: str) -> list[tuple[str, str]]:
+    """Mirror `root` (a folder inside `source`) into `target`: transcripts are copied, folders made.
+
+    Returns (source path, target path) of each `from_suffix` audio file, the target renamed to `to_suffix`.
+    """
+    pairs = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(source)
+        if path.suffix == from_suffix:
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            pairs.append((str(path), str(target / relative.with_suffix(to_suffix))))
+        elif path.name.endswith(TRANSCRIPT_SUFFIX):
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target / relative)
+    return pairs
+
+
 def pack(data: Path, subsets: list[str], out: Path, level: float, workers: int) -> None:
     jobs = []
     for subset in subsets:
         root = data / CORPUS_DIR / subset
         if not root.is_dir():
             raise SystemExit(f"no subset {root}; make it with `asr synth` or check --data")
-        for path in sorted(root.rglob("*")):
-            relative = path.relative_to(data)
-            if path.suffix == ".flac":
-                target = out / relative.with_suffix(PACKED_SUFFIX)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                jobs.append((str(path), str(target), level))
-            elif path.name.endswith(".trans.txt"):
-                (out / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, out / relative)
+        jobs += [(source, target, level) for source, target in _mirror(root, data, out, AUDIO_SUFFIX, PACKED_SUFFIX)]
     with ProcessPoolExecutor(workers) as pool:
         total = sum(pool.map(_encode, jobs, chunksize=32))
     print(f"packed {len(jobs)} files of {', '.join(subsets)} into {out}: {total / 2**20:.1f} MiB")
 
 
 def unpack(pack_dir: Path, data: Path, workers: int) -> None:
-    jobs = []
-    for path in sorted((pack_dir / CORPUS_DIR).rglob("*")):
-        relative = path.relative_to(pack_dir)
-        if path.suffix == PACKED_SUFFIX:
-            target = data / relative.with_suffix(".flac")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append((str(path), str(target)))
-        elif path.name.endswith(".trans.txt"):
-            (data / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, data / relative)
+    jobs = _mirror(pack_dir / CORPUS_DIR, pack_dir, data, PACKED_SUFFIX, AUDIO_SUFFIX)
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_decode, jobs, chunksize=32))
     print(f"unpacked {len(jobs)} files into {data / CORPUS_DIR}")

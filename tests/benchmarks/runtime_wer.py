@@ -15,10 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from asr.default_model import resolve_model_dir
-from asr.librispeech import load_subset
+from asr.librispeech import load_subsets
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.runtime import Recognizer
 from asr.search import SearchOptions
@@ -32,16 +30,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", type=Path, default=None, help="model dir (default: the shipped model)")
     parser.add_argument("--int8", action="store_true", help="the *.int8.onnx files")
     parser.add_argument("--decoding", choices=("greedy", "beam"), default="greedy")
-    parser.add_argument("--max-utterances", type=int, default=None, help="evenly spaced subset of each subset")
+    parser.add_argument("--max-utterances", type=int, default=None,
+                        help="at most N utterances per subset, the ones `asr eval --max-utterances` takes")
     args = parser.parse_args(argv)
     model_dir, int8 = resolve_model_dir(args.model, args.int8)
     recognizer = Recognizer.from_dir(model_dir, int8=int8, decoding=SearchOptions(method=args.decoding))
     wers = []
     for subset in args.subsets.split(","):
-        utterances = load_subset(args.data, subset)
-        if args.max_utterances and len(utterances) > args.max_utterances:
-            picks = np.linspace(0, len(utterances) - 1, args.max_utterances).round().astype(int)
-            utterances = [utterances[i] for i in picks]
+        utterances = load_subsets(args.data, [subset], max_utterances=args.max_utterances)
         counts = ErrorCounts()
         for utterance in utterances:
             counts += word_errors(utterance.text, transcribe_file(recognizer, Path(utterance.audio_path)).text)
