@@ -339,6 +339,7 @@ def test_train_end_to_end_then_average(synth_corpus: Path, tmp_path: Path) -> No
     start, after = state["model_avg"], load_checkpoint(tuned / "best.pt")["model_avg"]
     stats = "encoder.subsampling.feature_mean"
     assert torch.equal(after[stats], start[stats])  # statistics come with the weights, not from a new pass
+    assert TrainConfig.from_json((tuned / "config.json").read_text()).loss_warmup_steps == 0  # its joiner is trained
     other = _asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "x"),
                  "--init-from", str(exp / "best.pt"), *TINY_FLAGS, "--encoder", "gru")
     _, err = other.communicate(timeout=120)

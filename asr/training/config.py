@@ -118,7 +118,7 @@ class TrainConfig:
     # that checkpoint's config, so --encoder, --preset, --predictor and --tokens must agree with it.
     init_from: str | None = None
     # Bookkeeping.
-    checkpoint_every_steps: int = 500  # also validate then; a checkpoint is written at each epoch end too
+    checkpoint_every_steps: int = 500  # also validate then, and once more when training stops
     keep_last: int = 5  # checkpoints kept besides the best one
     log_every_steps: int = 20  # TensorBoard scalars every this many steps
     device: str = "auto"  # auto (cuda when available) | cpu | cuda
@@ -325,6 +325,10 @@ def config_from_options(options: dict[str, Any]) -> TrainConfig:
     missing = [f"--{n}" for n in ("data", "subsets") if n not in options]
     if missing:
         raise AsrError(f"{' and '.join(missing)} required to start a run (or pass --resume to continue one)")
+    if options.get("init_from") is not None:
+        # The pruned loss's warm-up exists for a joiner that cannot yet place the bands; a
+        # started model's joiner can, and ramping its loss weight up again wastes the steps.
+        options = {**options, "loss_warmup_steps": 0}
     return TrainConfig(**options)
 
 

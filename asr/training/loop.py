@@ -145,10 +145,11 @@ def train_one_epoch(run: TrainingRun, clock: _Clock, last_loss: float | None) ->
             return last_loss, True
         if progress.step % config.checkpoint_every_steps == 0:
             save_and_validate(run)
+    # No checkpoint at the epoch's end: on a small corpus with large batches an epoch is a
+    # few dozen steps, and validating that often took the time --checkpoint-every-steps
+    # was set to save. A checkpoint taken mid-epoch resumes just as well.
     progress.epoch += 1
     progress.batch_in_epoch = 0
-    if progress.step != run.last_saved_step or progress.step == 0:
-        save_and_validate(run)
     return last_loss, False
 
 

@@ -78,24 +78,7 @@ echo "all runs ended at ${SECONDS}s"
 
 for exp in "$work"/exp/m-*/; do
   name=$(basename "$exp")
-  python3 - "$exp" "$out/$name.pt" <<'EOF' || echo "no checkpoint from $name"
-import sys
-from pathlib import Path
-import torch
-exp, target = Path(sys.argv[1]), sys.argv[2]
-best = exp / "best.pt"
-source = best if best.is_file() else max(exp.glob("checkpoint-*.pt"))
-state = torch.load(source, map_location="cpu", weights_only=True)
-# Export and eval read the EMA weights; the raw weights and optimizer state only serve --resume.
-# float16 halves the file (load_state_dict casts back); int8 export rounds far more than that.
-# The input statistics stay float32: they shift every feature.
-slim = {k: v for k, v in state.items() if k not in ("optimizer", "scaler", "rng")}
-slim["model_avg"] = {k: v if "feature_" in k or not v.is_floating_point() else v.half()
-                     for k, v in state["model_avg"].items()}
-slim["model"] = slim["model_avg"]  # the same tensors: saved once
-torch.save(slim, target)
-print(f"{source} -> {target}: step {state['progress']['step']}, dev WER {state['dev_wer']}")
-EOF
+  python3 tests/benchmarks/slim_checkpoint.py "$exp" "$out/$name.pt" || echo "no checkpoint from $name"
   if [ -f "$out/$name.pt" ] && [ "$(stat -c %s "$out/$name.pt")" -gt $((PART_MIB * 1048576)) ]; then
     split -b "${PART_MIB}M" -d "$out/$name.pt" "$out/$name.pt.part-" && rm "$out/$name.pt"
   fi
