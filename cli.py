@@ -89,7 +89,7 @@ COMMANDS = (
     Command("synth", "generate a synthetic speech corpus in LibriSpeech layout",
             "cli:_synth_arguments", "asr.synth:run_synth_command"),
     Command("manifest", "build (or reuse) the cached manifest of LibriSpeech-layout subsets",
-            "cli:_manifest_arguments", "asr.librispeech:run_manifest_command"),
+            "cli:_manifest_arguments", "asr.corpus.librispeech:run_manifest_command"),
     Command("models", "print parameter counts per encoder type and preset",
             "cli:_models_arguments", "cli:_run_models"),
     Command("train", "train a streaming transducer (torchrun for DDP) on LibriSpeech-layout subsets",

@@ -201,7 +201,7 @@ def export(options: DemoOptions, trained_now: bool) -> bool:
 
 def evaluate(options: DemoOptions, out: TextIO) -> tuple[SubsetWer, ...]:
     """WER of each test subset, fp32 and int8, decoded as `asr transcribe` decodes a file."""
-    from asr.librispeech import load_subset
+    from asr.corpus.librispeech import load_subset
     from asr.metrics import ErrorCounts, format_report, word_errors
     from asr.runtime import Recognizer
     from asr.transcribe import transcribe_file
@@ -227,7 +227,7 @@ def bench(options: DemoOptions, out: TextIO) -> BenchReport:
     import importlib.util
 
     from asr.bench import add_bench_arguments, format_report, run_bench
-    from asr.librispeech import load_subset
+    from asr.corpus.librispeech import load_subset
 
     files = [u.audio_path for u in load_subset(options.corpus, TEST_SUBSETS[0])[:BENCH_FILES]]
     compare = ["--compare", "sherpa-onnx"] if importlib.util.find_spec("sherpa_onnx") else []

@@ -32,10 +32,10 @@ from tqdm import tqdm
 from asr.atomic_write import write_text_atomically
 from asr.audio import load
 from asr.checkpoints import BEST_NAME, CheckpointManager, load_checkpoint
+from asr.corpus.librispeech import load_subsets, subset_dir
+from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, ConfigError, DataError, ModelFilesError
 from asr.features import fbank
-from asr.librispeech import load_subsets, subset_dir
-from asr.manifest import Utterance
 from asr.metrics import ErrorCounts, alignment, format_report, word_errors
 from asr.search import SearchOptions, create_searcher, ctc_greedy
 from asr.tokens import Tokenizer, load_tokenizer

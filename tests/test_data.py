@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from asr.corpus.manifest import Utterance
 from asr.data import BucketingSampler, TokenizedSet, collate, iterate_batches, tokenize_set
 from asr.errors import DataError
-from asr.manifest import Utterance
 from asr.tokens import CharTokenizer
 
 

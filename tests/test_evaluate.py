@@ -15,6 +15,7 @@ import torch
 
 from asr.audio import SAMPLE_RATE
 from asr.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
+from asr.corpus.librispeech import load_subsets
 from asr.errors import ConfigError, DataError, ModelFilesError
 from asr.evaluate import (
     EvalOptions,
@@ -26,7 +27,6 @@ from asr.evaluate import (
     make_dev_wer_fn,
     marked_alignment,
 )
-from asr.librispeech import load_subsets
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.tokens import CharTokenizer
 from asr.torch_backend import encode_utterance, output_lengths

@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import nn
 
+from asr.corpus.manifest import Utterance
 from asr.data import FeatureSource
 from asr.evaluate import EvalOptions, make_dev_wer_fn
-from asr.manifest import Utterance
 from asr.tokens import Tokenizer
 
 EvaluateFn = Callable[[nn.Module], float]  # model (unwrapped) -> dev WER in percent

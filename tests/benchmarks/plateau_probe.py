@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr.corpus.feature_cache import FeatureCache, default_cache_dir
+from asr.corpus.librispeech import load_subsets
 from asr.data import collate
-from asr.feature_cache import FeatureCache, default_cache_dir
 from asr.features import FbankConfig
-from asr.librispeech import load_subsets
 from asr.tokens import CharTokenizer
 from models.losses import ctc_loss
 from models.presets import build_config

@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from asr.corpus.librispeech import load_subsets
 from asr.default_model import resolve_model_dir
-from asr.librispeech import load_subsets
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.runtime import Recognizer
 from asr.search import SearchOptions
