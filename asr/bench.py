@@ -58,7 +58,7 @@ import numpy as np
 from asr.audio import load
 from asr.errors import AsrError, ConfigError
 from asr.features import num_frames
-from asr.model_dir import ModelFiles, ModelMetadata
+from asr.runtime.model_dir import ModelFiles, ModelMetadata
 
 OURS, SHERPA = "ours", "sherpa-onnx"
 RUNTIMES = (OURS, SHERPA)
@@ -90,11 +90,11 @@ class BenchRuntime(Protocol):
 
 
 class OurRuntime:
-    """asr.runtime.Recognizer, greedy."""
+    """asr.runtime.recognizer.Recognizer, greedy."""
 
     def __init__(self, files: ModelFiles, num_threads: int) -> None:
-        from asr.onnx_backend import OnnxModel  # only in the child that measures ours
-        from asr.runtime import Recognizer
+        from asr.runtime.onnx_backend import OnnxModel  # only in the child that measures ours
+        from asr.runtime.recognizer import Recognizer
 
         self._recognizer = Recognizer(OnnxModel(files, num_threads))
         self.sample_rate = self._recognizer.sample_rate

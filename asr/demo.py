@@ -186,7 +186,7 @@ def train(options: DemoOptions) -> bool:
 
 def export(options: DemoOptions, trained_now: bool) -> bool:
     """Export fp32 + int8 to the model dir; True when a complete export of the current training was reused."""
-    from asr.model_dir import ModelFiles
+    from asr.runtime.model_dir import ModelFiles
 
     if not trained_now:
         try:
@@ -203,8 +203,8 @@ def evaluate(options: DemoOptions, out: TextIO) -> tuple[SubsetWer, ...]:
     """WER of each test subset, fp32 and int8, decoded as `asr transcribe` decodes a file."""
     from asr.corpus.librispeech import load_subset
     from asr.metrics import ErrorCounts, format_report, word_errors
-    from asr.runtime import Recognizer
-    from asr.transcribe import transcribe_file
+    from asr.runtime.recognizer import Recognizer
+    from asr.runtime.transcribe import transcribe_file
 
     results = []
     for subset in TEST_SUBSETS:

@@ -4,7 +4,7 @@
     make_dev_wer_fn(tokenizer, utterances, features_fn) -> (model -> WER %)   for the training loop
     asr eval --exp-dir EXP --data DIR --subsets a,b [--decoding greedy|beam|ctc] [--streaming] ...
 
-Decoding goes through `asr.search` (the runtime's search code) over
+Decoding goes through `asr.runtime.search` (the runtime's search code) over
 `asr.torch_backend`; utterances are encoded in duration-sorted batches, whole
 (fast: what training optimises) or window by window with the encoder's `stream`
 (what a device runs). `asr eval` writes one file per subset and decoding method
@@ -37,8 +37,8 @@ from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, ConfigError, DataError, ModelFilesError
 from asr.features import fbank
 from asr.metrics import ErrorCounts, alignment, format_report, word_errors
-from asr.search import SearchOptions, create_searcher, ctc_greedy
-from asr.tokens import Tokenizer, load_tokenizer
+from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
+from asr.runtime.tokens import Tokenizer, load_tokenizer
 from asr.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
 from models.config import TransducerConfig
 from models.transducer import Transducer

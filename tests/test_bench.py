@@ -25,9 +25,9 @@ from asr.bench import (
     run_bench_command,
 )
 from asr.errors import ConfigError
-from asr.model_dir import ModelFiles
 from asr.runtime import Recognizer
-from asr.transcribe import transcribe_file
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.transcribe import transcribe_file
 from exported_models import exported_model_dir, silence, speech
 
 RATE = 16000

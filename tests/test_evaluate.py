@@ -28,7 +28,7 @@ from asr.evaluate import (
     marked_alignment,
 )
 from asr.metrics import ErrorCounts, format_report, word_errors
-from asr.tokens import CharTokenizer
+from asr.runtime.tokens import CharTokenizer
 from asr.torch_backend import encode_utterance, output_lengths
 from cli import build_parser
 from models.transducer import Transducer

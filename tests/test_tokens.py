@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from asr.errors import TokenError
-from asr.text import normalize_transcript
-from asr.tokens import (
+from asr.runtime.tokens import (
     BLANK,
     SOS_EOS,
     UNK,
@@ -22,6 +21,7 @@ from asr.tokens import (
     TokenTable,
     load_tokenizer,
 )
+from asr.text import normalize_transcript
 
 REPO = Path(__file__).resolve().parents[1]
 BPE_VOCAB = 120
@@ -313,7 +313,7 @@ def test_char_decode_matches_sherpa_onnx(char_tokenizer: CharTokenizer) -> None:
 
 def test_import_does_not_load_sentencepiece() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import asr.tokens, sys; print('sentencepiece' in sys.modules)"],
+        [sys.executable, "-c", "import asr.runtime.tokens, sys; print('sentencepiece' in sys.modules)"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from asr.errors import AsrError, ShapeError
-from asr.search import SearchOptions, TransducerBackend, create_searcher
+from asr.runtime.search import SearchOptions, TransducerBackend, create_searcher
 from asr.torch_backend import (
     SILENCE_FEATURE,
     TorchBackend,

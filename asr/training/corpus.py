@@ -30,7 +30,7 @@ from asr.corpus.manifest import Utterance
 from asr.data import Batch, BucketingSampler, FeatureSource, Skipped, TokenizedSet, iterate_batches, tokenize_set
 from asr.errors import DataError
 from asr.features import FbankConfig
-from asr.tokens import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
+from asr.runtime.tokens import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
 from asr.training.config import TrainConfig
 from asr.training.distributed import WorldInfo, barrier
 from models.subsampling import Conv2dSubsampling
