@@ -8,7 +8,7 @@ tokenizer as bytes. Keys written by asr.training:
     format            int, CHECKPOINT_FORMAT
     train_config      JSON str of asr.training.config.TrainConfig
     model_config      JSON str of models' TransducerConfig.to_dict()
-    tokenizer         bytes, asr.runtime.tokens tokenizer.to_bytes()
+    tokenizer         bytes, asr.training.tokenizers tokenizer.to_bytes()
     model             state_dict of the trained weights
     model_avg         state_dict of the EMA weights (used for evaluation and export)
     optimizer, scaler state_dicts (absent in averaged checkpoints)

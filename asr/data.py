@@ -22,7 +22,7 @@ import torch
 from asr.audio import FRAME_SHIFT_MS
 from asr.corpus.manifest import Utterance
 from asr.errors import DataError
-from asr.runtime.tokens import OnUnknown, Tokenizer
+from asr.training.tokenizers import OnUnknown, Tokenizer
 
 PlannedBatch = list[tuple[int, int, int]]  # (utterance index, speed index, acoustic variant) per item
 

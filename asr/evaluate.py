@@ -38,8 +38,8 @@ from asr.errors import AsrError, ConfigError, DataError, ModelFilesError
 from asr.features import fbank
 from asr.metrics import ErrorCounts, alignment, format_report, word_errors
 from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
-from asr.runtime.tokens import Tokenizer, load_tokenizer
 from asr.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
+from asr.training.tokenizers import Tokenizer, load_tokenizer
 from models.config import TransducerConfig
 from models.transducer import Transducer
 

@@ -9,7 +9,7 @@ import torch
 from asr.corpus.manifest import Utterance
 from asr.data import BucketingSampler, TokenizedSet, collate, iterate_batches, tokenize_set
 from asr.errors import DataError
-from asr.runtime.tokens import CharTokenizer
+from asr.training.tokenizers import CharTokenizer
 
 
 def _durations(count: int = 400, seed: int = 0) -> np.ndarray:

@@ -28,8 +28,8 @@ from asr.evaluate import (
     marked_alignment,
 )
 from asr.metrics import ErrorCounts, format_report, word_errors
-from asr.runtime.tokens import CharTokenizer
 from asr.torch_backend import encode_utterance, output_lengths
+from asr.training.tokenizers import CharTokenizer
 from cli import build_parser
 from models.transducer import Transducer
 from test_torch_backend import make_features, make_model

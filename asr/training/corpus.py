@@ -30,9 +30,9 @@ from asr.corpus.manifest import Utterance
 from asr.data import Batch, BucketingSampler, FeatureSource, Skipped, TokenizedSet, iterate_batches, tokenize_set
 from asr.errors import DataError
 from asr.features import FbankConfig
-from asr.runtime.tokens import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
 from asr.training.config import TrainConfig
 from asr.training.distributed import WorldInfo, barrier
+from asr.training.tokenizers import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
 from models.subsampling import Conv2dSubsampling
 
 TOKENIZER_DIR = "tokenizer"  # in the exp dir: tokens.txt (+ bpe.model) and tokenizer.bin

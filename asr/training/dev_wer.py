@@ -15,7 +15,7 @@ from torch import nn
 from asr.corpus.manifest import Utterance
 from asr.data import FeatureSource
 from asr.evaluate import EvalOptions, make_dev_wer_fn
-from asr.runtime.tokens import Tokenizer
+from asr.training.tokenizers import Tokenizer
 
 EvaluateFn = Callable[[nn.Module], float]  # model (unwrapped) -> dev WER in percent
 

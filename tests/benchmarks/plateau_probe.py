@@ -25,7 +25,7 @@ from asr.corpus.feature_cache import FeatureCache, default_cache_dir
 from asr.corpus.librispeech import load_subsets
 from asr.data import collate
 from asr.features import FbankConfig
-from asr.runtime.tokens import CharTokenizer
+from asr.training.tokenizers import CharTokenizer
 from models.losses import ctc_loss
 from models.presets import build_config
 from models.transducer import Transducer
