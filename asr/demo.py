@@ -267,7 +267,7 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
 
 def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchReport, stages: list[StageTime]
              ) -> DemoSummary:
-    from asr.checkpoints import CheckpointManager
+    from asr.training.checkpoints import CheckpointManager
 
     best = CheckpointManager(options.exp_dir, keep_last=1).best()
     single = [r for r in report.results if r.streams == 1]

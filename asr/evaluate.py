@@ -31,7 +31,6 @@ from tqdm import tqdm
 
 from asr.atomic_write import write_text_atomically
 from asr.audio import load
-from asr.checkpoints import BEST_NAME, CheckpointManager, load_checkpoint
 from asr.corpus.librispeech import load_subsets, subset_dir
 from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, ConfigError, DataError, ModelFilesError
@@ -39,6 +38,7 @@ from asr.features import fbank
 from asr.metrics import ErrorCounts, alignment, format_report, word_errors
 from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
 from asr.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
+from asr.training.checkpoints import BEST_NAME, CheckpointManager, load_checkpoint
 from asr.training.tokenizers import Tokenizer, load_tokenizer
 from models.config import TransducerConfig
 from models.transducer import Transducer

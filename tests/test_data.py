@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from asr.corpus.manifest import Utterance
-from asr.data import BucketingSampler, TokenizedSet, collate, iterate_batches, tokenize_set
 from asr.errors import DataError
+from asr.training.batches import BucketingSampler, TokenizedSet, collate, iterate_batches, tokenize_set
 from asr.training.tokenizers import CharTokenizer
 
 

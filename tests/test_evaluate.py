@@ -14,7 +14,6 @@ import soundfile
 import torch
 
 from asr.audio import SAMPLE_RATE
-from asr.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
 from asr.corpus.librispeech import load_subsets
 from asr.errors import ConfigError, DataError, ModelFilesError
 from asr.evaluate import (
@@ -29,6 +28,7 @@ from asr.evaluate import (
 )
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.torch_backend import encode_utterance, output_lengths
+from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
 from asr.training.tokenizers import CharTokenizer
 from cli import build_parser
 from models.transducer import Transducer

@@ -13,13 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from asr.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from asr.errors import ConfigError, ModelFilesError
 from asr.features import FbankConfig
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.model_metadata import ModelMetadata
 from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.tokens import BLANK, UNK, TokenTable
+from asr.training.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from asr.training.tokenizers import CharTokenizer
 from export.command import add_export_arguments, run_export_command
 from export.onnx_export import ExportOptions, export_model, model_hash

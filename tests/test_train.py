@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from asr.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
 from asr.corpus.acoustics import AcousticAugment
 from asr.corpus.manifest import Utterance
-from asr.data import BucketingSampler, TokenizedSet, iterate_batches
 from asr.errors import AsrError, DataError
+from asr.training.batches import BucketingSampler, TokenizedSet, iterate_batches
+from asr.training.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
 from asr.training.command import build_run, model_config_of, resolve_config, run_training
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
 from asr.training.corpus import RunData, feature_statistics, load_run_data

@@ -19,10 +19,16 @@ import torch
 from torch import nn
 
 from asr.atomic_write import write_text_atomically
-from asr.checkpoints import CheckpointManager, average_checkpoints, list_checkpoints, load_checkpoint, save_checkpoint
 from asr.corpus.librispeech import corpus_dir
-from asr.data import BucketingSampler
 from asr.errors import AsrError, ModelFilesError
+from asr.training.batches import BucketingSampler
+from asr.training.checkpoints import (
+    CheckpointManager,
+    average_checkpoints,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from asr.training.config import (
     CONFIG_NAME,
     DEV_DECODING_NAMES,

@@ -43,7 +43,7 @@ RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads"})
 class SpecAugmentConfig:
     """How much of each utterance SpecAugment hides (Park et al. 2019; masks only, no time warp).
 
-    Defined here rather than in asr.augment so that the config stays torch-free.
+    Defined here rather than in asr.training.spec_augment so that the config stays torch-free.
     """
 
     num_freq_masks: int = 2  # frequency bands masked per utterance

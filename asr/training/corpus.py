@@ -27,9 +27,17 @@ from asr.corpus.acoustics import (
 from asr.corpus.feature_cache import FeatureCache, default_cache_dir
 from asr.corpus.librispeech import load_subsets
 from asr.corpus.manifest import Utterance
-from asr.data import Batch, BucketingSampler, FeatureSource, Skipped, TokenizedSet, iterate_batches, tokenize_set
 from asr.errors import DataError
 from asr.features import FbankConfig
+from asr.training.batches import (
+    Batch,
+    BucketingSampler,
+    FeatureSource,
+    Skipped,
+    TokenizedSet,
+    iterate_batches,
+    tokenize_set,
+)
 from asr.training.config import TrainConfig
 from asr.training.distributed import WorldInfo, barrier
 from asr.training.tokenizers import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer

@@ -13,8 +13,8 @@ import numpy as np
 from torch import nn
 
 from asr.corpus.manifest import Utterance
-from asr.data import FeatureSource
 from asr.evaluate import EvalOptions, make_dev_wer_fn
+from asr.training.batches import FeatureSource
 from asr.training.tokenizers import Tokenizer
 
 EvaluateFn = Callable[[nn.Module], float]  # model (unwrapped) -> dev WER in percent

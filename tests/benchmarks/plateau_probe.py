@@ -23,8 +23,8 @@ import torch
 
 from asr.corpus.feature_cache import FeatureCache, default_cache_dir
 from asr.corpus.librispeech import load_subsets
-from asr.data import collate
 from asr.features import FbankConfig
+from asr.training.batches import collate
 from asr.training.tokenizers import CharTokenizer
 from models.losses import ctc_loss
 from models.presets import build_config
