@@ -97,7 +97,7 @@ COMMANDS = (
     Command("average", "average the last N checkpoints of an experiment dir",
             "asr.training.config:add_average_arguments", "asr.training.command:run_average_command"),
     Command("eval", "decode subsets with a trained checkpoint and report WER per subset",
-            "cli:_eval_arguments", "asr.evaluate:run_eval_command"),
+            "cli:_eval_arguments", "asr.evaluation.evaluate:run_eval_command"),
     Command("export", "export a checkpoint to verified ONNX files (--int8 adds int8 twins)",
             "export.command:add_export_arguments", "export.command:run_export_command"),
     Command("transcribe", "transcribe audio files with an exported model dir (no torch needed)",

@@ -16,7 +16,7 @@ import torch
 from asr.audio import SAMPLE_RATE
 from asr.corpus.librispeech import load_subsets
 from asr.errors import ConfigError, DataError, ModelFilesError
-from asr.evaluate import (
+from asr.evaluation.evaluate import (
     EvalOptions,
     audio_features,
     decode_features,

@@ -16,7 +16,7 @@ import pytest
 import asr
 
 # Modules (or sub-packages) of `asr` that belong to the training half and may import torch.
-TRAINING_HALF = {"data", "augment", "train", "training", "checkpoints", "torch_backend", "evaluate", "ddp"}
+TRAINING_HALF = {"data", "augment", "train", "training", "checkpoints", "torch_backend", "evaluate", "evaluation", "ddp"}
 
 # Imported by no on-device code path: training-only dependencies.
 FORBIDDEN = ("torch", "sentencepiece", "onnx", "tensorboard", "matplotlib")
