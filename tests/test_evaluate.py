@@ -22,13 +22,12 @@ from asr.evaluation.evaluate import (
     decode_features,
     duration_batches,
     evaluate,
-    load_for_inference,
     make_dev_wer_fn,
     marked_alignment,
 )
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.torch_backend import encode_utterance, output_lengths
-from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
+from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager, load_for_inference
 from asr.training.tokenizers import CharTokenizer
 from cli import build_parser
 from models.transducer import Transducer

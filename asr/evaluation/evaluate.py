@@ -38,14 +38,11 @@ from asr.features import fbank
 from asr.metrics import ErrorCounts, alignment, format_report, word_errors
 from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
 from asr.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
-from asr.training.checkpoints import BEST_NAME, CheckpointManager, load_checkpoint
-from asr.training.tokenizers import Tokenizer, load_tokenizer
-from models.config import TransducerConfig
+from asr.training.checkpoints import LoadedModel, load_for_inference
+from asr.training.tokenizers import Tokenizer
 from models.transducer import Transducer
 
 DECODINGS = ("greedy", "beam", "ctc")
-CHECKPOINT_CHOICES = ("best", "latest", "avg")  # or a path
-AVERAGED_NAME = "averaged.pt"  # what `asr average` writes into the experiment dir by default
 EVAL_DIR = "eval"  # per-utterance result files, inside the experiment dir
 
 FeaturesFn = Callable[[Utterance], np.ndarray]  # utterance -> (T, F) float32 fbank
@@ -246,67 +243,6 @@ def write_details(path: Path, result: EvalResult, header: Sequence[str]) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, "\n".join(lines) + "\n")  # a symlink there is replaced, never followed
     return path
-
-
-# --- loading a trained model ---
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A checkpoint ready for decoding."""
-
-    model: Transducer  # in eval mode, on the requested device
-    tokenizer: Tokenizer  # the tokenizer it was trained with
-    path: Path  # the checkpoint file read
-    weights: str  # which state dict: "model_avg" (the EMA weights) or "model"
-    step: int | None  # training steps behind it, when recorded
-
-
-def find_checkpoint(exp_dir: Path, which: str | None) -> tuple[Path, dict]:
-    """(path, loaded state) of the checkpoint `which` names in exp_dir.
-
-    which: "best" (best.pt), "latest" (newest checkpoint-<step>.pt that reads back),
-    "avg" (averaged.pt), a file path, or None: best when there is one, else latest.
-    """
-    exp_dir = Path(exp_dir)
-    if not exp_dir.is_dir():
-        raise ModelFilesError(f"{exp_dir}: experiment dir not found; pass the --exp-dir of an `asr train` run")
-    if which in (None, "best") and (exp_dir / BEST_NAME).is_file():
-        return exp_dir / BEST_NAME, load_checkpoint(exp_dir / BEST_NAME)
-    if which == "best":
-        raise ModelFilesError(f"{exp_dir}: no {BEST_NAME} (it is written once a dev WER is measured); "
-                              "use --checkpoint latest")
-    if which in (None, "latest"):
-        found = CheckpointManager(exp_dir, keep_last=1).latest()
-        if found is None:
-            raise ModelFilesError(f"{exp_dir}: no checkpoints (checkpoint-<step>.pt) that read back; train first with "
-                                  f"`asr train --exp-dir {exp_dir}`, or pass --checkpoint PATH")
-        return found
-    if which == "avg":
-        if not (exp_dir / AVERAGED_NAME).is_file():
-            raise ModelFilesError(f"{exp_dir}: no {AVERAGED_NAME}; make it with `asr average --exp-dir {exp_dir}`")
-        return exp_dir / AVERAGED_NAME, load_checkpoint(exp_dir / AVERAGED_NAME)
-    return Path(which), load_checkpoint(which)
-
-
-def load_for_inference(exp_dir: Path, which: str | None = None, device: str = "cpu") -> LoadedModel:
-    """Rebuild the model and tokenizer of a checkpoint (see `find_checkpoint`), EMA weights preferred."""
-    path, state = find_checkpoint(exp_dir, which)
-    try:
-        config = TransducerConfig.from_dict(json.loads(state["model_config"]))
-    except (TypeError, ValueError) as error:
-        raise ModelFilesError(f"{path}: unreadable model config ({error}); the checkpoint is damaged") from None
-    weights = "model_avg" if "model_avg" in state else "model"
-    model = Transducer(config)
-    try:
-        model.load_state_dict(state[weights])
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ModelFilesError(
-            f"{path}: weights do not fit the model config ({first}); the checkpoint is damaged"
-        ) from None
-    step = state.get("progress", {}).get("step")
-    return LoadedModel(model.to(device).eval(), load_tokenizer(state["tokenizer"]), path, weights, step)
 
 
 def resolve_device(name: str) -> str:

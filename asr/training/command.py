@@ -23,6 +23,7 @@ from asr.corpus.librispeech import corpus_dir
 from asr.errors import AsrError, ModelFilesError
 from asr.training.batches import BucketingSampler
 from asr.training.checkpoints import (
+    AVERAGED_NAME,
     CheckpointManager,
     average_checkpoints,
     list_checkpoints,
@@ -50,7 +51,6 @@ from models.presets import build_config
 from models.transducer import Transducer
 
 DEV_SUBSET_CANDIDATES = ("synth-dev", "dev-clean")  # picked, when present, if --dev-subsets is not given
-AVERAGED_NAME = "averaged.pt"
 
 
 def run_train_command(args: argparse.Namespace) -> int:
