@@ -16,7 +16,7 @@ from asr.features import fbank
 from asr.runtime import RecognitionResult, Recognizer
 from asr.runtime.endpoint import EndpointConfig, EndpointRule
 from asr.runtime.search import Hypothesis, SearchOptions, create_searcher
-from asr.torch_backend import SILENCE_FEATURE, TorchBackend, stream_utterance
+from asr.training.torch_backend import SILENCE_FEATURE, TorchBackend, stream_utterance
 from exported_models import exported_model_dir, gated_model, silence, speech
 
 KINDS = [("lstm", "stateless"), ("conformer", "lstm")]
@@ -58,7 +58,7 @@ def transcribe(
 
 
 def torch_reference(kind: tuple[str, str], recognizer: Recognizer, audio: np.ndarray, options: SearchOptions) -> Hypothesis:
-    """Torch streaming (asr.torch_backend) over the same frames: fbank, then the runtime's silence tail."""
+    """Torch streaming (asr.training.torch_backend) over the same frames: fbank, then the runtime's silence tail."""
     model = gated_model(*kind)
     features = fbank(audio)
     padding = recognizer.metadata.tail_padding_frames(len(features))

@@ -63,7 +63,7 @@ clock: Callable[[], float] = time.perf_counter
 def _emission_rate(model: Any, features: np.ndarray) -> float:
     """Tokens per encoder frame that greedy search emits on `features` (T, D)."""
     from asr.runtime.search import create_searcher
-    from asr.torch_backend import TorchBackend, encode_batch
+    from asr.training.torch_backend import TorchBackend, encode_batch
 
     encoder_out, _ = encode_batch(model, [features])  # (1, T', J)
     searcher = create_searcher(TorchBackend(model))

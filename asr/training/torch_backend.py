@@ -51,7 +51,7 @@ def _check_inference_mode(model: torch.nn.Module) -> None:
     if model.training:
         raise AsrError(
             "the model is in training mode (dropout is active, so decoding would be random); "
-            "call model.eval() before decoding, or use asr.evaluation.evaluate.evaluate, which does"
+            "call model.eval() before decoding, or use asr.training.decoding.evaluate, which does"
         )
 
 
