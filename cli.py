@@ -105,7 +105,7 @@ COMMANDS = (
     Command("live", "recognise speech from a microphone, live, with an exported model dir",
             "asr.runtime.live:add_live_arguments", "asr.runtime.live:run_live_command"),
     Command("bench", "benchmark the runtime (and sherpa-onnx) on the same model files and audio",
-            "asr.bench:add_bench_arguments", "asr.bench:run_bench_command"),
+            "asr.bench.command:add_bench_arguments", "asr.bench.command:run_bench_command"),
     Command("demo", "the end-to-end pipeline: synthesize, train, export, transcribe, benchmark",
             "asr.demo:add_demo_arguments", "asr.demo:run_demo_command"),
 )

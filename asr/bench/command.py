@@ -462,7 +462,7 @@ def _worker_command(runtime: str, args: argparse.Namespace, num_streams: int) ->
 def _spawn(runtime: str, args: argparse.Namespace, num_streams: int) -> WorkerResult:
     """Run one child; AsrError carrying its message if it fails."""
     done = subprocess.run(_worker_command(runtime, args, num_streams), capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
     if done.returncode != 0:
         raise AsrError(f"the {runtime} benchmark process failed: {done.stderr.strip().splitlines()[-1:]}")
     return WorkerResult(**json.loads(done.stdout.strip().splitlines()[-1]))
@@ -659,22 +659,3 @@ def report_from_json(text: str) -> BenchReport:
     values["comparisons"] = tuple(Comparison(**c) for c in values["comparisons"])
     values["files"] = tuple(values["files"])
     return BenchReport(**{f.name: values[f.name] for f in fields(BenchReport)})
-
-
-def _worker_main(argv: Sequence[str]) -> int:
-    """`python -m asr.bench --worker RUNTIME ...`: one measurement, printed as one JSON line."""
-    parser = argparse.ArgumentParser(prog="python -m asr.bench")
-    parser.add_argument("--worker", choices=RUNTIMES, required=True)
-    add_bench_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        result = run_worker(args.worker, args.model, args.files, args.num_threads, args.int8, args.streams)
-    except AsrError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(asdict(result)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))
