@@ -38,7 +38,7 @@ from tqdm import tqdm
 from asr.errors import AsrError, ModelFilesError
 
 if TYPE_CHECKING:  # asr.bench.command loads numpy and soundfile: not while cli.py builds its parsers
-    from asr.bench.command import BenchReport
+    from asr.bench.report import BenchReport
 
 TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
 TEST_SUBSETS = ("synth-test", "synth-test-voice", "synth-test-everyday")  # training voices; held-out voices; their hand-written sentences
@@ -226,7 +226,8 @@ def bench(options: DemoOptions, out: TextIO) -> BenchReport:
     """`asr bench --compare sherpa-onnx` (when installed) on the first BENCH_FILES test utterances."""
     import importlib.util
 
-    from asr.bench.command import add_bench_arguments, format_report, run_bench
+    from asr.bench.command import add_bench_arguments, run_bench
+    from asr.bench.report import format_report
     from asr.corpus.librispeech import load_subset
 
     files = [u.audio_path for u in load_subset(options.corpus, TEST_SUBSETS[0])[:BENCH_FILES]]

@@ -81,7 +81,7 @@ def test_shipped_model_wer_stays_under_its_bounds() -> None:
 def test_sherpa_onnx_runs_the_shipped_files_to_the_same_text() -> None:
     sherpa_onnx = pytest.importorskip("sherpa_onnx")
     from asr.audio import load
-    from asr.bench.command import finish_sherpa_input
+    from asr.bench.runtimes import finish_sherpa_input
 
     files = ModelFiles.from_dir(DEFAULT_MODEL_DIR, int8=True)
     recognizer = sherpa_onnx.OnlineRecognizer.from_transducer(

@@ -8,7 +8,9 @@ import sys
 from dataclasses import asdict
 from typing import Sequence
 
-from asr.bench.command import RUNTIMES, add_bench_arguments, run_worker
+from asr.bench.command import add_bench_arguments
+from asr.bench.runtimes import RUNTIMES
+from asr.bench.worker import run_worker
 from asr.errors import AsrError
 
 

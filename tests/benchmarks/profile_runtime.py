@@ -42,7 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from asr.audio import SAMPLE_RATE
-from asr.bench.command import finish_sherpa_input
+from asr.bench.runtimes import finish_sherpa_input
 from asr.runtime import RecognitionResult, Recognizer
 from asr.runtime.model_metadata import ModelMetadata
 from asr.runtime.search import SearchOptions
