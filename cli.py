@@ -107,7 +107,7 @@ COMMANDS = (
     Command("bench", "benchmark the runtime (and sherpa-onnx) on the same model files and audio",
             "asr.bench.command:add_bench_arguments", "asr.bench.command:run_bench_command"),
     Command("demo", "the end-to-end pipeline: synthesize, train, export, transcribe, benchmark",
-            "asr.demo:add_demo_arguments", "asr.demo:run_demo_command"),
+            "asr.tools.demo:add_demo_arguments", "asr.tools.demo:run_demo_command"),
 )
 
 

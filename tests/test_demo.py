@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.demo import DONE_FILE, PLATEAU_WER, TEST_SUBSETS, add_demo_arguments, plateau_warning, run_demo_command
+from asr.tools.demo import DONE_FILE, PLATEAU_WER, TEST_SUBSETS, add_demo_arguments, plateau_warning, run_demo_command
 from asr.errors import AsrError
 from asr.runtime.model_dir import ModelFiles
 

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from asr.errors import AsrError, ModelFilesError
 
-if TYPE_CHECKING:  # asr.bench.command loads numpy and soundfile: not while cli.py builds its parsers
+if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
     from asr.bench.report import BenchReport
 
 TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
@@ -144,7 +144,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_cli(*args: str) -> None:
     """`python -m cli ARGS` in a child process; AsrError if it fails (its own output has said why)."""
     command = [sys.executable, "-m", "cli", *args]
-    if subprocess.run(command, cwd=Path(__file__).resolve().parents[1]).returncode != 0:
+    if subprocess.run(command, cwd=Path(__file__).resolve().parents[2]).returncode != 0:
         raise AsrError(f"`asr {' '.join(args)}` failed (see its message above); fix that and re-run `asr demo`")
 
 
