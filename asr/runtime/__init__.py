@@ -4,10 +4,11 @@
 
 recognizer (Recognizer, Stream, RecognitionResult) over onnx_backend (the
 onnxruntime sessions of an export) and search (greedy and beam transducer
-search, also what evaluation runs over a torch model); endpoint (sherpa-onnx's
-endpoint rules), tokens (tokens.txt), model_dir and model_metadata (the files
-`asr export` writes and their metadata), default_model (the shipped model),
-transcribe and live (`asr transcribe`, `asr live`), mic (capture).
+search, which asr.training.decoding also runs over a torch model); endpoint
+(sherpa-onnx's endpoint rules), tokens (tokens.txt), model_dir and
+model_metadata (the files `asr export` writes and their metadata), default_model
+(the shipped model), transcribe and live (`asr transcribe`, `asr live`), mic
+(capture).
 
 The three classes above are re-exported here, loaded on first use: importing
 `asr.runtime.search` or `asr.runtime.tokens` (as training and export do) does
