@@ -27,7 +27,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export_command(args: argparse.Namespace) -> int:
     """Export, verify and print the report; AsrError on any problem (the CLI prints it)."""
-    from asr.evaluate import load_for_inference
+    from asr.training.checkpoints import load_for_inference
     from export.onnx_export import ExportOptions, export_model
 
     loaded = load_for_inference(args.exp_dir, args.checkpoint)

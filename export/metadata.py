@@ -1,4 +1,4 @@
-"""Build the ONNX metadata contract (asr.model_metadata) from a torch model and write it.
+"""Build the ONNX metadata contract (asr.runtime.model_metadata) from a torch model and write it.
 
 Every value is computed from the model and its config; nothing is typed twice.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from asr.features import FbankConfig
-from asr.model_metadata import OWN_MODEL_TYPE, SHERPA_LSTM_MODEL_TYPE, ModelMetadata, StateSpec
+from asr.runtime.model_metadata import OWN_MODEL_TYPE, SHERPA_LSTM_MODEL_TYPE, ModelMetadata, StateSpec
 
 if TYPE_CHECKING:
     from models.transducer import Transducer

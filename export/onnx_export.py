@@ -21,13 +21,13 @@ from typing import Mapping
 
 from asr.errors import ConfigError, ModelFilesError
 from asr.features import FbankConfig
-from asr.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES, ModelFiles
-from asr.onnx_backend import OnnxModel
-from asr.tokens import TOKENS_FILE, TokenTable
-from asr.model_metadata import ModelMetadata
+from asr.runtime.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES, ModelFiles
+from asr.runtime.model_metadata import ModelMetadata
+from asr.runtime.onnx_backend import OnnxModel
+from asr.runtime.tokens import TOKENS_FILE, TokenTable
 from export.metadata import build_metadata
-from export.tracing import write_onnx_files
 from export.quantize import quantize_files
+from export.tracing import write_onnx_files
 from export.verify import greedy_decode, synthetic_features, verify_export
 from models.transducer import Transducer
 

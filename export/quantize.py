@@ -21,8 +21,8 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from asr.errors import ModelFilesError
-from asr.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES
-from asr.model_metadata import ModelMetadata
+from asr.runtime.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES
+from asr.runtime.model_metadata import ModelMetadata
 from export.metadata import write_props
 
 QUANTIZED_OPS = ("MatMul", "Gemm")

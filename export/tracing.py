@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from asr.errors import ConfigError, ShapeError
-from asr.model_dir import FP32_SUFFIX
-from asr.model_metadata import ModelMetadata, StateSpec, next_state_name
+from asr.runtime.model_dir import FP32_SUFFIX
+from asr.runtime.model_metadata import ModelMetadata, StateSpec, next_state_name
 from export.metadata import write_props
 from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper, exportable_copy
 from models.transducer import Transducer

@@ -9,7 +9,7 @@ ModelFilesError naming every output beyond the tolerance (or not finite).
 
 `greedy_decode` decodes features with the files the way sherpa-onnx feeds its
 LSTM models (windows of T frames every decode_chunk_len frames, a window runs
-once a frame past it exists), using asr.search's greedy search over an
+once a frame past it exists), using asr.runtime.search's greedy search over an
 onnxruntime backend.
 
 Shapes: N streams, T window frames, n encoder frames, F fbank bins, C context
@@ -27,9 +27,9 @@ import torch
 from asr.audio import FRAME_SHIFT_MS, SAMPLE_RATE
 from asr.errors import ModelFilesError
 from asr.features import fbank
-from asr.model_dir import ModelFiles
-from asr.onnx_backend import OnnxModel
-from asr.search import GreedySearcher, SearchOptions
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.onnx_backend import OnnxModel
+from asr.runtime.search import GreedySearcher, SearchOptions
 from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper
 from models.transducer import Transducer
 

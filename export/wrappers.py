@@ -20,8 +20,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from export.unroll import unroll_recurrent_layers
-from asr.model_metadata import (
+from asr.runtime.model_metadata import (
     DECODER_INPUT,
     DECODER_OUTPUT,
     ENCODER_INPUT,
@@ -29,6 +28,7 @@ from asr.model_metadata import (
     JOINER_OUTPUT,
     next_state_name,
 )
+from export.unroll import unroll_recurrent_layers
 from models.transducer import Transducer
 
 

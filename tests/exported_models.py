@@ -17,8 +17,8 @@ import torch
 
 from asr.audio import SAMPLE_RATE
 from asr.features import fbank
-from asr.tokens import BLANK, UNK, TokenTable
-from asr.torch_backend import stream_utterance
+from asr.runtime.tokens import BLANK, UNK, TokenTable
+from asr.training.torch_backend import stream_utterance
 from export.onnx_export import ExportOptions, export_model
 from export.verify import synthetic_audio
 from models.presets import tiny

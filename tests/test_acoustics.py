@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr.acoustics import (
+from asr.audio import SAMPLE_RATE
+from asr.corpus.acoustics import (
     AcousticAugment, AcousticVariant, BabbleSource, RirBank, active_snr_db, corrupt, make_noise, measure_rt60,
     mix_at_snr, reverberate, rir_bank_name,
 )
-from asr.audio import SAMPLE_RATE
+from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, DataError
-from asr.manifest import Utterance
 
 
 def speech_like(seconds: float = 2.0, seed: int = 0) -> np.ndarray:

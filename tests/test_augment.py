@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asr.augment import spec_augment
 from asr.errors import AsrError, ShapeError
 from asr.training.config import SpecAugmentConfig
+from asr.training.spec_augment import spec_augment
 
 
 def _batch(lengths: list[int], dims: int = 80) -> tuple[torch.Tensor, torch.Tensor]:

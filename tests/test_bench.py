@@ -10,24 +10,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr.bench import (
-    OURS,
-    SHERPA,
-    BenchReport,
-    OnnxTimer,
-    OurRuntime,
-    add_bench_arguments,
-    format_report,
-    peak_rss_mib,
-    measure_streams,
-    report_from_json,
-    run_bench,
-    run_bench_command,
-)
+from asr.bench.command import add_bench_arguments, run_bench, run_bench_command
+from asr.bench.report import BenchReport, format_report, report_from_json
+from asr.bench.runtimes import OURS, SHERPA, OurRuntime
+from asr.bench.worker import OnnxTimer, peak_rss_mib, measure_streams
 from asr.errors import ConfigError
-from asr.model_dir import ModelFiles
 from asr.runtime import Recognizer
-from asr.transcribe import transcribe_file
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.transcribe import transcribe_file
 from exported_models import exported_model_dir, silence, speech
 
 RATE = 16000
@@ -107,8 +97,8 @@ def test_bench_against_sherpa_reports_every_field_and_round_trips_through_json(l
 def test_max_streams_sweeps_powers_of_two_until_the_limit(monkeypatch: pytest.MonkeyPatch, wavs: list[Path],
                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
     # Whether a run is real-time depends on this machine's speed and load; the sweep's logic must not.
-    monkeypatch.setattr("asr.bench.MAX_STREAMS_LIMIT", 4)
-    monkeypatch.setattr("asr.bench.RuntimeResult.real_time", property(lambda result: result.rtf > 0))
+    monkeypatch.setattr("asr.bench.command.MAX_STREAMS_LIMIT", 4)
+    monkeypatch.setattr("asr.bench.report.RuntimeResult.real_time", property(lambda result: result.rtf > 0))
     int8_dir = exported_model_dir(tmp_path_factory, "lstm", int8=True)
     report = run_bench(_args(int8_dir, wavs[:1], "--max-streams", "--int8"))
     assert [r.streams for r in report.results] == [1, 2, 4] and report.int8
@@ -119,8 +109,8 @@ def test_max_streams_sweeps_powers_of_two_until_the_limit(monkeypatch: pytest.Mo
 def test_max_streams_stops_at_the_first_n_that_is_not_real_time(
     monkeypatch: pytest.MonkeyPatch, wavs: list[Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    monkeypatch.setattr("asr.bench.MAX_STREAMS_LIMIT", 8)
-    monkeypatch.setattr("asr.bench.RuntimeResult.real_time", property(lambda result: result.streams < 2))
+    monkeypatch.setattr("asr.bench.command.MAX_STREAMS_LIMIT", 8)
+    monkeypatch.setattr("asr.bench.report.RuntimeResult.real_time", property(lambda result: result.streams < 2))
     report = run_bench(_args(exported_model_dir(tmp_path_factory, "lstm"), wavs[:1], "--max-streams"))
     assert [r.streams for r in report.results] == [1, 2]  # 4 and 8 are not tried once 2 fell behind
     assert report.max_realtime_streams == {OURS: 1}

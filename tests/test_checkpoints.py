@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr import checkpoints
-from asr.checkpoints import (
+from asr.errors import ModelFilesError
+from asr.training import checkpoints
+from asr.training.checkpoints import (
     CHECKPOINT_FORMAT,
     CheckpointManager,
     average_checkpoints,
@@ -18,7 +19,6 @@ from asr.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from asr.errors import ModelFilesError
 
 
 def _state(step: int, value: float = 0.0) -> dict:

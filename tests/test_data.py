@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from asr.data import BucketingSampler, TokenizedSet, collate, iterate_batches, tokenize_set
+from asr.corpus.manifest import Utterance
 from asr.errors import DataError
-from asr.manifest import Utterance
-from asr.tokens import CharTokenizer
+from asr.training.batches import BucketingSampler, TokenizedSet, collate, iterate_batches, tokenize_set
+from asr.training.tokenizers import CharTokenizer
 
 
 def _durations(count: int = 400, seed: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from asr.checkpoints import CheckpointManager
+from asr.training.checkpoints import CheckpointManager
 from asr.training.command import build_run
 from asr.training.distributed import close_world, init_world
 from asr.training.loop import train, unwrap

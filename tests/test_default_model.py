@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from asr.default_model import DEFAULT_MODEL_DIR, resolve_model_dir
 from asr.errors import ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
-from asr.model_dir import ModelFiles
 from asr.runtime import Recognizer
-from asr.transcribe import add_transcribe_arguments, run_transcribe_command, transcribe_file
+from asr.runtime.default_model import DEFAULT_MODEL_DIR, resolve_model_dir
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command, transcribe_file
 
 DATA = Path(__file__).resolve().parent / "data" / "default_model"
 # Measured on the committed files (greedy, int8): see the README model card. Bound = measured + ~10 points.
@@ -49,7 +49,7 @@ def test_no_model_means_the_shipped_one(tmp_path: Path) -> None:
 
 
 def test_a_missing_shipped_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("asr.default_model.DEFAULT_MODEL_DIR", tmp_path / "gone")
+    monkeypatch.setattr("asr.runtime.default_model.DEFAULT_MODEL_DIR", tmp_path / "gone")
     with pytest.raises(ModelFilesError, match="shipped default model is missing.*pass --model"):
         resolve_model_dir(None, int8=False)
 
@@ -81,7 +81,7 @@ def test_shipped_model_wer_stays_under_its_bounds() -> None:
 def test_sherpa_onnx_runs_the_shipped_files_to_the_same_text() -> None:
     sherpa_onnx = pytest.importorskip("sherpa_onnx")
     from asr.audio import load
-    from asr.bench import finish_sherpa_input
+    from asr.bench.runtimes import finish_sherpa_input
 
     files = ModelFiles.from_dir(DEFAULT_MODEL_DIR, int8=True)
     recognizer = sherpa_onnx.OnlineRecognizer.from_transducer(

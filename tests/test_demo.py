@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from asr.demo import DONE_FILE, PLATEAU_WER, TEST_SUBSETS, add_demo_arguments, plateau_warning, run_demo_command
+from asr.tools.demo import DONE_FILE, PLATEAU_WER, TEST_SUBSETS, add_demo_arguments, plateau_warning, run_demo_command
 from asr.errors import AsrError
-from asr.model_dir import ModelFiles
+from asr.runtime.model_dir import ModelFiles
 
 TOY = ["--hours", "0.02", "--minutes", "0.1", "--preset", "tiny", "--batch-seconds", "20"]
 

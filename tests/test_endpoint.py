@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asr.endpoint import EndpointConfig, EndpointRule, is_endpoint
 from asr.errors import ConfigError
+from asr.runtime.endpoint import EndpointConfig, EndpointRule, is_endpoint
 
 FRAME = 0.04  # seconds per encoder frame: 4 feature frames of 10 ms
 NEVER = EndpointRule(True, 1e9)  # a rule that cannot fire, to test the others alone

@@ -14,22 +14,14 @@ import soundfile
 import torch
 
 from asr.audio import SAMPLE_RATE
-from asr.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
+from asr.corpus.librispeech import load_subsets
 from asr.errors import ConfigError, DataError, ModelFilesError
-from asr.evaluate import (
-    EvalOptions,
-    audio_features,
-    decode_features,
-    duration_batches,
-    evaluate,
-    load_for_inference,
-    make_dev_wer_fn,
-    marked_alignment,
-)
-from asr.librispeech import load_subsets
+from asr.evaluation.evaluate import audio_features, marked_alignment
 from asr.metrics import ErrorCounts, format_report, word_errors
-from asr.tokens import CharTokenizer
-from asr.torch_backend import encode_utterance, output_lengths
+from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager, load_for_inference
+from asr.training.decoding import EvalOptions, decode_features, duration_batches, evaluate, make_dev_wer_fn
+from asr.training.tokenizers import CharTokenizer
+from asr.training.torch_backend import encode_utterance, output_lengths
 from cli import build_parser
 from models.transducer import Transducer
 from test_torch_backend import make_features, make_model
@@ -188,7 +180,7 @@ def test_streaming_transcripts_equal_whole_utterance_transcripts(kind: str, deco
     model = make_model(kind)
     if kind == "conformer":
         # Whole encoder chunks only: a partial last chunk attends to the stream's tail padding
-        # (see asr.torch_backend.stream_batch), which whole-utterance encoding masks.
+        # (see asr.training.torch_backend.stream_batch), which whole-utterance encoding masks.
         frames = model.encoder.window_frames(model.encoder.chunk_frames)
         step = frames - model.encoder.pad_frames
         lengths = (frames + 2 * step, frames + 4 * step + 2)

@@ -13,16 +13,17 @@ import pytest
 import torch
 from torch import nn
 
-from asr.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from asr.errors import ConfigError, ModelFilesError
 from asr.features import FbankConfig
-from asr.model_dir import ModelFiles
-from asr.onnx_backend import OnnxModel
-from asr.tokens import BLANK, UNK, CharTokenizer, TokenTable
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.model_metadata import ModelMetadata
+from asr.runtime.onnx_backend import OnnxModel
+from asr.runtime.tokens import BLANK, UNK, TokenTable
+from asr.training.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
+from asr.training.tokenizers import CharTokenizer
 from export.command import add_export_arguments, run_export_command
-from export.unroll import UnrolledRnn, unroll_recurrent_layers
-from asr.model_metadata import ModelMetadata
 from export.onnx_export import ExportOptions, export_model, model_hash
+from export.unroll import UnrolledRnn, unroll_recurrent_layers
 from export.verify import greedy_decode, synthetic_features, window_starts
 from export.wrappers import exportable_copy
 from models.presets import tiny

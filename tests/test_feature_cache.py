@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import soundfile
 
-import asr.feature_cache as feature_cache
-from asr.acoustics import AcousticAugment, AcousticVariant, BabbleSource, RirBank, corrupt
 from asr.audio import load, resample
+from asr.corpus.acoustics import AcousticAugment, AcousticVariant, BabbleSource, RirBank, corrupt
+import asr.corpus.feature_cache as feature_cache
+from asr.corpus.feature_cache import FeatureCache, default_cache_dir
+from asr.corpus.librispeech import run_manifest_command
+from asr.corpus.manifest import Utterance
 from asr.errors import DataError
-from asr.feature_cache import FeatureCache, default_cache_dir
 from asr.features import FbankConfig, fbank
-from asr.librispeech import run_manifest_command
-from asr.manifest import Utterance
 
 RATE = 16000
 

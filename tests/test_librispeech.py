@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-import asr.librispeech as librispeech
+import asr.corpus.librispeech as librispeech
+from asr.corpus.librispeech import load_subset, load_subsets, run_manifest_command, select_utterances
 from asr.errors import DataError
-from asr.librispeech import load_subset, load_subsets, run_manifest_command, select_utterances
 
 RATE = 16000
 

@@ -44,8 +44,8 @@ import soundfile
 
 from asr.audio import SAMPLE_RATE, load
 from asr.runtime import Recognizer
-from asr.tokens import WORD_BOUNDARY
-from asr.transcribe import transcribe_file
+from asr.runtime.tokens import WORD_BOUNDARY
+from asr.runtime.transcribe import transcribe_file
 from exported_models import exported_model_dir
 
 pytestmark = pytest.mark.audio

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from asr.corpus.manifest import Utterance, read_manifest, write_manifest
 from asr.errors import DataError
-from asr.manifest import Utterance, read_manifest, write_manifest
 
 UTTERANCES = [
     Utterance(id="1-2-0000", audio_path="/data/1/2/1-2-0000.flac", duration=1.25, text="HELLO THERE", speaker="1"),

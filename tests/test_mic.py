@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from asr.errors import DeviceError
-from asr.live import CLEAR_LINE, LiveDisplay, LiveUtterance, add_live_arguments, run_live_command
-from asr.mic import Microphone, find_input_device, list_input_devices, load_sounddevice
+from asr.runtime.live import CLEAR_LINE, LiveDisplay, LiveUtterance, add_live_arguments, run_live_command
+from asr.runtime.mic import Microphone, find_input_device, list_input_devices, load_sounddevice
 from exported_models import exported_model_dir, silence, speech
 
 RATE = 16000
@@ -215,7 +215,7 @@ def _run_live(monkeypatch: pytest.MonkeyPatch, args: argparse.Namespace, on_star
         self.on_start = on_start
 
     monkeypatch.setattr(FakeInputStream, "__init__", init)
-    monkeypatch.setattr("asr.live.load_sounddevice", lambda: fake_sounddevice())
+    monkeypatch.setattr("asr.runtime.live.load_sounddevice", lambda: fake_sounddevice())
     out, err = io.StringIO(), io.StringIO()
     try:
         run_live_command(args, out, err)
@@ -263,7 +263,7 @@ def test_a_device_lost_mid_utterance_flushes_the_partial_then_fails(monkeypatch:
 
 
 def test_list_devices_prints_the_inputs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("asr.live.load_sounddevice", lambda: fake_sounddevice())
+    monkeypatch.setattr("asr.runtime.live.load_sounddevice", lambda: fake_sounddevice())
     parser = argparse.ArgumentParser()
     add_live_arguments(parser)
     assert run_live_command(parser.parse_args(["--list-devices"])) == 0

@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 from asr.errors import ModelFilesError
-from asr.model_dir import ModelFiles, read_metadata_props
-from asr.onnx_backend import OnnxModel
 from asr.runtime import Recognizer
+from asr.runtime.model_dir import ModelFiles, read_metadata_props
+from asr.runtime.onnx_backend import OnnxModel
 from exported_models import TOKENS, exported_model_dir
 
 

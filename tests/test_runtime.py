@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soxr
 
-from asr.endpoint import EndpointConfig, EndpointRule
 from asr.errors import AsrError, AudioError
 from asr.features import fbank
 from asr.runtime import RecognitionResult, Recognizer
-from asr.search import Hypothesis, SearchOptions, create_searcher
-from asr.torch_backend import SILENCE_FEATURE, TorchBackend, stream_utterance
+from asr.runtime.endpoint import EndpointConfig, EndpointRule
+from asr.runtime.search import Hypothesis, SearchOptions, create_searcher
+from asr.training.torch_backend import SILENCE_FEATURE, TorchBackend, stream_utterance
 from exported_models import exported_model_dir, gated_model, silence, speech
 
 KINDS = [("lstm", "stateless"), ("conformer", "lstm")]
@@ -58,7 +58,7 @@ def transcribe(
 
 
 def torch_reference(kind: tuple[str, str], recognizer: Recognizer, audio: np.ndarray, options: SearchOptions) -> Hypothesis:
-    """Torch streaming (asr.torch_backend) over the same frames: fbank, then the runtime's silence tail."""
+    """Torch streaming (asr.training.torch_backend) over the same frames: fbank, then the runtime's silence tail."""
     model = gated_model(*kind)
     features = fbank(audio)
     padding = recognizer.metadata.tail_padding_frames(len(features))
@@ -261,7 +261,8 @@ def test_decoding_never_imports_torch(model_dir: Path) -> None:
     code = (
         "import sys, numpy as np\n"
         "from asr.runtime import Recognizer\n"
-        f"r = Recognizer.from_dir({str(model_dir)!r}, decoding=__import__('asr.search').search.SearchOptions(method='beam'))\n"
+        "from asr.runtime.search import SearchOptions\n"
+        f"r = Recognizer.from_dir({str(model_dir)!r}, decoding=SearchOptions(method='beam'))\n"
         "s = r.create_stream()\n"
         "s.accept_waveform(16000, (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32))\n"
         "s.input_finished()\n"

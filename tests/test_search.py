@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from asr.errors import AsrError, ShapeError
-from asr.search import (
+from asr.runtime.search import (
     Hypothesis,
     SearchOptions,
     SearchState,
@@ -286,7 +286,7 @@ def test_streams_of_one_searcher_share_the_predictor_cache(
     assert len(backend.contexts) == called  # all of them served from the cache
     assert_same(second.best(), first.best())
     # Bounded: with room for 2 contexts the oldest go, and the result does not change.
-    monkeypatch.setattr("asr.search.DECODER_CACHE_SIZE", 2)
+    monkeypatch.setattr("asr.runtime.search.DECODER_CACHE_SIZE", 2)
     small = create_searcher(backend, SearchOptions(method=method))
     (bounded,) = decode(small, encoder_out)
     assert len(small._decoder_cache) == 2

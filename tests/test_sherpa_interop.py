@@ -12,9 +12,10 @@ import torch
 
 from asr.audio import SAMPLE_RATE
 from asr.features import fbank
-from asr.model_dir import ModelFiles
-from asr.onnx_backend import OnnxModel
-from asr.tokens import WORD_BOUNDARY, CharTokenizer
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.onnx_backend import OnnxModel
+from asr.runtime.tokens import WORD_BOUNDARY
+from asr.training.tokenizers import CharTokenizer
 from export.onnx_export import ExportOptions, export_model
 from export.verify import greedy_decode, synthetic_audio
 from models.presets import tiny

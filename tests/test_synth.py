@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile
 
-import asr.librispeech as librispeech
-from asr.errors import DataError
-from asr.manifest import Utterance
-import asr.synth.corpus as synth_corpus
 from asr.audio import SAMPLE_RATE
+import asr.corpus.librispeech as librispeech
+from asr.corpus.manifest import Utterance
+from asr.errors import DataError
 from asr.synth import generate_corpus, run_synth_command
+import asr.synth.corpus as synth_corpus
 from asr.synth.corpus import CORPUS_FORMAT, MIN_UTTERANCES, SHARES, SUBSETS, _plan, text_subset
 from asr.synth.everyday import load_everyday
 from asr.synth.lexicon import load_lexicon, make_verb, past_of, plural_of, third_person_of

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile
 
-import asr.synth.corrupt as corrupt
-from asr.acoustics import active_snr_db
 from asr.audio import SAMPLE_RATE, load
+from asr.corpus.acoustics import active_snr_db
+from asr.corpus.librispeech import load_subset
 from asr.errors import DataError
-from asr.librispeech import load_subset
+import asr.synth.corrupt as corrupt
 from asr.synth.corrupt import NOISY_SNR_DB, write_corrupted_subsets
 
 

@@ -10,18 +10,9 @@ from pathlib import Path
 import pytest
 
 from asr.errors import TokenError
+from asr.runtime.tokens import BLANK, SOS_EOS, UNK, WORD_BOUNDARY, TokenTable
 from asr.text import normalize_transcript
-from asr.tokens import (
-    BLANK,
-    SOS_EOS,
-    UNK,
-    WORD_BOUNDARY,
-    BpeTokenizer,
-    CharTokenizer,
-    Tokenizer,
-    TokenTable,
-    load_tokenizer,
-)
+from asr.training.tokenizers import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 BPE_VOCAB = 120
@@ -313,7 +304,7 @@ def test_char_decode_matches_sherpa_onnx(char_tokenizer: CharTokenizer) -> None:
 
 def test_import_does_not_load_sentencepiece() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import asr.tokens, sys; print('sentencepiece' in sys.modules)"],
+        [sys.executable, "-c", "import asr.training.tokenizers, sys; print('sentencepiece' in sys.modules)"],
         cwd=REPO,
         capture_output=True,
         text=True,

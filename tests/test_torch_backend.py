@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from asr.errors import AsrError, ShapeError
-from asr.search import SearchOptions, TransducerBackend, create_searcher
-from asr.torch_backend import (
+from asr.runtime.search import SearchOptions, TransducerBackend, create_searcher
+from asr.training.torch_backend import (
     SILENCE_FEATURE,
     TorchBackend,
     encode_batch,

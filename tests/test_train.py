@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from asr.acoustics import AcousticAugment
-from asr.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
-from asr.data import BucketingSampler, TokenizedSet, iterate_batches
+from asr.corpus.acoustics import AcousticAugment
+from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, DataError
-from asr.manifest import Utterance
-from asr.tokens import CharTokenizer
+from asr.training.batches import BucketingSampler, TokenizedSet, iterate_batches
+from asr.training.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
 from asr.training.command import build_run, model_config_of, resolve_config, run_training
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
 from asr.training.corpus import RunData, feature_statistics, load_run_data
@@ -27,6 +26,7 @@ from asr.training.distributed import init_world
 from asr.training.ema import WeightAverage
 from asr.training.loop import restore, train
 from asr.training.schedule import PRUNED_SCALE_AT_START, loss_at, lr_at
+from asr.training.tokenizers import CharTokenizer
 from models.presets import build_config
 from models.transducer import FULL_LOSS
 

@@ -13,8 +13,8 @@ import soundfile
 
 from asr.errors import ConfigError, ModelFilesError
 from asr.runtime import Recognizer
-from asr.search import SearchOptions
-from asr.transcribe import add_transcribe_arguments, run_transcribe_command
+from asr.runtime.search import SearchOptions
+from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command
 from exported_models import exported_model_dir, silence, speech
 
 

@@ -2,7 +2,7 @@
 
     <out>/LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac  (16 kHz mono)
     <out>/LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt
-    <out>/LibriSpeech/<subset>/manifest.jsonl   (cached manifest, as asr.librispeech writes it)
+    <out>/LibriSpeech/<subset>/manifest.jsonl   (cached manifest, as asr.corpus.librispeech writes it)
     <out>/corpus.json                           (seed, voices, hours, sentence source)
 
 Subsets (SHARES of --hours): synth-train (75%), synth-dev (5%) and synth-test (5%)
@@ -51,9 +51,9 @@ from tqdm import tqdm
 
 from asr.atomic_write import write_text_atomically
 from asr.audio import SAMPLE_RATE
+from asr.corpus.librispeech import CORPUS_DIR, load_subset, save_subset_cache
+from asr.corpus.manifest import Utterance
 from asr.errors import DataError
-from asr.librispeech import CORPUS_DIR, load_subset, save_subset_cache
-from asr.manifest import Utterance
 from asr.parallel import WorkerPool
 from asr.synth.corrupt import write_corrupted_subsets
 from asr.synth.everyday import EverydaySentence, load_everyday

@@ -19,10 +19,17 @@ import torch
 from torch import nn
 
 from asr.atomic_write import write_text_atomically
-from asr.checkpoints import CheckpointManager, average_checkpoints, list_checkpoints, load_checkpoint, save_checkpoint
-from asr.data import BucketingSampler
+from asr.corpus.librispeech import corpus_dir
 from asr.errors import AsrError, ModelFilesError
-from asr.librispeech import corpus_dir
+from asr.training.batches import BucketingSampler
+from asr.training.checkpoints import (
+    AVERAGED_NAME,
+    CheckpointManager,
+    average_checkpoints,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from asr.training.config import (
     CONFIG_NAME,
     DEV_DECODING_NAMES,
@@ -44,7 +51,6 @@ from models.presets import build_config
 from models.transducer import Transducer
 
 DEV_SUBSET_CANDIDATES = ("synth-dev", "dev-clean")  # picked, when present, if --dev-subsets is not given
-AVERAGED_NAME = "averaged.pt"
 
 
 def run_train_command(args: argparse.Namespace) -> int:

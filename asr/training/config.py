@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asr.acoustics import NOISE_KINDS, AcousticAugment
+from asr.corpus.acoustics import NOISE_KINDS, AcousticAugment
 from asr.errors import AsrError
 
 ENCODERS = ("lstm", "gru", "rnn", "conformer")
@@ -43,7 +43,7 @@ RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads"})
 class SpecAugmentConfig:
     """How much of each utterance SpecAugment hides (Park et al. 2019; masks only, no time warp).
 
-    Defined here rather than in asr.augment so that the config stays torch-free.
+    Defined here rather than in asr.training.spec_augment so that the config stays torch-free.
     """
 
     num_freq_masks: int = 2  # frequency bands masked per utterance
@@ -74,7 +74,7 @@ class TrainConfig:
     speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # speed perturbation factors, one drawn per utterance per epoch
     spec_augment: SpecAugmentConfig | None = SpecAugmentConfig()  # None turns SpecAugment off
     # Noise and reverberation: each utterance gets, per epoch, one of its clean audio and
-    # `acoustic_variants` corrupted copies (asr.acoustics.corrupt, drawn by `acoustic`), uniformly.
+    # `acoustic_variants` corrupted copies (asr.corpus.acoustics.corrupt, drawn by `acoustic`), uniformly.
     # A pool of copies cached like the speeds, rather than corruption of every batch on the fly:
     # on a 2-core CPU a batch would pay convolution, noise and fbank again each epoch, with the
     # cores that train; the pool pays once (about 11 s per audio hour per copy and speed on 2

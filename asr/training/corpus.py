@@ -15,17 +15,32 @@ from typing import Sequence
 
 import numpy as np
 
-from asr.acoustics import AcousticVariant, BabbleSource, RirBank, babble_name, default_acoustics_dir, rir_bank_name
 from asr.atomic_write import write_bytes_atomically
-from asr.data import Batch, BucketingSampler, FeatureSource, Skipped, TokenizedSet, iterate_batches, tokenize_set
+from asr.corpus.acoustics import (
+    AcousticVariant,
+    BabbleSource,
+    RirBank,
+    babble_name,
+    default_acoustics_dir,
+    rir_bank_name,
+)
+from asr.corpus.feature_cache import FeatureCache, default_cache_dir
+from asr.corpus.librispeech import load_subsets
+from asr.corpus.manifest import Utterance
 from asr.errors import DataError
-from asr.feature_cache import FeatureCache, default_cache_dir
 from asr.features import FbankConfig
-from asr.librispeech import load_subsets
-from asr.manifest import Utterance
-from asr.tokens import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
+from asr.training.batches import (
+    Batch,
+    BucketingSampler,
+    FeatureSource,
+    Skipped,
+    TokenizedSet,
+    iterate_batches,
+    tokenize_set,
+)
 from asr.training.config import TrainConfig
 from asr.training.distributed import WorldInfo, barrier
+from asr.training.tokenizers import BpeTokenizer, CharTokenizer, Tokenizer, load_tokenizer
 from models.subsampling import Conv2dSubsampling
 
 TOKENIZER_DIR = "tokenizer"  # in the exp dir: tokens.txt (+ bpe.model) and tokenizer.bin

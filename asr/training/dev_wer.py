@@ -1,4 +1,4 @@
-"""The dev-set WER measured at each validation, decoded by `asr.evaluate` (the code `asr eval` runs).
+"""The dev-set WER measured at each validation, decoded by `asr.training.decoding` (the code `asr eval` runs).
 
 Transducer greedy search by default: it scores what the exported model will do.
 CTC greedy on the CTC head is the cheaper option (one batched pass, no per-frame
@@ -12,10 +12,10 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import nn
 
-from asr.data import FeatureSource
-from asr.evaluate import EvalOptions, make_dev_wer_fn
-from asr.manifest import Utterance
-from asr.tokens import Tokenizer
+from asr.corpus.manifest import Utterance
+from asr.training.batches import FeatureSource
+from asr.training.decoding import EvalOptions, make_dev_wer_fn
+from asr.training.tokenizers import Tokenizer
 
 EvaluateFn = Callable[[nn.Module], float]  # model (unwrapped) -> dev WER in percent
 

@@ -20,9 +20,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from asr.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
-from asr.data import Batch, BucketingSampler, FeatureSource, TokenizedSet, iterate_batches
 from asr.errors import AsrError
+from asr.training.batches import Batch, BucketingSampler, FeatureSource, TokenizedSet, iterate_batches
+from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
 from asr.training.config import TrainConfig
 from asr.training.dev_wer import EvaluateFn
 from asr.training.distributed import WorldInfo, barrier, gather_objects
@@ -184,7 +184,7 @@ def save_and_validate(run: TrainingRun) -> None:
 
 
 def checkpoint_state(run: TrainingRun, rng: list[dict[str, Any]], dev_wer: float | None) -> dict[str, Any]:
-    """The checkpoint dict (see asr.checkpoints for the keys): tensors and plain containers only."""
+    """The checkpoint dict (see asr.training.checkpoints for the keys): tensors and plain containers only."""
     return {
         "format": CHECKPOINT_FORMAT,
         "train_config": run.config.to_json(),

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from asr.augment import spec_augment
-from asr.data import Batch
+from asr.training.batches import Batch
 from asr.training.config import TrainConfig
 from asr.training.schedule import loss_at, lr_at
+from asr.training.spec_augment import spec_augment
 from models.transducer import FULL_LOSS, LossOutput, RnntLoss
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import soundfile
 
 from asr.audio import SAMPLE_RATE
-from asr.librispeech import AUDIO_SUFFIX, CORPUS_DIR, TRANSCRIPT_SUFFIX
+from asr.corpus.librispeech import AUDIO_SUFFIX, CORPUS_DIR, TRANSCRIPT_SUFFIX
 
 PACKED_SUFFIX = ".opus"
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.data import collate
-from asr.feature_cache import FeatureCache, default_cache_dir
+from asr.corpus.feature_cache import FeatureCache, default_cache_dir
+from asr.corpus.librispeech import load_subsets
 from asr.features import FbankConfig
-from asr.librispeech import load_subsets
-from asr.tokens import CharTokenizer
+from asr.training.batches import collate
+from asr.training.tokenizers import CharTokenizer
 from models.losses import ctc_loss
 from models.presets import build_config
 from models.transducer import Transducer

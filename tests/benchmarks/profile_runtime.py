@@ -42,10 +42,10 @@ from typing import Any, Callable
 import numpy as np
 
 from asr.audio import SAMPLE_RATE
-from asr.bench import finish_sherpa_input
-from asr.model_metadata import ModelMetadata
+from asr.bench.runtimes import finish_sherpa_input
 from asr.runtime import RecognitionResult, Recognizer
-from asr.search import SearchOptions
+from asr.runtime.model_metadata import ModelMetadata
+from asr.runtime.search import SearchOptions
 
 VOCAB_SIZE = 500  # a LibriSpeech BPE vocabulary, as the presets assume
 AUDIO_SEED = 7  # the profiled audio
@@ -62,8 +62,8 @@ clock: Callable[[], float] = time.perf_counter
 
 def _emission_rate(model: Any, features: np.ndarray) -> float:
     """Tokens per encoder frame that greedy search emits on `features` (T, D)."""
-    from asr.search import create_searcher
-    from asr.torch_backend import TorchBackend, encode_batch
+    from asr.runtime.search import create_searcher
+    from asr.training.torch_backend import TorchBackend, encode_batch
 
     encoder_out, _ = encode_batch(model, [features])  # (1, T', J)
     searcher = create_searcher(TorchBackend(model))
@@ -87,7 +87,7 @@ def _export_emitting_model(preset: str, out_dir: Path, emit_rate: float) -> None
     import torch
 
     from asr.features import fbank
-    from asr.tokens import BLANK, UNK, WORD_BOUNDARY, TokenTable
+    from asr.runtime.tokens import BLANK, UNK, WORD_BOUNDARY, TokenTable
     from export.onnx_export import ExportOptions, export_model
     from export.verify import synthetic_audio
     from models.presets import PRESETS
@@ -349,8 +349,8 @@ def _common_prefix(a: list[str], b: list[str]) -> int:
 
 
 def import_seconds() -> float:
-    """Wall time of `import asr.runtime` in a fresh interpreter (median of 3)."""
-    code = "import time; t = time.perf_counter(); import asr.runtime; print(time.perf_counter() - t)"
+    """Wall time of `import asr.runtime.recognizer` in a fresh interpreter (median of 3)."""
+    code = "import time; t = time.perf_counter(); import asr.runtime.recognizer; print(time.perf_counter() - t)"
     runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                  cwd=ROOT).stdout) for _ in range(3)]
     return statistics.median(runs)
@@ -382,8 +382,8 @@ def main() -> None:
             for method in args.methods:
                 result = profile(path, method, precision == "int8", audio, args.repeats)
                 print(result.row(f"{preset} {precision}", method, args.seconds), flush=True)
-    print(f"import asr.runtime: {1000 * import_seconds():.0f} ms "
-          "(python -X importtime -c 'import asr.runtime' for detail)")
+    print(f"import asr.runtime.recognizer: {1000 * import_seconds():.0f} ms "
+          "(python -X importtime -c 'import asr.runtime.recognizer' for detail)")
 
 
 if __name__ == "__main__":

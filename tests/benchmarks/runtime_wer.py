@@ -15,12 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from asr.default_model import resolve_model_dir
-from asr.librispeech import load_subsets
+from asr.corpus.librispeech import load_subsets
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.runtime import Recognizer
-from asr.search import SearchOptions
-from asr.transcribe import transcribe_file
+from asr.runtime.default_model import resolve_model_dir
+from asr.runtime.search import SearchOptions
+from asr.runtime.transcribe import transcribe_file
 
 
 def main(argv: list[str]) -> int:

@@ -5,8 +5,8 @@ Shapes: B batch, T frames, D feature bins (80).
 SpecAugment runs on the padded batch inside the training step (one vectorized
 pass, no per-utterance Python loop). Speed perturbation, noise and
 reverberation change the audio before fbank, so they are a feature cache per
-speed factor and acoustic variant (asr.feature_cache, asr.acoustics), chosen
-per utterance and epoch by asr.data.BucketingSampler.
+speed factor and acoustic variant (asr.corpus.feature_cache, asr.corpus.acoustics), chosen
+per utterance and epoch by asr.training.batches.BucketingSampler.
 """
 
 from __future__ import annotations

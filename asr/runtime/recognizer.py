@@ -36,13 +36,13 @@ import numpy as np
 import soxr
 
 from asr.audio import validate_samples
-from asr.endpoint import EndpointConfig, is_endpoint
 from asr.errors import AsrError, AudioError
 from asr.features import FbankStream, fbank
-from asr.model_dir import ModelFiles, ModelMetadata
-from asr.onnx_backend import EncoderState, OnnxModel
-from asr.search import Hypothesis, Searcher, SearchOptions, SearchState, create_searcher, take_state
-from asr.tokens import TokenTable
+from asr.runtime.endpoint import EndpointConfig, is_endpoint
+from asr.runtime.model_dir import ModelFiles, ModelMetadata
+from asr.runtime.onnx_backend import EncoderState, OnnxModel
+from asr.runtime.search import Hypothesis, Searcher, SearchOptions, SearchState, create_searcher, take_state
+from asr.runtime.tokens import TokenTable
 
 @dataclass(frozen=True)
 class RecognitionResult:

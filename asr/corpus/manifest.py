@@ -1,6 +1,6 @@
 """Manifests: one JSON object per line describing one utterance of a corpus.
 
-A manifest is the hand-over point between corpus readers (asr.librispeech,
+A manifest is the hand-over point between corpus readers (asr.corpus.librispeech,
 asr.synth) and everything that consumes audio with transcripts (feature cache,
 training batches, evaluation). Files are written atomically, so a crash never
 leaves a half-written manifest that a later run would trust.

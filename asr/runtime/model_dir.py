@@ -6,7 +6,7 @@ A model dir (what `asr export` writes) holds:
     encoder.int8.onnx  ...                      optional int8 twins
     tokens.txt                                  `symbol id` per line
 
-Every ONNX file carries the same metadata (asr.model_metadata: the contract between
+Every ONNX file carries the same metadata (asr.runtime.model_metadata: the contract between
 export and runtime). `ModelFiles.from_dir` reads it straight from the protobuf
 bytes, so a bad dir is reported in milliseconds, before onnxruntime loads
 anything, with one ModelFilesError that names the problem and the fix.
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from asr.errors import ModelFilesError, TokenError
-from asr.model_metadata import ModelMetadata, StateSpec
-from asr.tokens import TOKENS_FILE, TokenTable
+from asr.runtime.model_metadata import ModelMetadata, StateSpec
+from asr.runtime.tokens import TOKENS_FILE, TokenTable
 
 __all__ = ["ModelFiles", "ModelMetadata", "StateSpec", "read_metadata_props"]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TextIO
 
 from asr.audio import load
-from asr.default_model import resolve_model_dir
 from asr.errors import AsrError
-from asr.runtime import Recognizer
-from asr.search import SearchOptions
+from asr.runtime.default_model import resolve_model_dir
+from asr.runtime.recognizer import Recognizer
+from asr.runtime.search import SearchOptions
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
 

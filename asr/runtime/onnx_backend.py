@@ -2,8 +2,8 @@
 
 `OnnxModel` runs encoder.onnx window by window for N streams at once, with the
 encoder state as a tuple of arrays in metadata order; `OnnxBackend` gives
-`asr.search` the predictor (decoder.onnx) and joiner (joiner.onnx). Input and
-output names come from the export contract (asr.model_metadata) and are bound once,
+`asr.runtime.search` the predictor (decoder.onnx) and joiner (joiner.onnx). Input and
+output names come from the export contract (asr.runtime.model_metadata) and are bound once,
 so a call costs the session's run and nothing else the runtime could avoid.
 
 Shapes: N streams, T window feature frames, D fbank bins, n encoder frames per
@@ -20,9 +20,8 @@ import onnxruntime as ort
 
 from asr.checks import check_shape
 from asr.errors import ConfigError, ModelFilesError
-from asr.model_dir import ModelFiles
-from asr.search import HYP_AXIS, PredictorState
-from asr.model_metadata import (
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.model_metadata import (
     DECODER_INPUT,
     DECODER_OUTPUT,
     ENCODER_INPUT,
@@ -32,6 +31,7 @@ from asr.model_metadata import (
     StateSpec,
     next_state_name,
 )
+from asr.runtime.search import HYP_AXIS, PredictorState
 
 # The encoder state of N streams: one array per metadata.encoder_states entry, N on its batch_axis.
 EncoderState = tuple[np.ndarray, ...]
@@ -81,7 +81,7 @@ def _check_names(session: ort.InferenceSession, path: Path, inputs: list[str], o
 
 
 class OnnxBackend:
-    """`asr.search.TransducerBackend` over decoder.onnx and joiner.onnx."""
+    """`asr.runtime.search.TransducerBackend` over decoder.onnx and joiner.onnx."""
 
     def __init__(self, files: ModelFiles, num_threads: int = 1) -> None:
         meta = files.metadata

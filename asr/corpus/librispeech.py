@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from asr.atomic_write import write_text_atomically
 from asr.audio import duration_seconds
+from asr.corpus.manifest import Utterance, read_manifest, write_manifest
 from asr.errors import DataError
-from asr.manifest import Utterance, read_manifest, write_manifest
 from asr.text import normalize_transcript
 
 CORPUS_DIR = "LibriSpeech"  # the directory under --data that holds the subsets
@@ -171,7 +171,7 @@ def run_manifest_command(args: argparse.Namespace) -> int:
         manifest_path = _cache_paths(subset_dir(Path(args.data), subset))[0]
         print(f"{subset}: {len(kept)} utterances, {hours:.3f} hours, {speakers} speakers ({manifest_path})")
     if args.features:
-        from asr.feature_cache import FeatureCache, default_cache_dir
+        from asr.corpus.feature_cache import FeatureCache, default_cache_dir
         from asr.features import FbankConfig
 
         cache_dir = default_cache_dir(Path(args.data))

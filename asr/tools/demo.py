@@ -38,7 +38,7 @@ from tqdm import tqdm
 from asr.errors import AsrError, ModelFilesError
 
 if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
-    from asr.bench import BenchReport
+    from asr.bench.report import BenchReport
 
 TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
 TEST_SUBSETS = ("synth-test", "synth-test-voice", "synth-test-everyday")  # training voices; held-out voices; their hand-written sentences
@@ -144,7 +144,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_cli(*args: str) -> None:
     """`python -m cli ARGS` in a child process; AsrError if it fails (its own output has said why)."""
     command = [sys.executable, "-m", "cli", *args]
-    if subprocess.run(command, cwd=Path(__file__).resolve().parents[1]).returncode != 0:
+    if subprocess.run(command, cwd=Path(__file__).resolve().parents[2]).returncode != 0:
         raise AsrError(f"`asr {' '.join(args)}` failed (see its message above); fix that and re-run `asr demo`")
 
 
@@ -186,7 +186,7 @@ def train(options: DemoOptions) -> bool:
 
 def export(options: DemoOptions, trained_now: bool) -> bool:
     """Export fp32 + int8 to the model dir; True when a complete export of the current training was reused."""
-    from asr.model_dir import ModelFiles
+    from asr.runtime.model_dir import ModelFiles
 
     if not trained_now:
         try:
@@ -201,10 +201,10 @@ def export(options: DemoOptions, trained_now: bool) -> bool:
 
 def evaluate(options: DemoOptions, out: TextIO) -> tuple[SubsetWer, ...]:
     """WER of each test subset, fp32 and int8, decoded as `asr transcribe` decodes a file."""
-    from asr.librispeech import load_subset
+    from asr.corpus.librispeech import load_subset
     from asr.metrics import ErrorCounts, format_report, word_errors
-    from asr.runtime import Recognizer
-    from asr.transcribe import transcribe_file
+    from asr.runtime.recognizer import Recognizer
+    from asr.runtime.transcribe import transcribe_file
 
     results = []
     for subset in TEST_SUBSETS:
@@ -226,8 +226,9 @@ def bench(options: DemoOptions, out: TextIO) -> BenchReport:
     """`asr bench --compare sherpa-onnx` (when installed) on the first BENCH_FILES test utterances."""
     import importlib.util
 
-    from asr.bench import add_bench_arguments, format_report, run_bench
-    from asr.librispeech import load_subset
+    from asr.bench.command import add_bench_arguments, run_bench
+    from asr.bench.report import format_report
+    from asr.corpus.librispeech import load_subset
 
     files = [u.audio_path for u in load_subset(options.corpus, TEST_SUBSETS[0])[:BENCH_FILES]]
     compare = ["--compare", "sherpa-onnx"] if importlib.util.find_spec("sherpa_onnx") else []
@@ -267,7 +268,7 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
 
 def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchReport, stages: list[StageTime]
              ) -> DemoSummary:
-    from asr.checkpoints import CheckpointManager
+    from asr.training.checkpoints import CheckpointManager
 
     best = CheckpointManager(options.exp_dir, keep_last=1).best()
     single = [r for r in report.results if r.streams == 1]

@@ -2,10 +2,10 @@
 
     asr live --model MODEL_DIR [--device NAME_OR_INDEX] [--format text|jsonl] [--max-seconds S]
 
-Audio is captured at the device's own rate (asr.mic; the stream resamples it to
+Audio is captured at the device's own rate (asr.runtime.mic; the stream resamples it to
 the model's rate) and decoded as it arrives. On a terminal the partial
 hypothesis is redrawn in place; each utterance the endpoint rules close
-(asr.endpoint) is printed on its own line. When stdout is not a terminal only
+(asr.runtime.endpoint) is printed on its own line. When stdout is not a terminal only
 finished utterances are printed. jsonl prints one object per utterance
 
     {"type": "utterance", "text": ..., "start": s, "end": s, "segment": i}
@@ -38,11 +38,18 @@ from typing import Callable, Iterator, TextIO
 
 import numpy as np
 
-from asr.default_model import resolve_model_dir
 from asr.errors import ConfigError, DeviceError
-from asr.mic import CaptureStats, Microphone, find_input_device, format_device_list, list_input_devices, load_sounddevice
-from asr.runtime import Recognizer, RecognitionResult, Stream
-from asr.search import SearchOptions
+from asr.runtime.default_model import resolve_model_dir
+from asr.runtime.mic import (
+    CaptureStats,
+    Microphone,
+    find_input_device,
+    format_device_list,
+    list_input_devices,
+    load_sounddevice,
+)
+from asr.runtime.recognizer import Recognizer, RecognitionResult, Stream
+from asr.runtime.search import SearchOptions
 
 READ_TIMEOUT = 0.05  # seconds the loop waits for a block before checking Ctrl+C and the deadline
 CLEAR_LINE = "\r\x1b[K"  # carriage return + ANSI erase-to-end-of-line: redraw the partial in place

@@ -30,8 +30,8 @@ import numpy as np
 
 from asr.atomic_write import write_bytes_atomically
 from asr.audio import SAMPLE_RATE, load
+from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, DataError
-from asr.manifest import Utterance
 from asr.parallel import WorkerPool
 
 NOISE_KINDS = ("white", "pink", "brown", "babble")

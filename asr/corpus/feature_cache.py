@@ -23,7 +23,7 @@ New shards get fresh file names and index.json is replaced atomically after
 they are complete, so a build killed at any point leaves the previous cache
 readable. A speed factor s plays the audio s times faster before fbank (sox
 `speed`: resampled from s * rate to rate), one cache per factor. An acoustic
-variant (asr.acoustics.AcousticVariant) then corrupts the sped-up audio with
+variant (asr.corpus.acoustics.AcousticVariant) then corrupts the sped-up audio with
 noise and/or reverberation, one cache per (speed, variant); variant 0, the
 clean audio, has none and keeps the cache it always had.
 """
@@ -42,12 +42,12 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from asr.acoustics import AcousticVariant
 from asr.atomic_write import write_text_atomically
 from asr.audio import load, resample
+from asr.corpus.acoustics import AcousticVariant
+from asr.corpus.manifest import Utterance
 from asr.errors import DataError
 from asr.features import FbankConfig, fbank
-from asr.manifest import Utterance
 from asr.parallel import ordered_map
 
 NUM_SHARDS = 64  # shard = SHA-1 of the utterance id modulo this; fixed, so shards are stable across builds

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from asr.audio import FRAME_SHIFT_MS
+from asr.corpus.manifest import Utterance
 from asr.errors import DataError
-from asr.manifest import Utterance
-from asr.tokens import OnUnknown, Tokenizer
+from asr.training.tokenizers import OnUnknown, Tokenizer
 
 PlannedBatch = list[tuple[int, int, int]]  # (utterance index, speed index, acoustic variant) per item
 
@@ -30,7 +30,7 @@ PlannedBatch = list[tuple[int, int, int]]  # (utterance index, speed index, acou
 class FeatureSource(Protocol):
     """Where fbank features come from: (T, D) float32 for an utterance played at a speed factor.
 
-    variant 0 is the clean audio, 1.. its noisy and/or reverberant copies (asr.acoustics.corrupt).
+    variant 0 is the clean audio, 1.. its noisy and/or reverberant copies (asr.corpus.acoustics.corrupt).
     """
 
     def get(self, utterance_id: str, speed: float, variant: int = 0) -> np.ndarray: ...

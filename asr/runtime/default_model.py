@@ -12,7 +12,7 @@ from pathlib import Path
 
 from asr.errors import ModelFilesError
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "resources" / "default_model"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "resources" / "default_model"
 
 
 def resolve_model_dir(model: str | Path | None, int8: bool) -> tuple[Path, bool]:

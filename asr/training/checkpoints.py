@@ -1,4 +1,5 @@
-"""Training checkpoints: atomic writes, keep-last-K plus best-by-dev-WER, corrupt-file fallback, averaging.
+"""Training checkpoints: atomic writes, keep-last-K plus best-by-dev-WER, corrupt-file fallback, averaging,
+and loading one back as a model for decoding (`asr eval`, `asr export`).
 
 A checkpoint is a dict of tensors, numbers, strings, bytes and plain
 containers only, so it loads with `torch.load(weights_only=True)` (no pickled
@@ -8,7 +9,7 @@ tokenizer as bytes. Keys written by asr.training:
     format            int, CHECKPOINT_FORMAT
     train_config      JSON str of asr.training.config.TrainConfig
     model_config      JSON str of models' TransducerConfig.to_dict()
-    tokenizer         bytes, asr.tokens tokenizer.to_bytes()
+    tokenizer         bytes, asr.training.tokenizers tokenizer.to_bytes()
     model             state_dict of the trained weights
     model_avg         state_dict of the EMA weights (used for evaluation and export)
     optimizer, scaler state_dicts (absent in averaged checkpoints)
@@ -38,11 +39,16 @@ import torch
 
 from asr.atomic_write import write_text_atomically
 from asr.errors import ModelFilesError
+from asr.training.tokenizers import Tokenizer, load_tokenizer
+from models.config import TransducerConfig
+from models.transducer import Transducer
 
 CHECKPOINT_FORMAT = 1  # bump when the keys above change incompatibly
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)\.pt$")
 INDEX_NAME = "checkpoints.json"
 BEST_NAME = "best.pt"
+AVERAGED_NAME = "averaged.pt"  # what `asr average` writes into the experiment dir by default
+CHECKPOINT_CHOICES = ("best", "latest", "avg")  # what find_checkpoint takes (or a path)
 REQUIRED_KEYS = ("format", "train_config", "model_config", "tokenizer", "model")
 
 
@@ -260,6 +266,64 @@ def average_checkpoints(paths: list[Path], key: str = "model_avg") -> dict[str, 
         "averaged_from": [p.name for p in paths],
         "progress": last.get("progress", {}),
     }
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A checkpoint ready for decoding."""
+
+    model: Transducer  # in eval mode, on the requested device
+    tokenizer: Tokenizer  # the tokenizer it was trained with
+    path: Path  # the checkpoint file read
+    weights: str  # which state dict: "model_avg" (the EMA weights) or "model"
+    step: int | None  # training steps behind it, when recorded
+
+
+def find_checkpoint(exp_dir: Path, which: str | None) -> tuple[Path, dict]:
+    """(path, loaded state) of the checkpoint `which` names in exp_dir.
+
+    which: "best" (best.pt), "latest" (newest checkpoint-<step>.pt that reads back),
+    "avg" (averaged.pt), a file path, or None: best when there is one, else latest.
+    """
+    exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        raise ModelFilesError(f"{exp_dir}: experiment dir not found; pass the --exp-dir of an `asr train` run")
+    if which in (None, "best") and (exp_dir / BEST_NAME).is_file():
+        return exp_dir / BEST_NAME, load_checkpoint(exp_dir / BEST_NAME)
+    if which == "best":
+        raise ModelFilesError(f"{exp_dir}: no {BEST_NAME} (it is written once a dev WER is measured); "
+                              "use --checkpoint latest")
+    if which in (None, "latest"):
+        found = CheckpointManager(exp_dir, keep_last=1).latest()
+        if found is None:
+            raise ModelFilesError(f"{exp_dir}: no checkpoints (checkpoint-<step>.pt) that read back; train first with "
+                                  f"`asr train --exp-dir {exp_dir}`, or pass --checkpoint PATH")
+        return found
+    if which == "avg":
+        if not (exp_dir / AVERAGED_NAME).is_file():
+            raise ModelFilesError(f"{exp_dir}: no {AVERAGED_NAME}; make it with `asr average --exp-dir {exp_dir}`")
+        return exp_dir / AVERAGED_NAME, load_checkpoint(exp_dir / AVERAGED_NAME)
+    return Path(which), load_checkpoint(which)
+
+
+def load_for_inference(exp_dir: Path, which: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Rebuild the model and tokenizer of a checkpoint (see `find_checkpoint`), EMA weights preferred."""
+    path, state = find_checkpoint(exp_dir, which)
+    try:
+        config = TransducerConfig.from_dict(json.loads(state["model_config"]))
+    except (TypeError, ValueError) as error:
+        raise ModelFilesError(f"{path}: unreadable model config ({error}); the checkpoint is damaged") from None
+    weights = "model_avg" if "model_avg" in state else "model"
+    model = Transducer(config)
+    try:
+        model.load_state_dict(state[weights])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ModelFilesError(
+            f"{path}: weights do not fit the model config ({first}); the checkpoint is damaged"
+        ) from None
+    step = state.get("progress", {}).get("step")
+    return LoadedModel(model.to(device).eval(), load_tokenizer(state["tokenizer"]), path, weights, step)
 
 
 def _fsync_dir(directory: Path) -> None:

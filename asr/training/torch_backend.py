@@ -1,6 +1,6 @@
 """The torch model behind the numpy search: a `TransducerBackend` and encoder helpers.
 
-`TorchBackend` gives `asr.search` the predictor and joiner of a `models.Transducer`
+`TorchBackend` gives `asr.runtime.search` the predictor and joiner of a `models.Transducer`
 (numpy in, numpy out), so evaluation during and after training decodes with the
 same search code as the onnxruntime runtime. The encoder helpers turn fbank
 features into what the search (or CTC decoding) reads, either for whole
@@ -30,7 +30,7 @@ from asr.audio import FRAME_LENGTH
 from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
 from asr.features import fbank
-from asr.search import HYP_AXIS, PredictorState
+from asr.runtime.search import HYP_AXIS, PredictorState
 from models.transducer import Transducer
 
 # What the encoder output feeds: the transducer joiner (projected to J) or the CTC head (log-probs).
@@ -51,12 +51,12 @@ def _check_inference_mode(model: torch.nn.Module) -> None:
     if model.training:
         raise AsrError(
             "the model is in training mode (dropout is active, so decoding would be random); "
-            "call model.eval() before decoding, or use asr.evaluate.evaluate, which does"
+            "call model.eval() before decoding, or use asr.training.decoding.evaluate, which does"
         )
 
 
 class TorchBackend:
-    """`asr.search.TransducerBackend` over a torch `Transducer`: numpy arrays in and out.
+    """`asr.runtime.search.TransducerBackend` over a torch `Transducer`: numpy arrays in and out.
 
     The model must be in eval mode; every call runs under torch.inference_mode on
     the model's device and returns float32 arrays on the CPU.

@@ -1,0 +1,132 @@
+"""`asr eval`: decode subsets with a trained checkpoint, print WER per subset, write per-utterance reports.
+
+    asr eval --exp-dir EXP --data DIR --subsets a,b [--decoding greedy|beam|ctc] [--streaming] ...
+
+The checkpoint is chosen by asr.training.checkpoints and decoded and scored by
+asr.training.decoding, the code that measures dev WER during training. `asr eval`
+writes one file per subset and decoding method with every reference, hypothesis
+and their word alignment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from asr.atomic_write import write_text_atomically
+from asr.audio import load
+from asr.corpus.librispeech import load_subsets, subset_dir
+from asr.corpus.manifest import Utterance
+from asr.errors import AsrError, ConfigError, DataError
+from asr.features import fbank
+from asr.metrics import alignment, format_report
+from asr.training.checkpoints import LoadedModel, load_for_inference
+from asr.training.decoding import EvalOptions, EvalResult, evaluate
+
+EVAL_DIR = "eval"  # per-utterance result files, inside the experiment dir
+
+
+def audio_features(utterance: Utterance) -> np.ndarray:
+    """Fbank of an utterance's audio file: (T, F) float32, as the runtime computes it."""
+    return fbank(load(utterance.audio_path))
+
+
+# --- the per-utterance file ---
+
+
+def marked_alignment(reference: str, hypothesis: str) -> str:
+    """The word alignment with errors marked: (REF->HYP) substitution, (REF->*) deletion, (*->HYP) insertion."""
+    words = []
+    for ref, hyp in alignment(reference, hypothesis):
+        words.append(ref if ref == hyp else f"({ref or '*'}->{hyp or '*'})")
+    return " ".join(words)
+
+
+def write_details(path: Path, result: EvalResult, header: Sequence[str]) -> Path:
+    """Write every utterance's reference, hypothesis and marked alignment, by id, under `header` lines."""
+    lines = [f"# {line}" for line in header]
+    lines.append(f"# {format_report(result.counts)}")
+    lines.append("# alignment marks: (REF->HYP) substitution, (REF->*) deletion, (*->HYP) insertion")
+    for r in sorted(result.utterances, key=lambda r: r.id):
+        lines += ["", f"{r.id}: {format_report(r.counts)}", f"ref: {r.reference}", f"hyp: {r.hypothesis}",
+                  f"ali: {marked_alignment(r.reference, r.hypothesis)}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, "\n".join(lines) + "\n")  # a symlink there is replaced, never followed
+    return path
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; AsrError for cuda without a GPU."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AsrError("--device cuda: no CUDA GPU is available to torch; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return name
+
+
+# --- `asr eval` ---
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    """`asr eval`: decode each subset, print WER per subset, write EXP/eval/<subset>-<tag>.txt."""
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    if not subsets:
+        raise DataError("--subsets is empty; name at least one, e.g. --subsets synth-test")
+    for subset in subsets:  # fail before loading the model or decoding anything
+        subset_dir(args.data, subset)
+    options = EvalOptions(decoding=args.decoding, beam=args.beam, streaming=args.streaming,
+                          chunk_frames=args.chunk_frames)
+    loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
+    described = f"checkpoint {loaded.path} ({loaded.weights} weights, step {loaded.step})"
+    reports = []
+    for subset in subsets:
+        utterances = load_subsets(args.data, [subset], max_utterances=args.max_utterances)
+        if not utterances:
+            raise DataError(f"subset {subset} has no utterances; check {subset_dir(args.data, subset)}")
+        result = evaluate(loaded.model, loaded.tokenizer, utterances, audio_features, options,
+                          progress=sys.stderr.isatty())
+        details = write_details(Path(args.exp_dir) / EVAL_DIR / f"{subset}-{options.tag}.txt", result,
+                                [f"asr eval: {subset}, {options.tag}", described])
+        reports.append((subset, result, details))
+    if args.format == "json":
+        print(json.dumps(_json_report(loaded, options, reports), indent=1))
+    else:
+        print(described)
+        for subset, result, details in reports:
+            print(f"{subset} {options.tag}: {format_report(result.counts)}  {len(result.utterances)} utterances, "
+                  f"RTF {result.real_time_factor:.3f}, details in {details}")
+    return 0
+
+
+def _json_report(loaded: LoadedModel, options: EvalOptions, reports: list[tuple[str, EvalResult, Path]]) -> dict:
+    def number(value: float) -> float | None:
+        return value if math.isfinite(value) else None  # JSON has no infinity (WER on empty references)
+
+    return {
+        "checkpoint": str(loaded.path),
+        "weights": loaded.weights,
+        "step": loaded.step,
+        "options": dataclasses.asdict(options),
+        "subsets": {
+            subset: {
+                "wer": number(result.wer_percent),
+                **dataclasses.asdict(result.counts),
+                "utterances": len(result.utterances),
+                "audio_seconds": result.audio_seconds,
+                "decode_seconds": result.decode_seconds,
+                "real_time_factor": result.real_time_factor,
+                "details": str(details),
+            }
+            for subset, result, details in reports
+        },
+    }

@@ -1,0 +1,1 @@
+"""Tools over the whole pipeline: demo (`asr demo`: synthesize, train, export, evaluate, benchmark)."""
