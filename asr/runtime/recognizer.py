@@ -28,7 +28,6 @@ Shapes: N streams, T window frames, D fbank bins, n encoder frames per window, J
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -41,19 +40,9 @@ from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
 from asr.runtime.onnx_backend import EncoderState, OnnxModel
-from asr.runtime.search import Hypothesis, Searcher, SearchOptions, SearchState, create_searcher, take_state
+from asr.runtime.result import RecognitionResult, ResultBuilder
+from asr.runtime.search import EMPTY_PATH, Searcher, SearchOptions, SearchState, create_searcher, take_state
 from asr.runtime.tokens import TokenTable
-
-@dataclass(frozen=True)
-class RecognitionResult:
-    """What a stream has recognised in its current segment."""
-
-    text: str  # the tokens as text (tokens.txt decoding, sherpa-onnx style)
-    tokens: tuple[str, ...]  # symbol of each token
-    token_ids: tuple[int, ...]  # id of each token
-    timestamps: tuple[float, ...]  # seconds from the stream's start at which each token was emitted
-    segment: int  # index of this segment; reset() after a segment with tokens starts the next
-    start_time: float  # seconds from the stream's start at which this segment begins
 
 
 def _silence_frame(metadata: ModelMetadata) -> np.ndarray:
@@ -79,7 +68,7 @@ def _new_segment(state: SearchState) -> SearchState:
     """
     best = int(np.argmax(state.scores))
     rows = np.array([best])
-    return SearchState([()], [()], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows))
+    return SearchState([EMPTY_PATH], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows))
 
 
 class Recognizer:
@@ -189,17 +178,8 @@ class Recognizer:
             self._endpoint, search.num_frames, search.trailing_blank_frames(), self._frame_ms / 1000.0
         )
 
-    def _result(self, hypothesis: Hypothesis, segment: int, start_frame: int) -> RecognitionResult:
-        ms = self._frame_ms
-        table = self.token_table
-        return RecognitionResult(
-            text=table.decode(hypothesis.tokens),
-            tokens=tuple(table.symbols[i] for i in hypothesis.tokens),
-            token_ids=hypothesis.tokens,
-            timestamps=tuple((start_frame + t) * ms / 1000.0 for t in hypothesis.timestamps),
-            segment=segment,
-            start_time=start_frame * ms / 1000.0,
-        )
+    def _result_builder(self, segment: int, start_frame: int) -> ResultBuilder:
+        return ResultBuilder(self.token_table, self._frame_ms, segment, start_frame)
 
 
 class Stream:
@@ -221,11 +201,12 @@ class Stream:
         self._search: SearchState = recognizer._searcher.init_state()
         self._segment = 0
         self._segment_start = 0  # encoder frames decoded before the current segment
+        self._result = recognizer._result_builder(self._segment, self._segment_start)
 
     @property
     def result(self) -> RecognitionResult:
-        """The best hypothesis of the current segment so far."""
-        return self._recognizer._result(self._search.best(), self._segment, self._segment_start)
+        """The best hypothesis of the current segment so far (work per read: its new tokens only)."""
+        return self._result.result(self._search.best_path())
 
     @property
     def num_frames_decoded(self) -> int:
@@ -276,10 +257,11 @@ class Stream:
         Timestamps stay counted from the stream's start; `segment` counts up when
         the finished segment had tokens (as in sherpa-onnx).
         """
-        if self._search.best().tokens:
+        if self._search.best_path().length:
             self._segment += 1
         self._segment_start += self._search.num_frames
         self._search = _new_segment(self._search)
+        self._result = self._recognizer._result_builder(self._segment, self._segment_start)
 
     def _resample(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
         """`samples` at the model's rate; the first call fixes the stream's input rate."""

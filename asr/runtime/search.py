@@ -120,6 +120,68 @@ class Hypothesis:
         return tuple(frame * step for frame in self.timestamps)
 
 
+class TokenPath:
+    """A token sequence with the frame of each token, as a persistent linked list.
+
+    Each path is its last token plus the path before it, so extending a hypothesis
+    is O(1) and shares the whole prefix: neither a long stream's history nor beam
+    search's hypotheses are ever copied per token (issue 14: copying the sequence on
+    every emission made a long stream's CPU time grow with its length). Immutable;
+    `EMPTY_PATH` (length 0) is the root of every path.
+    """
+
+    __slots__ = ("token", "frame", "previous", "length")
+
+    def __init__(self, token: int, frame: int, previous: TokenPath | None) -> None:
+        self.token = token  # the last token's id (-1 for the empty path)
+        self.frame = frame  # the encoder frame that emitted it (-1 for the empty path)
+        self.previous = previous  # the path without its last token; None for the empty path
+        self.length = 0 if previous is None else previous.length + 1
+
+    def extend(self, token: int, frame: int) -> TokenPath:
+        """This path plus `token` emitted at `frame`."""
+        return TokenPath(token, frame, self)
+
+    def context(self, size: int, pad: int) -> tuple[int, ...]:
+        """The last `size` tokens, left-padded with `pad` (the stateless predictor's input)."""
+        context = [pad] * size
+        node = self
+        for i in range(size - 1, -1, -1):
+            if node.previous is None:
+                break
+            context[i] = node.token
+            node = node.previous
+        return tuple(context)
+
+    def nodes(self) -> list[TokenPath]:
+        """The non-empty prefixes of this path, shortest first (O(length): for a whole result)."""
+        nodes = []
+        node = self
+        while node.previous is not None:
+            nodes.append(node)
+            node = node.previous
+        nodes.reverse()
+        return nodes
+
+    def tokens(self) -> tuple[int, ...]:
+        return tuple(node.token for node in self.nodes())
+
+    def timestamps(self) -> tuple[int, ...]:
+        return tuple(node.frame for node in self.nodes())
+
+    def same_tokens(self, other: TokenPath) -> bool:
+        """Whether both paths hold the same tokens (frames aside); stops at their shared prefix."""
+        a, b = self, other
+        while a is not b:
+            if a.length != b.length or a.token != b.token:
+                return False
+            a, b = a.previous, b.previous  # type: ignore[assignment]  # equal lengths: both None together
+        return True
+
+
+EMPTY_PATH = TokenPath(-1, -1, None)
+
+
 @dataclass(eq=False)
 class SearchState:
     """Mutable search state of one stream, advanced in place by `Searcher.advance`.
@@ -128,8 +190,7 @@ class SearchState:
     beam search up to `beam`, sorted by score (best first).
     """
 
-    tokens: list[tuple[int, ...]]  # per hypothesis, the tokens emitted so far
-    timestamps: list[tuple[int, ...]]  # per hypothesis, the frame of each token
+    paths: list[TokenPath]  # per hypothesis, the tokens emitted so far and their frames
     scores: np.ndarray  # (H,) float64 log-probabilities
     decoder_out: np.ndarray  # (H, J) predictor output for each hypothesis, cached until it emits
     predictor_state: PredictorState  # H on axis 1: the state after producing decoder_out
@@ -142,12 +203,26 @@ class SearchState:
         per frame in modified beam search, so their scores are already comparable.
         """
         h = int(np.argmax(self.scores))
-        return Hypothesis(self.tokens[h], self.timestamps[h], float(self.scores[h]))
+        path = self.paths[h]
+        return Hypothesis(path.tokens(), path.timestamps(), float(self.scores[h]))
+
+    def best_path(self) -> TokenPath:
+        """The highest-scoring hypothesis's path: O(H), where best() is O(tokens)."""
+        return self.paths[int(np.argmax(self.scores))]
+
+    @property
+    def tokens(self) -> list[tuple[int, ...]]:
+        """Per hypothesis, its tokens (materialised: O(tokens))."""
+        return [path.tokens() for path in self.paths]
+
+    @property
+    def timestamps(self) -> list[tuple[int, ...]]:
+        """Per hypothesis, the frame of each token (materialised: O(tokens))."""
+        return [path.timestamps() for path in self.paths]
 
     def trailing_blank_frames(self) -> int:
         """Frames since the best hypothesis last emitted a token (for endpoint rules)."""
-        timestamps = self.best().timestamps
-        return self.num_frames - (timestamps[-1] + 1 if timestamps else 0)
+        return self.num_frames - (self.best_path().frame + 1)
 
 
 def concat_states(states: Sequence[PredictorState]) -> PredictorState:
@@ -205,8 +280,8 @@ class Searcher(ABC):
             blanks = np.full((1, self.backend.context_size), self.backend.blank_id, dtype=np.int64)
             decoder_out, state = self._predict(blanks, state)
         else:
-            decoder_out, state = self._predict_grown([()], ())
-        return SearchState([()], [()], np.zeros(1), decoder_out, state)
+            decoder_out, state = self._predict_grown([EMPTY_PATH], ())
+        return SearchState([EMPTY_PATH], np.zeros(1), decoder_out, state)
 
     def advance(
         self,
@@ -257,16 +332,16 @@ class Searcher(ABC):
         check_shape("decoder_out", decoder_out, (len(tokens), "J"))
         return decoder_out, tuple(new_state)
 
-    def _predict_grown(self, sequences: Sequence[tuple[int, ...]], state: PredictorState
+    def _predict_grown(self, paths: Sequence[TokenPath], state: PredictorState
                        ) -> tuple[np.ndarray, PredictorState]:
         """Predictor outputs (E, J) and states of E hypotheses that each just added a token.
 
-        sequences: their token sequences (E); state: their parents' predictor states (H = E).
+        paths: their token paths (E); state: their parents' predictor states (H = E).
         A stateless predictor's output depends on the last C tokens alone, so it comes
         from the searcher's cache where it can.
         """
         size, blank = self.backend.context_size, self.backend.blank_id
-        contexts = [(blank,) * (size - len(seq[-size:])) + seq[-size:] for seq in sequences]
+        contexts = [path.context(size, blank) for path in paths]
         if state:
             return self._predict(np.array(contexts, dtype=np.int64), state)
         cache = self._decoder_cache
@@ -310,15 +385,14 @@ class GreedySearcher(Searcher):
 
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
         for state in states:
-            if len(state.tokens) != 1:
+            if len(state.paths) != 1:
                 raise AsrError(
-                    f"greedy search got a state with {len(state.tokens)} hypotheses; create "
+                    f"greedy search got a state with {len(state.paths)} hypotheses; create "
                     "states with this searcher's init_state()"
                 )
         blank, max_symbols = self.backend.blank_id, self.options.max_symbols_per_frame
         block = GREEDY_BLOCK_FRAMES if getattr(self.backend, "join_rows_independent", True) else 1
-        sequences = [state.tokens[0] for state in states]  # grows by one tuple copy per token
-        emitted_at: list[list[int]] = [[] for _ in states]  # timestamps of this call's tokens
+        paths = [state.paths[0] for state in states]  # grows by one node per token, O(1)
         decoder_out = np.concatenate([state.decoder_out for state in states])  # (N, J), a copy we may write
         predictor_state = concat_states([state.predictor_state for state in states])
         ends = lengths.tolist()
@@ -351,8 +425,7 @@ class GreedySearcher(Searcher):
                 chosen.extend(best[row : row + taken])
                 if k < count:
                     frame = start + k
-                    sequences[n] += (best[row + k],)
-                    emitted_at[n].append(states[n].num_frames + frame)
+                    paths[n] = paths[n].extend(best[row + k], states[n].num_frames + frame)
                     symbols = (used[n] if k == 0 else 0) + 1
                     frames[n], used[n] = (frame + 1, 0) if symbols == max_symbols else (frame, symbols)
                     emitters.append(n)
@@ -361,7 +434,7 @@ class GreedySearcher(Searcher):
                 row += count
             if emitters:
                 new_out, new_state = self._predict_grown(
-                    [sequences[n] for n in emitters], take_state(predictor_state, emitters)
+                    [paths[n] for n in emitters], take_state(predictor_state, emitters)
                 )
                 decoder_out[emitters] = new_out
                 predictor_state = put_state(predictor_state, emitters, new_state)
@@ -372,8 +445,7 @@ class GreedySearcher(Searcher):
             steps = log_probs[np.arange(len(log_probs)), chosen]  # (R,)
             scores = scores + np.bincount(owners, weights=steps, minlength=len(states))
         for n, state in enumerate(states):
-            state.tokens = [sequences[n]]
-            state.timestamps = [state.timestamps[0] + tuple(emitted_at[n])]
+            state.paths = [paths[n]]
             state.scores = scores[n : n + 1]
             state.decoder_out = decoder_out[n : n + 1]
             state.predictor_state = tuple(array[:, n : n + 1] for array in predictor_state)  # HYP_AXIS
@@ -383,8 +455,7 @@ class GreedySearcher(Searcher):
 class _Candidate:
     """A hypothesis of the next frame while beam search builds it (mutable: merging adds score)."""
 
-    tokens: tuple[int, ...]
-    timestamps: tuple[int, ...]
+    path: TokenPath
     score: float
     parent: int  # row of the current hypothesis it extends, over all streams
     emitted: bool  # whether it extends its parent by a token (needs a predictor call)
@@ -394,8 +465,7 @@ class _Candidate:
 class _Beams:
     """The hypotheses of S streams, flat and stream-major, while beam search runs over frames."""
 
-    tokens: list[tuple[int, ...]]  # (H,) token sequences
-    timestamps: list[tuple[int, ...]]  # (H,) frame of each token
+    paths: list[TokenPath]  # (H,) token sequences with their frames
     scores: np.ndarray  # (H,) float64
     decoder_out: np.ndarray  # (H, J)
     predictor_state: PredictorState  # H on HYP_AXIS
@@ -405,12 +475,11 @@ class _Beams:
     def gather(cls, states: Sequence[SearchState]) -> _Beams:
         """The hypotheses of `states`, joined in stream order."""
         return cls(
-            [tokens for state in states for tokens in state.tokens],
-            [times for state in states for times in state.timestamps],
+            [path for state in states for path in state.paths],
             np.concatenate([state.scores for state in states]),
             np.concatenate([state.decoder_out for state in states]),
             concat_states([state.predictor_state for state in states]),
-            [len(state.tokens) for state in states],
+            [len(state.paths) for state in states],
         )
 
     def scatter(self, states: Sequence[SearchState]) -> None:
@@ -418,7 +487,7 @@ class _Beams:
         first = 0
         for state, count in zip(states, self.counts):
             rows = slice(first, first + count)
-            state.tokens, state.timestamps = self.tokens[rows], self.timestamps[rows]
+            state.paths = self.paths[rows]
             state.scores, state.decoder_out = self.scores[rows], self.decoder_out[rows]
             state.predictor_state = tuple(array[:, rows] for array in self.predictor_state)  # HYP_AXIS
             first += count
@@ -470,12 +539,11 @@ class BeamSearcher(Searcher):
         grown = [i for i, c in enumerate(kept) if c.emitted]
         if grown:
             index = np.array(grown)
-            new_out, new_state = self._predict_grown([kept[i].tokens for i in grown], take_state(predictor_state, index))
+            new_out, new_state = self._predict_grown([kept[i].path for i in grown], take_state(predictor_state, index))
             decoder_out[index] = new_out
             predictor_state = put_state(predictor_state, index, new_state)
         return _Beams(
-            [c.tokens for c in kept],
-            [c.timestamps for c in kept],
+            [c.path for c in kept],
             np.array([c.score for c in kept]),
             decoder_out,
             predictor_state,
@@ -496,18 +564,18 @@ class BeamSearcher(Searcher):
             parent, token = divmod(index, vocab_size)
             row = first_row + parent
             emitted = token != blank
-            tokens, timestamps = beams.tokens[row], beams.timestamps[row]
+            path = beams.paths[row]
             if emitted:
-                tokens, timestamps = tokens + (token,), timestamps + (frame,)
+                path = path.extend(token, frame)
             # The stream's hypotheses differ, so two extensions can only be equal when one
             # adds blank and the other a token; last tokens rule most pairs out cheaply.
             for twin in kept:
-                if twin.emitted != emitted and twin.tokens[-1:] == tokens[-1:] and twin.tokens == tokens:
+                if twin.emitted != emitted and twin.path.token == path.token and twin.path.same_tokens(path):
                     # Candidates come best first, so the merged one keeps its best path's timestamps.
                     twin.score = log_add(twin.score, score)
                     break
             else:
-                kept.append(_Candidate(tokens, timestamps, score, row, emitted))
+                kept.append(_Candidate(path, score, row, emitted))
         return sorted(kept, key=lambda c: -c.score)
 
 

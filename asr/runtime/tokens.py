@@ -47,6 +47,11 @@ class TokenTable:
     def vocab_size(self) -> int:
         return len(self.symbols)
 
+    @property
+    def pieces(self) -> tuple[str, ...]:
+        """pieces[i] is what id i contributes to `decode`'s text before the final strip."""
+        return self._text
+
     def __contains__(self, symbol: object) -> bool:
         return symbol in self._ids
 

@@ -1,0 +1,216 @@
+"""What a stream has recognised (`RecognitionResult`), built incrementally as tokens come.
+
+A stream that is never reset (a long file, a live input without endpoints) has a
+hypothesis that grows for hours, and its result is read after every chunk. Building
+the result from the whole hypothesis on every read made each chunk cost more than
+the last (issue 14: CPU per simulated minute went from 0.87 s to 3.10 s over an
+hour). `ResultBuilder` instead keeps the best path decoded so far and, on each read,
+processes only the tokens that are new since the previous read (or that replace a
+suffix, when beam search's best hypothesis switches). The materialised columns are
+kept in frozen blocks of BLOCK tokens plus a short tail, so a read copies O(L / BLOCK
++ BLOCK) references; the token tuples of a result are joined only when asked for.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Generic, Sequence, TypeVar
+
+from asr.errors import TokenError
+from asr.runtime.search import EMPTY_PATH, TokenPath
+from asr.runtime.tokens import TokenTable
+
+BLOCK = 256  # tokens per frozen block: a read copies len / BLOCK block references plus < BLOCK tail items
+T = TypeVar("T")
+
+
+class _Frozen(Generic[T]):
+    """An immutable snapshot of a BlockList: its frozen blocks and a copy of its tail."""
+
+    __slots__ = ("_blocks", "_tail", "_joined")
+
+    def __init__(self, blocks: tuple[tuple[T, ...], ...], tail: tuple[T, ...]) -> None:
+        self._blocks = blocks
+        self._tail = tail
+        self._joined: tuple[T, ...] | None = None
+
+    def to_tuple(self) -> tuple[T, ...]:
+        """All items (O(length), once per snapshot)."""
+        if self._joined is None:
+            self._joined = tuple(itertools.chain(itertools.chain.from_iterable(self._blocks), self._tail))
+        return self._joined
+
+
+class BlockList(Generic[T]):
+    """An append-mostly list stored as frozen blocks of BLOCK items plus a mutable tail.
+
+    Snapshots share the frozen blocks, so taking one costs O(len / BLOCK + BLOCK),
+    not O(len); truncation (beam search changing its mind) rebuilds at most one block.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[T, ...]] = []
+        self.tail: list[T] = []
+        self.copies = 0  # references copied by snapshots: what tests bound to prove reads stay cheap
+
+    def __len__(self) -> int:
+        return len(self.blocks) * BLOCK + len(self.tail)
+
+    def __getitem__(self, index: int) -> T:
+        block, offset = divmod(index, BLOCK)
+        return self.blocks[block][offset] if block < len(self.blocks) else self.tail[offset]
+
+    def append(self, item: T) -> None:
+        self.tail.append(item)
+        if len(self.tail) == BLOCK:
+            self.blocks.append(tuple(self.tail))
+            self.tail = []
+
+    def truncate(self, length: int) -> None:
+        """Keep the first `length` items."""
+        block, offset = divmod(length, BLOCK)
+        if block < len(self.blocks):
+            self.tail = list(self.blocks[block][:offset])
+            del self.blocks[block:]
+        else:
+            del self.tail[offset:]
+
+    def snapshot(self) -> _Frozen[T]:
+        self.copies += len(self.blocks) + len(self.tail)
+        return _Frozen(tuple(self.blocks), tuple(self.tail))
+
+
+class RecognitionResult:
+    """What a stream has recognised in its current segment; immutable, compared by value.
+
+    text: the tokens as text (tokens.txt decoding, sherpa-onnx style); tokens: symbol
+    of each token; token_ids: id of each token; timestamps: seconds from the stream's
+    start at which each token was emitted; segment: index of this segment (reset()
+    after a segment with tokens starts the next); start_time: seconds from the stream's
+    start at which this segment begins. The three token tuples are built when first
+    read, so reading only `text` after every chunk stays cheap on a long stream.
+    """
+
+    __slots__ = ("text", "segment", "start_time", "_ids", "_symbols", "_seconds")
+
+    def __init__(
+        self,
+        text: str,
+        token_ids: Sequence[int] | _Frozen[int],
+        tokens: Sequence[str] | _Frozen[str],
+        timestamps: Sequence[float] | _Frozen[float],
+        segment: int,
+        start_time: float,
+    ) -> None:
+        self.text = text
+        self.segment = segment
+        self.start_time = start_time
+        self._ids = token_ids if isinstance(token_ids, _Frozen) else _Frozen((), tuple(token_ids))
+        self._symbols = tokens if isinstance(tokens, _Frozen) else _Frozen((), tuple(tokens))
+        self._seconds = timestamps if isinstance(timestamps, _Frozen) else _Frozen((), tuple(timestamps))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if hasattr(self, "_seconds"):  # set last in __init__: from then on the result is frozen
+            raise AttributeError(f"RecognitionResult is immutable; cannot set {name}")
+        object.__setattr__(self, name, value)
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return self._symbols.to_tuple()
+
+    @property
+    def token_ids(self) -> tuple[int, ...]:
+        return self._ids.to_tuple()
+
+    @property
+    def timestamps(self) -> tuple[float, ...]:
+        return self._seconds.to_tuple()
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.text, self.tokens, self.token_ids, self.timestamps, self.segment, self.start_time)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecognitionResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"RecognitionResult(text={self.text!r}, tokens={self.tokens!r}, token_ids={self.token_ids!r}, "
+            f"timestamps={self.timestamps!r}, segment={self.segment!r}, start_time={self.start_time!r})"
+        )
+
+
+class ResultBuilder:
+    """The result of one segment, kept in step with its best path one token at a time."""
+
+    def __init__(self, table: TokenTable, frame_ms: float, segment: int, start_frame: int) -> None:
+        self._table = table
+        self._frame_ms = frame_ms  # ms per encoder frame: seconds are frames * ms / 1000, exactly as before
+        self._segment = segment
+        self._start_frame = start_frame
+        self._start_time = start_frame * frame_ms / 1000.0
+        self._path: TokenPath = EMPTY_PATH
+        self._nodes: BlockList[TokenPath] = BlockList()  # _nodes[i] is the prefix of length i + 1
+        self._ids: BlockList[int] = BlockList()
+        self._symbols: BlockList[str] = BlockList()
+        self._seconds: BlockList[float] = BlockList()
+        self._pieces: BlockList[str] = BlockList()  # each token's text (tokens.txt decoding)
+        self._block_texts: list[str] = []  # "".join of each frozen block of _pieces
+        self._result: RecognitionResult | None = None
+        self.processed = 0  # tokens materialised so far: linear in the tokens, whatever the reads
+
+    def result(self, path: TokenPath) -> RecognitionResult:
+        """The result for best path `path` (the previous one's object when nothing changed)."""
+        if path is not self._path or self._result is None:
+            self._follow(path)
+            self._result = self._build()
+        return self._result
+
+    def _follow(self, path: TokenPath) -> None:
+        """Make the materialised columns hold `path`: drop what it does not share, add what is new."""
+        new: list[TokenPath] = []
+        node = path
+        while node.length > len(self._nodes) or (node.length and self._nodes[node.length - 1] is not node):
+            new.append(node)
+            node = node.previous  # type: ignore[assignment]  # length > 0: not the empty path
+        if node.length < len(self._nodes):
+            for column in (self._nodes, self._ids, self._symbols, self._seconds, self._pieces):
+                column.truncate(node.length)
+            del self._block_texts[len(self._pieces.blocks):]
+        symbols, pieces = self._table.symbols, self._table.pieces
+        for node in reversed(new):
+            if not 0 <= node.token < len(symbols):
+                raise TokenError(
+                    f"token id {node.token} is outside 0..{len(symbols) - 1}: the model and tokens.txt do "
+                    "not match; use the tokens.txt exported with this model"
+                )
+            self._nodes.append(node)
+            self._ids.append(node.token)
+            self._symbols.append(symbols[node.token])
+            self._seconds.append((self._start_frame + node.frame) * self._frame_ms / 1000.0)
+            blocks = len(self._pieces.blocks)
+            self._pieces.append(pieces[node.token])
+            if len(self._pieces.blocks) > blocks:
+                self._block_texts.append("".join(self._pieces.blocks[-1]))
+        self.processed += len(new)
+        self._path = path
+
+    def _build(self) -> RecognitionResult:
+        text = ("".join(self._block_texts) + "".join(self._pieces.tail)).strip()
+        return RecognitionResult(
+            text,
+            self._ids.snapshot(),
+            self._symbols.snapshot(),
+            self._seconds.snapshot(),
+            self._segment,
+            self._start_time,
+        )
+
+    @property
+    def copies(self) -> int:
+        """References copied into results so far (each column counted once)."""
+        return self._ids.copies

@@ -1,0 +1,98 @@
+"""Long streams stay linear (issue 14): the search never copies a hypothesis per token,
+and a result read after every chunk costs the chunk's new tokens, not the whole hypothesis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asr.runtime.result import BLOCK, RecognitionResult, ResultBuilder
+from asr.runtime.search import EMPTY_PATH, SearchOptions, TokenPath, create_searcher
+from asr.runtime.tokens import TokenTable
+from test_search import make_backend, random_encoder_out
+
+TABLE = TokenTable(("<blk>", "\u2581a", "b", "\u2581c", "<unk>", "d"))
+FRAME_MS = 40.0
+
+
+def naive(table: TokenTable, path: TokenPath, segment: int, start_frame: int) -> RecognitionResult:
+    """The result built from scratch, as the runtime did before it was incremental."""
+    ids = path.tokens()
+    return RecognitionResult(
+        table.decode(ids),
+        ids,
+        tuple(table.symbols[i] for i in ids),
+        tuple((start_frame + t) * FRAME_MS / 1000.0 for t in path.timestamps()),
+        segment,
+        start_frame * FRAME_MS / 1000.0,
+    )
+
+
+def test_token_path_basics() -> None:
+    path = EMPTY_PATH.extend(3, 0).extend(1, 2).extend(5, 7)
+    assert path.tokens() == (3, 1, 5) and path.timestamps() == (0, 2, 7) and path.length == 3
+    assert path.context(2, 0) == (1, 5) and path.context(5, 0) == (0, 0, 3, 1, 5)
+    assert EMPTY_PATH.context(2, 0) == (0, 0)
+    other = EMPTY_PATH.extend(3, 1).extend(1, 1).extend(5, 1)  # same tokens, other frames, no shared prefix
+    assert path.same_tokens(other) and not path.same_tokens(other.previous.extend(4, 9))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_search_extends_hypotheses_without_copying(method: str) -> None:
+    """Each chunk's best path ends in new nodes on top of an earlier path's nodes, never a copy of them."""
+    rng = np.random.default_rng(0)
+    backend = make_backend("stateless", rng, blank_bias=-3.0)
+    searcher = create_searcher(backend, SearchOptions(method=method, beam=3))
+    state = searcher.init_state()
+    encoder_out = random_encoder_out(rng, 1, 400)
+    seen: set[int] = {id(EMPTY_PATH)}  # every node any earlier best path held
+    for start in range(0, 400, 4):
+        searcher.advance(encoder_out[:, start : start + 4], [state])
+        nodes = state.best_path().nodes()
+        fresh = [node for node in nodes if id(node) not in seen]
+        # The fresh nodes are a suffix: everything before them is shared with an earlier path.
+        assert nodes[len(nodes) - len(fresh):] == fresh
+        if method == "greedy":
+            assert len(fresh) <= 4  # at most one token per frame of the chunk
+        seen.update(id(node) for node in nodes)
+    assert state.best_path().length > 100
+
+
+def test_result_reads_cost_new_tokens_only() -> None:
+    """Reading after every token: each token materialised once, each read bounded by L / BLOCK + BLOCK."""
+    builder = ResultBuilder(TABLE, FRAME_MS, segment=2, start_frame=10)
+    path = EMPTY_PATH
+    length = 20 * BLOCK
+    worst = 0
+    for frame in range(length):
+        path = path.extend(1 + frame % 5, frame)
+        before = builder.copies
+        result = builder.result(path)
+        worst = max(worst, builder.copies - before)
+        assert builder.result(path) is result  # an unchanged path gives the same object, no work
+    assert builder.processed == length  # linear: never re-walks what it already holds
+    assert worst <= length // BLOCK + BLOCK
+    assert result == naive(TABLE, path, 2, 10)
+
+
+def test_result_follows_beam_switches() -> None:
+    """A best path that switches to another branch (beam search) gives the from-scratch result."""
+    rng = np.random.default_rng(1)
+    builder = ResultBuilder(TABLE, FRAME_MS, segment=0, start_frame=0)
+    paths = [EMPTY_PATH]
+    for step in range(3 * BLOCK):
+        base = paths[int(rng.integers(max(0, len(paths) - 3 * BLOCK // 2), len(paths)))]  # deep switches too
+        path = base
+        for _ in range(int(rng.integers(0, 4))):
+            path = path.extend(int(rng.integers(1, 6)), step)
+        paths.append(path)
+        assert builder.result(path) == naive(TABLE, path, 0, 0)
+
+
+def test_result_values_and_immutability() -> None:
+    result = RecognitionResult("a b", (1, 2), ("\u2581a", "b"), (0.0, 0.04), 0, 0.0)
+    assert result.tokens == ("\u2581a", "b") and result.token_ids == (1, 2) and result.timestamps == (0.0, 0.04)
+    assert result == RecognitionResult("a b", [1, 2], ["\u2581a", "b"], [0.0, 0.04], 0, 0.0)
+    assert result != RecognitionResult("a b", (1, 2), ("\u2581a", "b"), (0.0, 0.04), 1, 0.0)
+    with pytest.raises(AttributeError):
+        result.text = "x"  # type: ignore[misc]
