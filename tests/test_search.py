@@ -32,6 +32,7 @@ class StatelessBackend:
     """Embedding-sum predictor over the last C tokens and a tanh joiner, random weights."""
 
     blank_id = 0
+    join_rows_independent = True
 
     def __init__(self, rng: np.random.Generator, context_size: int = 2, blank_bias: float = 0.0) -> None:
         self.context_size = context_size
@@ -82,6 +83,7 @@ class CountingBackend:
     blank_id = 0
     context_size = 1
     vocab_size = 6
+    join_rows_independent = True
     TARGET = (3, 1, 4, 1, 5, 2)
 
     def initial_predictor_state(self, n: int) -> tuple[np.ndarray, ...]:

@@ -96,7 +96,7 @@ class OnnxBackend:
         _check_names(self.joiner, files.joiner, [ENCODER_OUTPUT, DECODER_OUTPUT], self._joiner_outputs)
         # A dynamically quantized joiner scales each call's input by that call's range, so a
         # row's logits depend on the rows beside it; greedy search then joins frame by frame.
-        self.join_rows_independent = meta.quantization == "none"
+        self._join_rows_independent = meta.quantization == "none"
         # The search keeps hypotheses on HYP_AXIS; a file may put its batch elsewhere.
         self._state_axes = [spec.batch_axis for spec in meta.predictor_states]
         self._moves = any(axis != HYP_AXIS for axis in self._state_axes)
@@ -104,6 +104,10 @@ class OnnxBackend:
     @property
     def blank_id(self) -> int:
         return self._meta.blank_id
+
+    @property
+    def join_rows_independent(self) -> bool:
+        return self._join_rows_independent
 
     @property
     def context_size(self) -> int:

@@ -14,6 +14,13 @@
         recognizer.decode(stream)
     print(stream.result.text)
 
+The split follows sherpa-onnx's OnlineRecognizer / OnlineStream: the recognizer
+holds the model and the search algorithm and no per-utterance state; a stream
+holds everything of one utterance (audio buffer, encoder state, search state,
+result) and offers the recognizer a small public surface (`num_frames_ready`,
+`take_window`, `encoder_state`, `search_state`, `config`) instead of its
+private attributes, so another recognizer loop (a server's) can drive it too.
+
 A stream feeds samples to a streaming fbank (asr.features, the model's feature
 config from its metadata); a window of T = window_frames frames is ready once
 their samples have arrived, and decoding it computes the frames it lacks (in
@@ -28,6 +35,7 @@ Shapes: N streams, T window frames, D fbank bins, n encoder frames per window, J
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +51,17 @@ from asr.runtime.onnx_backend import EncoderState, OnnxModel
 from asr.runtime.result import RecognitionResult, ResultBuilder
 from asr.runtime.search import EMPTY_PATH, Searcher, SearchOptions, SearchState, create_searcher, take_state
 from asr.runtime.tokens import TokenTable
+
+
+@dataclass(frozen=True, eq=False)
+class StreamConfig:
+    """What all streams of one model share, made once by its Recognizer; read-only."""
+
+    metadata: ModelMetadata
+    token_table: TokenTable
+    silence: np.ndarray  # (D,) the feature frame of digital silence: tail padding
+    # Milliseconds per encoder frame: timestamps are frames * ms / 1000, so 7 frames give 0.28 s, not 0.28000000000000003.
+    frame_ms: float
 
 
 def _silence_frame(metadata: ModelMetadata) -> np.ndarray:
@@ -85,9 +104,9 @@ class Recognizer:
         self._searcher: Searcher = create_searcher(model.backend, decoding)
         self._endpoint = endpoint
         meta = model.metadata
-        self._silence = _silence_frame(meta)
-        # Milliseconds per encoder frame: timestamps are frames * ms / 1000, so 7 frames give 0.28 s, not 0.28000000000000003.
-        self._frame_ms = meta.subsampling_factor * meta.features.frame_shift_ms
+        self._stream_config = StreamConfig(
+            meta, model.files.token_table, _silence_frame(meta), meta.subsampling_factor * meta.features.frame_shift_ms
+        )
 
     @classmethod
     def from_dir(
@@ -124,11 +143,11 @@ class Recognizer:
 
     def create_stream(self) -> Stream:
         """A new utterance (or live input) to feed with accept_waveform."""
-        return Stream(self)
+        return Stream(self._stream_config, self._model.init_states(1), self._searcher.init_state())
 
     def is_ready(self, stream: Stream) -> bool:
         """Whether `stream` has a full window buffered, so decode(stream) can run."""
-        return stream._buffered_frames() >= self.metadata.window_frames
+        return stream.num_frames_ready >= self.metadata.window_frames
 
     def decode(self, stream: Stream) -> None:
         """Decode one window of `stream`; AsrError if it is not ready (check is_ready first)."""
@@ -144,50 +163,55 @@ class Recognizer:
             return
         self._check_decodable(streams)
         if len(streams) == 1:  # the common on-device case: no stacking copies
-            window = streams[0]._take_window()[None]  # (1, T, D)
-            states = streams[0]._encoder_state
+            window = streams[0].take_window()[None]  # (1, T, D)
+            states = streams[0].encoder_state
         else:
-            window = np.stack([s._take_window() for s in streams])  # (N, T, D)
-            states = self._model.stack_states([s._encoder_state for s in streams])
+            window = np.stack([s.take_window() for s in streams])  # (N, T, D)
+            states = self._model.stack_states([s.encoder_state for s in streams])
         encoder_out, next_states = self._model.run_encoder(window, states)  # (N, n, J)
         per_stream = [next_states] if len(streams) == 1 else self._model.unstack_states(next_states, len(streams))
         for stream, state in zip(streams, per_stream):
-            stream._encoder_state = state
-        self._searcher.advance(encoder_out, [s._search for s in streams])
+            stream.encoder_state = state
+        self._searcher.advance(encoder_out, [s.search_state for s in streams])
 
     def _check_decodable(self, streams: Sequence[Stream]) -> None:
         if len({id(s) for s in streams}) != len(streams):
             raise AsrError("decode_streams got the same stream twice; pass each stream once per call")
         for stream in streams:
-            if stream._recognizer is not self:
+            if stream.config is not self._stream_config:
                 raise AsrError(
                     "the stream was created by another Recognizer; decode it with the recognizer "
                     "whose create_stream() made it"
                 )
             if not self.is_ready(stream):
                 raise AsrError(
-                    f"the stream is not ready: it holds {stream._buffered_frames()} of the "
+                    f"the stream is not ready: it holds {stream.num_frames_ready} of the "
                     f"{self.metadata.window_frames} feature frames a window needs; feed more audio "
                     "(or call input_finished) and check recognizer.is_ready(stream) before decoding"
                 )
 
     def is_endpoint(self, stream: Stream) -> bool:
         """Whether the stream's current segment has ended by the endpoint rules (then call stream.reset())."""
-        search = stream._search
+        search = stream.search_state
         return is_endpoint(
-            self._endpoint, search.num_frames, search.trailing_blank_frames(), self._frame_ms / 1000.0
+            self._endpoint, search.num_frames, search.trailing_blank_frames(), self._stream_config.frame_ms / 1000.0
         )
-
-    def _result_builder(self, segment: int, start_frame: int) -> ResultBuilder:
-        return ResultBuilder(self.token_table, self._frame_ms, segment, start_frame)
 
 
 class Stream:
-    """One utterance or live input: audio in, a growing result out. Create with Recognizer.create_stream()."""
+    """One utterance or live input: audio in, a growing result out. Create with Recognizer.create_stream().
 
-    def __init__(self, recognizer: Recognizer) -> None:
-        self._recognizer = recognizer
-        meta = recognizer.metadata
+    For callers: accept_waveform, input_finished, result, reset, num_frames_decoded,
+    is_finished. For the recognizer that decodes it (and nobody else):
+    num_frames_ready and take_window (the feature buffer), encoder_state (read
+    before and replaced after each window), search_state (advanced in place by
+    the search) and config (whose recognizer made it).
+    """
+
+    def __init__(self, config: StreamConfig, encoder_state: EncoderState, search_state: SearchState) -> None:
+        """Prefer Recognizer.create_stream(), which passes its model's initial states (as sherpa-onnx does)."""
+        self._config = config
+        meta = config.metadata
         self._fbank = FbankStream(meta.features)
         self._model_rate = meta.features.sample_rate
         self._resampler: soxr.ResampleStream | None = None
@@ -197,11 +221,52 @@ class Stream:
         self._features = np.zeros((0, meta.features.num_mel_bins), dtype=np.float32)
         self._num_frames = 0  # real (not padding) feature frames computed so far
         self._finished = False
-        self._encoder_state: EncoderState = recognizer._model.init_states(1)
-        self._search: SearchState = recognizer._searcher.init_state()
+        self._encoder_state = encoder_state
+        self._search = search_state
         self._segment = 0
         self._segment_start = 0  # encoder frames decoded before the current segment
-        self._result = recognizer._result_builder(self._segment, self._segment_start)
+        self._result = self._result_builder()
+
+    @property
+    def config(self) -> StreamConfig:
+        """The model constants this stream was made with: identifies the recognizer that decodes it."""
+        return self._config
+
+    @property
+    def encoder_state(self) -> EncoderState:
+        """The encoder's state after the last decoded window (the initial state before the first)."""
+        return self._encoder_state
+
+    @encoder_state.setter
+    def encoder_state(self, state: EncoderState) -> None:
+        self._encoder_state = state
+
+    @property
+    def search_state(self) -> SearchState:
+        """The current segment's search state; the recognizer's searcher advances it in place."""
+        return self._search
+
+    @property
+    def num_frames_ready(self) -> int:
+        """Feature frames buffered and not yet past a window start (as sherpa-onnx's NumFramesReady)."""
+        return len(self._features) + self._fbank.num_frames_ready
+
+    def take_window(self) -> np.ndarray:
+        """The next window (T, D), advancing the buffer by decode_chunk_len frames (the pad frames stay).
+
+        Only for the recognizer's decode, once num_frames_ready covers a window.
+        """
+        meta = self._config.metadata
+        missing = meta.window_frames - len(self._features)
+        if missing > 0:
+            self._append_features(self._fbank.take(missing))
+        window = self._features[: meta.window_frames]
+        self._features = self._features[meta.shift_frames :]
+        return window
+
+    def _result_builder(self) -> ResultBuilder:
+        config = self._config
+        return ResultBuilder(config.token_table, config.frame_ms, self._segment, self._segment_start)
 
     @property
     def result(self) -> RecognitionResult:
@@ -248,8 +313,8 @@ class Stream:
         if self._resampler is not None:  # the resampler holds back a few samples until told the input ended
             self._fbank.feed(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         self._append_features(self._fbank.input_finished())
-        padding = self._recognizer.metadata.tail_padding_frames(self._num_frames)
-        self._features = np.concatenate([self._features, np.tile(self._recognizer._silence, (padding, 1))])
+        padding = self._config.metadata.tail_padding_frames(self._num_frames)
+        self._features = np.concatenate([self._features, np.tile(self._config.silence, (padding, 1))])
 
     def reset(self) -> None:
         """Start a new segment (after an endpoint): the result empties, audio and encoder state go on.
@@ -261,7 +326,7 @@ class Stream:
             self._segment += 1
         self._segment_start += self._search.num_frames
         self._search = _new_segment(self._search)
-        self._result = self._recognizer._result_builder(self._segment, self._segment_start)
+        self._result = self._result_builder()
 
     def _resample(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
         """`samples` at the model's rate; the first call fixes the stream's input rate."""
@@ -286,16 +351,3 @@ class Stream:
         if len(frames):
             self._num_frames += len(frames)
             self._features = np.concatenate([self._features, frames]) if len(self._features) else frames
-
-    def _buffered_frames(self) -> int:
-        return len(self._features) + self._fbank.num_frames_ready
-
-    def _take_window(self) -> np.ndarray:
-        """The next window (T, D), advancing the buffer by decode_chunk_len frames (the pad frames stay)."""
-        meta = self._recognizer.metadata
-        missing = meta.window_frames - len(self._features)
-        if missing > 0:
-            self._append_features(self._fbank.take(missing))
-        window = self._features[: meta.window_frames]
-        self._features = self._features[meta.shift_frames :]
-        return window

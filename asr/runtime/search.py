@@ -65,14 +65,17 @@ class TransducerBackend(Protocol):
         hypotheses had before their newest token -> decoder_out (H, J), joiner-projected,
         and the state after it. A stateless predictor ignores and returns ()."""
 
-    def join(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
-        """Joiner: encoder_out (H, J), decoder_out (H, J) -> logits (H, V), not normalised.
+    @property
+    def join_rows_independent(self) -> bool:
+        """Whether `join` computes each row independently of the other rows of the call.
 
-        A backend whose rows are not computed independently (a dynamically quantized
-        joiner picks one input scale per call) says so with a `join_rows_independent`
-        attribute set to False; greedy search then joins one frame per call, so its
-        result stays the frame-by-frame one. Absent, rows are taken as independent.
+        False for a dynamically quantized joiner (it picks one input scale per call):
+        greedy search then joins one frame per call, so its result stays the
+        frame-by-frame one. True lets it score a block of frames in one call.
         """
+
+    def join(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        """Joiner: encoder_out (H, J), decoder_out (H, J) -> logits (H, V), not normalised."""
 
 
 @dataclass(frozen=True)
@@ -379,7 +382,7 @@ class GreedySearcher(Searcher):
     tokens). So the result is the frame-by-frame one, with one join call per emission
     instead of one per frame. Scores of the consumed rows are summed once per advance.
 
-    A backend whose join rows are not independent (see TransducerBackend.join) gets
+    A backend whose join rows are not independent (TransducerBackend.join_rows_independent) gets
     one frame per call. Streams decoded together still share calls, as in beam search.
     """
 
@@ -391,7 +394,7 @@ class GreedySearcher(Searcher):
                     "states with this searcher's init_state()"
                 )
         blank, max_symbols = self.backend.blank_id, self.options.max_symbols_per_frame
-        block = GREEDY_BLOCK_FRAMES if getattr(self.backend, "join_rows_independent", True) else 1
+        block = GREEDY_BLOCK_FRAMES if self.backend.join_rows_independent else 1
         paths = [state.paths[0] for state in states]  # grows by one node per token, O(1)
         decoder_out = np.concatenate([state.decoder_out for state in states])  # (N, J), a copy we may write
         predictor_state = concat_states([state.predictor_state for state in states])

@@ -81,6 +81,10 @@ class TorchBackend:
         return self.model.config.blank_id
 
     @property
+    def join_rows_independent(self) -> bool:
+        return True  # a float joiner: each row's logits depend on that row alone
+
+    @property
     def context_size(self) -> int:
         return self.model.predictor.context_size
 
