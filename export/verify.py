@@ -112,7 +112,8 @@ def verify_export(model: Transducer, files: ModelFiles, tolerance: float, seed: 
 def _compare_encoder(reference: Transducer, onnx_model: OnnxModel, table: _DiffTable, seed: int) -> np.ndarray:
     """Run VERIFY_WINDOWS consecutive windows of 2 streams; return the ONNX encoder_out (2 * W * n, J)."""
     meta = onnx_model.metadata
-    frames = meta.shift_frames * (VERIFY_WINDOWS - 1) + meta.window_frames
+    geometry = meta.geometry
+    frames = geometry.frames_for_windows(VERIFY_WINDOWS)
     rng = np.random.default_rng(seed)
     features = np.stack([
         synthetic_features(frames, seed),
@@ -123,8 +124,8 @@ def _compare_encoder(reference: Transducer, onnx_model: OnnxModel, table: _DiffT
     onnx_state = onnx_model.init_states(2)
     outputs = []
     for w in range(VERIFY_WINDOWS):
-        start = w * meta.shift_frames
-        window = features[:, start : start + meta.window_frames]  # (2, T, F)
+        start = geometry.window_start(w)
+        window = features[:, start : start + geometry.window_frames]  # (2, T, F)
         torch_out = wrapper(torch.from_numpy(window), *torch_state)
         onnx_out, onnx_state = onnx_model.run_encoder(window, onnx_state)
         table.add(onnx_model.files.encoder, wrapper.output_names, (onnx_out, *onnx_state), torch_out)
@@ -174,25 +175,15 @@ def _compare_joiner(
         table.add(onnx_model.files.joiner, wrapper.output_names, (onnx_out,), (torch_out,))
 
 
-def window_starts(num_frames: int, window_frames: int, shift_frames: int) -> range:
-    """Start frames of the windows sherpa-onnx runs on `num_frames` frames.
-
-    Its OnlineRecognizer decodes a window once more than `window_frames` frames
-    past the start are ready (a strict `<`), so a final window that ends exactly
-    at the last frame is not run.
-    """
-    count = max(0, (num_frames - window_frames - 1) // shift_frames + 1)
-    return range(0, count * shift_frames, shift_frames)
-
-
 def greedy_decode(onnx_model: OnnxModel, features: np.ndarray) -> list[int]:
     """Token ids of one utterance's features (T, F) by greedy search, windowed as sherpa-onnx."""
     meta = onnx_model.metadata
     searcher = GreedySearcher(onnx_model.backend, SearchOptions(method="greedy", max_symbols_per_frame=1))
     search_state = searcher.init_state()
     encoder_state = onnx_model.init_states(1)
-    for start in window_starts(len(features), meta.window_frames, meta.shift_frames):
-        window = features[None, start : start + meta.window_frames].astype(np.float32)  # (1, T, F)
+    geometry = meta.geometry
+    for start in geometry.sherpa_window_starts(len(features)):
+        window = features[None, start : start + geometry.window_frames].astype(np.float32)  # (1, T, F)
         encoder_out, encoder_state = onnx_model.run_encoder(window, encoder_state)
         searcher.advance(encoder_out, [search_state])
     return list(search_state.best().tokens)

@@ -24,7 +24,7 @@ from asr.training.tokenizers import CharTokenizer
 from export.command import add_export_arguments, run_export_command
 from export.onnx_export import ExportOptions, export_model, model_hash
 from export.unroll import UnrolledRnn, unroll_recurrent_layers
-from export.verify import greedy_decode, synthetic_features, window_starts
+from export.verify import greedy_decode, synthetic_features
 from export.wrappers import exportable_copy
 from models.presets import tiny
 from models.transducer import Transducer
@@ -255,14 +255,6 @@ def test_exportable_copy_leaves_the_model_alone() -> None:
     assert isinstance(model.encoder.rnn, nn.LSTM) and isinstance(model.predictor.lstm, nn.LSTM)
     assert isinstance(copy.encoder.rnn, UnrolledRnn) and isinstance(copy.predictor.lstm, UnrolledRnn)
     assert unroll_recurrent_layers(copy) == 0  # nothing left to unroll
-
-
-def test_window_starts_follow_sherpa_onnx() -> None:
-    # A window of T=19 runs once more than 19 frames from its start exist.
-    assert list(window_starts(19, 19, 16)) == []
-    assert list(window_starts(20, 19, 16)) == [0]
-    assert list(window_starts(36, 19, 16)) == [0, 16]
-    assert list(window_starts(35, 19, 16)) == [0]
 
 
 def test_export_command_reads_the_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,12 +70,12 @@ class OurRuntime:
 def finish_sherpa_input(stream: Any, metadata: ModelMetadata, num_samples: int) -> None:
     """End a sherpa-onnx stream fed `num_samples` samples so it decodes the windows ours does.
 
-    Ours appends metadata.tail_padding_frames of silence itself; sherpa-onnx gets the
-    same silence plus one frame, as it decodes a window only once a frame beyond it
-    has arrived.
+    Ours appends the geometry's tail_padding_frames of silence itself; sherpa-onnx gets
+    the same silence plus one frame, as it decodes a window only once a frame beyond
+    it has arrived (WindowGeometry.sherpa_window_starts).
     """
     features = metadata.features
-    padding = (metadata.tail_padding_frames(num_frames(num_samples, features)) + 1) * features.frame_shift
+    padding = (metadata.geometry.tail_padding_frames(num_frames(num_samples, features)) + 1) * features.frame_shift
     stream.accept_waveform(features.sample_rate, np.zeros(padding, dtype=np.float32))
     stream.input_finished()
 

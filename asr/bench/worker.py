@@ -183,7 +183,7 @@ def run_worker(runtime_name: str, model: Path, files: Sequence[Path], num_thread
     model_files = ModelFiles.from_dir(model, int8=int8)
     meta = model_files.metadata
     audio = [load(path, meta.features.sample_rate) for path in files]
-    chunk = meta.shift_frames * meta.features.frame_shift  # samples of one model chunk
+    chunk = meta.geometry.shift_frames * meta.features.frame_shift  # samples of one model chunk
     baseline = peak_rss_mib()
     timer = OnnxTimer()
     with timer.active() if runtime_name == OURS else contextlib.nullcontext(timer):

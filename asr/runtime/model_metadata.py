@@ -21,6 +21,7 @@ Keys (values are strings; JSON where structured):
     T                   window feature frames per call: subsampling_factor * n + pad_frames
     decode_chunk_len    feature frames between window starts: subsampling_factor * n
     chunk_ms            decode_chunk_len in milliseconds
+  (window arithmetic: asr/runtime/geometry.py, ModelMetadata.geometry)
     lookahead_frames, lookahead_ms    audio beyond a chunk the encoder needs (pad_frames)
     num_encoder_layers
     encoder_states      JSON list of StateSpec dicts: name, shape for one stream, batch_axis, dtype
@@ -50,6 +51,7 @@ from typing import Any, Mapping
 
 from asr.errors import AsrError, ModelFilesError
 from asr.features import FbankConfig
+from asr.runtime.geometry import EXTRA_TAIL_WINDOWS, WindowGeometry  # noqa: F401 (EXTRA_TAIL_WINDOWS: re-exported)
 
 FORMAT_VERSION = 1  # bump when keys or their meaning change incompatibly
 SHERPA_LSTM_MODEL_TYPE = "lstm"  # sherpa-onnx's name for its LSTM transducer contract
@@ -66,12 +68,6 @@ NEXT_STATE_PREFIX = "next_"  # output name of a state = prefix + its input name
 def next_state_name(name: str) -> str:
     """The output that carries the updated state input `name`."""
     return NEXT_STATE_PREFIX + name
-
-
-# Windows of silence decoded after the one holding the last real frame. Transducers
-# often emit a word's last token a few frames after its audio; one more window
-# gives them room to, at the cost of one encoder call at the end of a stream.
-EXTRA_TAIL_WINDOWS = 1
 
 
 @dataclass(frozen=True)
@@ -108,32 +104,29 @@ class ModelMetadata:
     quantization: str = "none"  # "none" or "int8"
 
     @property
+    def geometry(self) -> WindowGeometry:
+        """How streams are cut into encoder windows (asr.runtime.geometry): the one place of that arithmetic."""
+        return WindowGeometry(self.subsampling_factor, self.chunk_frames, self.pad_frames, self.features.frame_shift_ms)
+
+    # The geometry's figures under the names the metadata keys and existing callers use.
+    @property
     def window_frames(self) -> int:
         """T: feature frames per encoder call."""
-        return self.subsampling_factor * self.chunk_frames + self.pad_frames
+        return self.geometry.window_frames
 
     @property
     def shift_frames(self) -> int:
-        """Feature frames between consecutive window starts."""
-        return self.subsampling_factor * self.chunk_frames
+        """Feature frames between consecutive window starts (the key decode_chunk_len)."""
+        return self.geometry.shift_frames
 
     @property
     def chunk_ms(self) -> float:
         """Audio per encoder call (the window shift), in milliseconds."""
-        return self.shift_frames * self.features.frame_shift_ms
+        return self.geometry.chunk_ms
 
     def tail_padding_frames(self, num_frames: int) -> int:
-        """Silence frames to append after `num_frames` real feature frames at the end of input.
-
-        Enough that the window holding the encoder frame of the last real feature frame
-        runs, lookahead (pad_frames) included, and then EXTRA_TAIL_WINDOWS more.
-        Windows start at multiples of shift_frames from the stream's first frame.
-        """
-        if num_frames == 0:
-            return 0
-        last_encoder_frame = (num_frames - 1) // self.subsampling_factor
-        last_window = last_encoder_frame // self.chunk_frames + EXTRA_TAIL_WINDOWS
-        return (last_window + 1) * self.shift_frames + self.pad_frames - num_frames
+        """Silence frames to append after `num_frames` real feature frames (WindowGeometry.tail_padding_frames)."""
+        return self.geometry.tail_padding_frames(num_frames)
 
     @property
     def sherpa_compatible(self) -> bool:

@@ -46,6 +46,7 @@ from asr.audio import validate_samples
 from asr.errors import AsrError, AudioError
 from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
+from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
 from asr.runtime.onnx_backend import EncoderState, OnnxModel
 from asr.runtime.result import RecognitionResult, ResultBuilder
@@ -58,6 +59,7 @@ class StreamConfig:
     """What all streams of one model share, made once by its Recognizer; read-only."""
 
     metadata: ModelMetadata
+    geometry: WindowGeometry  # the metadata's, computed once: the stream reads it on every window
     token_table: TokenTable
     silence: np.ndarray  # (D,) the feature frame of digital silence: tail padding
     # Milliseconds per encoder frame: timestamps are frames * ms / 1000, so 7 frames give 0.28 s, not 0.28000000000000003.
@@ -105,7 +107,7 @@ class Recognizer:
         self._endpoint = endpoint
         meta = model.metadata
         self._stream_config = StreamConfig(
-            meta, model.files.token_table, _silence_frame(meta), meta.subsampling_factor * meta.features.frame_shift_ms
+            meta, meta.geometry, model.files.token_table, _silence_frame(meta), meta.subsampling_factor * meta.features.frame_shift_ms
         )
 
     @classmethod
@@ -147,7 +149,7 @@ class Recognizer:
 
     def is_ready(self, stream: Stream) -> bool:
         """Whether `stream` has a full window buffered, so decode(stream) can run."""
-        return stream.num_frames_ready >= self.metadata.window_frames
+        return stream.num_frames_ready >= self._stream_config.geometry.window_frames
 
     def decode(self, stream: Stream) -> None:
         """Decode one window of `stream`; AsrError if it is not ready (check is_ready first)."""
@@ -256,12 +258,12 @@ class Stream:
 
         Only for the recognizer's decode, once num_frames_ready covers a window.
         """
-        meta = self._config.metadata
-        missing = meta.window_frames - len(self._features)
+        geometry = self._config.geometry
+        missing = geometry.window_frames - len(self._features)
         if missing > 0:
             self._append_features(self._fbank.take(missing))
-        window = self._features[: meta.window_frames]
-        self._features = self._features[meta.shift_frames :]
+        window = self._features[: geometry.window_frames]
+        self._features = self._features[geometry.shift_frames :]
         return window
 
     def _result_builder(self) -> ResultBuilder:
@@ -313,7 +315,7 @@ class Stream:
         if self._resampler is not None:  # the resampler holds back a few samples until told the input ended
             self._fbank.feed(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         self._append_features(self._fbank.input_finished())
-        padding = self._config.metadata.tail_padding_frames(self._num_frames)
+        padding = self._config.geometry.tail_padding_frames(self._num_frames)
         self._features = np.concatenate([self._features, np.tile(self._config.silence, (padding, 1))])
 
     def reset(self) -> None:

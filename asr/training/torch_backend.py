@@ -30,6 +30,7 @@ from asr.audio import FRAME_LENGTH
 from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
 from asr.features import fbank
+from asr.runtime.geometry import WindowGeometry
 from asr.runtime.search import HYP_AXIS, PredictorState
 from models.transducer import Transducer
 
@@ -210,15 +211,16 @@ def stream_batch(
     n = encoder.chunk_frames if chunk_frames is None else chunk_frames
     if n < 1:
         raise ConfigError(f"chunk_frames must be >= 1, got {n}; use the model's chunk_frames ({encoder.chunk_frames})")
+    geometry = WindowGeometry.of_encoder(encoder, n)
     lengths = output_lengths(model, [len(f) for f in features])  # (N,) T'_i
-    num_windows = -(-int(lengths.max(initial=0)) // n)  # ceil: the window that holds frame T'_max - 1
-    step = encoder.subsampling_factor * n  # feature frames between window starts
+    num_windows = geometry.windows_for_encoder_frames(int(lengths.max(initial=0)))  # the one holding T'_max - 1
     with torch.inference_mode():
         device = model_device(model)
-        x = _pad_batch(features, num_windows * step + encoder.pad_frames, model.config.encoder.feature_dim, device)
+        x = _pad_batch(features, geometry.frames_for_windows(num_windows), model.config.encoder.feature_dim, device)
         state = model.init_state(len(features), device)
         for k in range(num_windows):
-            window = x[:, k * step : k * step + encoder.window_frames(n)]  # (N, 4n + pad_frames, F)
+            start = geometry.window_start(k)
+            window = x[:, start : start + geometry.window_frames]  # (N, T, F)
             out, state = model.stream(window, state)
             valid = np.clip(lengths - k * n, 0, n)
             yield _to_numpy(_apply_head(model, out, head)), valid
