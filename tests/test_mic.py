@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from asr.errors import DeviceError
-from asr.runtime.live import CLEAR_LINE, LiveDisplay, LiveUtterance, add_live_arguments, run_live_command
+from asr.runtime.live import CLEAR_LINE, LiveDisplay, add_live_arguments, run_live_command
+from asr.runtime.result import RecognitionResult
 from asr.runtime.mic import Microphone, find_input_device, list_input_devices, load_sounddevice
 from exported_models import exported_model_dir, silence, speech
 
@@ -186,7 +187,7 @@ def test_the_display_redraws_partials_on_a_terminal_only() -> None:
         display = LiveDisplay(out, "text", interactive)
         display.partial("HEL")
         display.partial("HELLO")
-        display.utterance(LiveUtterance("HELLO", 0.1, 0.5, 0))
+        display.utterance(RecognitionResult("HELLO", (), (), (), 0, 0.1, 0.5))
     assert terminal.getvalue() == f"{CLEAR_LINE}HEL{CLEAR_LINE}HELLO{CLEAR_LINE}HELLO\n"
     assert pipe.getvalue() == "HELLO\n"
 
@@ -233,7 +234,12 @@ def test_live_prints_each_utterance_at_its_endpoint_and_stats_last(monkeypatch: 
     assert error is None and [line["type"] for line in lines] == ["utterance", "utterance", "stats"]
     first, second, stats = lines
     lag = 0.4  # tokens are emitted up to a chunk + lookahead after their audio
-    assert 0.5 <= first["start"] < first["end"] <= 2.0 + lag and 4.0 <= second["start"] < second["end"] <= 5.5 + lag
+    spoken = [(line["timestamps"][0], line["timestamps"][-1]) for line in (first, second)]
+    assert 0.5 <= spoken[0][0] < spoken[0][1] <= 2.0 + lag and 4.0 <= spoken[1][0] < spoken[1][1] <= 5.5 + lag
+    # The segments tile the stream: each begins where the previous one ended.
+    assert first["start_time"] == 0.0 and first["start_time"] < first["end_time"] == second["start_time"]
+    assert second["start_time"] < second["end_time"]
+    assert set(first) == {"type", "text", "tokens", "timestamps", "segment", "start_time", "end_time"}
     assert (first["segment"], second["segment"]) == (0, 1) and first["text"] and second["text"]
     assert stats["captured_seconds"] == pytest.approx(len(talk) / RATE, abs=0.1) and stats["dropped_samples"] == 0
     assert err.startswith("listening on input 3 'default' at 16000 Hz") and "warning" not in err

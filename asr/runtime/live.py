@@ -8,10 +8,12 @@ hypothesis is redrawn in place; each utterance the endpoint rules close
 (asr.runtime.endpoint) is printed on its own line. When stdout is not a terminal only
 finished utterances are printed. jsonl prints one object per utterance
 
-    {"type": "utterance", "text": ..., "start": s, "end": s, "segment": i}
+    {"type": "utterance", "text": ..., "tokens": [...], "timestamps": [...], "segment": i,
+     "start_time": s, "end_time": s}
 
-where start and end are the seconds of captured audio (since capture started)
-at which the first and last token were emitted, and a last line
+in the runtime's one result schema (RecognitionResult.to_dict: times are seconds
+of captured audio since capture started; start_time and end_time bound the
+utterance's segment, timestamps give each token's time), and a last line
 
     {"type": "stats", "captured_seconds": ..., "dropped_seconds": ..., ...}
 
@@ -33,7 +35,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Callable, Iterator, TextIO
 
 import numpy as np
@@ -53,16 +55,6 @@ from asr.runtime.search import SearchOptions
 
 READ_TIMEOUT = 0.05  # seconds the loop waits for a block before checking Ctrl+C and the deadline
 CLEAR_LINE = "\r\x1b[K"  # carriage return + ANSI erase-to-end-of-line: redraw the partial in place
-
-
-@dataclass(frozen=True)
-class LiveUtterance:
-    """One finished utterance."""
-
-    text: str  # what was recognised
-    start: float  # seconds of captured audio at which its first token was emitted
-    end: float  # seconds of captured audio at which its last token was emitted
-    segment: int  # index of the utterance since capture started
 
 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,9 +90,9 @@ class LiveDisplay:
         self._out.flush()
         self._shown = text
 
-    def utterance(self, utterance: LiveUtterance) -> None:
+    def utterance(self, utterance: RecognitionResult) -> None:
         if self._jsonl:
-            self._out.write(json.dumps({"type": "utterance", **asdict(utterance)}, ensure_ascii=False) + "\n")
+            self._out.write(json.dumps({"type": "utterance", **utterance.to_dict()}, ensure_ascii=False) + "\n")
         else:
             self._out.write((CLEAR_LINE if self._partials else "") + utterance.text + "\n")
         self._out.flush()
@@ -120,11 +112,9 @@ class LiveDisplay:
         self._out.flush()
 
 
-def as_utterance(result: RecognitionResult) -> LiveUtterance | None:
+def as_utterance(result: RecognitionResult) -> RecognitionResult | None:
     """The finished utterance of a segment's result; None when nothing was recognised."""
-    if not result.text.strip():
-        return None
-    return LiveUtterance(result.text, round(result.timestamps[0], 3), round(result.timestamps[-1], 3), result.segment)
+    return result if result.text.strip() else None
 
 
 def _decode_ready(recognizer: Recognizer, stream: Stream) -> None:

@@ -273,7 +273,7 @@ class Stream:
     @property
     def result(self) -> RecognitionResult:
         """The best hypothesis of the current segment so far (work per read: its new tokens only)."""
-        return self._result.result(self._search.best_path())
+        return self._result.result(self._search.best_path(), self._search.num_frames)
 
     @property
     def num_frames_decoded(self) -> int:

@@ -83,15 +83,20 @@ class BlockList(Generic[T]):
 class RecognitionResult:
     """What a stream has recognised in its current segment; immutable, compared by value.
 
-    text: the tokens as text (tokens.txt decoding, sherpa-onnx style); tokens: symbol
-    of each token; token_ids: id of each token; timestamps: seconds from the stream's
-    start at which each token was emitted; segment: index of this segment (reset()
-    after a segment with tokens starts the next); start_time: seconds from the stream's
-    start at which this segment begins. The three token tuples are built when first
-    read, so reading only `text` after every chunk stays cheap on a long stream.
+    The one result schema of the runtime (sherpa-onnx's names where it has them);
+    `to_dict` is what `asr transcribe` and `asr live` write as JSON:
+        text        the tokens as text (tokens.txt decoding, sherpa-onnx style)
+        tokens      symbol of each token
+        token_ids   id of each token (Python only)
+        timestamps  seconds from the stream's start at which each token was emitted
+        segment     index of this segment (reset() after a segment with tokens starts the next)
+        start_time  seconds from the stream's start at which this segment begins
+        end_time    seconds from the stream's start up to which it has been decoded
+    The three token tuples are built when first read, so reading only `text` after
+    every chunk stays cheap on a long stream.
     """
 
-    __slots__ = ("text", "segment", "start_time", "_ids", "_symbols", "_seconds")
+    __slots__ = ("text", "segment", "start_time", "end_time", "_ids", "_symbols", "_seconds")
 
     def __init__(
         self,
@@ -101,10 +106,12 @@ class RecognitionResult:
         timestamps: Sequence[float] | _Frozen[float],
         segment: int,
         start_time: float,
+        end_time: float | None = None,
     ) -> None:
         self.text = text
         self.segment = segment
         self.start_time = start_time
+        self.end_time = start_time if end_time is None else end_time
         self._ids = token_ids if isinstance(token_ids, _Frozen) else _Frozen((), tuple(token_ids))
         self._symbols = tokens if isinstance(tokens, _Frozen) else _Frozen((), tuple(tokens))
         self._seconds = timestamps if isinstance(timestamps, _Frozen) else _Frozen((), tuple(timestamps))
@@ -126,8 +133,19 @@ class RecognitionResult:
     def timestamps(self) -> tuple[float, ...]:
         return self._seconds.to_tuple()
 
+    def to_dict(self, digits: int = 3) -> dict[str, object]:
+        """The JSON fields of the schema, times rounded to `digits` decimals (milliseconds)."""
+        return {
+            "text": self.text,
+            "tokens": list(self.tokens),
+            "timestamps": [round(t, digits) for t in self.timestamps],
+            "segment": self.segment,
+            "start_time": round(self.start_time, digits),
+            "end_time": round(self.end_time, digits),
+        }
+
     def _key(self) -> tuple[object, ...]:
-        return (self.text, self.tokens, self.token_ids, self.timestamps, self.segment, self.start_time)
+        return (self.text, self.tokens, self.token_ids, self.timestamps, self.segment, self.start_time, self.end_time)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecognitionResult):
@@ -140,7 +158,8 @@ class RecognitionResult:
     def __repr__(self) -> str:
         return (
             f"RecognitionResult(text={self.text!r}, tokens={self.tokens!r}, token_ids={self.token_ids!r}, "
-            f"timestamps={self.timestamps!r}, segment={self.segment!r}, start_time={self.start_time!r})"
+            f"timestamps={self.timestamps!r}, segment={self.segment!r}, start_time={self.start_time!r}, "
+            f"end_time={self.end_time!r})"
         )
 
 
@@ -161,12 +180,17 @@ class ResultBuilder:
         self._pieces: BlockList[str] = BlockList()  # each token's text (tokens.txt decoding)
         self._block_texts: list[str] = []  # "".join of each frozen block of _pieces
         self._result: RecognitionResult | None = None
+        self._num_frames = 0  # encoder frames of the segment when _result was built
         self.processed = 0  # tokens materialised so far: linear in the tokens, whatever the reads
 
-    def result(self, path: TokenPath) -> RecognitionResult:
-        """The result for best path `path` (the previous one's object when nothing changed)."""
-        if path is not self._path or self._result is None:
+    def result(self, path: TokenPath, num_frames: int = 0) -> RecognitionResult:
+        """The result for best path `path` after `num_frames` encoder frames of the segment.
+
+        The previous call's object when neither changed.
+        """
+        if path is not self._path or num_frames != self._num_frames or self._result is None:
             self._follow(path)
+            self._num_frames = num_frames
             self._result = self._build()
         return self._result
 
@@ -208,6 +232,7 @@ class ResultBuilder:
             self._seconds.snapshot(),
             self._segment,
             self._start_time,
+            (self._start_frame + self._num_frames) * self._frame_ms / 1000.0,
         )
 
     @property

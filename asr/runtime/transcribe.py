@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -20,6 +20,7 @@ from asr.audio import load
 from asr.errors import AsrError
 from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
+from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
@@ -30,11 +31,18 @@ class FileTranscript:
     """One line of output: a file's transcript, or why there is none."""
 
     file: str  # the path as given
-    text: str  # the transcript ("" on error)
-    tokens: list[str]  # token symbols
-    timestamps: list[float]  # seconds from the file's start at which each token was emitted
+    result: RecognitionResult | None  # the transcript; None on error
     duration: float | None  # seconds of audio; None on error
     error: str | None  # None, or the message saying what is wrong with the file
+
+    @property
+    def text(self) -> str:
+        return "" if self.result is None else self.result.text
+
+    def to_dict(self) -> dict[str, object]:
+        """The jsonl object: file, the runtime's result schema (RecognitionResult.to_dict), duration, error."""
+        result = RecognitionResult("", (), (), (), 0, 0.0) if self.result is None else self.result
+        return {"file": self.file, **result.to_dict(), "duration": self.duration, "error": self.error}
 
 
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,20 +71,12 @@ def transcribe_file(recognizer: Recognizer, path: Path) -> FileTranscript:
     stream.input_finished()
     while recognizer.is_ready(stream):
         recognizer.decode(stream)
-    result = stream.result
-    return FileTranscript(
-        file=str(path),
-        text=result.text,
-        tokens=list(result.tokens),
-        timestamps=[round(t, 3) for t in result.timestamps],
-        duration=round(len(samples) / recognizer.sample_rate, 3),
-        error=None,
-    )
+    return FileTranscript(str(path), stream.result, round(len(samples) / recognizer.sample_rate, 3), None)
 
 
 def _write(transcript: FileTranscript, output_format: str, out: TextIO, err: TextIO) -> None:
     if output_format == "jsonl":
-        print(json.dumps(asdict(transcript), ensure_ascii=False), file=out, flush=True)
+        print(json.dumps(transcript.to_dict(), ensure_ascii=False), file=out, flush=True)
     elif transcript.error is None:
         print(f"{transcript.file}\t{transcript.text}", file=out, flush=True)
     else:
@@ -99,7 +99,7 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
         try:
             transcript = transcribe_file(recognizer, path)
         except AsrError as error:
-            transcript = FileTranscript(str(path), "", [], [], None, str(error))
+            transcript = FileTranscript(str(path), None, None, str(error))
             failed += 1
         _write(transcript, args.format, out, err)
     return 1 if failed else 0
