@@ -7,9 +7,11 @@ timing; everything else (features, models, export metadata) derives from them.
 from __future__ import annotations
 
 import functools
+import io
 import struct
 from pathlib import Path
 from types import ModuleType
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import soxr
@@ -47,16 +49,7 @@ def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     format libsndfile cannot read.
     """
     path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise AudioError(f"{path}: {what}; pass the path of an audio file (wav, flac or ogg)")
-    extension = path.suffix.lower().lstrip(".")
-    if extension and extension not in _readable_extensions():
-        raise AudioError(
-            f"{path}: unsupported audio format '.{extension}'; convert it to wav, flac or ogg "
-            f"(e.g. `ffmpeg -i {path.name} -ar 16000 -ac 1 out.wav`)"
-        )
-    _check_wav_not_truncated(path)
+    _check_audio_path(path)
     soundfile = _soundfile()
     try:
         info = soundfile.info(str(path))
@@ -74,6 +67,81 @@ def load(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     samples = data.mean(axis=1, dtype=np.float32)  # (N, C) -> (N,)
     samples = validate_samples(samples, source=str(path))
     return resample(samples, file_rate, sample_rate)
+
+
+def _check_audio_path(path: Path) -> None:
+    """AudioError unless `path` is an existing file of a readable format, not a truncated wav."""
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise AudioError(f"{path}: {what}; pass the path of an audio file (wav, flac or ogg)")
+    extension = path.suffix.lower().lstrip(".")
+    if extension and extension not in _readable_extensions():
+        raise AudioError(
+            f"{path}: unsupported audio format '.{extension}'; convert it to wav, flac or ogg "
+            f"(e.g. `ffmpeg -i {path.name} -ar 16000 -ac 1 out.wav`)"
+        )
+    _check_wav_not_truncated(path)
+
+
+def read_blocks(source: str | Path | BinaryIO, block_seconds: float) -> tuple[int, Iterator[np.ndarray]]:
+    """Open audio for reading block by block: (its sample rate, float32 mono blocks (n,) of block_seconds).
+
+    `source` is a path, or a binary stream of a wav/flac/ogg file (standard input).
+    Memory stays one block whatever the length of a file: libsndfile is asked for
+    block_seconds of samples at a time, never the whole file (a 2-hour file read
+    whole took over a gigabyte). A stream that cannot seek (a pipe) is read into
+    memory first, as libsndfile needs to seek in it. AudioError as `load` raises
+    them; a truncated file is reported after its last readable block.
+    """
+    soundfile = _soundfile()
+    name = str(source) if isinstance(source, (str, Path)) else "standard input"
+    if isinstance(source, (str, Path)):
+        _check_audio_path(Path(source))
+        handle: str | BinaryIO = str(source)
+    else:
+        handle = source if source.seekable() else io.BytesIO(source.read())
+    try:
+        audio = soundfile.SoundFile(handle)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(
+            f"{name}: not a readable audio file ({error}); it may be corrupt or truncated, "
+            "re-create or re-download it (raw PCM on standard input needs --raw-rate)"
+        ) from None
+    block = max(1, round(block_seconds * audio.samplerate))
+
+    def blocks() -> Iterator[np.ndarray]:
+        read = 0
+        with audio:
+            while True:
+                data = audio.read(frames=block, dtype="float32", always_2d=True)
+                if not len(data):
+                    break
+                read += len(data)
+                yield validate_samples(data.mean(axis=1, dtype=np.float32), source=name)
+        if read == 0:
+            raise AudioError(f"{name}: has zero samples; the file holds no audio, record or export it again")
+        if audio.frames > 0 and audio.seekable() and read < audio.frames:
+            raise AudioError(
+                f"{name}: truncated, the header promises {audio.frames} samples but only "
+                f"{read} could be read; re-create or re-download the file"
+            )
+
+    return audio.samplerate, blocks()
+
+
+def read_raw_blocks(source: BinaryIO, block_seconds: float, sample_rate: int) -> Iterator[np.ndarray]:
+    """Raw 16-bit little-endian mono PCM from `source` as float32 blocks (n,) of block_seconds."""
+    size = 2 * max(1, round(block_seconds * sample_rate))
+    pending = b""
+    while True:
+        data = source.read(size)
+        if not data:
+            break
+        data = pending + data
+        whole = len(data) - len(data) % 2  # a read may end mid-sample: keep the odd byte for the next
+        pending = data[whole:]
+        if whole:
+            yield np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
 
 
 def _check_wav_not_truncated(path: Path) -> None:

@@ -1,7 +1,9 @@
 """`asr transcribe`: audio files to text with an exported model, torch-free.
 
-Each file is streamed through the runtime in CHUNK_SECONDS pieces, the code
-path live audio takes, so what this prints is what a device would recognise.
+Each file is read from disk and streamed through the runtime in CHUNK_SECONDS
+blocks, the code path live audio takes, so what this prints is what a device
+would recognise, and memory does not grow with the file's length. `-` reads
+standard input: a wav/flac/ogg stream, or raw 16-bit mono PCM with --raw-rate.
 A file that cannot be read is reported (stderr in text mode, the `error` field
 in jsonl) and the others are still transcribed; the exit status is then 1.
 A bad model dir stops everything before the first file (AsrError: the CLI exits 2).
@@ -14,9 +16,11 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Iterator, TextIO
 
-from asr.audio import load
+import numpy as np
+
+from asr.audio import read_blocks, read_raw_blocks
 from asr.errors import AsrError
 from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
@@ -47,7 +51,10 @@ class FileTranscript:
 
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `asr transcribe`."""
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (wav, flac, ogg; any rate)")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                        help="audio files (wav, flac, ogg; any rate); - reads standard input")
+    parser.add_argument("--raw-rate", type=int, default=None, metavar="HZ",
+                        help="standard input is raw 16-bit little-endian mono PCM at this rate")
     parser.add_argument("--model", type=Path, default=None,
                         help="model dir written by `asr export` (default: the shipped model, int8)")
     parser.add_argument(
@@ -59,19 +66,32 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
 
 
-def transcribe_file(recognizer: Recognizer, path: Path) -> FileTranscript:
+STDIN = Path("-")  # the FILE that means standard input
+
+
+def open_blocks(path: Path, raw_rate: int | None = None) -> tuple[int, Iterator[np.ndarray]]:
+    """The sample rate and CHUNK_SECONDS blocks of `path` (`-`: standard input); AudioError if unreadable."""
+    if path == STDIN:
+        if raw_rate is not None:
+            return raw_rate, read_raw_blocks(sys.stdin.buffer, CHUNK_SECONDS, raw_rate)
+        return read_blocks(sys.stdin.buffer, CHUNK_SECONDS)
+    return read_blocks(path, CHUNK_SECONDS)
+
+
+def transcribe_file(recognizer: Recognizer, path: Path, raw_rate: int | None = None) -> FileTranscript:
     """Stream one file through `recognizer` as one segment (no endpointing); AudioError if it cannot be read."""
-    samples = load(path, recognizer.sample_rate)
+    rate, blocks = open_blocks(path, raw_rate)
     stream = recognizer.create_stream()
-    step = round(CHUNK_SECONDS * recognizer.sample_rate)
-    for start in range(0, len(samples), step):
-        stream.accept_waveform(recognizer.sample_rate, samples[start : start + step])
+    samples = 0
+    for block in blocks:
+        samples += len(block)
+        stream.accept_waveform(rate, block)  # the stream resamples to the model's rate
         while recognizer.is_ready(stream):
             recognizer.decode(stream)
     stream.input_finished()
     while recognizer.is_ready(stream):
         recognizer.decode(stream)
-    return FileTranscript(str(path), stream.result, round(len(samples) / recognizer.sample_rate, 3), None)
+    return FileTranscript(str(path), stream.result, round(samples / rate, 3), None)
 
 
 def _write(transcript: FileTranscript, output_format: str, out: TextIO, err: TextIO) -> None:
@@ -97,7 +117,7 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
     failed = 0
     for path in args.files:
         try:
-            transcript = transcribe_file(recognizer, path)
+            transcript = transcribe_file(recognizer, path, args.raw_rate)
         except AsrError as error:
             transcript = FileTranscript(str(path), None, None, str(error))
             failed += 1
