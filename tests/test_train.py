@@ -26,6 +26,7 @@ from asr.training.distributed import init_world
 from asr.training.ema import WeightAverage
 from asr.training.loop import restore, train
 from asr.training.schedule import PRUNED_SCALE_AT_START, loss_at, lr_at
+from asr.training.step import amp_dtype
 from asr.training.tokenizers import CharTokenizer
 from models.presets import build_config
 from models.transducer import FULL_LOSS
@@ -82,6 +83,17 @@ def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_on_a_cpu_is_bf16_where_the_cpu_has_it(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("asr.training.step.cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert amp_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    assert amp_dtype("off", cpu) is None
+    assert amp_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(AsrError, match="--amp fp16 needs a CUDA device"):
+        amp_dtype("fp16", cpu)
 
 
 def test_config_round_trips_through_json() -> None:

@@ -111,7 +111,7 @@ class TrainConfig:
     weight_decay: float = 1e-3  # AdamW decoupled weight decay
     grad_clip: float = 5.0  # max global L2 norm of the gradients
     ema_decay: float = 0.999  # per-step decay of the weight average used for eval and export
-    amp: str = "auto"  # mixed precision: auto (bf16 where CUDA has it, else fp16; off on CPU) | off | bf16 | fp16
+    amp: str = "auto"  # mixed precision: auto (CUDA: bf16 where it has it, else fp16; CPU: bf16 where native) | off | bf16 | fp16
     seed: int = 42  # data order, augmentation and initialisation all derive from it
     # Start from another run's EMA weights, tokenizer and input statistics instead of a random model
     # (fine-tuning, or continuing a run whose optimizer state was not kept); the model comes from
@@ -269,7 +269,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, help=f"seed for data order, augmentation and init (default: {d('seed')})")
     run.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
                      help="start from this checkpoint's weights, tokenizer and input statistics (default: random)")
-    run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision on CUDA (default: {d('amp')})")
+    run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision: auto is bf16 (else fp16) on CUDA, and bf16 on a CPU with bf16 "
+                          f"instructions, else off (default: {d('amp')})")
     run.add_argument("--device", choices=DEVICES, help=f"where to train (default: {d('device')})")
     run.add_argument("--num-threads", type=int, help="torch threads per process (default: all cores)")
     run.add_argument("--checkpoint-every-steps", type=int,
