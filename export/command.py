@@ -32,7 +32,7 @@ def run_export_command(args: argparse.Namespace) -> int:
 
     loaded = load_for_inference(args.exp_dir, args.checkpoint)
     print(f"exporting {loaded.path} ({loaded.weights} weights)")
-    options = ExportOptions(chunk_ms=args.chunk_ms, int8=args.int8)
+    options = ExportOptions(chunk_ms=args.chunk_ms, int8=args.int8, features=loaded.features)
     report = export_model(loaded.model, loaded.tokenizer.token_table, args.out, options)
     print(report.format())
     return 0

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from asr.errors import ModelFilesError
+from asr.features import FbankConfig
 from asr.training import checkpoints
 from asr.training.checkpoints import (
     CHECKPOINT_FORMAT,
     CheckpointManager,
     average_checkpoints,
+    feature_config_of,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
@@ -156,3 +158,11 @@ def test_average_of_ema_weights(tmp_path: Path) -> None:
     assert torch.allclose(averaged["model"]["w"], torch.full((3,), 3.0))  # mean of 2.0 and 4.0
     assert int(averaged["model"]["count"]) == 2  # integer buffers come from the last
     assert "optimizer" not in averaged and averaged["averaged_from"] == [p.name for p in paths]
+
+
+def test_feature_config_of_old_and_damaged_checkpoints(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint-0000001.pt"
+    assert feature_config_of(path, {}) == FbankConfig()  # before it was recorded: the defaults trained it
+    assert feature_config_of(path, {"feature_config": json.dumps({"low_freq": 40.0})}) == FbankConfig(low_freq=40.0)
+    with pytest.raises(ModelFilesError, match="unreadable feature config"):
+        feature_config_of(path, {"feature_config": json.dumps({"no_such_option": 1})})

@@ -16,7 +16,8 @@ import torch
 from asr.audio import SAMPLE_RATE
 from asr.corpus.librispeech import load_subsets
 from asr.errors import ConfigError, DataError, ModelFilesError
-from asr.evaluation.evaluate import audio_features, marked_alignment
+from asr.evaluation.evaluate import features_of, marked_alignment
+from asr.features import FbankConfig
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager, load_for_inference
 from asr.training.decoding import EvalOptions, decode_features, duration_batches, evaluate, make_dev_wer_fn
@@ -31,6 +32,8 @@ SUBSETS = {
     "synth-test-voice": ["HE SAID YES", "IT IS RED", "GO NOW"],
 }
 STEP = 7  # the training step recorded in the test checkpoint
+
+audio_features = features_of(FbankConfig())
 
 
 @pytest.fixture(scope="module")

@@ -260,6 +260,7 @@ def test_exportable_copy_leaves_the_model_alone() -> None:
 def test_export_command_reads_the_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tokenizer = CharTokenizer.build(["abc de"])
     config = tiny("gru", vocab_size=tokenizer.vocab_size)
+    trained_on = FbankConfig(low_freq=40.0)  # not today's default: the metadata must say what training used
     torch.manual_seed(0)
     model, averaged = Transducer(config), Transducer(config)  # the EMA weights differ from the last step's
     exp_dir = tmp_path / "exp"
@@ -268,6 +269,7 @@ def test_export_command_reads_the_checkpoint(tmp_path: Path, capsys: pytest.Capt
         "train_config": "{}",
         "model_config": json.dumps(config.to_dict()),
         "tokenizer": tokenizer.to_bytes(),
+        "feature_config": json.dumps(trained_on.to_dict()),
         "model": model.state_dict(),
         "model_avg": averaged.state_dict(),
     })
@@ -283,6 +285,7 @@ def test_export_command_reads_the_checkpoint(tmp_path: Path, capsys: pytest.Capt
     meta = ModelFiles.from_dir(out).metadata
     assert meta.chunk_frames == 2 and meta.vocab_size == tokenizer.vocab_size
     assert meta.model_hash == model_hash(averaged, 2)  # the EMA weights are the ones exported
+    assert meta.features == trained_on
     assert TokenTable.read(out / "tokens.txt") == tokenizer.token_table
 
 

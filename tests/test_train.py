@@ -18,10 +18,10 @@ from asr.corpus.acoustics import AcousticAugment
 from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, DataError
 from asr.training.batches import BucketingSampler, TokenizedSet, iterate_batches
-from asr.training.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
+from asr.training.checkpoints import CheckpointManager, feature_config_of, list_checkpoints, load_checkpoint
 from asr.training.command import build_run, model_config_of, resolve_config, run_training
 from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_train_arguments
-from asr.training.corpus import RunData, feature_statistics, load_run_data
+from asr.training.corpus import TRAINING_FEATURES, RunData, feature_statistics, load_run_data
 from asr.training.distributed import init_world
 from asr.training.ema import WeightAverage
 from asr.training.loop import restore, train
@@ -335,6 +335,7 @@ def test_train_end_to_end_then_average(synth_corpus: Path, tmp_path: Path) -> No
     assert any((exp / "tensorboard").iterdir())
     state = load_checkpoint(exp / "best.pt")
     assert TrainConfig.from_json(state["train_config"]).dev_subsets == ("synth-dev",)
+    assert feature_config_of(exp / "best.pt", state) == TRAINING_FEATURES  # recorded for eval and export
     assert state["dev_wer"] is not None
     again = _asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir", str(exp), *TINY_FLAGS)
     _, err = again.communicate(timeout=120)

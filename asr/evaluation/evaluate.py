@@ -16,7 +16,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from asr.audio import load
 from asr.corpus.librispeech import load_subsets, subset_dir
 from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, ConfigError, DataError
-from asr.features import fbank
+from asr.features import FbankConfig, fbank
 from asr.metrics import alignment, format_report
 from asr.training.checkpoints import LoadedModel, load_for_inference
 from asr.training.decoding import EvalOptions, EvalResult, evaluate
@@ -34,9 +34,13 @@ from asr.training.decoding import EvalOptions, EvalResult, evaluate
 EVAL_DIR = "eval"  # per-utterance result files, inside the experiment dir
 
 
-def audio_features(utterance: Utterance) -> np.ndarray:
-    """Fbank of an utterance's audio file: (T, F) float32, as the runtime computes it."""
-    return fbank(load(utterance.audio_path))
+def features_of(config: FbankConfig) -> Callable[[Utterance], np.ndarray]:
+    """Utterance -> fbank of its audio file, (T, F) float32, with the features a model was trained on."""
+
+    def audio_features(utterance: Utterance) -> np.ndarray:
+        return fbank(load(utterance.audio_path), config=config)
+
+    return audio_features
 
 
 # --- the per-utterance file ---
@@ -93,7 +97,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         utterances = load_subsets(args.data, [subset], max_utterances=args.max_utterances)
         if not utterances:
             raise DataError(f"subset {subset} has no utterances; check {subset_dir(args.data, subset)}")
-        result = evaluate(loaded.model, loaded.tokenizer, utterances, audio_features, options,
+        result = evaluate(loaded.model, loaded.tokenizer, utterances, features_of(loaded.features), options,
                           progress=sys.stderr.isatty())
         details = write_details(Path(args.exp_dir) / EVAL_DIR / f"{subset}-{options.tag}.txt", result,
                                 [f"asr eval: {subset}, {options.tag}", described])

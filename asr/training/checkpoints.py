@@ -10,6 +10,8 @@ tokenizer as bytes. Keys written by asr.training:
     train_config      JSON str of asr.training.config.TrainConfig
     model_config      JSON str of models' TransducerConfig.to_dict()
     tokenizer         bytes, asr.training.tokenizers tokenizer.to_bytes()
+    feature_config    JSON str of asr.features.FbankConfig.to_dict(): the features it was trained on
+                      (absent before it was recorded: those checkpoints used FbankConfig())
     model             state_dict of the trained weights
     model_avg         state_dict of the EMA weights (used for evaluation and export)
     optimizer, scaler state_dicts (absent in averaged checkpoints)
@@ -38,7 +40,8 @@ from typing import Any, Iterable
 import torch
 
 from asr.atomic_write import write_text_atomically
-from asr.errors import ModelFilesError
+from asr.errors import AsrError, ModelFilesError
+from asr.features import FbankConfig
 from asr.training.tokenizers import Tokenizer, load_tokenizer
 from models.config import TransducerConfig
 from models.transducer import Transducer
@@ -262,6 +265,7 @@ def average_checkpoints(paths: list[Path], key: str = "model_avg") -> dict[str, 
         "train_config": last["train_config"],
         "model_config": last["model_config"],
         "tokenizer": last["tokenizer"],
+        **({"feature_config": last["feature_config"]} if "feature_config" in last else {}),
         "model": average_state_dicts(models),
         "averaged_from": [p.name for p in paths],
         "progress": last.get("progress", {}),
@@ -277,6 +281,7 @@ class LoadedModel:
     path: Path  # the checkpoint file read
     weights: str  # which state dict: "model_avg" (the EMA weights) or "model"
     step: int | None  # training steps behind it, when recorded
+    features: FbankConfig  # the feature extraction it was trained on
 
 
 def find_checkpoint(exp_dir: Path, which: str | None) -> tuple[Path, dict]:
@@ -323,7 +328,19 @@ def load_for_inference(exp_dir: Path, which: str | None = None, device: str = "c
             f"{path}: weights do not fit the model config ({first}); the checkpoint is damaged"
         ) from None
     step = state.get("progress", {}).get("step")
-    return LoadedModel(model.to(device).eval(), load_tokenizer(state["tokenizer"]), path, weights, step)
+    return LoadedModel(
+        model.to(device).eval(), load_tokenizer(state["tokenizer"]), path, weights, step, feature_config_of(path, state)
+    )
+
+
+def feature_config_of(path: Path, state: dict) -> FbankConfig:
+    """The features a checkpoint was trained on; FbankConfig() for checkpoints from before they were recorded."""
+    if "feature_config" not in state:
+        return FbankConfig()
+    try:
+        return FbankConfig.from_dict(json.loads(state["feature_config"]))
+    except (TypeError, ValueError, AsrError) as error:
+        raise ModelFilesError(f"{path}: unreadable feature config ({error}); the checkpoint is damaged") from None
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -46,6 +46,9 @@ from models.subsampling import Conv2dSubsampling
 TOKENIZER_DIR = "tokenizer"  # in the exp dir: tokens.txt (+ bpe.model) and tokenizer.bin
 TOKENIZER_BLOB = "tokenizer.bin"  # Tokenizer.to_bytes(), what a resumed run reloads
 STATS_UTTERANCES = 500  # training utterances the input normalisation statistics are taken over
+# The features every run trains on; recorded in each checkpoint, so that eval and export use
+# the same ones even after the defaults change.
+TRAINING_FEATURES = FbankConfig()
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,11 @@ def open_feature_source(
             directory = default_cache_dir(Path(config.data), speed, acoustic)
             wanted = [*train, *dev] if speed == 1.0 and acoustic is None else list(train)
             if world.is_main:
-                caches[speed, variant] = FeatureCache.build(wanted, directory, FbankConfig(), speed=speed,
+                caches[speed, variant] = FeatureCache.build(wanted, directory, TRAINING_FEATURES, speed=speed,
                                                             acoustic=acoustic)
             else:
-                caches[speed, variant] = FeatureCache.open(directory, FbankConfig(), speed=speed, acoustic=acoustic)
+                caches[speed, variant] = FeatureCache.open(directory, TRAINING_FEATURES, speed=speed,
+                                                           acoustic=acoustic)
     if world.is_main and variants:
         print(f"features: {len(caches)} caches ({len(set(config.speeds) | {1.0})} speeds x {1 + len(variants)} "
               f"acoustic versions) ready in {time.monotonic() - started:.1f} s", file=sys.stderr)

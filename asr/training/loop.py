@@ -10,6 +10,7 @@ read back by `restore`. Data order and SpecAugment masks are functions of
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from asr.errors import AsrError
 from asr.training.batches import Batch, BucketingSampler, FeatureSource, TokenizedSet, iterate_batches
 from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
 from asr.training.config import TrainConfig
+from asr.training.corpus import TRAINING_FEATURES
 from asr.training.dev_wer import EvaluateFn
 from asr.training.distributed import WorldInfo, barrier, gather_objects
 from asr.training.ema import WeightAverage
@@ -190,6 +192,7 @@ def checkpoint_state(run: TrainingRun, rng: list[dict[str, Any]], dev_wer: float
         "train_config": run.config.to_json(),
         "model_config": run.model_config_json,
         "tokenizer": run.tokenizer_bytes,
+        "feature_config": json.dumps(TRAINING_FEATURES.to_dict()),
         "model": unwrap(run.model).state_dict(),
         "model_avg": run.ema.state_dict(),
         "optimizer": run.optimizer.state_dict(),
