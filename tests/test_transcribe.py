@@ -164,3 +164,56 @@ def test_dash_with_raw_rate_reads_16_bit_pcm(model_dir: Path, audio_files: dict[
     # 16-bit quantisation may move a decision, so compare the length, not the letters.
     reference = expected_text(model_dir, audio_files["first"])
     assert out.startswith("-\t") and abs(len(out.strip()) - len("-\t" + reference)) <= 2
+
+
+# --- segments: a recording is cut at the speaker's pauses (issue 12) ---
+
+SHIPPED_DATA = Path(__file__).resolve().parent / "data" / "default_model"
+
+
+@pytest.fixture(scope="module")
+def two_utterances(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """Two real utterances the shipped model recognises, 2 s of silence between them; (wav, where the second starts)."""
+    from asr.audio import load
+
+    first, second = (load(SHIPPED_DATA / name) for name in ("synth-test-9505-3000-0012.flac", "synth-test-9533-3000-0028.flac"))
+    path = tmp_path_factory.mktemp("segments") / "two.wav"
+    soundfile.write(path, np.concatenate([first, np.zeros(2 * 16000, np.float32), second]), 16000)
+    return path, len(first) / 16000 + 2.0
+
+
+def test_a_pause_cuts_a_file_into_segments_with_times(two_utterances: tuple[Path, float]) -> None:
+    from asr.runtime.default_model import DEFAULT_MODEL_DIR
+    from asr.runtime.endpoint import EndpointConfig
+    from asr.runtime.transcribe import transcribe_file
+
+    path, second_starts = two_utterances
+    status, out, err = run(["--format", "jsonl", str(path)])  # the shipped model
+    assert status == 0 and err == ""
+    first, second = rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["file"] for r in rows] == [str(path)] * 2 and [r["segment"] for r in rows] == [0, 1]
+    assert all(r["error"] is None and r["duration"] == pytest.approx(soundfile.info(path).duration, abs=1e-3) for r in rows)
+    assert first["text"] and second["text"]
+    # The segments tile the file, and each holds the tokens of its own utterance.
+    assert first["start_time"] == 0.0 and first["end_time"] == second["start_time"] < second["end_time"]
+    assert max(first["timestamps"]) < second_starts - 2.0 + 0.3 and min(second["timestamps"]) > second_starts - 0.1
+    assert second["start_time"] < second_starts
+    # Cutting changes nothing else: greedy decoding of the uncut file gives the same tokens at the same times.
+    whole = transcribe_file(Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, endpoint=EndpointConfig(enabled=False)), path)
+    (uncut,) = whole.segments
+    assert first["tokens"] + second["tokens"] == list(uncut.tokens)
+    assert first["timestamps"] + second["timestamps"] == [round(t, 3) for t in uncut.timestamps]
+    assert whole.text == f"{first['text']} {second['text']}"
+
+    status, out, _ = run([str(path)])
+    assert status == 0 and out == f"{path}\t{first['text']}\n{path}\t{second['text']}\n"  # text: a line per segment
+
+
+def test_a_file_of_silence_alone_is_one_empty_segment(model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "quiet.wav"
+    soundfile.write(path, silence(5.0), 16000)  # endpoint rule 1 fires (2.4 s of nothing): still one line
+    status, out, _ = run(["--model", str(model_dir), str(path)])
+    assert status == 0 and out == f"{path}\t\n"
+    status, out, _ = run(["--model", str(model_dir), "--format", "jsonl", str(path)])
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["text"] == "" and row["segment"] == 0 and row["duration"] == pytest.approx(5.0)

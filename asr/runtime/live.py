@@ -52,6 +52,7 @@ from asr.runtime.mic import (
 )
 from asr.runtime.recognizer import Recognizer, RecognitionResult, Stream
 from asr.runtime.search import SearchOptions
+from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 READ_TIMEOUT = 0.05  # seconds the loop waits for a block before checking Ctrl+C and the deadline
 CLEAR_LINE = "\r\x1b[K"  # carriage return + ANSI erase-to-end-of-line: redraw the partial in place
@@ -112,36 +113,21 @@ class LiveDisplay:
         self._out.flush()
 
 
-def as_utterance(result: RecognitionResult) -> RecognitionResult | None:
-    """The finished utterance of a segment's result; None when nothing was recognised."""
-    return result if result.text.strip() else None
-
-
-def _decode_ready(recognizer: Recognizer, stream: Stream) -> None:
-    while recognizer.is_ready(stream):
-        recognizer.decode(stream)
-
-
 def feed(recognizer: Recognizer, stream: Stream, sample_rate: int, block: np.ndarray, display: LiveDisplay) -> None:
     """Decode one captured block; print the utterance and start the next segment at an endpoint."""
     stream.accept_waveform(sample_rate, block)
-    _decode_ready(recognizer, stream)
-    if recognizer.is_endpoint(stream):
-        utterance = as_utterance(stream.result)
-        if utterance is not None:
-            display.utterance(utterance)
-        stream.reset()
-    else:
+    finished = decode_to_endpoint(recognizer, stream)
+    if finished is None:
         display.partial(stream.result.text)
+    elif spoken(finished):
+        display.utterance(finished)
 
 
 def finish(recognizer: Recognizer, stream: Stream, display: LiveDisplay) -> None:
     """Decode to the end of input and print what was left of the last utterance."""
-    stream.input_finished()
-    _decode_ready(recognizer, stream)
-    utterance = as_utterance(stream.result)
-    if utterance is not None:
-        display.utterance(utterance)
+    last = finish_segment(recognizer, stream)
+    if spoken(last):
+        display.utterance(last)
 
 
 def recognize_live(
