@@ -81,7 +81,7 @@ def test_jsonl_has_an_error_field_per_file(model_dir: Path, audio_files: dict[st
     assert status == 1 and err == ""
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["file"] for r in rows] == [str(audio_files[k]) for k in order]
-    schema = {"text", "tokens", "timestamps", "segment", "start_time", "end_time"}  # RecognitionResult.to_dict
+    schema = {"text", "tokens", "timestamps", "words", "segment", "start_time", "end_time"}  # RecognitionResult.to_dict
     assert set(rows[0]) == {"file", *schema, "duration", "error"}
     first, missing, second = rows
     assert first["error"] is None and first["text"] == expected_text(model_dir, audio_files["first"])
@@ -198,6 +198,9 @@ def test_a_pause_cuts_a_file_into_segments_with_times(two_utterances: tuple[Path
     assert first["start_time"] == 0.0 and first["end_time"] == second["start_time"] < second["end_time"]
     assert max(first["timestamps"]) < second_starts - 2.0 + 0.3 and min(second["timestamps"]) > second_starts - 0.1
     assert second["start_time"] < second_starts
+    for row in rows:  # word times (issue 12): the text's words, inside their segment
+        assert [w["word"] for w in row["words"]] == row["text"].split()
+        assert all(row["start_time"] <= w["start"] <= w["end"] <= row["end_time"] for w in row["words"])
     # Cutting changes nothing else: greedy decoding of the uncut file gives the same tokens at the same times.
     whole = transcribe_file(Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, endpoint=EndpointConfig(enabled=False)), path)
     (uncut,) = whole.segments

@@ -8,8 +8,8 @@ hypothesis is redrawn in place; each utterance the endpoint rules close
 (asr.runtime.endpoint) is printed on its own line. When stdout is not a terminal only
 finished utterances are printed. jsonl prints one object per utterance
 
-    {"type": "utterance", "text": ..., "tokens": [...], "timestamps": [...], "segment": i,
-     "start_time": s, "end_time": s}
+    {"type": "utterance", "text": ..., "tokens": [...], "timestamps": [...],
+     "words": [{"word": ..., "start": s, "end": s}, ...], "segment": i, "start_time": s, "end_time": s}
 
 in the runtime's one result schema (RecognitionResult.to_dict: times are seconds
 of captured audio since capture started; start_time and end_time bound the
