@@ -17,8 +17,9 @@ utterance's segment, timestamps give each token's time), and a last line
 
     {"type": "stats", "captured_seconds": ..., "dropped_seconds": ..., ...}
 
-Ctrl+C (SIGINT) or --max-seconds stops capture; the audio already captured is
-decoded and what was left of the last utterance is printed as a final line.
+Ctrl+C (SIGINT), SIGTERM, SIGHUP or --max-seconds stops capture (exit status 0);
+the audio already captured is decoded and what was left of the last utterance is
+printed as a final line.
 Capture statistics (and any audio dropped because decoding fell behind) go to
 stderr. A device that goes away mid-stream also flushes the last utterance, then
 ends with a DeviceError (exit status 2).
@@ -174,25 +175,33 @@ def recognize_live(
     return stats
 
 
+# Ctrl+C, `kill` / a service manager stopping us, and the terminal closing: each
+# means "stop listening", and each must still print the last partial and the stats
+# (issue 14: SIGTERM and SIGHUP used to kill the process with nothing printed).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextmanager
-def stop_on_sigint(stop: threading.Event) -> Iterator[None]:
-    """The first Ctrl+C sets `stop` (a clean finish); a second one interrupts at once."""
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """The first of STOP_SIGNALS sets `stop` (a clean finish); a second one acts at once, as it would unhandled."""
     def handle(signum: int, frame: object) -> None:
         stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
 
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """`asr live`: 0 on Ctrl+C or --max-seconds; DeviceError / ModelFilesError / ConfigError otherwise."""
+    """`asr live`: 0 on Ctrl+C, SIGTERM, SIGHUP or --max-seconds; DeviceError / ModelFilesError / ConfigError otherwise."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     sd = load_sounddevice()
@@ -219,7 +228,7 @@ def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: T
     mic = Microphone(sd, device)
     stop = threading.Event()
     try:
-        with stop_on_sigint(stop):
+        with stop_on_signals(stop):
             recognize_live(recognizer, mic, display, stop, args.max_seconds,
                            on_first_block=lambda: print(listening, file=err, flush=True))
     finally:  # a device failure is reported after the stats, so the user sees both
