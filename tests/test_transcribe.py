@@ -104,8 +104,26 @@ def test_bad_model_dir_or_options_raise_before_any_file(tmp_path: Path, model_di
         run(["--model", str(tmp_path / "nowhere"), str(audio_files["first"])])
     with pytest.raises(ConfigError, match="beam size 0"):
         run(["--model", str(model_dir), "--decoding", "beam", "--beam", "0", str(audio_files["first"])])
-    with pytest.raises(ConfigError, match="num_threads"):
-        run(["--model", str(model_dir), "--num-threads", "0", str(audio_files["first"])])
+    for threads in ("0", "65", "1000"):  # 1000 used to start 3,000 onnxruntime threads
+        with pytest.raises(ConfigError, match=rf"--num-threads\) must be a whole number in 1\.\.64, got {threads}; "
+                                              "use at most the number of cores"):
+            run(["--model", str(model_dir), "--num-threads", threads, str(audio_files["first"])])
+    with pytest.raises(ConfigError, match="1..64, got True"):
+        Recognizer.from_dir(model_dir, num_threads=True)
+
+
+@pytest.mark.parametrize("rate", ["1", "7999", "1000000000"])
+def test_a_raw_rate_outside_the_bounds_is_refused(model_dir: Path, rate: str) -> None:
+    status, out, err = _cli(["--model", str(model_dir), "--raw-rate", rate, "-"], b"\0\0" * 1600)
+    assert status == 1 and out == ""
+    assert f"--raw-rate: the sample rate must be a whole number of Hz in 8000..192000, got {rate}" in err
+
+
+def test_a_file_whose_header_claims_an_absurd_rate_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "one-hertz.wav"
+    soundfile.write(path, silence(0.5), 1)  # 8000 samples at "1 Hz": over two hours, if believed
+    status, out, err = run(["--model", str(model_dir), str(path)])
+    assert status == 1 and out == "" and f"{path}: the sample rate must be a whole number of Hz in 8000..192000, got 1" in err
 
 
 # --- reading: block by block from disk, `-` from standard input (issues 12, 14) ---

@@ -23,6 +23,7 @@ from asr.bench.runtimes import OURS, SHERPA
 from asr.bench.worker import WorkerResult
 from asr.errors import AsrError, ConfigError
 from asr.runtime.model_dir import ModelFiles
+from asr.runtime.onnx_backend import check_num_threads
 
 MAX_STREAMS_LIMIT = 256  # --max-streams stops here even if still real-time
 
@@ -72,6 +73,7 @@ def _check_options(args: argparse.Namespace, files: ModelFiles) -> list[str]:
     for name in ("rounds", "num_threads", "streams"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_num_threads(args.num_threads)  # here, not in each child: one message, before any child starts
     if args.compare is None:
         return [OURS]
     meta = files.metadata

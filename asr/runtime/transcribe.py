@@ -23,7 +23,7 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
-from asr.audio import read_blocks, read_raw_blocks
+from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
 from asr.errors import AsrError
 from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
@@ -82,6 +82,7 @@ def open_blocks(path: Path, raw_rate: int | None = None) -> tuple[int, Iterator[
     """The sample rate and CHUNK_SECONDS blocks of `path` (`-`: standard input); AudioError if unreadable."""
     if path == STDIN:
         if raw_rate is not None:
+            check_sample_rate(raw_rate, "--raw-rate")
             return raw_rate, read_raw_blocks(sys.stdin.buffer, CHUNK_SECONDS, raw_rate)
         return read_blocks(sys.stdin.buffer, CHUNK_SECONDS)
     return read_blocks(path, CHUNK_SECONDS)
