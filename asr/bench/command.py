@@ -45,9 +45,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker_command(runtime: str, args: argparse.Namespace, num_streams: int) -> list[str]:
-    command = [sys.executable, "-m", "asr.bench", "--worker", runtime, "--model", str(args.model),
+    # Absolute paths: the child runs in the repository root (so `-m asr.bench` imports from a
+    # checkout), where the caller's relative --model and FILE paths would name nothing.
+    command = [sys.executable, "-m", "asr.bench", "--worker", runtime, "--model", str(args.model.absolute()),
                "--num-threads", str(args.num_threads), "--streams", str(num_streams)]
-    return command + (["--int8"] if args.int8 else []) + [str(path) for path in args.files]
+    return command + (["--int8"] if args.int8 else []) + [str(path.absolute()) for path in args.files]
 
 
 def _spawn(runtime: str, args: argparse.Namespace, num_streams: int) -> WorkerResult:
