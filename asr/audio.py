@@ -24,6 +24,9 @@ FRAME_SHIFT_MS = 10.0  # hop between frames, milliseconds
 NUM_MEL_BINS = 80  # fbank dimension D
 FRAME_LENGTH = int(SAMPLE_RATE * FRAME_LENGTH_MS / 1000)  # 400 samples
 FRAME_SHIFT = int(SAMPLE_RATE * FRAME_SHIFT_MS / 1000)  # 160 samples
+# Input sample rates accepted, Hz: telephone to studio audio. Outside them a rate is a
+# mistake (a bool taken as 1 Hz turned 3.7 s into 16 hours; milliseconds passed for Hz).
+MIN_INPUT_RATE, MAX_INPUT_RATE = 8000, 192000
 
 
 @functools.cache
@@ -107,6 +110,7 @@ def read_blocks(source: str | Path | BinaryIO, block_seconds: float) -> tuple[in
             f"{name}: not a readable audio file ({error}); it may be corrupt or truncated, "
             "re-create or re-download it (raw PCM on standard input needs --raw-rate)"
         ) from None
+    check_sample_rate(audio.samplerate, name)  # a header can claim any rate
     block = max(1, round(block_seconds * audio.samplerate))
 
     def blocks() -> Iterator[np.ndarray]:
@@ -169,6 +173,16 @@ def _check_wav_not_truncated(path: Path) -> None:
                     )
                 return
             f.seek(chunk_size + (chunk_size & 1), 1)
+
+
+def check_sample_rate(rate: object, source: str) -> int:
+    """`rate` as int Hz: a whole number (not a bool) in MIN_INPUT_RATE..MAX_INPUT_RATE; AudioError otherwise."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise AudioError(
+            f"{source}: the sample rate must be a whole number of Hz in {MIN_INPUT_RATE}..{MAX_INPUT_RATE}, "
+            f"got {rate!r}; pass the audio's real rate (e.g. 16000), resampling audio outside that range first"
+        )
+    return int(rate)
 
 
 def validate_samples(samples: np.ndarray, source: str = "samples") -> np.ndarray:

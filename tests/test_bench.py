@@ -128,3 +128,14 @@ def test_counts_below_one_are_refused(lstm_dir: Path, wavs: list[Path], flag: st
     with pytest.raises(ConfigError, match=f"{flag} must be >= 1"):
         run_bench(_args(lstm_dir, wavs, flag, value))
 
+
+
+def test_relative_paths_work_from_any_directory(lstm_dir: Path, wavs: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children run in the repository root: paths relative to the caller's directory must still find the files."""
+    import os
+
+    monkeypatch.chdir(lstm_dir.parent)
+    files = [Path(os.path.relpath(path)) for path in wavs]
+    report = run_bench(_args(Path(lstm_dir.name), files[:1]))
+    assert report.model == lstm_dir.name and report.files == (str(files[0]),)  # reported as given
+    assert list(report.results[0].texts) == [transcribe_file(Recognizer.from_dir(lstm_dir), wavs[0]).text]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asr.runtime.result import BLOCK, RecognitionResult, ResultBuilder
+from asr.runtime.result import BLOCK, RecognitionResult, ResultBuilder, words_of
 from asr.runtime.search import EMPTY_PATH, SearchOptions, TokenPath, create_searcher
 from asr.runtime.tokens import TokenTable
 from test_search import make_backend, random_encoder_out
@@ -25,6 +25,7 @@ def naive(table: TokenTable, path: TokenPath, segment: int, start_frame: int) ->
         tuple((start_frame + t) * FRAME_MS / 1000.0 for t in path.timestamps()),
         segment,
         start_frame * FRAME_MS / 1000.0,
+        frame_shift=FRAME_MS / 1000.0,
     )
 
 
@@ -96,3 +97,52 @@ def test_result_values_and_immutability() -> None:
     assert result != RecognitionResult("a b", (1, 2), ("\u2581a", "b"), (0.0, 0.04), 1, 0.0)
     with pytest.raises(AttributeError):
         result.text = "x"  # type: ignore[misc]
+
+
+# --- words with start and end times (issue 12) ---
+
+B = "\u2581"  # the word boundary
+
+
+def test_char_words_leave_the_boundary_token_out() -> None:
+    """Char tables spell words letter by letter with a "▁" token between them."""
+    tokens = [B, "h", "i", B, "<unk>", B, "y", "o", "u", B]
+    times = [0.0, 0.08, 0.12, 0.2, 0.3, 0.4, 0.52, 0.56, 0.56, 0.6]  # "o" and "u" on the same frame
+    words = words_of(tokens, times, 0.04)
+    assert [w.word for w in words] == ["hi", "you"]
+    assert [t for w in words for t in (w.start, w.end)] == pytest.approx([0.08, 0.16, 0.52, 0.6], abs=1e-9)
+
+
+def test_bpe_words_start_at_a_leading_boundary() -> None:
+    tokens = [f"{B}he", "llo", f"{B}wor", "ld", B, "s", f"{B}a"]  # a lone "▁" piece starts the word after it
+    times = [0.04, 0.08, 0.4, 0.4, 0.6, 0.64, 0.64]
+    words = words_of(tokens, times, 0.04)
+    assert [w.word for w in words] == ["hello", "world", "s", "a"]
+    # "s" ends where "a" starts: both were emitted on one frame.
+    times_of = [t for w in words for t in (w.start, w.end)]
+    assert times_of == pytest.approx([0.04, 0.12, 0.4, 0.44, 0.64, 0.64, 0.64, 0.68], abs=1e-9)
+    # A segment that begins mid-word (no boundary first) still gives a word.
+    lo, x = words_of(["lo", f"{B}x"], [1.0, 1.2], 0.04)
+    assert (lo.word, x.word) == ("lo", "x") and (lo.end, x.end) == pytest.approx((1.04, 1.24), abs=1e-9)
+    assert words_of([], [], 0.04) == () and words_of([B, "<unk>"], [0.0, 0.1], 0.04) == ()
+
+
+@pytest.mark.parametrize("symbols", [("<blk>", B, "<unk>", "a", "b", "c"), ("<blk>", f"{B}ab", "c", f"{B}c", B, "<unk>")],
+                         ids=["char", "bpe"])
+def test_words_are_the_words_of_the_text_in_every_result(symbols: tuple[str, ...]) -> None:
+    """Through ResultBuilder, on random paths (several tokens per frame too): the words are text.split(),
+    in time order, and in the JSON schema."""
+    table = TokenTable(symbols)
+    builder = ResultBuilder(table, FRAME_MS, 0, 0)
+    rng = np.random.default_rng(0)
+    path = EMPTY_PATH
+    for frame in range(200):
+        for _ in range(int(rng.integers(0, 3))):
+            path = path.extend(int(rng.integers(1, len(symbols))), frame)
+        result = builder.result(path, frame + 1)
+        assert [w.word for w in result.words] == result.text.split()
+        starts = [w.start for w in result.words]
+        assert starts == sorted(starts) and all(w.start <= w.end for w in result.words)
+    assert result.to_dict()["words"] == [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)}
+                                        for w in result.words]
+    assert len(result.words) > 10

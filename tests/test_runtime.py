@@ -243,8 +243,10 @@ def test_empty_stream_and_bad_input(model_dir: Path) -> None:
         stream.accept_waveform(16000, np.array([0.0, np.nan], np.float32))
     with pytest.raises(AudioError, match="32768"):
         stream.accept_waveform(16000, np.zeros(100, np.int16))
-    with pytest.raises(AudioError, match="positive"):
-        stream.accept_waveform(0, np.zeros(100, np.float32))
+    for rate in (0, 1, 7999, 192001, 10**9, True, 16000.0):  # a bool was taken as 1 Hz: 3.7 s became 16 hours
+        with pytest.raises(AudioError, match=rf"accept_waveform: the sample rate must be a whole number of Hz in "
+                                             rf"8000\.\.192000, got {rate!r}; pass the audio's real rate"):
+            stream.accept_waveform(rate, np.zeros(100, np.float32))
     stream.accept_waveform(16000, speech(1.0, 13))
     with pytest.raises(AudioError, match="16000 Hz but a chunk came at 8000 Hz"):
         stream.accept_waveform(8000, np.zeros(100, np.float32))

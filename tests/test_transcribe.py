@@ -81,7 +81,7 @@ def test_jsonl_has_an_error_field_per_file(model_dir: Path, audio_files: dict[st
     assert status == 1 and err == ""
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["file"] for r in rows] == [str(audio_files[k]) for k in order]
-    schema = {"text", "tokens", "timestamps", "segment", "start_time", "end_time"}  # RecognitionResult.to_dict
+    schema = {"text", "tokens", "timestamps", "words", "segment", "start_time", "end_time"}  # RecognitionResult.to_dict
     assert set(rows[0]) == {"file", *schema, "duration", "error"}
     first, missing, second = rows
     assert first["error"] is None and first["text"] == expected_text(model_dir, audio_files["first"])
@@ -104,8 +104,26 @@ def test_bad_model_dir_or_options_raise_before_any_file(tmp_path: Path, model_di
         run(["--model", str(tmp_path / "nowhere"), str(audio_files["first"])])
     with pytest.raises(ConfigError, match="beam size 0"):
         run(["--model", str(model_dir), "--decoding", "beam", "--beam", "0", str(audio_files["first"])])
-    with pytest.raises(ConfigError, match="num_threads"):
-        run(["--model", str(model_dir), "--num-threads", "0", str(audio_files["first"])])
+    for threads in ("0", "65", "1000"):  # 1000 used to start 3,000 onnxruntime threads
+        with pytest.raises(ConfigError, match=rf"--num-threads\) must be a whole number in 1\.\.64, got {threads}; "
+                                              "use at most the number of cores"):
+            run(["--model", str(model_dir), "--num-threads", threads, str(audio_files["first"])])
+    with pytest.raises(ConfigError, match="1..64, got True"):
+        Recognizer.from_dir(model_dir, num_threads=True)
+
+
+@pytest.mark.parametrize("rate", ["1", "7999", "1000000000"])
+def test_a_raw_rate_outside_the_bounds_is_refused(model_dir: Path, rate: str) -> None:
+    status, out, err = _cli(["--model", str(model_dir), "--raw-rate", rate, "-"], b"\0\0" * 1600)
+    assert status == 1 and out == ""
+    assert f"--raw-rate: the sample rate must be a whole number of Hz in 8000..192000, got {rate}" in err
+
+
+def test_a_file_whose_header_claims_an_absurd_rate_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "one-hertz.wav"
+    soundfile.write(path, silence(0.5), 1)  # 8000 samples at "1 Hz": over two hours, if believed
+    status, out, err = run(["--model", str(model_dir), str(path)])
+    assert status == 1 and out == "" and f"{path}: the sample rate must be a whole number of Hz in 8000..192000, got 1" in err
 
 
 # --- reading: block by block from disk, `-` from standard input (issues 12, 14) ---
@@ -164,3 +182,59 @@ def test_dash_with_raw_rate_reads_16_bit_pcm(model_dir: Path, audio_files: dict[
     # 16-bit quantisation may move a decision, so compare the length, not the letters.
     reference = expected_text(model_dir, audio_files["first"])
     assert out.startswith("-\t") and abs(len(out.strip()) - len("-\t" + reference)) <= 2
+
+
+# --- segments: a recording is cut at the speaker's pauses (issue 12) ---
+
+SHIPPED_DATA = Path(__file__).resolve().parent / "data" / "default_model"
+
+
+@pytest.fixture(scope="module")
+def two_utterances(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """Two real utterances the shipped model recognises, 2 s of silence between them; (wav, where the second starts)."""
+    from asr.audio import load
+
+    first, second = (load(SHIPPED_DATA / name) for name in ("synth-test-9505-3000-0012.flac", "synth-test-9533-3000-0028.flac"))
+    path = tmp_path_factory.mktemp("segments") / "two.wav"
+    soundfile.write(path, np.concatenate([first, np.zeros(2 * 16000, np.float32), second]), 16000)
+    return path, len(first) / 16000 + 2.0
+
+
+def test_a_pause_cuts_a_file_into_segments_with_times(two_utterances: tuple[Path, float]) -> None:
+    from asr.runtime.default_model import DEFAULT_MODEL_DIR
+    from asr.runtime.endpoint import EndpointConfig
+    from asr.runtime.transcribe import transcribe_file
+
+    path, second_starts = two_utterances
+    status, out, err = run(["--format", "jsonl", str(path)])  # the shipped model
+    assert status == 0 and err == ""
+    first, second = rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["file"] for r in rows] == [str(path)] * 2 and [r["segment"] for r in rows] == [0, 1]
+    assert all(r["error"] is None and r["duration"] == pytest.approx(soundfile.info(path).duration, abs=1e-3) for r in rows)
+    assert first["text"] and second["text"]
+    # The segments tile the file, and each holds the tokens of its own utterance.
+    assert first["start_time"] == 0.0 and first["end_time"] == second["start_time"] < second["end_time"]
+    assert max(first["timestamps"]) < second_starts - 2.0 + 0.3 and min(second["timestamps"]) > second_starts - 0.1
+    assert second["start_time"] < second_starts
+    for row in rows:  # word times (issue 12): the text's words, inside their segment
+        assert [w["word"] for w in row["words"]] == row["text"].split()
+        assert all(row["start_time"] <= w["start"] <= w["end"] <= row["end_time"] for w in row["words"])
+    # Cutting changes nothing else: greedy decoding of the uncut file gives the same tokens at the same times.
+    whole = transcribe_file(Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, endpoint=EndpointConfig(enabled=False)), path)
+    (uncut,) = whole.segments
+    assert first["tokens"] + second["tokens"] == list(uncut.tokens)
+    assert first["timestamps"] + second["timestamps"] == [round(t, 3) for t in uncut.timestamps]
+    assert whole.text == f"{first['text']} {second['text']}"
+
+    status, out, _ = run([str(path)])
+    assert status == 0 and out == f"{path}\t{first['text']}\n{path}\t{second['text']}\n"  # text: a line per segment
+
+
+def test_a_file_of_silence_alone_is_one_empty_segment(model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "quiet.wav"
+    soundfile.write(path, silence(5.0), 16000)  # endpoint rule 1 fires (2.4 s of nothing): still one line
+    status, out, _ = run(["--model", str(model_dir), str(path)])
+    assert status == 0 and out == f"{path}\t\n"
+    status, out, _ = run(["--model", str(model_dir), "--format", "jsonl", str(path)])
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["text"] == "" and row["segment"] == 0 and row["duration"] == pytest.approx(5.0)

@@ -23,6 +23,7 @@ from asr.bench.runtimes import OURS, SHERPA
 from asr.bench.worker import WorkerResult
 from asr.errors import AsrError, ConfigError
 from asr.runtime.model_dir import ModelFiles
+from asr.runtime.onnx_backend import check_num_threads
 
 MAX_STREAMS_LIMIT = 256  # --max-streams stops here even if still real-time
 
@@ -44,9 +45,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker_command(runtime: str, args: argparse.Namespace, num_streams: int) -> list[str]:
-    command = [sys.executable, "-m", "asr.bench", "--worker", runtime, "--model", str(args.model),
+    # Absolute paths: the child runs in the repository root (so `-m asr.bench` imports from a
+    # checkout), where the caller's relative --model and FILE paths would name nothing.
+    command = [sys.executable, "-m", "asr.bench", "--worker", runtime, "--model", str(args.model.absolute()),
                "--num-threads", str(args.num_threads), "--streams", str(num_streams)]
-    return command + (["--int8"] if args.int8 else []) + [str(path) for path in args.files]
+    return command + (["--int8"] if args.int8 else []) + [str(path.absolute()) for path in args.files]
 
 
 def _spawn(runtime: str, args: argparse.Namespace, num_streams: int) -> WorkerResult:
@@ -72,6 +75,7 @@ def _check_options(args: argparse.Namespace, files: ModelFiles) -> list[str]:
     for name in ("rounds", "num_threads", "streams"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_num_threads(args.num_threads)  # here, not in each child: one message, before any child starts
     if args.compare is None:
         return [OURS]
     meta = files.metadata

@@ -8,8 +8,8 @@ hypothesis is redrawn in place; each utterance the endpoint rules close
 (asr.runtime.endpoint) is printed on its own line. When stdout is not a terminal only
 finished utterances are printed. jsonl prints one object per utterance
 
-    {"type": "utterance", "text": ..., "tokens": [...], "timestamps": [...], "segment": i,
-     "start_time": s, "end_time": s}
+    {"type": "utterance", "text": ..., "tokens": [...], "timestamps": [...],
+     "words": [{"word": ..., "start": s, "end": s}, ...], "segment": i, "start_time": s, "end_time": s}
 
 in the runtime's one result schema (RecognitionResult.to_dict: times are seconds
 of captured audio since capture started; start_time and end_time bound the
@@ -17,8 +17,9 @@ utterance's segment, timestamps give each token's time), and a last line
 
     {"type": "stats", "captured_seconds": ..., "dropped_seconds": ..., ...}
 
-Ctrl+C (SIGINT) or --max-seconds stops capture; the audio already captured is
-decoded and what was left of the last utterance is printed as a final line.
+Ctrl+C (SIGINT), SIGTERM, SIGHUP or --max-seconds stops capture (exit status 0);
+the audio already captured is decoded and what was left of the last utterance is
+printed as a final line.
 Capture statistics (and any audio dropped because decoding fell behind) go to
 stderr. A device that goes away mid-stream also flushes the last utterance, then
 ends with a DeviceError (exit status 2).
@@ -52,6 +53,7 @@ from asr.runtime.mic import (
 )
 from asr.runtime.recognizer import Recognizer, RecognitionResult, Stream
 from asr.runtime.search import SearchOptions
+from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 READ_TIMEOUT = 0.05  # seconds the loop waits for a block before checking Ctrl+C and the deadline
 CLEAR_LINE = "\r\x1b[K"  # carriage return + ANSI erase-to-end-of-line: redraw the partial in place
@@ -112,36 +114,21 @@ class LiveDisplay:
         self._out.flush()
 
 
-def as_utterance(result: RecognitionResult) -> RecognitionResult | None:
-    """The finished utterance of a segment's result; None when nothing was recognised."""
-    return result if result.text.strip() else None
-
-
-def _decode_ready(recognizer: Recognizer, stream: Stream) -> None:
-    while recognizer.is_ready(stream):
-        recognizer.decode(stream)
-
-
 def feed(recognizer: Recognizer, stream: Stream, sample_rate: int, block: np.ndarray, display: LiveDisplay) -> None:
     """Decode one captured block; print the utterance and start the next segment at an endpoint."""
     stream.accept_waveform(sample_rate, block)
-    _decode_ready(recognizer, stream)
-    if recognizer.is_endpoint(stream):
-        utterance = as_utterance(stream.result)
-        if utterance is not None:
-            display.utterance(utterance)
-        stream.reset()
-    else:
+    finished = decode_to_endpoint(recognizer, stream)
+    if finished is None:
         display.partial(stream.result.text)
+    elif spoken(finished):
+        display.utterance(finished)
 
 
 def finish(recognizer: Recognizer, stream: Stream, display: LiveDisplay) -> None:
     """Decode to the end of input and print what was left of the last utterance."""
-    stream.input_finished()
-    _decode_ready(recognizer, stream)
-    utterance = as_utterance(stream.result)
-    if utterance is not None:
-        display.utterance(utterance)
+    last = finish_segment(recognizer, stream)
+    if spoken(last):
+        display.utterance(last)
 
 
 def recognize_live(
@@ -188,25 +175,33 @@ def recognize_live(
     return stats
 
 
+# Ctrl+C, `kill` / a service manager stopping us, and the terminal closing: each
+# means "stop listening", and each must still print the last partial and the stats
+# (issue 14: SIGTERM and SIGHUP used to kill the process with nothing printed).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextmanager
-def stop_on_sigint(stop: threading.Event) -> Iterator[None]:
-    """The first Ctrl+C sets `stop` (a clean finish); a second one interrupts at once."""
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """The first of STOP_SIGNALS sets `stop` (a clean finish); a second one acts at once, as it would unhandled."""
     def handle(signum: int, frame: object) -> None:
         stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
 
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """`asr live`: 0 on Ctrl+C or --max-seconds; DeviceError / ModelFilesError / ConfigError otherwise."""
+    """`asr live`: 0 on Ctrl+C, SIGTERM, SIGHUP or --max-seconds; DeviceError / ModelFilesError / ConfigError otherwise."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     sd = load_sounddevice()
@@ -233,7 +228,7 @@ def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: T
     mic = Microphone(sd, device)
     stop = threading.Event()
     try:
-        with stop_on_sigint(stop):
+        with stop_on_signals(stop):
             recognize_live(recognizer, mic, display, stop, args.max_seconds,
                            on_first_block=lambda: print(listening, file=err, flush=True))
     finally:  # a device failure is reported after the stats, so the user sees both

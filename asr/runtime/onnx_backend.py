@@ -12,6 +12,7 @@ window, H hypotheses, C predictor context, J joiner dim, V vocab.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -137,12 +138,26 @@ class OnnxBackend:
         return self.joiner.run(self._joiner_outputs, feeds)[0]
 
 
+# onnxruntime threads per session; a model has three sessions, so --num-threads 1000 made
+# 3,000 threads. Past the cores, more threads only contend; 64 covers any machine we run on.
+MAX_THREADS = 64
+
+
+def check_num_threads(num_threads: object) -> int:
+    """`num_threads` if a whole number (not a bool) in 1..MAX_THREADS; ConfigError naming it otherwise."""
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
+        raise ConfigError(
+            f"num_threads (--num-threads) must be a whole number in 1..{MAX_THREADS}, got {num_threads!r}; "
+            f"use at most the number of cores ({os.cpu_count()} here), 1 on small devices"
+        )
+    return num_threads
+
+
 class OnnxModel:
     """The three sessions of one export: the streaming encoder here, predictor and joiner in `backend`."""
 
     def __init__(self, files: ModelFiles, num_threads: int = 1) -> None:
-        if num_threads < 1:
-            raise ConfigError(f"num_threads must be >= 1, got {num_threads}; use 1 on small devices")
+        check_num_threads(num_threads)
         self.files = files
         meta = files.metadata
         self.encoder = create_session(files.encoder, num_threads)

@@ -42,7 +42,7 @@ from typing import Sequence
 import numpy as np
 import soxr
 
-from asr.audio import validate_samples
+from asr.audio import check_sample_rate, validate_samples
 from asr.errors import AsrError, AudioError
 from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
@@ -333,9 +333,7 @@ class Stream:
     def _resample(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
         """`samples` at the model's rate; the first call fixes the stream's input rate."""
         if self._input_rate is None:
-            if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-                raise AudioError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
-            self._input_rate = int(sample_rate)
+            self._input_rate = check_sample_rate(sample_rate, "accept_waveform")
             if self._input_rate != self._model_rate:
                 self._resampler = soxr.ResampleStream(
                     self._input_rate, self._model_rate, num_channels=1, dtype="float32", quality="HQ"

@@ -14,14 +14,64 @@ kept in frozen blocks of BLOCK tokens plus a short tail, so a read copies O(L / 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Generic, Sequence, TypeVar
 
 from asr.errors import TokenError
 from asr.runtime.search import EMPTY_PATH, TokenPath
-from asr.runtime.tokens import TokenTable
+from asr.runtime.tokens import SPECIAL_SYMBOLS, WORD_BOUNDARY, TokenTable
 
 BLOCK = 256  # tokens per frozen block: a read copies len / BLOCK block references plus < BLOCK tail items
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a result: its text and when it was spoken, in seconds from the stream's start."""
+
+    word: str
+    start: float  # when its first token was emitted
+    end: float  # one encoder frame after its last token was emitted, but not past the next word's start
+
+    def to_dict(self, digits: int = 3) -> dict[str, object]:
+        return {"word": self.word, "start": round(self.start, digits), "end": round(self.end, digits)}
+
+
+def words_of(tokens: Sequence[str], timestamps: Sequence[float], frame_shift: float) -> tuple[Word, ...]:
+    """The words of token symbols (U,) emitted at `timestamps` (U,); `frame_shift`: seconds per encoder frame.
+
+    A word starts at a symbol with a leading word boundary (sentencepiece's "▁": BPE
+    "▁he", or the char tables' "▁" alone) or at the first symbol; the boundary itself
+    is never a word nor part of one, and special symbols (<unk>, ...) add nothing, as
+    in the text (TokenTable.decode), so the words are the text's words. A token carries
+    only its emission time, so a word ends one frame (the emitting frame) after its
+    last token, or at the next word's start when that comes sooner (several tokens
+    can be emitted on one frame).
+    """
+    pieces: list[list[str]] = []  # the text pieces of each word
+    starts: list[float] = []  # when each word's first token was emitted
+    lasts: list[float] = []  # when each word's last token was emitted
+    open_word = False  # whether the next plain symbol continues the last word
+    for symbol, time in zip(tokens, timestamps):
+        if symbol in SPECIAL_SYMBOLS:
+            continue
+        if symbol.startswith(WORD_BOUNDARY):
+            symbol = symbol[len(WORD_BOUNDARY):]
+            open_word = False
+        if not symbol:
+            continue
+        if open_word:
+            pieces[-1].append(symbol)
+            lasts[-1] = time
+        else:
+            pieces.append([symbol])
+            starts.append(time)
+            lasts.append(time)
+            open_word = True
+    ends = [last + frame_shift for last in lasts]
+    for i in range(len(ends) - 1):
+        ends[i] = max(lasts[i], min(ends[i], starts[i + 1]))
+    return tuple(Word("".join(p), start, end) for p, start, end in zip(pieces, starts, ends))
 
 
 class _Frozen(Generic[T]):
@@ -89,14 +139,16 @@ class RecognitionResult:
         tokens      symbol of each token
         token_ids   id of each token (Python only)
         timestamps  seconds from the stream's start at which each token was emitted
+        words       each word with its start and end (`Word`; to_dict: {word, start, end})
         segment     index of this segment (reset() after a segment with tokens starts the next)
         start_time  seconds from the stream's start at which this segment begins
         end_time    seconds from the stream's start up to which it has been decoded
-    The three token tuples are built when first read, so reading only `text` after
-    every chunk stays cheap on a long stream.
+    The three token tuples (and the words) are built when first read, so reading only
+    `text` after every chunk stays cheap on a long stream. `frame_shift` (seconds per
+    encoder frame) sets how long a word's last token lasts.
     """
 
-    __slots__ = ("text", "segment", "start_time", "end_time", "_ids", "_symbols", "_seconds")
+    __slots__ = ("text", "segment", "start_time", "end_time", "frame_shift", "_ids", "_symbols", "_seconds")
 
     def __init__(
         self,
@@ -107,11 +159,13 @@ class RecognitionResult:
         segment: int,
         start_time: float,
         end_time: float | None = None,
+        frame_shift: float = 0.0,
     ) -> None:
         self.text = text
         self.segment = segment
         self.start_time = start_time
         self.end_time = start_time if end_time is None else end_time
+        self.frame_shift = frame_shift
         self._ids = token_ids if isinstance(token_ids, _Frozen) else _Frozen((), tuple(token_ids))
         self._symbols = tokens if isinstance(tokens, _Frozen) else _Frozen((), tuple(tokens))
         self._seconds = timestamps if isinstance(timestamps, _Frozen) else _Frozen((), tuple(timestamps))
@@ -133,19 +187,26 @@ class RecognitionResult:
     def timestamps(self) -> tuple[float, ...]:
         return self._seconds.to_tuple()
 
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """The words of the text with their times (words_of: O(tokens) per read, so read it per segment)."""
+        return words_of(self.tokens, self.timestamps, self.frame_shift)
+
     def to_dict(self, digits: int = 3) -> dict[str, object]:
         """The JSON fields of the schema, times rounded to `digits` decimals (milliseconds)."""
         return {
             "text": self.text,
             "tokens": list(self.tokens),
             "timestamps": [round(t, digits) for t in self.timestamps],
+            "words": [word.to_dict(digits) for word in self.words],
             "segment": self.segment,
             "start_time": round(self.start_time, digits),
             "end_time": round(self.end_time, digits),
         }
 
     def _key(self) -> tuple[object, ...]:
-        return (self.text, self.tokens, self.token_ids, self.timestamps, self.segment, self.start_time, self.end_time)
+        return (self.text, self.tokens, self.token_ids, self.timestamps, self.segment, self.start_time, self.end_time,
+                self.frame_shift)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecognitionResult):
@@ -159,7 +220,7 @@ class RecognitionResult:
         return (
             f"RecognitionResult(text={self.text!r}, tokens={self.tokens!r}, token_ids={self.token_ids!r}, "
             f"timestamps={self.timestamps!r}, segment={self.segment!r}, start_time={self.start_time!r}, "
-            f"end_time={self.end_time!r})"
+            f"end_time={self.end_time!r}, frame_shift={self.frame_shift!r})"
         )
 
 
@@ -233,6 +294,7 @@ class ResultBuilder:
             self._segment,
             self._start_time,
             (self._start_frame + self._num_frames) * self._frame_ms / 1000.0,
+            self._frame_ms / 1000.0,
         )
 
     @property

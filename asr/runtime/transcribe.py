@@ -2,7 +2,10 @@
 
 Each file is read from disk and streamed through the runtime in CHUNK_SECONDS
 blocks, the code path live audio takes, so what this prints is what a device
-would recognise, and memory does not grow with the file's length. `-` reads
+would recognise, and memory does not grow with the file's length. The endpoint
+rules cut a file into segments where the speaker pauses, as `asr live` cuts the
+microphone (asr.runtime.segments): one line (text) or object (jsonl) per segment,
+so a long recording is not one line of thousands of tokens. `-` reads
 standard input: a wav/flac/ogg stream, or raw 16-bit mono PCM with --raw-rate.
 A file that cannot be read is reported (stderr in text mode, the `error` field
 in jsonl) and the others are still transcribed; the exit status is then 1.
@@ -20,33 +23,38 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
-from asr.audio import read_blocks, read_raw_blocks
+from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
 from asr.errors import AsrError
 from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
+from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
 
 
 @dataclass(frozen=True)
 class FileTranscript:
-    """One line of output: a file's transcript, or why there is none."""
+    """A file's transcript as its segments, or why there is none."""
 
     file: str  # the path as given
-    result: RecognitionResult | None  # the transcript; None on error
+    # The segments that hold text, in order; a file without any holds its one (empty) segment. () on error.
+    segments: tuple[RecognitionResult, ...]
     duration: float | None  # seconds of audio; None on error
     error: str | None  # None, or the message saying what is wrong with the file
 
     @property
     def text(self) -> str:
-        return "" if self.result is None else self.result.text
+        """The whole file's text: the segments' texts joined by spaces."""
+        return " ".join(segment.text for segment in self.segments if segment.text)
 
-    def to_dict(self) -> dict[str, object]:
-        """The jsonl object: file, the runtime's result schema (RecognitionResult.to_dict), duration, error."""
-        result = RecognitionResult("", (), (), (), 0, 0.0) if self.result is None else self.result
-        return {"file": self.file, **result.to_dict(), "duration": self.duration, "error": self.error}
+    def to_dicts(self) -> list[dict[str, object]]:
+        """The jsonl objects, one per segment: file, the runtime's result schema (RecognitionResult.to_dict),
+        the file's duration, error. An unreadable file gives one object with an empty result and its error."""
+        segments = self.segments if self.error is None else (RecognitionResult("", (), (), (), 0, 0.0),)
+        return [{"file": self.file, **segment.to_dict(), "duration": self.duration, "error": self.error}
+                for segment in segments]
 
 
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +66,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="model dir written by `asr export` (default: the shipped model, int8)")
     parser.add_argument(
-        "--format", choices=["text", "jsonl"], default="text", help="text: FILE<TAB>TEXT; jsonl: one JSON object per file"
+        "--format", choices=["text", "jsonl"], default="text",
+        help="text: FILE<TAB>TEXT per segment; jsonl: one JSON object per segment"
     )
     parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
     parser.add_argument("--beam", type=int, default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
@@ -73,32 +82,43 @@ def open_blocks(path: Path, raw_rate: int | None = None) -> tuple[int, Iterator[
     """The sample rate and CHUNK_SECONDS blocks of `path` (`-`: standard input); AudioError if unreadable."""
     if path == STDIN:
         if raw_rate is not None:
+            check_sample_rate(raw_rate, "--raw-rate")
             return raw_rate, read_raw_blocks(sys.stdin.buffer, CHUNK_SECONDS, raw_rate)
         return read_blocks(sys.stdin.buffer, CHUNK_SECONDS)
     return read_blocks(path, CHUNK_SECONDS)
 
 
 def transcribe_file(recognizer: Recognizer, path: Path, raw_rate: int | None = None) -> FileTranscript:
-    """Stream one file through `recognizer` as one segment (no endpointing); AudioError if it cannot be read."""
+    """Stream one file through `recognizer`, cut into segments at endpoints; AudioError if it cannot be read.
+
+    The recognizer's EndpointConfig decides the cuts (enabled=False: one segment).
+    Segments of silence alone are left out, unless the file has nothing else.
+    """
     rate, blocks = open_blocks(path, raw_rate)
     stream = recognizer.create_stream()
+    segments: list[RecognitionResult] = []
     samples = 0
     for block in blocks:
         samples += len(block)
         stream.accept_waveform(rate, block)  # the stream resamples to the model's rate
-        while recognizer.is_ready(stream):
-            recognizer.decode(stream)
-    stream.input_finished()
-    while recognizer.is_ready(stream):
-        recognizer.decode(stream)
-    return FileTranscript(str(path), stream.result, round(samples / rate, 3), None)
+        finished = decode_to_endpoint(recognizer, stream)
+        if finished is not None and spoken(finished):
+            segments.append(finished)
+    last = finish_segment(recognizer, stream)
+    if spoken(last) or not segments:
+        segments.append(last)
+    return FileTranscript(str(path), tuple(segments), round(samples / rate, 3), None)
 
 
 def _write(transcript: FileTranscript, output_format: str, out: TextIO, err: TextIO) -> None:
     if output_format == "jsonl":
-        print(json.dumps(transcript.to_dict(), ensure_ascii=False), file=out, flush=True)
+        for line in transcript.to_dicts():
+            print(json.dumps(line, ensure_ascii=False), file=out)
+        out.flush()
     elif transcript.error is None:
-        print(f"{transcript.file}\t{transcript.text}", file=out, flush=True)
+        for segment in transcript.segments:
+            print(f"{transcript.file}\t{segment.text}", file=out)
+        out.flush()
     else:
         print(f"asr transcribe: {transcript.error}", file=err, flush=True)  # the message names the file
 
@@ -119,7 +139,7 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
         try:
             transcript = transcribe_file(recognizer, path, args.raw_rate)
         except AsrError as error:
-            transcript = FileTranscript(str(path), None, None, str(error))
+            transcript = FileTranscript(str(path), (), None, str(error))
             failed += 1
         _write(transcript, args.format, out, err)
     return 1 if failed else 0

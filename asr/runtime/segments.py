@@ -1,0 +1,43 @@
+"""Decoding a stream segment by segment: the loop `asr transcribe` and `asr live` share.
+
+A segment ends where the endpoint rules (asr.runtime.endpoint) fire; the stream
+is then reset, so its next result starts empty and its timestamps stay counted
+from the stream's start. Both commands go through here, so a file and the same
+audio from a microphone are cut at the same places.
+"""
+
+from __future__ import annotations
+
+from asr.runtime.recognizer import Recognizer, Stream
+from asr.runtime.result import RecognitionResult
+
+
+def decode_ready(recognizer: Recognizer, stream: Stream) -> None:
+    """Decode every window the stream has buffered."""
+    while recognizer.is_ready(stream):
+        recognizer.decode(stream)
+
+
+def decode_to_endpoint(recognizer: Recognizer, stream: Stream) -> RecognitionResult | None:
+    """Decode what is buffered; at an endpoint, the finished segment's result (the stream is reset), else None.
+
+    The result may be empty (the segment held only silence); `spoken` tells.
+    """
+    decode_ready(recognizer, stream)
+    if not recognizer.is_endpoint(stream):
+        return None
+    finished = stream.result
+    stream.reset()
+    return finished
+
+
+def finish_segment(recognizer: Recognizer, stream: Stream) -> RecognitionResult:
+    """Declare the end of input, decode the rest and return the last segment's result (maybe empty)."""
+    stream.input_finished()
+    decode_ready(recognizer, stream)
+    return stream.result
+
+
+def spoken(result: RecognitionResult) -> bool:
+    """Whether a segment's result holds any text (silence-only segments are not printed)."""
+    return bool(result.text.strip())
