@@ -109,8 +109,10 @@ def test_acoustic_flags(tmp_path: Path) -> None:
     assert resolve_config(_parse(*base), tmp_path / "exp").acoustic == AcousticAugment()
     with pytest.raises(AsrError, match="--snr-range takes two numbers"):
         resolve_config(_parse(*base, "--snr-range", "5"), tmp_path / "exp")
-    with pytest.raises(AsrError, match="--acoustic-variants must be >= 0"):
-        resolve_config(_parse(*base, "--acoustic-variants", "-1"), tmp_path / "exp")
+    with pytest.raises(SystemExit):  # the flag's range, [0, 16], is checked as it is parsed
+        _parse(*base, "--acoustic-variants", "-1")
+    with pytest.raises(AsrError, match="--acoustic-variants must be >= 0"):  # and again for config.json
+        _config(acoustic_variants=-1)
 
 
 def test_default_budget_and_both_budgets() -> None:

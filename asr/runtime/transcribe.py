@@ -18,6 +18,7 @@ from typing import TextIO
 
 from asr.audio import load
 from asr.errors import AsrError
+from asr.options import MAX_BEAM, int_in, threads
 from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.search import SearchOptions
@@ -46,8 +47,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=["text", "jsonl"], default="text", help="text: FILE<TAB>TEXT; jsonl: one JSON object per file"
     )
     parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
-    parser.add_argument("--beam", type=int, default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
-    parser.add_argument("--num-threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
+    parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from asr.atomic_write import write_text_atomically
 from asr.corpus.librispeech import corpus_dir
 from asr.errors import AsrError, ModelFilesError
+from asr.options import check_output_dir
 from asr.training.batches import BucketingSampler
 from asr.training.checkpoints import (
     AVERAGED_NAME,
@@ -57,6 +58,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     """`asr train`: returns the exit status (errors a user can fix raise AsrError)."""
     exp_dir = Path(args.exp_dir)
     config = resolve_config(args, exp_dir)
+    check_output_dir(exp_dir, "--exp-dir")  # before the data is read and the caches built, not an hour later
     # torch says this on every LSTMP forward on CPU; it is about speed, not correctness, and drowns the log.
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
     world = init_world(config.device)
