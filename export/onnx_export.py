@@ -25,6 +25,7 @@ from asr.runtime.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES, ModelFiles
 from asr.runtime.model_metadata import ModelMetadata
 from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.tokens import TOKENS_FILE, TokenTable
+from asr.training.checkpoints import nonfinite_weights
 from export.metadata import build_metadata
 from export.quantize import quantize_files
 from export.tracing import write_onnx_files
@@ -117,6 +118,12 @@ def export_model(
         raise ModelFilesError(
             f"the token table has {token_table.vocab_size} symbols but the model outputs "
             f"{model.config.vocab_size}; export with the tokenizer saved alongside the model"
+        )
+    broken = nonfinite_weights(model.state_dict())
+    if broken:  # the verification would fail too, but blame the exporter; the fault is the checkpoint's
+        raise ModelFilesError(
+            f"the model's weights are not finite ({broken}): it comes from a run that diverged; "
+            "export an earlier checkpoint (--checkpoint PATH)"
         )
     chunk_frames = chunk_frames_for(model, options)
     meta = build_metadata(model, chunk_frames, options.features, model_hash(model, chunk_frames))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import onnx
@@ -303,3 +304,24 @@ def test_export_command_without_checkpoints_says_what_to_do(tmp_path: Path) -> N
         run_export_command(args)
     assert not (tmp_path / "model").exists()
 
+
+
+def test_non_finite_weights_are_refused_by_name(tmp_path: Path) -> None:
+    tokenizer = CharTokenizer.build(["abc de"])
+    config = tiny("lstm", vocab_size=tokenizer.vocab_size)
+    model = Transducer(config)
+    with torch.no_grad():
+        model.joiner.out.bias[0] = math.nan  # what a diverged run's EMA holds
+    with pytest.raises(ModelFilesError, match=r"not finite \(joiner.out.bias\).*diverged.*--checkpoint"):
+        export_model(model, tokenizer.token_table, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    exp_dir = tmp_path / "exp"
+    save_checkpoint(exp_dir / "checkpoint-0000010.pt", {
+        "format": CHECKPOINT_FORMAT, "train_config": "{}", "model_config": json.dumps(config.to_dict()),
+        "tokenizer": tokenizer.to_bytes(), "model": model.state_dict(), "model_avg": model.state_dict(),
+    })
+    parser = argparse.ArgumentParser()
+    add_export_arguments(parser)
+    args = parser.parse_args(["--exp-dir", str(exp_dir), "--out", str(tmp_path / "model")])
+    with pytest.raises(ModelFilesError, match="checkpoint-0000010.pt: its model_avg weights are not finite"):
+        run_export_command(args)

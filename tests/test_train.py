@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import re
 import signal
 import subprocess
@@ -280,6 +282,60 @@ def test_max_minutes_stops_early_and_saves(tmp_path: Path) -> None:
     summary = train(_start(tiny_config(epochs=50, max_minutes=1e-4), tmp_path, random_run_data()))
     assert summary.stopped_by == "time" and summary.steps == 1
     assert load_checkpoint(tmp_path / "checkpoint-0000001.pt")["progress"]["step"] == 1
+
+
+# --- non-finite losses and weights ---------------------------------------------------------------------
+
+
+def _nan_loss_on(steps: set[int] | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the loss NaN on `steps` (all when None) with zero, finite gradients: what slipped past the norm check."""
+    import asr.training.step as step_module
+
+    real = step_module.compute_loss
+    calls = iter(range(10**6))
+
+    def loss(*args: object, **kwargs: object):
+        out = real(*args, **kwargs)
+        if steps is None or next(calls) in steps:
+            return dataclasses.replace(out, total=out.total * 0.0 + math.nan)
+        return out
+
+    monkeypatch.setattr(step_module, "compute_loss", loss)
+
+
+def test_a_nan_loss_skips_its_batch_and_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _nan_loss_on({1, 3}, monkeypatch)
+    summary = train(_start(tiny_config(), tmp_path, random_run_data()))
+    assert summary.skipped_steps == 2 and math.isfinite(summary.final_loss)
+    state = load_checkpoint(tmp_path / f"checkpoint-{summary.steps:07d}.pt")
+    assert state["progress"]["skipped_steps"] == 2
+    assert all(bool(torch.isfinite(t).all()) for t in state["model_avg"].values() if t.is_floating_point())
+
+
+def test_persistent_nan_losses_stop_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asr.training.loop as loop
+
+    monkeypatch.setattr(loop, "MAX_SKIPPED_STEPS", 3)
+    _nan_loss_on(None, monkeypatch)
+    with pytest.raises(AsrError, match="training diverged: 3 steps in a row had a non-finite loss.*lower --lr"):
+        train(_start(tiny_config(), tmp_path, random_run_data()))
+    assert not list_checkpoints(tmp_path) and not (tmp_path / "best.pt").exists()
+
+
+def test_weights_gone_non_finite_are_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asr.training.step as step_module
+
+    monkeypatch.setattr(step_module, "lr_at", lambda step, config: math.inf)  # what --lr inf did
+    with pytest.raises(AsrError, match="weights are not finite.*nothing was saved"):
+        train(_start(tiny_config(), tmp_path, random_run_data()))
+    assert not list_checkpoints(tmp_path) and not (tmp_path / "best.pt").exists()
+
+
+def test_a_nan_dev_wer_never_names_the_best_checkpoint(tmp_path: Path) -> None:
+    manager = CheckpointManager(tmp_path, keep_last=5)
+    manager.save({"x": torch.zeros(1)}, 1, 0, 50.0)
+    manager.save({"x": torch.zeros(1)}, 2, 0, math.nan)
+    assert manager.best().step == 1
 
 
 # --- `asr train` end to end on a synthetic corpus, in subprocesses --------------------------------------

@@ -26,6 +26,7 @@ of step, epoch and dev WER per file, for best tracking without loading them).
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -114,6 +115,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def nonfinite_weights(state: dict[str, torch.Tensor]) -> str:
+    """"" when every floating-point tensor of a state_dict is finite, else the first names that are not."""
+    broken = [name for name, tensor in state.items()
+              if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    return ", ".join(broken[:3]) + (", ..." if len(broken) > 3 else "")
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -182,7 +190,8 @@ class CheckpointManager:
 
     @staticmethod
     def _best(records: Iterable[CheckpointRecord]) -> CheckpointRecord | None:
-        scored = [r for r in records if r.dev_wer is not None]
+        # A NaN WER would win or lose min() depending on its position: it never names the best.
+        scored = [r for r in records if r.dev_wer is not None and math.isfinite(r.dev_wer)]
         return min(scored, key=lambda r: (r.dev_wer, -r.step)) if scored else None
 
     def _write_index(self, records: list[CheckpointRecord]) -> None:
@@ -322,6 +331,12 @@ def load_for_inference(exp_dir: Path, which: str | None = None, device: str = "c
         raise ModelFilesError(
             f"{path}: weights do not fit the model config ({first}); the checkpoint is damaged"
         ) from None
+    broken = nonfinite_weights(state[weights])
+    if broken:
+        raise ModelFilesError(
+            f"{path}: its {weights} weights are not finite ({broken}); "
+            "the run diverged before it was written; pass an earlier checkpoint with --checkpoint PATH"
+        )
     step = state.get("progress", {}).get("step")
     return LoadedModel(model.to(device).eval(), load_tokenizer(state["tokenizer"]), path, weights, step)
 

@@ -248,6 +248,8 @@ def _uses_fp16(config: TrainConfig, world: WorldInfo) -> bool:
 def _print_summary(summary: TrainSummary, exp_dir: Path) -> None:
     why = "time budget used up" if summary.stopped_by == "time" else "all epochs done"
     loss = f", last loss {summary.final_loss:.3f}" if summary.final_loss is not None else ""
+    if summary.skipped_steps:
+        loss += f", {summary.skipped_steps} batches skipped (non-finite loss or gradients)"
     wer = f", best dev WER {summary.best_wer:.2f}% ({exp_dir / 'best.pt'})" if summary.best_wer is not None else ""
     print(f"training stopped ({why}) after {summary.steps} steps, {summary.epochs_completed} epochs{loss}{wer}")
     print(f"curves: {exp_dir / PLOT_NAME}; TensorBoard: tensorboard --logdir {exp_dir}")
