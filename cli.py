@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from asr.corpus.bad_audio import DEFAULT_MAX_BAD_FILES
 from asr.options import MAX_BEAM, MAX_SEED, MAX_THREADS, MAX_UTTERANCES, describe_os_error, float_in, int_in
 
 Handler = Callable[[argparse.Namespace], int]
@@ -90,6 +91,9 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="which checkpoint (default: best.pt when there is one, else the latest)")
     p.add_argument("--max-utterances", type=int_in(1, MAX_UTTERANCES), default=None,
                    help="deterministic subset of at most N utterances per subset")
+    p.add_argument("--max-bad-files", type=int_in(0, MAX_UTTERANCES), default=DEFAULT_MAX_BAD_FILES,
+                   help="unreadable audio files to leave out (and report) before stopping "
+                   f"(default: {DEFAULT_MAX_BAD_FILES}; 0 stops at the first)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
 

@@ -24,6 +24,7 @@ MAX_THREADS = 256  # --num-threads / --workers: above any machine this runs on, 
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any non-negative int; one 32-bit word is plenty
 MAX_BEAM = 64  # --beam: hypotheses per frame; beyond this search cost grows with no accuracy to gain
 MAX_UTTERANCES = 10**9  # --max-utterances
+MAX_BAD_FILES = MAX_UTTERANCES  # --max-bad-files: any count a corpus can have
 
 
 def _range_text(low: float, high: float, low_open: bool) -> str:

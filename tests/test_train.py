@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from asr.corpus.acoustics import AcousticAugment
@@ -336,6 +337,23 @@ def test_a_nan_dev_wer_never_names_the_best_checkpoint(tmp_path: Path) -> None:
     manager.save({"x": torch.zeros(1)}, 1, 0, 50.0)
     manager.save({"x": torch.zeros(1)}, 2, 0, math.nan)
     assert manager.best().step == 1
+
+
+def test_training_data_leaves_out_unreadable_audio_up_to_the_limit(tmp_path: Path) -> None:
+    chapter = tmp_path / "data" / "LibriSpeech" / "train" / "1" / "2"
+    chapter.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        soundfile.write(chapter / f"1-2-{i:04d}.flac", rng.uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
+    (chapter / "1-2.trans.txt").write_text("".join(f"1-2-{i:04d} HI THERE\n" for i in range(6)))
+    (chapter / "1-2-0003.flac").write_bytes(b"fLaC" + bytes(500))  # one corrupt download
+    config = tiny_config(data=str(tmp_path / "data"), subsets=("train",), speeds=(1.0,), acoustic_variants=0)
+    data = load_run_data(config, tmp_path / "exp", init_world("cpu"), None)
+    assert len(data.train_set) == 5 and "1-2-0003" not in data.train_set.ids
+    assert "skipped 1 unreadable audio files" in data.bad_audio.summary("training")
+    strict = dataclasses.replace(config, max_bad_files=0)
+    with pytest.raises(DataError, match="1 audio files cannot be read, more than --max-bad-files 0.*1-2-0003.flac"):
+        load_run_data(strict, tmp_path / "exp2", init_world("cpu"), None)
 
 
 # --- `asr train` end to end on a synthetic corpus, in subprocesses --------------------------------------

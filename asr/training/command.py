@@ -149,7 +149,9 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
         restore(run, state)
         run.monitor.write(f"resumed from {path}: step {run.progress.step}, epoch {run.progress.epoch + 1}, "
                           f"batch {run.progress.batch_in_epoch}")
-    return train(run)
+    summary = train(run)
+    # Said again at the end, where it is read: the first warning scrolled away under the progress lines.
+    return dataclasses.replace(summary, bad_audio=data.bad_audio.summary("training") if data.bad_audio else "")
 
 
 def initial_state(config: TrainConfig) -> dict | None:
@@ -254,4 +256,6 @@ def _print_summary(summary: TrainSummary, exp_dir: Path) -> None:
     print(f"training stopped ({why}) after {summary.steps} steps, {summary.epochs_completed} epochs{loss}{wer}")
     print(f"curves: {exp_dir / PLOT_NAME}; TensorBoard: tensorboard --logdir {exp_dir}")
     print(f"next: asr average --exp-dir {exp_dir} --last 5")
+    if summary.bad_audio:
+        print(summary.bad_audio, file=sys.stderr)
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from asr.corpus.acoustics import NOISE_KINDS, AcousticAugment
+from asr.corpus.bad_audio import DEFAULT_MAX_BAD_FILES
 from asr.errors import AsrError
-from asr.options import MAX_SEED, MAX_THREADS, float_in, int_in, threads
+from asr.options import MAX_BAD_FILES, MAX_SEED, MAX_THREADS, float_in, int_in, threads
 
 ENCODERS = ("lstm", "gru", "rnn", "conformer")
 PRESETS = ("tiny", "small", "base", "large")
@@ -38,7 +39,7 @@ DEFAULT_EPOCHS = 20  # used when neither --epochs nor --max-minutes is given
 CONFIG_NAME = "config.json"
 
 # How long and where this invocation runs: may differ between a run and its --resume.
-RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads"})
+RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads", "max_bad_files"})
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class TrainConfig:
     log_every_steps: int = 20  # TensorBoard scalars every this many steps
     device: str = "auto"  # auto (cuda when available) | cpu | cuda
     num_threads: int = 0  # torch intra-op threads per process; 0: all cores (divided among local ranks)
+    max_bad_files: int = DEFAULT_MAX_BAD_FILES  # unreadable audio files skipped (and reported) before the run stops
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -187,6 +189,8 @@ def _problems(config: TrainConfig) -> list[str]:
     for name, value in config.to_dict().items():
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if config.max_bad_files < 0:
+        problems.append(f"--max-bad-files must be >= 0 (0 stops at the first unreadable file), got {config.max_bad_files}")
     if not 0 <= config.num_threads <= MAX_THREADS:
         problems.append(f"--num-threads must be in [0, {MAX_THREADS}] (0: all cores), got {config.num_threads}")
     positive = ("max_dev_utterances", "max_utterance_seconds", "max_batch_seconds", "num_buckets", "lr",
@@ -281,6 +285,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision on CUDA (default: {d('amp')})")
     run.add_argument("--device", choices=DEVICES, help=f"where to train (default: {d('device')})")
     run.add_argument("--num-threads", type=threads(zero_means="all cores"), help="torch threads per process (default: all cores)")
+    run.add_argument("--max-bad-files", type=int_in(0, MAX_BAD_FILES), help="unreadable audio files to skip and "
+                     f"report before stopping (default: {d('max_bad_files')}; 0 stops at the first)")
     run.add_argument("--checkpoint-every-steps", type=int_in(1, 10**7),
                      help=f"checkpoint and validate every N steps (default: {d('checkpoint_every_steps')})")
 

@@ -93,6 +93,7 @@ class TrainSummary:
     best_wer: float | None  # lowest dev WER of the experiment so far
     stopped_by: str  # "epochs" or "time"
     skipped_steps: int = 0  # batches skipped for a non-finite loss or gradients (over resumes)
+    bad_audio: str = ""  # the warning about unreadable audio files left out of the data ("" when none)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
