@@ -35,9 +35,12 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 def run_export_command(args: argparse.Namespace) -> int:
     """Export, verify and print the report; AsrError on any problem (the CLI prints it)."""
     from asr.training.checkpoints import load_for_inference
-    from export.onnx_export import ExportOptions, export_model
+    from export.onnx_export import ExportOptions, check_replaceable, export_model
 
-    check_output_dir(args.out, "--out")  # before minutes of export, not after
+    # Before minutes of export, not after: the staging dir goes beside --out, the swap renames it.
+    check_output_dir(args.out, "--out")
+    check_output_dir(Path(args.out).resolve().parent, "--out's parent")
+    check_replaceable(Path(args.out))
     loaded = load_for_inference(args.exp_dir, args.checkpoint)
     print(f"exporting {loaded.path} ({loaded.weights} weights)")
     options = ExportOptions(chunk_ms=args.chunk_ms, int8=args.int8)

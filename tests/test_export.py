@@ -75,7 +75,7 @@ def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, c
     model = _model(encoder, **changes)
     report = export_model(model, VOCAB, tmp_path)
 
-    assert set(report.files) == {"encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"}
+    assert set(report.files) == {"encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt", "manifest.json"}
     assert all(report.sizes[name] == (tmp_path / name).stat().st_size for name in report.files)
     state_names = model.init_state(1)._fields
     expected_keys = {"encoder.onnx:encoder_out", "decoder.onnx:decoder_out", "joiner.onnx:logit"}
@@ -216,7 +216,8 @@ def test_failed_verification_keeps_the_previous_export(tmp_path: Path, monkeypat
 def test_a_new_export_removes_int8_files_it_did_not_rewrite(tmp_path: Path) -> None:
     export_model(_model("gru"), VOCAB, tmp_path, ExportOptions(int8=True))
     export_model(_model("gru", num_layers=1), VOCAB, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.onnx", "encoder.onnx", "joiner.onnx", "tokens.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.onnx", "encoder.onnx", "joiner.onnx", "manifest.json",
+                                                         "tokens.txt"]
 
 
 def test_vocab_mismatch_is_refused(tmp_path: Path) -> None:
@@ -325,3 +326,60 @@ def test_non_finite_weights_are_refused_by_name(tmp_path: Path) -> None:
     args = parser.parse_args(["--exp-dir", str(exp_dir), "--out", str(tmp_path / "model")])
     with pytest.raises(ModelFilesError, match="checkpoint-0000010.pt: its model_avg weights are not finite"):
         run_export_command(args)
+
+
+def test_an_export_killed_half_way_leaves_the_previous_one_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "model"
+    first = export_model(_model("gru"), VOCAB, out, ExportOptions(int8=True))
+
+    def killed(*args: object) -> None:  # the fp32 files of the new export are written by now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("export.onnx_export.quantize_files", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(_model("gru", num_layers=1), VOCAB, out, ExportOptions(int8=True))
+    for int8 in (False, True):  # every file, and the manifest, still from the first export
+        assert ModelFiles.from_dir(out, int8=int8).metadata.model_hash == first.metadata.model_hash
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("kill_at", range(1, 9))
+def test_a_kill_while_files_move_never_leaves_a_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    kill_at: int) -> None:
+    out = tmp_path / "model"
+    first = export_model(_model("gru"), VOCAB, out, ExportOptions(int8=True)).metadata.model_hash
+    second = model_hash(_model("gru", num_layers=1), _model("gru").encoder.chunk_frames)
+    moves = iter(range(1, 100))
+    for name in ("rename", "replace"):
+        real = getattr(Path, name)
+
+        def move(self: Path, target: object, real=real) -> object:  # the kill_at-th move never happens
+            if next(moves) == kill_at:
+                raise KeyboardInterrupt
+            return real(self, target)
+
+        monkeypatch.setattr(Path, name, move)
+    try:
+        export_model(_model("gru", num_layers=1), VOCAB, out, ExportOptions(int8=True))
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    loaded = set()
+    for int8 in (False, True):
+        try:
+            loaded.add(ModelFiles.from_dir(out, int8=int8).metadata.model_hash)
+        except ModelFilesError:
+            pass  # refused is safe; loading a mix of two exports is not
+    assert loaded in ({first}, {second}, set())
+    if not loaded:  # killed between the two renames: the previous export waits, whole, beside it
+        (aside,) = tmp_path.glob(".export-model-replaced-*")
+        assert ModelFiles.from_dir(aside, int8=True).metadata.model_hash == first
+
+
+def test_an_out_dir_with_other_files_is_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(ModelFilesError, match=r"holds files an export does not write \(thesis.tex\)"):
+        export_model(_model("gru"), VOCAB, out)
+    assert (out / "thesis.tex").read_text() == "years of work"
