@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -139,7 +141,8 @@ def export_model(
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{out_dir.name}-", dir=out_dir.parent))
+    remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir), dir=out_dir.parent))
     try:
         write_onnx_files(model, meta, staging)
         token_table.write(staging / TOKENS_FILE)
@@ -197,12 +200,54 @@ def check_replaceable(out_dir: Path) -> None:
         )
 
 
+def _staging_prefix(out_dir: Path, kind: str = "") -> str:
+    """`.export-<name>-[replaced-]<pid>-`: the pid tells a live export's dirs from a killed one's."""
+    return f"{STAGING_PREFIX}{out_dir.name}-{kind}{os.getpid()}-"
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Clean up after exports to `out_dir` that were killed; the dirs removed or restored.
+
+    A staging dir of a dead process is deleted, and so are those of exports older
+    than the staging-beside-the-output scheme (inside `out_dir`). A previous export
+    set aside for the swap is renamed back when the kill left no `out_dir`, else deleted.
+    """
+    pattern = re.compile(rf"{re.escape(STAGING_PREFIX + out_dir.name)}-(replaced-)?(\d+)-[^/]*")
+    handled = []
+    for path in sorted(out_dir.parent.glob(f"{STAGING_PREFIX}{out_dir.name}-*")):
+        match = pattern.fullmatch(path.name)
+        if match is None or not path.is_dir() or _process_alive(int(match.group(2))):
+            continue
+        if match.group(1) and not out_dir.exists():
+            path.rename(out_dir)  # killed between the swap's two renames: the previous export comes back
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        handled.append(path)
+    if out_dir.is_dir():
+        for path in out_dir.glob(f"{STAGING_PREFIX}*"):
+            shutil.rmtree(path, ignore_errors=True)
+            handled.append(path)
+    return handled
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a dir this process left is dead by definition: it is not exporting into it now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
 def _swap_in(staging: Path, out_dir: Path) -> None:
     """Make `staging` the dir at `out_dir` by renames, so `out_dir` is never a mix of two exports."""
     if not out_dir.exists():
         staging.rename(out_dir)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{out_dir.name}-replaced-", dir=out_dir.parent))
+    aside = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir, "replaced-"), dir=out_dir.parent))
     aside.rmdir()  # only its unique name is wanted: rename needs the target free
     out_dir.rename(aside)
     staging.rename(out_dir)

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 
 import onnx
@@ -23,7 +24,7 @@ from asr.runtime.tokens import BLANK, UNK, TokenTable
 from asr.training.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from asr.training.tokenizers import CharTokenizer
 from export.command import add_export_arguments, run_export_command
-from export.onnx_export import ExportOptions, export_model, model_hash
+from export.onnx_export import ExportOptions, export_model, model_hash, remove_stale_staging
 from export.unroll import UnrolledRnn, unroll_recurrent_layers
 from export.verify import greedy_decode, synthetic_features, window_starts
 from export.wrappers import exportable_copy
@@ -383,3 +384,25 @@ def test_an_out_dir_with_other_files_is_never_replaced(tmp_path: Path) -> None:
     with pytest.raises(ModelFilesError, match=r"holds files an export does not write \(thesis.tex\)"):
         export_model(_model("gru"), VOCAB, out)
     assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_the_next_export_cleans_up_after_killed_ones(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    first = export_model(_model("gru"), VOCAB, out).metadata.model_hash
+    dead = 2**22 + 1  # above Linux's largest pid: no such process
+    staging = tmp_path / f".export-model-{dead}-x1"  # a killed export's half-written files
+    staging.mkdir()
+    (staging / "encoder.onnx").write_bytes(b"half")
+    live = tmp_path / f".export-model-{os.getppid()}-x2"  # a running export's: left alone
+    live.mkdir()
+    old_style = out / ".export-abc"  # what exports before this scheme left inside the model dir
+    old_style.mkdir()
+    out.rename(tmp_path / f".export-model-replaced-{dead}-x3")  # killed between the swap's renames
+
+    handled = sorted(p.name for p in remove_stale_staging(out))
+    assert handled == sorted([".export-abc", f".export-model-replaced-{dead}-x3", staging.name])
+    assert ModelFiles.from_dir(out).metadata.model_hash == first  # the previous export is back, cleaned
+    assert live.is_dir() and not staging.exists() and not (out / ".export-abc").exists()
+    staging.mkdir()
+    export_model(_model("gru", num_layers=1), VOCAB, out)  # an export does this itself
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "model"]

@@ -165,7 +165,24 @@ class CheckpointManager:
         for record in records:
             if record.name not in keep:
                 (self.exp_dir / record.name).unlink(missing_ok=True)
+        # A kill between a checkpoint's write and the index's leaves a file the index never names,
+        # so the pruning above never reached it: such files go once K newer checkpoints exist.
+        listed = {r.name for r in records}
+        for path in list_checkpoints(self.exp_dir)[: -self.keep_last]:
+            if path.name not in listed:
+                path.unlink(missing_ok=True)
         return self.exp_dir / name
+
+    def remove_partial_files(self) -> list[Path]:
+        """Delete the temp files of writes a kill interrupted (`.checkpoint-*.tmp`, `.best.pt.tmp`, ...); the paths.
+
+        Every file this project writes into an exp dir goes through a `.<name>.*tmp` file
+        renamed into place, so one still there at the start of a run is a dead write's.
+        """
+        removed = [p for p in self.exp_dir.glob(".*.tmp*") if p.is_file()] if self.exp_dir.is_dir() else []
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return removed
 
     def best(self) -> CheckpointRecord | None:
         """The checkpoint with the lowest dev WER (the later one on ties), or None without dev WERs."""

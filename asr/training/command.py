@@ -129,6 +129,8 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
     start = latest[1] if latest else initial_state(config)
     if world.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
+        for path in manager.remove_partial_files():
+            print(f"note: removed {path.name}, left by a run that was killed while writing it", file=sys.stderr)
     data = load_run_data(config, exp_dir, world, tokenizer_bytes=start["tokenizer"] if start else None)
     if world.is_main:
         # Only once the data checked out: a typo in --subsets must not leave a config that then
