@@ -5,7 +5,8 @@ flags and a function running it, both named as "module:function" and imported
 only when needed. Only the command being run gets its flags (and so imports its
 flag module), so `asr transcribe` on a device never loads torch and `asr train`
 never loads onnxruntime. Errors a user can fix (asr.errors.AsrError) print one
-line and exit with status 2; nothing else is caught.
+line and exit with status 2, and so does an OSError (a path that cannot be
+written or read: one line naming it); nothing else is caught.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from asr.corpus.bad_audio import DEFAULT_MAX_BAD_FILES
+from asr.options import MAX_BEAM, MAX_SEED, MAX_THREADS, MAX_UTTERANCES, describe_os_error, float_in, int_in
+
 Handler = Callable[[argparse.Namespace], int]
+
+# Upper bounds of numeric flags: far beyond any sensible use, short of what would exhaust memory or time.
+MAX_SYNTH_HOURS = 1000.0  # about two days of synthesis on 16 cores
+MAX_HOURS = 100_000.0  # corpus hours a manifest may select
+MAX_CHUNK_FRAMES = 250  # encoder frames of 40 ms: a 10 s window
 
 
 @dataclass(frozen=True)
@@ -38,11 +47,12 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 def _synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="corpus root (LibriSpeech/<subset>/... inside); required")
-    p.add_argument("--hours", type=float, help="hours of audio over all subsets; required")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
+    p.add_argument("--hours", type=float_in(0, MAX_SYNTH_HOURS, low_open=True),
+                   help=f"hours of audio over all subsets, at most {MAX_SYNTH_HOURS}; required")
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="same seed, same corpus")
     p.add_argument("--voices", nargs="*", default=None, help="voice names to use (default: all; see --list-voices)")
     p.add_argument("--list-voices", action="store_true", help="print the available voices and exit")
-    p.add_argument("--workers", type=int, default=None, help="parallel synthesis processes (default: cores)")
+    p.add_argument("--workers", type=int_in(1, MAX_THREADS), default=None, help="parallel synthesis processes (default: cores)")
     p.add_argument("--no-corrupted", action="store_true",
                    help="skip the noisy and reverberant copies of the test subsets (<subset>-noisy, -reverb)")
 
@@ -50,8 +60,8 @@ def _synth_arguments(p: argparse.ArgumentParser) -> None:
 def _manifest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="root holding LibriSpeech/<subset>")
     p.add_argument("--subsets", required=True, help="comma-separated, e.g. train-clean-100,train-clean-360")
-    p.add_argument("--max-hours", type=float, default=None, help="deterministic subset of at most this much audio")
-    p.add_argument("--max-utterances", type=int, default=None, help="deterministic subset of at most N utterances")
+    p.add_argument("--max-hours", type=float_in(0, MAX_HOURS, low_open=True), default=None, help="deterministic subset of at most this much audio")
+    p.add_argument("--max-utterances", type=int_in(1, MAX_UTTERANCES), default=None, help="deterministic subset of at most N utterances")
     p.add_argument("--features", action="store_true", help="also compute the fbank feature cache")
 
 
@@ -72,15 +82,18 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subsets", required=True, help="comma-separated subsets, e.g. synth-test,synth-test-voice")
     p.add_argument("--decoding", choices=("greedy", "beam", "ctc"), default="greedy",
                    help="greedy or (modified) beam transducer search, or greedy CTC (default: greedy)")
-    p.add_argument("--beam", type=int, default=4, help="beam size for --decoding beam (default: 4)")
+    p.add_argument("--beam", type=int_in(1, MAX_BEAM), default=4, help="beam size for --decoding beam (default: 4)")
     p.add_argument("--streaming", action="store_true",
                    help="encode window by window as a device does (default: whole utterances, faster)")
-    p.add_argument("--chunk-frames", type=int, default=None,
+    p.add_argument("--chunk-frames", type=int_in(1, MAX_CHUNK_FRAMES), default=None,
                    help="--streaming window in encoder frames (default: the model's chunk size)")
     p.add_argument("--checkpoint", default=None, metavar="best|latest|avg|PATH",
                    help="which checkpoint (default: best.pt when there is one, else the latest)")
-    p.add_argument("--max-utterances", type=int, default=None,
+    p.add_argument("--max-utterances", type=int_in(1, MAX_UTTERANCES), default=None,
                    help="deterministic subset of at most N utterances per subset")
+    p.add_argument("--max-bad-files", type=int_in(0, MAX_UTTERANCES), default=DEFAULT_MAX_BAD_FILES,
+                   help="unreadable audio files to leave out (and report) before stopping "
+                   f"(default: {DEFAULT_MAX_BAD_FILES}; 0 stops at the first)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
 
@@ -148,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`asr ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as error:
+        # The commands check their output paths up front; this is what is left (a disk that fills,
+        # permissions changed mid-run): still one line that names the file, not a traceback.
+        print(f"asr {args.command}: error: {describe_os_error(error)}; check that path, its permissions "
+              "and the free disk space, then rerun", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

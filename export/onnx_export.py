@@ -1,11 +1,19 @@
 """`export_model`: a Transducer and its tokens -> a verified model dir.
 
     encoder.onnx decoder.onnx joiner.onnx tokens.txt [encoder.int8.onnx decoder.int8.onnx joiner.int8.onnx]
+    manifest.json (size and SHA-256 of each, written last)
 
-The files are written into a staging folder inside the output dir, read back
-as the runtime reads a model dir, checked against torch (export.verify) and
-only then moved into place. A failed check raises ModelFilesError and leaves
-the output dir as it was: a model file there is always a verified one.
+The files are written into a staging dir beside the output dir
+(`.export-<name>-*`), read back as the runtime reads a model dir, checked
+against torch (export.verify), listed in manifest.json, and only then swapped
+in as a whole: the old dir is renamed aside, the staging dir renamed to the
+output name, the old one deleted. So the output dir is always one complete
+export, never a mix of two: a failed check (ModelFilesError) or a kill at any
+moment leaves the previous export as it was (a kill between the two renames, a
+window of microseconds, leaves no dir at the output name and the previous one
+complete at `.export-<name>-replaced-*`). What a killed export leaves beside the
+output dir is deleted by the next export to it. An output dir holding files an
+export does not write is refused, never replaced: `--out ~` must not delete a home.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -21,16 +31,18 @@ from typing import Mapping
 
 from asr.errors import ConfigError, ModelFilesError
 from asr.features import FbankConfig
-from asr.runtime.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES, ModelFiles
+from asr.runtime.model_dir import EXPORT_FILES, INT8_SUFFIX, MANIFEST_FILE, ModelFiles, write_manifest
 from asr.runtime.model_metadata import ModelMetadata
 from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.tokens import TOKENS_FILE, TokenTable
+from asr.training.checkpoints import nonfinite_weights
 from export.metadata import build_metadata
 from export.quantize import quantize_files
 from export.tracing import write_onnx_files
 from export.verify import greedy_decode, synthetic_features, verify_export
 from models.transducer import Transducer
 
+STAGING_PREFIX = ".export-"  # staging dirs, and the previous export while it is swapped out
 SMOKE_SECONDS = 3.0  # synthetic audio greedy-decoded with each set of files, to show they run end to end
 
 
@@ -118,11 +130,19 @@ def export_model(
             f"the token table has {token_table.vocab_size} symbols but the model outputs "
             f"{model.config.vocab_size}; export with the tokenizer saved alongside the model"
         )
+    broken = nonfinite_weights(model.state_dict())
+    if broken:  # the verification would fail too, but blame the exporter; the fault is the checkpoint's
+        raise ModelFilesError(
+            f"the model's weights are not finite ({broken}): it comes from a run that diverged; "
+            "export an earlier checkpoint (--checkpoint PATH)"
+        )
     chunk_frames = chunk_frames_for(model, options)
     meta = build_metadata(model, chunk_frames, options.features, model_hash(model, chunk_frames))
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    check_replaceable(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir), dir=out_dir.parent))
     try:
         write_onnx_files(model, meta, staging)
         token_table.write(staging / TOKENS_FILE)
@@ -135,10 +155,12 @@ def export_model(
             int8 = ModelFiles.from_dir(staging, int8=True)
             int8_diffs = verify_export(model, int8, math.inf, options.seed)  # lossy: only finite
             smoke["int8"] = _smoke_decode(int8, options.seed)
+        write_manifest(staging, meta.model_hash)
+        ModelFiles.from_dir(staging, int8=options.int8)  # the manifest checks out as the runtime will check it
         written = [p.name for p in sorted(staging.iterdir(), key=_file_order)]
-        _replace_files(staging, out_dir, written)
+        _swap_in(staging, out_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful swap
     return ExportReport(
         out_dir=out_dir,
         sizes={name: (out_dir / name).stat().st_size for name in written},
@@ -156,16 +178,77 @@ def _smoke_decode(files: ModelFiles, seed: int) -> int:
     return len(greedy_decode(OnnxModel(files), synthetic_features(frames, seed)))
 
 
-def _file_order(path: Path) -> tuple[bool, bool, str]:
-    """fp32 files, then int8 files, then tokens.txt."""
-    return (path.name == TOKENS_FILE, path.name.endswith(INT8_SUFFIX), path.name)
+def _file_order(path: Path) -> tuple[bool, bool, bool, str]:
+    """fp32 files, then int8 files, then tokens.txt, then manifest.json."""
+    return (path.name == MANIFEST_FILE, path.name == TOKENS_FILE, path.name.endswith(INT8_SUFFIX), path.name)
 
 
-def _replace_files(staging: Path, out_dir: Path, written: list[str]) -> None:
-    """Move the verified files into out_dir; drop model files of an earlier export this one did not rewrite."""
-    for name in written:
-        (staging / name).replace(out_dir / name)
-    for suffix in (FP32_SUFFIX, INT8_SUFFIX):
-        for role in ROLES:
-            if f"{role}{suffix}" not in written:
-                (out_dir / f"{role}{suffix}").unlink(missing_ok=True)
+def check_replaceable(out_dir: Path) -> None:
+    """ModelFilesError unless `out_dir` is missing, empty, or holds only what an export writes."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelFilesError(f"--out {out_dir} is a file, not a directory; pass a directory path")
+    if not out_dir.is_dir():
+        return
+    # Leftovers of exports made before the staging dir moved beside the output are export files too.
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in EXPORT_FILES
+                     and not p.name.startswith(STAGING_PREFIX))
+    if foreign:
+        raise ModelFilesError(
+            f"--out {out_dir} holds files an export does not write ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); an export replaces the whole dir, so pass a new or "
+            "model-only directory"
+        )
+
+
+def _staging_prefix(out_dir: Path, kind: str = "") -> str:
+    """`.export-<name>-[replaced-]<pid>-`: the pid tells a live export's dirs from a killed one's."""
+    return f"{STAGING_PREFIX}{out_dir.name}-{kind}{os.getpid()}-"
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Clean up after exports to `out_dir` that were killed; the dirs removed or restored.
+
+    A staging dir of a dead process is deleted, and so are those of exports older
+    than the staging-beside-the-output scheme (inside `out_dir`). A previous export
+    set aside for the swap is renamed back when the kill left no `out_dir`, else deleted.
+    """
+    pattern = re.compile(rf"{re.escape(STAGING_PREFIX + out_dir.name)}-(replaced-)?(\d+)-[^/]*")
+    handled = []
+    for path in sorted(out_dir.parent.glob(f"{STAGING_PREFIX}{out_dir.name}-*")):
+        match = pattern.fullmatch(path.name)
+        if match is None or not path.is_dir() or _process_alive(int(match.group(2))):
+            continue
+        if match.group(1) and not out_dir.exists():
+            path.rename(out_dir)  # killed between the swap's two renames: the previous export comes back
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        handled.append(path)
+    if out_dir.is_dir():
+        for path in out_dir.glob(f"{STAGING_PREFIX}*"):
+            shutil.rmtree(path, ignore_errors=True)
+            handled.append(path)
+    return handled
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a dir this process left is dead by definition: it is not exporting into it now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Make `staging` the dir at `out_dir` by renames, so `out_dir` is never a mix of two exports."""
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir, "replaced-"), dir=out_dir.parent))
+    aside.rmdir()  # only its unique name is wanted: rename needs the target free
+    out_dir.rename(aside)
+    staging.rename(out_dir)
+    shutil.rmtree(aside, ignore_errors=True)

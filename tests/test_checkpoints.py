@@ -166,3 +166,20 @@ def test_feature_config_of_old_and_damaged_checkpoints(tmp_path: Path) -> None:
     assert feature_config_of(path, {"feature_config": json.dumps({"low_freq": 40.0})}) == FbankConfig(low_freq=40.0)
     with pytest.raises(ModelFilesError, match="unreadable feature config"):
         feature_config_of(path, {"feature_config": json.dumps({"no_such_option": 1})})
+
+
+def test_partial_writes_and_orphaned_checkpoints_are_cleaned(tmp_path: Path) -> None:
+    manager = CheckpointManager(tmp_path, keep_last=2)
+    manager.save({"x": torch.zeros(1)}, 1, 0, None)
+    # A kill after checkpoint-3's rename but before the index named it, and kills mid-write.
+    save_checkpoint(tmp_path / "checkpoint-0000003.pt", {"x": torch.zeros(1)})
+    partial = [tmp_path / ".checkpoint-0000004.pt.k2j3.tmp", tmp_path / ".best.pt.tmp",
+               tmp_path / ".checkpoints.json.a1.tmp", tmp_path / ".curves.png.tmp.png"]
+    for path in partial:
+        path.write_bytes(b"half")
+    assert sorted(manager.remove_partial_files()) == sorted(partial)
+    assert not any(path.exists() for path in partial)
+    for step in (4, 5):
+        manager.save({"x": torch.zeros(1)}, step, 0, None)
+    # The orphan is older than the last two now, so it goes as an indexed one would.
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-0000004.pt", "checkpoint-0000005.pt"]

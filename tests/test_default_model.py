@@ -11,6 +11,7 @@ export, feature change or search change shows, while the model itself stays as i
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from asr.errors import ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime import Recognizer
 from asr.runtime.default_model import DEFAULT_MODEL_DIR, resolve_model_dir
-from asr.runtime.model_dir import ModelFiles
+from asr.runtime.model_dir import MANIFEST_FILE, ModelFiles, write_manifest
 from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command, transcribe_file
 
 DATA = Path(__file__).resolve().parent / "data" / "default_model"
@@ -97,3 +98,11 @@ def test_sherpa_onnx_runs_the_shipped_files_to_the_same_text() -> None:
         while recognizer.is_ready(stream):
             recognizer.decode_stream(stream)
         assert recognizer.get_result(stream).strip() == transcribe_file(ours, path).text, path.name
+
+
+def test_the_shipped_model_has_the_manifest_write_manifest_gives(tmp_path: Path) -> None:
+    """The committed manifest.json is generated (see asr.runtime.model_dir.write_manifest), and verifies."""
+    shipped = (DEFAULT_MODEL_DIR / MANIFEST_FILE).read_text()
+    copy = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "model"))
+    model_hash = ModelFiles.from_dir(copy, int8=True).metadata.model_hash  # checked against the manifest here
+    assert write_manifest(copy, model_hash).read_text() == shipped

@@ -41,8 +41,14 @@ def test_the_demo_builds_trains_exports_evaluates_benchmarks_and_then_reuses(tmp
 
 
 def test_bad_scale_options_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(AsrError, match="--minutes must be > 0"):
+    with pytest.raises(SystemExit, match="2"):  # the flag's range is checked as it is parsed (asr.options)
         _demo(tmp_path, "--minutes", "0")
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser)
+    args = parser.parse_args(["--work-dir", str(tmp_path)])
+    args.minutes = 0.0  # and again for callers that skip argparse
+    with pytest.raises(AsrError, match="--minutes must be > 0"):
+        run_demo_command(args, io.StringIO())
 
 
 def test_the_plateau_warning_fires_above_its_threshold_only() -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,22 @@ def test_duration_batches_cover_every_utterance_within_the_budget() -> None:
 def test_output_lengths_follow_the_x4_front() -> None:
     model = make_model()
     assert output_lengths(model, [6, 7, 10, 11, 50]).tolist() == [0, 1, 1, 2, 11]
+
+
+def test_eval_leaves_out_unreadable_audio_and_stops_past_the_limit(
+    corpus: Path, exp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "corpus"
+    shutil.copytree(corpus / "LibriSpeech", broken / "LibriSpeech")
+    flacs = sorted((broken / "LibriSpeech" / "synth-test").rglob("*.flac"))
+    flacs[1].write_bytes(b"fLaC" + bytes(1000))  # the header itself is garbage
+    data = ["--exp-dir", str(exp_dir), "--data", str(broken), "--subsets", "synth-test"]
+    assert run_eval(*data) == 0
+    captured = capsys.readouterr()
+    assert "synth-test greedy: " in captured.out and "4 utterances (1 unreadable, left out)" in captured.out
+    assert "warning: eval skipped 1 unreadable audio files" in captured.err and flacs[1].name in captured.err
+    details = (exp_dir / "eval" / "synth-test-greedy.txt").read_text()
+    assert "1 utterances left out: their audio cannot be read" in details
+    flacs[3].write_bytes(flacs[3].read_bytes()[:60])  # a second one, over a limit of 1
+    with pytest.raises(DataError, match="2 audio files cannot be read, more than --max-bad-files 1"):
+        run_eval(*data, "--max-bad-files", "1")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
 from pathlib import Path
 
 import onnx
@@ -22,7 +24,7 @@ from asr.runtime.tokens import BLANK, UNK, TokenTable
 from asr.training.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from asr.training.tokenizers import CharTokenizer
 from export.command import add_export_arguments, run_export_command
-from export.onnx_export import ExportOptions, export_model, model_hash
+from export.onnx_export import ExportOptions, export_model, model_hash, remove_stale_staging
 from export.unroll import UnrolledRnn, unroll_recurrent_layers
 from export.verify import greedy_decode, synthetic_features
 from export.wrappers import exportable_copy
@@ -74,7 +76,7 @@ def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, c
     model = _model(encoder, **changes)
     report = export_model(model, VOCAB, tmp_path)
 
-    assert set(report.files) == {"encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"}
+    assert set(report.files) == {"encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt", "manifest.json"}
     assert all(report.sizes[name] == (tmp_path / name).stat().st_size for name in report.files)
     state_names = model.init_state(1)._fields
     expected_keys = {"encoder.onnx:encoder_out", "decoder.onnx:decoder_out", "joiner.onnx:logit"}
@@ -215,7 +217,8 @@ def test_failed_verification_keeps_the_previous_export(tmp_path: Path, monkeypat
 def test_a_new_export_removes_int8_files_it_did_not_rewrite(tmp_path: Path) -> None:
     export_model(_model("gru"), VOCAB, tmp_path, ExportOptions(int8=True))
     export_model(_model("gru", num_layers=1), VOCAB, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.onnx", "encoder.onnx", "joiner.onnx", "tokens.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.onnx", "encoder.onnx", "joiner.onnx", "manifest.json",
+                                                         "tokens.txt"]
 
 
 def test_vocab_mismatch_is_refused(tmp_path: Path) -> None:
@@ -298,3 +301,103 @@ def test_export_command_without_checkpoints_says_what_to_do(tmp_path: Path) -> N
         run_export_command(args)
     assert not (tmp_path / "model").exists()
 
+
+
+def test_non_finite_weights_are_refused_by_name(tmp_path: Path) -> None:
+    tokenizer = CharTokenizer.build(["abc de"])
+    config = tiny("lstm", vocab_size=tokenizer.vocab_size)
+    model = Transducer(config)
+    with torch.no_grad():
+        model.joiner.out.bias[0] = math.nan  # what a diverged run's EMA holds
+    with pytest.raises(ModelFilesError, match=r"not finite \(joiner.out.bias\).*diverged.*--checkpoint"):
+        export_model(model, tokenizer.token_table, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    exp_dir = tmp_path / "exp"
+    save_checkpoint(exp_dir / "checkpoint-0000010.pt", {
+        "format": CHECKPOINT_FORMAT, "train_config": "{}", "model_config": json.dumps(config.to_dict()),
+        "tokenizer": tokenizer.to_bytes(), "model": model.state_dict(), "model_avg": model.state_dict(),
+    })
+    parser = argparse.ArgumentParser()
+    add_export_arguments(parser)
+    args = parser.parse_args(["--exp-dir", str(exp_dir), "--out", str(tmp_path / "model")])
+    with pytest.raises(ModelFilesError, match="checkpoint-0000010.pt: its model_avg weights are not finite"):
+        run_export_command(args)
+
+
+def test_an_export_killed_half_way_leaves_the_previous_one_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "model"
+    first = export_model(_model("gru"), VOCAB, out, ExportOptions(int8=True))
+
+    def killed(*args: object) -> None:  # the fp32 files of the new export are written by now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("export.onnx_export.quantize_files", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(_model("gru", num_layers=1), VOCAB, out, ExportOptions(int8=True))
+    for int8 in (False, True):  # every file, and the manifest, still from the first export
+        assert ModelFiles.from_dir(out, int8=int8).metadata.model_hash == first.metadata.model_hash
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("kill_at", range(1, 9))
+def test_a_kill_while_files_move_never_leaves_a_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    kill_at: int) -> None:
+    out = tmp_path / "model"
+    first = export_model(_model("gru"), VOCAB, out, ExportOptions(int8=True)).metadata.model_hash
+    second = model_hash(_model("gru", num_layers=1), _model("gru").encoder.chunk_frames)
+    moves = iter(range(1, 100))
+    for name in ("rename", "replace"):
+        real = getattr(Path, name)
+
+        def move(self: Path, target: object, real=real) -> object:  # the kill_at-th move never happens
+            if next(moves) == kill_at:
+                raise KeyboardInterrupt
+            return real(self, target)
+
+        monkeypatch.setattr(Path, name, move)
+    try:
+        export_model(_model("gru", num_layers=1), VOCAB, out, ExportOptions(int8=True))
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    loaded = set()
+    for int8 in (False, True):
+        try:
+            loaded.add(ModelFiles.from_dir(out, int8=int8).metadata.model_hash)
+        except ModelFilesError:
+            pass  # refused is safe; loading a mix of two exports is not
+    assert loaded in ({first}, {second}, set())
+    if not loaded:  # killed between the two renames: the previous export waits, whole, beside it
+        (aside,) = tmp_path.glob(".export-model-replaced-*")
+        assert ModelFiles.from_dir(aside, int8=True).metadata.model_hash == first
+
+
+def test_an_out_dir_with_other_files_is_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(ModelFilesError, match=r"holds files an export does not write \(thesis.tex\)"):
+        export_model(_model("gru"), VOCAB, out)
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_the_next_export_cleans_up_after_killed_ones(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    first = export_model(_model("gru"), VOCAB, out).metadata.model_hash
+    dead = 2**22 + 1  # above Linux's largest pid: no such process
+    staging = tmp_path / f".export-model-{dead}-x1"  # a killed export's half-written files
+    staging.mkdir()
+    (staging / "encoder.onnx").write_bytes(b"half")
+    live = tmp_path / f".export-model-{os.getppid()}-x2"  # a running export's: left alone
+    live.mkdir()
+    old_style = out / ".export-abc"  # what exports before this scheme left inside the model dir
+    old_style.mkdir()
+    out.rename(tmp_path / f".export-model-replaced-{dead}-x3")  # killed between the swap's renames
+
+    handled = sorted(p.name for p in remove_stale_staging(out))
+    assert handled == sorted([".export-abc", f".export-model-replaced-{dead}-x3", staging.name])
+    assert ModelFiles.from_dir(out).metadata.model_hash == first  # the previous export is back, cleaned
+    assert live.is_dir() and not staging.exists() and not (out / ".export-abc").exists()
+    staging.mkdir()
+    export_model(_model("gru", num_layers=1), VOCAB, out)  # an export does this itself
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "model"]

@@ -12,6 +12,7 @@ import soundfile
 from asr.audio import load, resample
 from asr.corpus.acoustics import AcousticAugment, AcousticVariant, BabbleSource, RirBank, corrupt
 import asr.corpus.feature_cache as feature_cache
+from asr.corpus.bad_audio import BadAudio
 from asr.corpus.feature_cache import FeatureCache, default_cache_dir
 from asr.corpus.librispeech import run_manifest_command
 from asr.corpus.manifest import Utterance
@@ -222,3 +223,17 @@ def test_manifest_command_builds_the_cache(tmp_path: Path, capsys: pytest.Captur
     assert run_manifest_command(args) == 0
     assert "features: 2 utterances cached" in capsys.readouterr().out
     assert len(FeatureCache.open(default_cache_dir(tmp_path))) == 2
+
+
+def test_unreadable_audio_is_left_out_and_counted_up_to_the_limit(utterances: list[Utterance], tmp_path: Path) -> None:
+    Path(utterances[2].audio_path).write_bytes(b"fLaC" + bytes(range(256)) * 4)  # a flac in name only
+    bad = BadAudio(limit=1)
+    cache = FeatureCache.build(utterances, tmp_path / "cache", num_workers=1, bad=bad)
+    assert utterances[2].id not in cache and len(cache) == 5
+    assert len(bad) == 1 and "u2.flac" in bad.summary("training") and "skipped 1 unreadable" in bad.summary("x")
+    Path(utterances[4].audio_path).unlink()  # a missing file counts too, and the second one is over the limit
+    with pytest.raises(DataError, match=r"2 audio files cannot be read, more than --max-bad-files 1 allows \(.*u4.flac: audio of"
+                                        r".*u2.flac: not a readable.*\); repair or remove them.*or raise --max-bad-files"):
+        FeatureCache.build(utterances, tmp_path / "cache", num_workers=1, bad=BadAudio(limit=1))
+    with pytest.raises(DataError, match="u2.flac: "):  # no limit given: the first one stops, with its own message
+        FeatureCache.build(utterances[:3], tmp_path / "other", num_workers=1)

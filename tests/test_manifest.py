@@ -42,7 +42,8 @@ def test_blank_lines_are_skipped(tmp_path: Path) -> None:
         ("[1, 2]", "expected a JSON object"),
         ('{"id": "x"}', "missing"),
         (json.dumps({**UTTERANCES[0].__dict__, "extra": 1}), "unknown"),
-        (json.dumps({**UTTERANCES[0].__dict__, "duration": -1}), "duration must be a positive"),
+        (json.dumps({**UTTERANCES[0].__dict__, "duration": -1}), "duration must be a non-negative"),
+        (json.dumps({**UTTERANCES[0].__dict__, "duration": "inf"}), "duration must be a non-negative"),
         (json.dumps({**UTTERANCES[0].__dict__, "text": 5}), "text must be a string"),
     ],
 )

@@ -11,7 +11,7 @@ import pytest
 
 from asr.errors import ModelFilesError
 from asr.runtime import Recognizer
-from asr.runtime.model_dir import ModelFiles, read_metadata_props
+from asr.runtime.model_dir import MANIFEST_FILE, ModelFiles, read_metadata_props, write_manifest
 from asr.runtime.onnx_backend import OnnxModel
 from exported_models import TOKENS, exported_model_dir
 
@@ -23,8 +23,20 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def model_dir(exported: Path, tmp_path: Path) -> Path:
-    """A private copy of the export, for a test to break."""
-    return Path(shutil.copytree(exported, tmp_path / "model"))
+    """A private copy of the export without its manifest, for a test to break the checks behind it.
+
+    Those checks are what guards a dir without a manifest (sherpa-onnx's, older exports);
+    with one, the manifest names a changed file first (the tests at the end).
+    """
+    copy = Path(shutil.copytree(exported, tmp_path / "model"))
+    (copy / MANIFEST_FILE).unlink()
+    return copy
+
+
+@pytest.fixture
+def verified_dir(exported: Path, tmp_path: Path) -> Path:
+    """A private copy of the export with its manifest."""
+    return Path(shutil.copytree(exported, tmp_path / "verified"))
 
 
 def test_a_good_export_reads_with_its_metadata_and_tokens(exported: Path) -> None:
@@ -141,3 +153,50 @@ def test_inputs_that_do_not_match_the_metadata(model_dir: Path) -> None:
     _edit(model_dir / "joiner.onnx", rename_output)
     with pytest.raises(ModelFilesError, match=r"joiner.onnx: inputs .* do not match its metadata"):
         OnnxModel(ModelFiles.from_dir(model_dir))
+
+
+# --- the manifest ---------------------------------------------------------------------------------------
+
+
+def test_garbage_inside_an_onnx_file_is_named(verified_dir: Path) -> None:
+    encoder = verified_dir / "encoder.onnx"
+    data = bytearray(encoder.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(range(256)) * 16  # same size: it still parses, and decodes to nothing
+    encoder.write_bytes(bytes(data))
+    with pytest.raises(ModelFilesError, match=r"encoder.onnx: its SHA-256 differs from .*manifest.json.*damaged"):
+        ModelFiles.from_dir(verified_dir)
+    ModelFiles.from_dir(verified_dir, int8=True)  # the int8 files are intact and still load
+
+
+def test_a_permuted_tokens_file_is_named(verified_dir: Path) -> None:
+    tokens = verified_dir / "tokens.txt"
+    lines = tokens.read_text().splitlines()
+    symbols = [line.rsplit(" ", 1)[0] for line in lines]
+    symbols[3], symbols[4] = symbols[4], symbols[3]  # same symbols, same size: only the hash tells
+    tokens.write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)))
+    with pytest.raises(ModelFilesError, match=r"tokens.txt: its SHA-256 differs"):
+        Recognizer.from_dir(verified_dir)
+
+
+def test_a_file_of_another_export_or_unlisted(verified_dir: Path, tmp_path: Path) -> None:
+    manifest = (verified_dir / MANIFEST_FILE).read_text()
+    joiner = (verified_dir / "joiner.onnx").read_bytes()
+    (verified_dir / "joiner.onnx").write_bytes(joiner + b"\0")
+    with pytest.raises(ModelFilesError, match=r"joiner.onnx: its size differs"):
+        ModelFiles.from_dir(verified_dir)
+    (verified_dir / "joiner.onnx").write_bytes(joiner)
+    write_manifest(verified_dir, "0123456789abcdef")  # a manifest of another export
+    with pytest.raises(ModelFilesError, match="manifest.json belongs to another export"):
+        ModelFiles.from_dir(verified_dir)
+    (verified_dir / MANIFEST_FILE).write_text(manifest.replace('"tokens.txt"', '"other.txt"'))
+    with pytest.raises(ModelFilesError, match="tokens.txt: not listed in"):
+        ModelFiles.from_dir(verified_dir)
+    (verified_dir / MANIFEST_FILE).write_text("{broken")
+    with pytest.raises(ModelFilesError, match="unreadable manifest"):
+        ModelFiles.from_dir(verified_dir)
+
+
+def test_a_dir_without_a_manifest_still_loads(model_dir: Path) -> None:
+    assert not (model_dir / MANIFEST_FILE).exists()
+    assert ModelFiles.from_dir(model_dir).token_table == TOKENS

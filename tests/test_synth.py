@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -308,8 +309,9 @@ def test_festival_text_needs_no_quoting() -> None:
 
 
 def test_bad_hours(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="--hours must be positive"):
-        generate_corpus(tmp_path, 0.0)
+    for hours in (0.0, math.inf, math.nan):
+        with pytest.raises(DataError, match="--hours must be a positive finite number"):
+            generate_corpus(tmp_path, hours)
 
 
 # ----- sentences ----------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import re
 import signal
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from asr.corpus.acoustics import AcousticAugment
@@ -121,8 +124,10 @@ def test_acoustic_flags(tmp_path: Path) -> None:
     assert resolve_config(_parse(*base), tmp_path / "exp").acoustic == AcousticAugment()
     with pytest.raises(AsrError, match="--snr-range takes two numbers"):
         resolve_config(_parse(*base, "--snr-range", "5"), tmp_path / "exp")
-    with pytest.raises(AsrError, match="--acoustic-variants must be >= 0"):
-        resolve_config(_parse(*base, "--acoustic-variants", "-1"), tmp_path / "exp")
+    with pytest.raises(SystemExit):  # the flag's range, [0, 16], is checked as it is parsed
+        _parse(*base, "--acoustic-variants", "-1")
+    with pytest.raises(AsrError, match="--acoustic-variants must be >= 0"):  # and again for config.json
+        _config(acoustic_variants=-1)
 
 
 def test_default_budget_and_both_budgets() -> None:
@@ -290,6 +295,77 @@ def test_max_minutes_stops_early_and_saves(tmp_path: Path) -> None:
     summary = train(_start(tiny_config(epochs=50, max_minutes=1e-4), tmp_path, random_run_data()))
     assert summary.stopped_by == "time" and summary.steps == 1
     assert load_checkpoint(tmp_path / "checkpoint-0000001.pt")["progress"]["step"] == 1
+
+
+# --- non-finite losses and weights ---------------------------------------------------------------------
+
+
+def _nan_loss_on(steps: set[int] | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the loss NaN on `steps` (all when None) with zero, finite gradients: what slipped past the norm check."""
+    import asr.training.step as step_module
+
+    real = step_module.compute_loss
+    calls = iter(range(10**6))
+
+    def loss(*args: object, **kwargs: object):
+        out = real(*args, **kwargs)
+        if steps is None or next(calls) in steps:
+            return dataclasses.replace(out, total=out.total * 0.0 + math.nan)
+        return out
+
+    monkeypatch.setattr(step_module, "compute_loss", loss)
+
+
+def test_a_nan_loss_skips_its_batch_and_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _nan_loss_on({1, 3}, monkeypatch)
+    summary = train(_start(tiny_config(), tmp_path, random_run_data()))
+    assert summary.skipped_steps == 2 and math.isfinite(summary.final_loss)
+    state = load_checkpoint(tmp_path / f"checkpoint-{summary.steps:07d}.pt")
+    assert state["progress"]["skipped_steps"] == 2
+    assert all(bool(torch.isfinite(t).all()) for t in state["model_avg"].values() if t.is_floating_point())
+
+
+def test_persistent_nan_losses_stop_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asr.training.loop as loop
+
+    monkeypatch.setattr(loop, "MAX_SKIPPED_STEPS", 3)
+    _nan_loss_on(None, monkeypatch)
+    with pytest.raises(AsrError, match="training diverged: 3 steps in a row had a non-finite loss.*lower --lr"):
+        train(_start(tiny_config(), tmp_path, random_run_data()))
+    assert not list_checkpoints(tmp_path) and not (tmp_path / "best.pt").exists()
+
+
+def test_weights_gone_non_finite_are_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asr.training.step as step_module
+
+    monkeypatch.setattr(step_module, "lr_at", lambda step, config: math.inf)  # what --lr inf did
+    with pytest.raises(AsrError, match="weights are not finite.*nothing was saved"):
+        train(_start(tiny_config(), tmp_path, random_run_data()))
+    assert not list_checkpoints(tmp_path) and not (tmp_path / "best.pt").exists()
+
+
+def test_a_nan_dev_wer_never_names_the_best_checkpoint(tmp_path: Path) -> None:
+    manager = CheckpointManager(tmp_path, keep_last=5)
+    manager.save({"x": torch.zeros(1)}, 1, 0, 50.0)
+    manager.save({"x": torch.zeros(1)}, 2, 0, math.nan)
+    assert manager.best().step == 1
+
+
+def test_training_data_leaves_out_unreadable_audio_up_to_the_limit(tmp_path: Path) -> None:
+    chapter = tmp_path / "data" / "LibriSpeech" / "train" / "1" / "2"
+    chapter.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        soundfile.write(chapter / f"1-2-{i:04d}.flac", rng.uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
+    (chapter / "1-2.trans.txt").write_text("".join(f"1-2-{i:04d} HI THERE\n" for i in range(6)))
+    (chapter / "1-2-0003.flac").write_bytes(b"fLaC" + bytes(500))  # one corrupt download
+    config = tiny_config(data=str(tmp_path / "data"), subsets=("train",), speeds=(1.0,), acoustic_variants=0)
+    data = load_run_data(config, tmp_path / "exp", init_world("cpu"), None)
+    assert len(data.train_set) == 5 and "1-2-0003" not in data.train_set.ids
+    assert "skipped 1 unreadable audio files" in data.bad_audio.summary("training")
+    strict = dataclasses.replace(config, max_bad_files=0)
+    with pytest.raises(DataError, match="1 audio files cannot be read, more than --max-bad-files 0.*1-2-0003.flac"):
+        load_run_data(strict, tmp_path / "exp2", init_world("cpu"), None)
 
 
 # --- `asr train` end to end on a synthetic corpus, in subprocesses --------------------------------------

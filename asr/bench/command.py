@@ -22,6 +22,7 @@ from asr.bench.report import BenchReport, Comparison, RuntimeResult, aggregate, 
 from asr.bench.runtimes import OURS, SHERPA
 from asr.bench.worker import WorkerResult
 from asr.errors import AsrError, ConfigError
+from asr.options import int_in, threads
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.onnx_backend import check_num_threads
 
@@ -35,10 +36,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", choices=[SHERPA], default=None,
                         help="also measure sherpa-onnx on the same files (model_type lstm exports only)")
     parser.add_argument("--int8", action="store_true", help="measure the *.int8.onnx files")
-    parser.add_argument("--num-threads", type=int, default=1, help="onnxruntime intra-op threads (both runtimes)")
-    parser.add_argument("--rounds", type=int, default=3, help="child processes per runtime, interleaved")
+    parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads (both runtimes)")
+    parser.add_argument("--rounds", type=int_in(1, 100), default=3, help="child processes per runtime, interleaved")
     streams = parser.add_mutually_exclusive_group()
-    streams.add_argument("--streams", type=int, default=1, help="streams decoded together (batched)")
+    streams.add_argument("--streams", type=int_in(1, MAX_STREAMS_LIMIT), default=1, help="streams decoded together (batched)")
     streams.add_argument("--max-streams", action="store_true",
                          help="try N = 1, 2, 4, ... and report the largest N that stays real-time")
     parser.add_argument("--format", choices=["text", "json"], default="text", help="report format")

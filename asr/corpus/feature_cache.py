@@ -19,6 +19,10 @@ What `build` recomputes:
 - nothing else. Utterances cached earlier but not asked for now stay while
   their audio is unchanged, so training and evaluation subsets share a cache.
 
+An utterance whose audio is missing or cannot be read gets no entry: it is
+recorded in the `BadAudio` passed to `build` (which stops the build once more
+than its limit fail) and tried again by the next build.
+
 New shards get fresh file names and index.json is replaced atomically after
 they are complete, so a build killed at any point leaves the previous cache
 readable. A speed factor s plays the audio s times faster before fbank (sox
@@ -45,8 +49,9 @@ from tqdm import tqdm
 from asr.atomic_write import write_text_atomically
 from asr.audio import load, resample
 from asr.corpus.acoustics import AcousticVariant
+from asr.corpus.bad_audio import BadAudio
 from asr.corpus.manifest import Utterance
-from asr.errors import DataError
+from asr.errors import AudioError, DataError
 from asr.features import FbankConfig, fbank
 from asr.parallel import ordered_map
 
@@ -98,12 +103,15 @@ class FeatureCache:
         speed: float = 1.0,
         dtype: str = "float32",
         acoustic: AcousticVariant | None = None,
+        bad: BadAudio | None = None,
     ) -> FeatureCache:
         """Cache fbank of every utterance (see the module docstring for what is reused).
 
         `num_workers` processes compute features (default: one per core; 1
-        computes in this process).
+        computes in this process). Unreadable audio is recorded in `bad` and
+        left out; without `bad`, the first unreadable file is a DataError.
         """
+        bad = BadAudio(0, flag=None) if bad is None else bad
         cache_dir = Path(cache_dir)
         setting = _setting(config, speed, dtype, acoustic)
         old = _read_index(cache_dir)
@@ -111,8 +119,8 @@ class FeatureCache:
             old = None  # another feature setting: nothing in it is reusable
         cache_dir.mkdir(parents=True, exist_ok=True)
         valid = _still_valid(old)
-        wanted = _fingerprints(utterances)
-        unique = {u.id: u for u in utterances}.values()
+        wanted = _fingerprints(utterances, bad)
+        unique = [u for u in {u.id: u for u in utterances}.values() if u.id in wanted]
         todo = sorted(
             (u for u in unique if valid.get(u.id, (None,))[0] != wanted[u.id]), key=lambda u: (_shard(u.id), u.id)
         )
@@ -123,7 +131,7 @@ class FeatureCache:
         source = cls(cache_dir, old) if old else None
         with closing(_computed(todo, config, speed, dtype, acoustic, num_workers)) as frames:
             for shard in sorted({_shard(u.id) for u in todo}):
-                shards[shard] = _write_shard(cache_dir, shard, source, entries, todo, frames, dtype)
+                shards[shard] = _write_shard(cache_dir, shard, source, entries, todo, frames, dtype, bad)
         index = {"setting": setting, "dim": dim, "shards": shards,
                  "utterances": {uid: _entry_to_json(entry) for uid, entry in sorted(entries.items())}}
         _write_index(cache_dir, index)
@@ -207,10 +215,16 @@ def default_cache_dir(root: Path, speed: float = 1.0, acoustic: AcousticVariant 
     return Path(root) / "fbank-cache" / name
 
 
-def _compute(task: _Task) -> np.ndarray:
-    """(T, D) fbank of one audio file at one speed and acoustic variant, in the storage dtype (runs in a worker)."""
+def _compute(task: _Task) -> np.ndarray | str:
+    """(T, D) fbank of one audio file at one speed and acoustic variant, in the storage dtype (runs in a worker).
+
+    An unreadable file gives the reader's message instead: one bad file must not end the whole map.
+    """
     rate = task.config.sample_rate
-    samples = load(task.audio_path, sample_rate=rate)
+    try:
+        samples = load(task.audio_path, sample_rate=rate)
+    except AudioError as error:
+        return str(error)
     if task.speed != 1.0:
         samples = resample(samples, round(rate * task.speed), rate)
     if task.acoustic is not None:
@@ -238,17 +252,16 @@ def _fingerprint(path: str) -> tuple[str, int, int]:
     return (path, stat.st_size, stat.st_mtime_ns)
 
 
-def _fingerprints(utterances: Sequence[Utterance]) -> dict[str, tuple[str, int, int]]:
-    """id -> audio fingerprint; DataError for missing files and for one id with two files."""
+def _fingerprints(utterances: Sequence[Utterance], bad: BadAudio) -> dict[str, tuple[str, int, int]]:
+    """id -> audio fingerprint of the files present (missing ones go to `bad`); DataError for one id with two files."""
     result: dict[str, tuple[str, int, int]] = {}
     for utterance in utterances:
         try:
             fingerprint = _fingerprint(utterance.audio_path)
         except OSError:
-            raise DataError(
-                f"{utterance.audio_path}: audio of utterance {utterance.id} is missing; "
-                "restore it or rebuild the manifest (`asr manifest`)"
-            ) from None
+            bad.add(utterance.audio_path, f"{utterance.audio_path}: audio of utterance {utterance.id} is missing; "
+                    "restore it or rebuild the manifest (`asr manifest`)")
+            continue
         if result.setdefault(utterance.id, fingerprint) != fingerprint:
             raise DataError(f"utterance id {utterance.id} names two audio files; keep ids unique")
     return result
@@ -275,7 +288,7 @@ def _computed(
     dtype: str,
     acoustic: AcousticVariant | None,
     num_workers: int | None,
-) -> Iterator[np.ndarray]:
+) -> Iterator[np.ndarray | str]:
     """Features of `todo`, in order, computed in parallel with a progress bar."""
     tasks = (_Task(u.audio_path, config, speed, dtype, u.id, acoustic) for u in todo)
     variant = f", acoustic variant {acoustic.variant}" if acoustic is not None else ""
@@ -291,13 +304,15 @@ def _write_shard(
     source: FeatureCache | None,
     entries: dict[str, _Entry],
     todo: Sequence[Utterance],
-    frames: Iterator[np.ndarray],
+    frames: Iterator[np.ndarray | str],
     dtype: str,
+    bad: BadAudio,
 ) -> dict:
     """Write a new data file for `shard`: kept entries copied, then its `todo` utterances from `frames`.
 
-    `frames` yields features in `todo` order, which is sorted by shard, so this
-    consumes exactly the next len(shard's todo) arrays. Updates `entries`.
+    `frames` yields features (or an unreadable file's message, recorded in `bad`)
+    in `todo` order, which is sorted by shard, so this consumes exactly the next
+    len(shard's todo) items. Updates `entries`.
     """
     name = f"shard-{shard}-{secrets.token_hex(4)}.bin"
     offset = 0
@@ -308,7 +323,11 @@ def _write_shard(
             entries[uid] = _Entry(shard, offset, len(kept), entries[uid].audio)
             offset += len(kept)
         for utterance in (u for u in todo if _shard(u.id) == shard):
-            features = np.ascontiguousarray(next(frames), dtype=dtype)  # (T, D)
+            computed = next(frames)
+            if isinstance(computed, str):
+                bad.add(utterance.audio_path, computed)
+                continue
+            features = np.ascontiguousarray(computed, dtype=dtype)  # (T, D)
             out.write(features.tobytes())
             entries[utterance.id] = _Entry(shard, offset, len(features), _fingerprint(utterance.audio_path))
             offset += len(features)

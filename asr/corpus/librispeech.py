@@ -34,7 +34,7 @@ from tqdm import tqdm
 from asr.atomic_write import write_text_atomically
 from asr.audio import duration_seconds
 from asr.corpus.manifest import Utterance, read_manifest, write_manifest
-from asr.errors import DataError
+from asr.errors import AudioError, DataError
 from asr.text import normalize_transcript
 
 CORPUS_DIR = "LibriSpeech"  # the directory under --data that holds the subsets
@@ -259,7 +259,7 @@ def _build_manifest(subset: str, chapters: Sequence[_Chapter], num_workers: int 
     with ThreadPoolExecutor(max_workers=num_workers or os.cpu_count()) as pool:
         durations = list(
             tqdm(
-                pool.map(lambda uid: duration_seconds(paths[uid][0]), ids),
+                pool.map(lambda uid: _duration_or_zero(paths[uid][0]), ids),
                 total=len(ids),
                 desc=f"{subset}: reading audio headers",
                 unit="file",
@@ -276,6 +276,19 @@ def _build_manifest(subset: str, chapters: Sequence[_Chapter], num_workers: int 
         )
         for uid, duration in zip(ids, durations)
     ]
+
+
+def _duration_or_zero(path: Path) -> float:
+    """The file's duration, or 0.0 when its header cannot be read.
+
+    An unreadable file stays in the manifest, so whoever reads the audio (the
+    feature caches, `asr eval`) skips and reports it on every run; dropping it
+    here would hide it behind the cached manifest after the first.
+    """
+    try:
+        return duration_seconds(path)
+    except AudioError:
+        return 0.0
 
 
 def _fingerprint(directory: Path, chapters: Sequence[_Chapter]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -23,7 +24,7 @@ class Utterance:
 
     id: str  # unique within a corpus, e.g. "1089-134686-0000" (speaker-chapter-index)
     audio_path: str  # absolute path of the audio file (flac or wav)
-    duration: float  # seconds, from the audio file's header
+    duration: float  # seconds, from the audio file's header; 0.0 when the header could not be read
     text: str  # transcript in asr.text.normalize_transcript form (upper case, no punctuation)
     speaker: str  # speaker id, e.g. "1089"; utterances of one voice share it
 
@@ -67,8 +68,9 @@ def _parse_line(line: str, path: Path, number: int) -> Utterance:
         detail = "; ".join(filter(None, (missing and f"missing {missing}", unknown and f"unknown {unknown}")))
         raise DataError(f"{where}: fields do not match {list(UTTERANCE_FIELDS)} ({detail}); {fix}")
     duration = entry["duration"]
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0:
-        raise DataError(f"{where}: duration must be a positive number of seconds, got {duration!r}; {fix}")
+    # 0 is what the manifest builder records for an unreadable file (skipped and reported when read).
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < math.inf:
+        raise DataError(f"{where}: duration must be a non-negative number of seconds, got {duration!r}; {fix}")
     for name in ("id", "audio_path", "text", "speaker"):
         if not isinstance(entry[name], str):
             raise DataError(f"{where}: {name} must be a string, got {entry[name]!r}; {fix}")

@@ -25,7 +25,8 @@ from asr.atomic_write import write_text_atomically
 from asr.audio import load
 from asr.corpus.librispeech import load_subsets, subset_dir
 from asr.corpus.manifest import Utterance
-from asr.errors import AsrError, ConfigError, DataError
+from asr.corpus.bad_audio import BadAudio
+from asr.errors import AsrError, AudioError, ConfigError, DataError
 from asr.features import FbankConfig, fbank
 from asr.metrics import alignment, format_report
 from asr.training.checkpoints import LoadedModel, load_for_inference
@@ -41,6 +42,20 @@ def features_of(config: FbankConfig) -> Callable[[Utterance], np.ndarray]:
         return fbank(load(utterance.audio_path), config=config)
 
     return audio_features
+
+
+def skipping_bad_audio(
+    audio_features: Callable[[Utterance], np.ndarray], bad: BadAudio
+) -> Callable[[Utterance], np.ndarray | None]:
+    """`audio_features` that records an unreadable file in `bad` (DataError past its limit) and gives None."""
+    def features(utterance: Utterance) -> np.ndarray | None:
+        try:
+            return audio_features(utterance)
+        except AudioError as error:
+            bad.add(utterance.audio_path, str(error))
+            return None
+
+    return features
 
 
 # --- the per-utterance file ---
@@ -92,27 +107,37 @@ def run_eval_command(args: argparse.Namespace) -> int:
                           chunk_frames=args.chunk_frames)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
     described = f"checkpoint {loaded.path} ({loaded.weights} weights, step {loaded.step})"
+    bad = BadAudio(args.max_bad_files)  # over all subsets: a broken disk stops the run once
     reports = []
     for subset in subsets:
         utterances = load_subsets(args.data, [subset], max_utterances=args.max_utterances)
         if not utterances:
             raise DataError(f"subset {subset} has no utterances; check {subset_dir(args.data, subset)}")
-        result = evaluate(loaded.model, loaded.tokenizer, utterances, features_of(loaded.features), options,
+        result = evaluate(loaded.model, loaded.tokenizer, utterances,
+                          skipping_bad_audio(features_of(loaded.features), bad), options,
                           progress=sys.stderr.isatty())
-        details = write_details(Path(args.exp_dir) / EVAL_DIR / f"{subset}-{options.tag}.txt", result,
-                                [f"asr eval: {subset}, {options.tag}", described])
-        reports.append((subset, result, details))
+        skipped = len(utterances) - len(result.utterances)
+        header = [f"asr eval: {subset}, {options.tag}", described]
+        if skipped:
+            header.append(f"{skipped} utterances left out: their audio cannot be read")
+        details = write_details(Path(args.exp_dir) / EVAL_DIR / f"{subset}-{options.tag}.txt", result, header)
+        reports.append((subset, result, details, skipped))
     if args.format == "json":
         print(json.dumps(_json_report(loaded, options, reports), indent=1))
     else:
         print(described)
-        for subset, result, details in reports:
-            print(f"{subset} {options.tag}: {format_report(result.counts)}  {len(result.utterances)} utterances, "
-                  f"RTF {result.real_time_factor:.3f}, details in {details}")
+        for subset, result, details, skipped in reports:
+            left_out = f" ({skipped} unreadable, left out)" if skipped else ""
+            print(f"{subset} {options.tag}: {format_report(result.counts)}  {len(result.utterances)} utterances"
+                  f"{left_out}, RTF {result.real_time_factor:.3f}, details in {details}")
+    if bad.summary("eval"):
+        print(bad.summary("eval"), file=sys.stderr)
     return 0
 
 
-def _json_report(loaded: LoadedModel, options: EvalOptions, reports: list[tuple[str, EvalResult, Path]]) -> dict:
+def _json_report(
+    loaded: LoadedModel, options: EvalOptions, reports: list[tuple[str, EvalResult, Path, int]]
+) -> dict:
     def number(value: float) -> float | None:
         return value if math.isfinite(value) else None  # JSON has no infinity (WER on empty references)
 
@@ -126,11 +151,12 @@ def _json_report(loaded: LoadedModel, options: EvalOptions, reports: list[tuple[
                 "wer": number(result.wer_percent),
                 **dataclasses.asdict(result.counts),
                 "utterances": len(result.utterances),
+                "unreadable": skipped,
                 "audio_seconds": result.audio_seconds,
                 "decode_seconds": result.decode_seconds,
                 "real_time_factor": result.real_time_factor,
                 "details": str(details),
             }
-            for subset, result, details in reports
+            for subset, result, details, skipped in reports
         },
     }

@@ -42,6 +42,7 @@ from typing import Callable, Iterator, TextIO
 import numpy as np
 
 from asr.errors import ConfigError, DeviceError
+from asr.options import MAX_BEAM, float_in, int_in, threads
 from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.mic import (
     CaptureStats,
@@ -66,12 +67,12 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input device: index or (part of a) name from --list-devices (default: the system default)")
     parser.add_argument("--list-devices", action="store_true", help="print the input devices and exit")
     parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
-    parser.add_argument("--beam", type=int, default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
+    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
-    parser.add_argument("--num-threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--format", choices=["text", "jsonl"], default="text",
                         help="text: one line per utterance (partials redrawn on a terminal); jsonl: JSON objects")
-    parser.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds (default: Ctrl+C)")
+    parser.add_argument("--max-seconds", type=float_in(0, 10**6, low_open=True), default=None, help="stop after this many seconds (default: Ctrl+C)")
 
 
 class LiveDisplay:

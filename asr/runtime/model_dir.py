@@ -5,16 +5,26 @@ A model dir (what `asr export` writes) holds:
     encoder.onnx  decoder.onnx  joiner.onnx     fp32 files
     encoder.int8.onnx  ...                      optional int8 twins
     tokens.txt                                  `symbol id` per line
+    manifest.json                               size and SHA-256 of every file above, written last
 
 Every ONNX file carries the same metadata (asr.runtime.model_metadata: the contract between
 export and runtime). `ModelFiles.from_dir` reads it straight from the protobuf
 bytes, so a bad dir is reported in milliseconds, before onnxruntime loads
 anything, with one ModelFilesError that names the problem and the fix.
+
+The manifest is what makes a dir unable to lie: a file damaged in place (4 KB of
+garbage inside encoder.onnx still parses and decodes to nothing), a tokens.txt
+permuted or taken from another model with the same vocabulary size, a file from
+another export: each fails its size or hash, and the error names the file.
+Hashing the 5 MB of the int8 model takes milliseconds. A dir without a manifest
+(sherpa-onnx's models, exports made before it existed) loads as before, unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +38,12 @@ __all__ = ["ModelFiles", "ModelMetadata", "StateSpec", "read_metadata_props"]
 FP32_SUFFIX = ".onnx"
 INT8_SUFFIX = ".int8.onnx"
 ROLES = ("encoder", "decoder", "joiner")
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
+# Every file an export may write: a dir holding anything else is not (only) an export, and is never replaced.
+EXPORT_FILES = frozenset(
+    {f"{role}{suffix}" for role in ROLES for suffix in (FP32_SUFFIX, INT8_SUFFIX)} | {TOKENS_FILE, MANIFEST_FILE}
+)
 QUANTIZATION = {False: "none", True: "int8"}  # metadata "quantization" of the fp32 / int8 files
 
 # onnx.ModelProto's field number of `repeated StringStringEntryProto metadata_props`.
@@ -64,7 +80,13 @@ class ModelFiles:
         encoder, decoder, joiner = (directory / f"{role}{suffix}" for role in ROLES)
         tokens = directory / TOKENS_FILE
         _check_present(directory, (encoder, decoder, joiner, tokens), int8)
+        manifest = verify_manifest(directory, (encoder, decoder, joiner, tokens))
         metadata = _read_metadata(encoder)
+        if manifest is not None and manifest.get("model_hash") not in (None, metadata.model_hash):
+            raise ModelFilesError(
+                f"{directory / MANIFEST_FILE} belongs to another export (model_hash {manifest['model_hash']}, "
+                f"the files say {metadata.model_hash}); {_EXPORT_FIX}"
+            )
         for other in (decoder, joiner):
             _check_same_export(other, _read_metadata(other), encoder, metadata)
         if metadata.quantization != QUANTIZATION[int8]:
@@ -95,6 +117,63 @@ def _check_present(directory: Path, paths: tuple[Path, ...], int8: bool) -> None
         f"model dir {directory} lacks {', '.join(missing)}; copy the whole directory that "
         f"`asr export` wrote, or {_EXPORT_FIX}"
     )
+
+
+def file_digest(path: Path) -> dict[str, int | str]:
+    """{"bytes": size, "sha256": hex digest} of a file, as the manifest lists it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def write_manifest(directory: str | Path, model_hash: str | None = None) -> Path:
+    """List every export file present in `directory` with its size and SHA-256 in manifest.json; returns its path.
+
+    Written last, after every file it lists is complete, by `asr export` (and once
+    for the shipped default model). model_hash ties the manifest to the ONNX metadata.
+    """
+    directory = Path(directory)
+    files = {p.name: file_digest(p) for p in sorted(directory.iterdir())
+             if p.name in EXPORT_FILES and p.name != MANIFEST_FILE and p.is_file()}
+    manifest = {"format": MANIFEST_FORMAT, "model_hash": model_hash, "files": files}
+    path = directory / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def verify_manifest(directory: Path, paths: tuple[Path, ...]) -> dict | None:
+    """Check `paths` against the dir's manifest.json; the manifest, or None when the dir has none.
+
+    ModelFilesError naming the first file whose size or SHA-256 differs, or that the manifest does not list.
+    """
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        return None  # sherpa-onnx's dirs and exports older than the manifest: loaded unverified, as before
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        listed = manifest["files"]
+        if manifest.get("format") != MANIFEST_FORMAT or not isinstance(listed, dict):
+            raise ValueError(f"format {manifest.get('format')!r}")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ModelFilesError(f"{path}: unreadable manifest ({error}); it is damaged, {_EXPORT_FIX}") from None
+    for file in paths:
+        expected = listed.get(file.name)
+        if expected is None:
+            raise ModelFilesError(
+                f"{file}: not listed in {path}, so it is not part of that export; copy the whole directory "
+                f"`asr export` wrote, or {_EXPORT_FIX}"
+            )
+        actual = file_digest(file)
+        if actual != expected:
+            what = "size" if actual["bytes"] != expected.get("bytes") else "SHA-256"
+            raise ModelFilesError(
+                f"{file}: its {what} differs from {path} ({actual['bytes']} bytes here, {expected.get('bytes')} "
+                f"listed): the file is damaged or from another export; copy the whole directory again, "
+                f"or {_EXPORT_FIX}"
+            )
+    return manifest
 
 
 def _read_metadata(path: Path) -> ModelMetadata:

@@ -21,6 +21,7 @@ import onnxruntime as ort
 
 from asr.checks import check_shape
 from asr.errors import ConfigError, ModelFilesError
+from asr.options import MAX_THREADS  # onnxruntime threads per session (a model has three)
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.model_metadata import (
     DECODER_INPUT,
@@ -136,11 +137,6 @@ class OnnxBackend:
         """encoder_out (H, J), decoder_out (H, J) -> logits (H, V)."""
         feeds = {ENCODER_OUTPUT: encoder_out, DECODER_OUTPUT: decoder_out}
         return self.joiner.run(self._joiner_outputs, feeds)[0]
-
-
-# onnxruntime threads per session; a model has three sessions, so --num-threads 1000 made
-# 3,000 threads. Past the cores, more threads only contend; 64 covers any machine we run on.
-MAX_THREADS = 64
 
 
 def check_num_threads(num_threads: object) -> int:

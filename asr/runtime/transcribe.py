@@ -25,6 +25,7 @@ import numpy as np
 
 from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
 from asr.errors import AsrError
+from asr.options import MAX_BEAM, int_in, threads
 from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
@@ -70,8 +71,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
         help="text: FILE<TAB>TEXT per segment; jsonl: one JSON object per segment"
     )
     parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
-    parser.add_argument("--beam", type=int, default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
-    parser.add_argument("--num-threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
+    parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import shutil
 from contextlib import closing
@@ -54,6 +55,7 @@ from asr.audio import SAMPLE_RATE
 from asr.corpus.librispeech import CORPUS_DIR, load_subset, save_subset_cache
 from asr.corpus.manifest import Utterance
 from asr.errors import DataError
+from asr.options import check_output_dir
 from asr.parallel import WorkerPool
 from asr.synth.corrupt import write_corrupted_subsets
 from asr.synth.everyday import EverydaySentence, load_everyday
@@ -113,8 +115,8 @@ def generate_corpus(
     voices, it is reused; a different one is a DataError (delete it or pick
     another `out`).
     """
-    if not hours > 0:
-        raise DataError(f"--hours must be positive, got {hours}")
+    if not 0 < hours < math.inf:
+        raise DataError(f"--hours must be a positive finite number, got {hours}")
     out = Path(out)
     request = {
         "hours": hours, "seed": seed, "voices": list(voices) if voices is not None else None, "format": CORPUS_FORMAT,
@@ -156,6 +158,7 @@ def run_synth_command(args: argparse.Namespace) -> int:
         return 0
     if args.out is None or args.hours is None:
         raise DataError("asr synth needs --out DIR and --hours H (or --list-voices alone)")
+    check_output_dir(Path(args.out), "--out")
     result = generate_corpus(args.out, args.hours, args.seed, args.voices, args.workers)
     if not getattr(args, "no_corrupted", False):  # noisy and reverberant copies of every test subset
         tests = [subset for subset in result if subset.startswith("synth-test")]

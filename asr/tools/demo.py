@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Callable, TextIO, TypeVar
 from tqdm import tqdm
 
 from asr.errors import AsrError, ModelFilesError
+from asr.options import float_in, int_in
 
 if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
     from asr.bench.report import BenchReport
@@ -129,15 +130,16 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `asr demo` (argparse only: no torch)."""
     parser.add_argument("--work-dir", type=Path, default=Path("work/demo"),
                         help="where the corpus, experiment and model go (default: work/demo)")
-    parser.add_argument("--minutes", type=float, default=9.0, help="training time budget in minutes (default: 9)")
+    parser.add_argument("--minutes", type=float_in(0, 24 * 60, low_open=True), default=9.0,
+                        help="training time budget in minutes (default: 9)")
     parser.add_argument("--fresh", action="store_true", help="delete --work-dir first and redo every stage")
     # Scale knobs for tests and experiments; the defaults are the tuned demo.
-    parser.add_argument("--hours", type=float, default=6.0, help=argparse.SUPPRESS)
+    parser.add_argument("--hours", type=float_in(0, 1000, low_open=True), default=6.0, help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="small", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", default="char", help=argparse.SUPPRESS)
-    parser.add_argument("--lr", type=float, default=3e-3, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup-steps", type=int, default=200, help=argparse.SUPPRESS)
-    parser.add_argument("--batch-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
+    parser.add_argument("--lr", type=float_in(0, 1, low_open=True), default=3e-3, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup-steps", type=int_in(0, 10**6), default=200, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-seconds", type=float_in(0, 3600, low_open=True), default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--rnnt-loss", default="pruned", help=argparse.SUPPRESS)
 
 

@@ -28,6 +28,7 @@ of step, epoch and dev WER per file, for best tracking without loading them).
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -117,6 +118,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def nonfinite_weights(state: dict[str, torch.Tensor]) -> str:
+    """"" when every floating-point tensor of a state_dict is finite, else the first names that are not."""
+    broken = [name for name, tensor in state.items()
+              if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    return ", ".join(broken[:3]) + (", ..." if len(broken) > 3 else "")
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -160,7 +168,24 @@ class CheckpointManager:
         for record in records:
             if record.name not in keep:
                 (self.exp_dir / record.name).unlink(missing_ok=True)
+        # A kill between a checkpoint's write and the index's leaves a file the index never names,
+        # so the pruning above never reached it: such files go once K newer checkpoints exist.
+        listed = {r.name for r in records}
+        for path in list_checkpoints(self.exp_dir)[: -self.keep_last]:
+            if path.name not in listed:
+                path.unlink(missing_ok=True)
         return self.exp_dir / name
+
+    def remove_partial_files(self) -> list[Path]:
+        """Delete the temp files of writes a kill interrupted (`.checkpoint-*.tmp`, `.best.pt.tmp`, ...); the paths.
+
+        Every file this project writes into an exp dir goes through a `.<name>.*tmp` file
+        renamed into place, so one still there at the start of a run is a dead write's.
+        """
+        removed = [p for p in self.exp_dir.glob(".*.tmp*") if p.is_file()] if self.exp_dir.is_dir() else []
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return removed
 
     def best(self) -> CheckpointRecord | None:
         """The checkpoint with the lowest dev WER (the later one on ties), or None without dev WERs."""
@@ -185,7 +210,8 @@ class CheckpointManager:
 
     @staticmethod
     def _best(records: Iterable[CheckpointRecord]) -> CheckpointRecord | None:
-        scored = [r for r in records if r.dev_wer is not None]
+        # A NaN WER would win or lose min() depending on its position: it never names the best.
+        scored = [r for r in records if r.dev_wer is not None and math.isfinite(r.dev_wer)]
         return min(scored, key=lambda r: (r.dev_wer, -r.step)) if scored else None
 
     def _write_index(self, records: list[CheckpointRecord]) -> None:
@@ -327,6 +353,12 @@ def load_for_inference(exp_dir: Path, which: str | None = None, device: str = "c
         raise ModelFilesError(
             f"{path}: weights do not fit the model config ({first}); the checkpoint is damaged"
         ) from None
+    broken = nonfinite_weights(state[weights])
+    if broken:
+        raise ModelFilesError(
+            f"{path}: its {weights} weights are not finite ({broken}); "
+            "the run diverged before it was written; pass an earlier checkpoint with --checkpoint PATH"
+        )
     step = state.get("progress", {}).get("step")
     return LoadedModel(
         model.to(device).eval(), load_tokenizer(state["tokenizer"]), path, weights, step, feature_config_of(path, state)

@@ -21,6 +21,7 @@ from torch import nn
 from asr.atomic_write import write_text_atomically
 from asr.corpus.librispeech import corpus_dir
 from asr.errors import AsrError, ModelFilesError
+from asr.options import check_output_dir
 from asr.training.batches import BucketingSampler
 from asr.training.checkpoints import (
     AVERAGED_NAME,
@@ -57,6 +58,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     """`asr train`: returns the exit status (errors a user can fix raise AsrError)."""
     exp_dir = Path(args.exp_dir)
     config = resolve_config(args, exp_dir)
+    check_output_dir(exp_dir, "--exp-dir")  # before the data is read and the caches built, not an hour later
     # torch says this on every LSTMP forward on CPU; it is about speed, not correctness, and drowns the log.
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
     world = init_world(config.device)
@@ -127,6 +129,8 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
     start = latest[1] if latest else initial_state(config)
     if world.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
+        for path in manager.remove_partial_files():
+            print(f"note: removed {path.name}, left by a run that was killed while writing it", file=sys.stderr)
     data = load_run_data(config, exp_dir, world, tokenizer_bytes=start["tokenizer"] if start else None)
     if world.is_main:
         # Only once the data checked out: a typo in --subsets must not leave a config that then
@@ -147,7 +151,9 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
         restore(run, state)
         run.monitor.write(f"resumed from {path}: step {run.progress.step}, epoch {run.progress.epoch + 1}, "
                           f"batch {run.progress.batch_in_epoch}")
-    return train(run)
+    summary = train(run)
+    # Said again at the end, where it is read: the first warning scrolled away under the progress lines.
+    return dataclasses.replace(summary, bad_audio=data.bad_audio.summary("training") if data.bad_audio else "")
 
 
 def initial_state(config: TrainConfig) -> dict | None:
@@ -246,8 +252,12 @@ def _uses_fp16(config: TrainConfig, world: WorldInfo) -> bool:
 def _print_summary(summary: TrainSummary, exp_dir: Path) -> None:
     why = "time budget used up" if summary.stopped_by == "time" else "all epochs done"
     loss = f", last loss {summary.final_loss:.3f}" if summary.final_loss is not None else ""
+    if summary.skipped_steps:
+        loss += f", {summary.skipped_steps} batches skipped (non-finite loss or gradients)"
     wer = f", best dev WER {summary.best_wer:.2f}% ({exp_dir / 'best.pt'})" if summary.best_wer is not None else ""
     print(f"training stopped ({why}) after {summary.steps} steps, {summary.epochs_completed} epochs{loss}{wer}")
     print(f"curves: {exp_dir / PLOT_NAME}; TensorBoard: tensorboard --logdir {exp_dir}")
     print(f"next: asr average --exp-dir {exp_dir} --last 5")
+    if summary.bad_audio:
+        print(summary.bad_audio, file=sys.stderr)
 

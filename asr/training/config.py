@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from asr.corpus.acoustics import NOISE_KINDS, AcousticAugment
+from asr.corpus.bad_audio import DEFAULT_MAX_BAD_FILES
 from asr.errors import AsrError
+from asr.options import MAX_BAD_FILES, MAX_SEED, MAX_THREADS, float_in, int_in, threads
 
 ENCODERS = ("lstm", "gru", "rnn", "conformer")
 PRESETS = ("tiny", "small", "base", "large")
@@ -36,7 +39,7 @@ DEFAULT_EPOCHS = 20  # used when neither --epochs nor --max-minutes is given
 CONFIG_NAME = "config.json"
 
 # How long and where this invocation runs: may differ between a run and its --resume.
-RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads"})
+RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads", "max_bad_files"})
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class TrainConfig:
     log_every_steps: int = 20  # TensorBoard scalars every this many steps
     device: str = "auto"  # auto (cuda when available) | cpu | cuda
     num_threads: int = 0  # torch intra-op threads per process; 0: all cores (divided among local ranks)
+    max_bad_files: int = DEFAULT_MAX_BAD_FILES  # unreadable audio files skipped (and reported) before the run stops
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -180,6 +184,15 @@ def _problems(config: TrainConfig) -> list[str]:
             problems.append(f"--{name.replace('_', '-')} {getattr(config, name)!r} is not one of {', '.join(allowed)}")
     if not config.subsets:
         problems.append("--subsets is empty; name at least one training subset")
+    # The flags are range-checked when parsed; this also catches a hand-edited config.json or a library call,
+    # where a NaN would pass every `> 0` test below as False and slip through the `< 0` ones.
+    for name, value in config.to_dict().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if config.max_bad_files < 0:
+        problems.append(f"--max-bad-files must be >= 0 (0 stops at the first unreadable file), got {config.max_bad_files}")
+    if not 0 <= config.num_threads <= MAX_THREADS:
+        problems.append(f"--num-threads must be in [0, {MAX_THREADS}] (0: all cores), got {config.num_threads}")
     positive = ("max_dev_utterances", "max_utterance_seconds", "max_batch_seconds", "num_buckets", "lr",
                 "vocab_size", "checkpoint_every_steps", "keep_last", "log_every_steps", "decay_steps")
     for name in positive:
@@ -229,51 +242,53 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--subsets", help="comma-separated training subsets, e.g. synth-train or train-clean-100")
     data.add_argument("--dev-subsets", help="comma-separated dev subsets; default: synth-dev or dev-clean where "
                       "present, 'none' to skip validation")
-    data.add_argument("--max-hours", type=float, help="deterministic subset of at most this much training audio")
+    data.add_argument("--max-hours", type=float_in(0, 100_000, low_open=True), help="deterministic subset of at most this much training audio")
     data.add_argument("--speeds", help=f"speed perturbation factors (default: {','.join(map(str, d('speeds')))}; "
                       "1.0 turns it off)")
     data.add_argument("--no-spec-augment", action="store_true", default=None, help="turn SpecAugment off")
     a = AcousticAugment()
-    data.add_argument("--acoustic-variants", type=int, help="noisy / reverberant copies of each utterance, one "
+    data.add_argument("--acoustic-variants", type=int_in(0, 16), help="noisy / reverberant copies of each utterance, one "
                       f"drawn per epoch with the clean one (default: {d('acoustic_variants')}; 0 turns it off)")
-    data.add_argument("--noise-prob", type=float, help=f"chance that a copy is noisy (default: {a.p_noise})")
+    data.add_argument("--noise-prob", type=float_in(0, 1), help=f"chance that a copy is noisy (default: {a.p_noise})")
     data.add_argument("--snr-range", help="SNR range of the noise, dB (default: "
                       f"{','.join(f'{v:g}' for v in a.snr_db)})")
     data.add_argument("--noise-kinds", help=f"noises to draw from (default: {','.join(a.noise_kinds)}; "
                       f"of {', '.join(NOISE_KINDS)})")
-    data.add_argument("--reverb-prob", type=float, help=f"chance that a copy is reverberant (default: {a.p_reverb})")
+    data.add_argument("--reverb-prob", type=float_in(0, 1), help=f"chance that a copy is reverberant (default: {a.p_reverb})")
     data.add_argument("--rt60-range", help="RT60 range of the simulated rooms, seconds (default: "
                       f"{','.join(f'{v:g}' for v in a.rt60_s)})")
     model = parser.add_argument_group("model")
     model.add_argument("--encoder", choices=ENCODERS, help=f"encoder type (default: {d('encoder')})")
     model.add_argument("--preset", choices=PRESETS, help=f"model size (default: {d('preset')})")
     model.add_argument("--predictor", choices=PREDICTORS, help=f"prediction network (default: {d('predictor')})")
-    model.add_argument("--context-size", type=int, help="tokens the stateless predictor sees (default: "
+    model.add_argument("--context-size", type=int_in(1, 32), help="tokens the stateless predictor sees (default: "
                        f"{d('context_size')}; more helps it spell with char tokens)")
     model.add_argument("--tokens", choices=TOKENIZERS, help=f"tokenizer kind (default: {d('tokens')})")
-    model.add_argument("--vocab-size", type=int, help=f"BPE vocabulary size (default: {d('vocab_size')})")
+    model.add_argument("--vocab-size", type=int_in(2, 65_536), help=f"BPE vocabulary size (default: {d('vocab_size')})")
     run = parser.add_argument_group("training")
     run.add_argument("--exp-dir", type=Path, required=True, help="experiment dir: config, checkpoints, logs, plots")
     run.add_argument("--resume", action="store_true", help="continue from the latest good checkpoint in --exp-dir")
-    run.add_argument("--epochs", type=int, help=f"epochs to train (default: {DEFAULT_EPOCHS} unless --max-minutes)")
-    run.add_argument("--max-minutes", type=float, help="stop after this many minutes of training (with --epochs: "
+    run.add_argument("--epochs", type=int_in(1, 100_000), help=f"epochs to train (default: {DEFAULT_EPOCHS} unless --max-minutes)")
+    run.add_argument("--max-minutes", type=float_in(0, 10**6, low_open=True), help="stop after this many minutes of training (with --epochs: "
                      "whichever comes first)")
-    run.add_argument("--max-batch-seconds", type=float,
+    run.add_argument("--max-batch-seconds", type=float_in(0, 36_000, low_open=True),
                      help=f"padded audio seconds per batch (default: {d('max_batch_seconds')})")
     run.add_argument("--rnnt-loss", choices=RNNT_LOSSES, help=f"transducer loss (default: {d('rnnt_loss')})")
-    run.add_argument("--prune-range", type=int, help=f"pruned loss rows per frame (default: {d('prune_range')})")
+    run.add_argument("--prune-range", type=int_in(2, 100), help=f"pruned loss rows per frame (default: {d('prune_range')})")
     run.add_argument("--dev-decoding", choices=DEV_DECODINGS,
                      help=f"dev WER decoding: transducer greedy or CTC greedy (default: {d('dev_decoding')})")
-    run.add_argument("--lr", type=float, help=f"peak learning rate (default: {d('lr')})")
-    run.add_argument("--warmup-steps", type=int, help=f"learning-rate warm-up steps (default: {d('warmup_steps')})")
-    run.add_argument("--seed", type=int, help=f"seed for data order, augmentation and init (default: {d('seed')})")
+    run.add_argument("--lr", type=float_in(0, 1, low_open=True), help=f"peak learning rate (default: {d('lr')})")
+    run.add_argument("--warmup-steps", type=int_in(0, 10**7), help=f"learning-rate warm-up steps (default: {d('warmup_steps')})")
+    run.add_argument("--seed", type=int_in(0, MAX_SEED), help=f"seed for data order, augmentation and init (default: {d('seed')})")
     run.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
                      help="start from this checkpoint's weights, tokenizer and input statistics (default: random)")
     run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision: auto is bf16 (else fp16) on CUDA, and bf16 on a CPU with bf16 "
                           f"instructions, else off (default: {d('amp')})")
     run.add_argument("--device", choices=DEVICES, help=f"where to train (default: {d('device')})")
-    run.add_argument("--num-threads", type=int, help="torch threads per process (default: all cores)")
-    run.add_argument("--checkpoint-every-steps", type=int,
+    run.add_argument("--num-threads", type=threads(zero_means="all cores"), help="torch threads per process (default: all cores)")
+    run.add_argument("--max-bad-files", type=int_in(0, MAX_BAD_FILES), help="unreadable audio files to skip and "
+                     f"report before stopping (default: {d('max_bad_files')}; 0 stops at the first)")
+    run.add_argument("--checkpoint-every-steps", type=int_in(1, 10**7),
                      help=f"checkpoint and validate every N steps (default: {d('checkpoint_every_steps')})")
 
 
@@ -336,7 +351,7 @@ def config_from_options(options: dict[str, Any]) -> TrainConfig:
 def add_average_arguments(parser: argparse.ArgumentParser) -> None:
     """The `asr average` flags."""
     parser.add_argument("--exp-dir", type=Path, required=True, help="experiment dir written by `asr train`")
-    parser.add_argument("--last", type=int, default=5, help="average the newest N checkpoints (default: 5)")
+    parser.add_argument("--last", type=int_in(1, 1000), default=5, help="average the newest N checkpoints (default: 5)")
     parser.add_argument("--out", type=Path, default=None, help="output file (default: EXP/averaged.pt)")
     parser.add_argument("--weights", choices=("ema", "raw"), default="ema",
                         help="average the EMA weights (default) or the raw trained weights")

@@ -24,6 +24,7 @@ from asr.corpus.acoustics import (
     default_acoustics_dir,
     rir_bank_name,
 )
+from asr.corpus.bad_audio import BadAudio
 from asr.corpus.feature_cache import FeatureCache, default_cache_dir
 from asr.corpus.librispeech import load_subsets
 from asr.corpus.manifest import Utterance
@@ -61,6 +62,7 @@ class RunData:
     dev_set: TokenizedSet | None  # None without --dev-subsets
     dev_utterances: tuple[Utterance, ...]  # the utterances of dev_set, in its order (for dev WER decoding)
     dev_batches: tuple[Batch, ...]  # dev_set collated, shortest first
+    bad_audio: BadAudio | None = None  # unreadable audio files left out (rank 0 knows them; None: not checked)
 
 
 def load_run_data(config: TrainConfig, exp_dir: Path, world: WorldInfo, tokenizer_bytes: bytes | None) -> RunData:
@@ -74,12 +76,23 @@ def load_run_data(config: TrainConfig, exp_dir: Path, world: WorldInfo, tokenize
     train_utterances = _load(config, config.subsets, max_hours=config.max_hours)
     dev_utterances = _load(config, config.dev_subsets, max_utterances=config.max_dev_utterances)
     tokenizer = _tokenizer(config, exp_dir, train_utterances, tokenizer_bytes)
+    bad = BadAudio(config.max_bad_files)
+    features = open_feature_source(config, train_utterances, dev_utterances, world, bad)
+    if world.is_main:
+        barrier(world)
+    # Every rank drops what has no features (unreadable audio), so all ranks plan the same batches.
+    readable = features.caches[1.0, 0]
+    listed = len(train_utterances)
+    train_utterances = [u for u in train_utterances if u.id in readable]
+    dev_utterances = [u for u in dev_utterances if u.id in readable]
+    if world.is_main and bad.summary("training"):
+        print(bad.summary("training"), file=sys.stderr)
     factor = Conv2dSubsampling.subsampling_factor
     # The slowest speed stretches an utterance: it must still fit one batch.
     longest = min(config.max_utterance_seconds, config.max_batch_seconds * min(config.speeds))
     train_set, skipped = tokenize_set(train_utterances, tokenizer, longest, factor, fastest_speed=max(config.speeds))
     if world.is_main:
-        _report("training", train_set, skipped, len(train_utterances))
+        _report("training", train_set, skipped, listed)
     if not len(train_set):
         raise DataError(
             f"no usable training utterance among {len(train_utterances)} in {', '.join(config.subsets)}; "
@@ -91,9 +104,6 @@ def load_run_data(config: TrainConfig, exp_dir: Path, world: WorldInfo, tokenize
                                             on_unknown="unk")
         if world.is_main:
             _report("dev", dev_set, dev_skipped, len(dev_utterances))
-    features = open_feature_source(config, train_utterances, dev_utterances, world)
-    if world.is_main:
-        barrier(world)
     dev_batches: tuple[Batch, ...] = ()
     if dev_set is not None and len(dev_set):
         plan = BucketingSampler(dev_set.durations, (1.0,), config.max_batch_seconds, 1, config.seed,
@@ -101,21 +111,22 @@ def load_run_data(config: TrainConfig, exp_dir: Path, world: WorldInfo, tokenize
         dev_batches = tuple(iterate_batches(dev_set, features, plan, (1.0,)))
     kept = set(dev_set.ids) if dev_set is not None else set()
     dev_kept = tuple(u for u in dev_utterances if u.id in kept)
-    return RunData(tokenizer, train_set, features, dev_set, dev_kept, dev_batches)
+    return RunData(tokenizer, train_set, features, dev_set, dev_kept, dev_batches, bad)
 
 
 class CachedFeatures:
     """A FeatureSource over one memory-mapped FeatureCache per (speed factor, acoustic variant)."""
 
     def __init__(self, caches: dict[tuple[float, int], FeatureCache]) -> None:
-        self._caches = caches
+        self.caches = caches  # (speed, variant) -> cache; (1.0, 0) holds the clean audio of every utterance
 
     def get(self, utterance_id: str, speed: float, variant: int = 0) -> np.ndarray:
-        return self._caches[speed, variant].get(utterance_id)
+        return self.caches[speed, variant].get(utterance_id)
 
 
 def open_feature_source(
-    config: TrainConfig, train: Sequence[Utterance], dev: Sequence[Utterance], world: WorldInfo
+    config: TrainConfig, train: Sequence[Utterance], dev: Sequence[Utterance], world: WorldInfo,
+    bad: BadAudio | None = None,
 ) -> CachedFeatures:
     """Feature caches under <data>/fbank-cache/: every training speed and acoustic variant, plus clean 1.0 for dev.
 
@@ -126,8 +137,10 @@ def open_feature_source(
     hour of audio per speed (float32). Acoustic variants are cached the same
     way (see TrainConfig.acoustic_variants), one cache per (speed, variant).
     Rank 0 builds (only what is missing or changed); other ranks open what it
-    built.
+    built. Unreadable audio goes to `bad` (a file fails once, in the first cache, and is
+    left out of the others); without it the first unreadable file is a DataError.
     """
+    bad = BadAudio(0, flag=None) if bad is None else bad
     variants = acoustic_variants(config, train, world)
     caches = {}
     started = time.monotonic()
@@ -135,9 +148,10 @@ def open_feature_source(
         for variant, acoustic in enumerate([None, *variants]):
             directory = default_cache_dir(Path(config.data), speed, acoustic)
             wanted = [*train, *dev] if speed == 1.0 and acoustic is None else list(train)
+            wanted = [u for u in wanted if u.audio_path not in bad]
             if world.is_main:
                 caches[speed, variant] = FeatureCache.build(wanted, directory, TRAINING_FEATURES, speed=speed,
-                                                            acoustic=acoustic)
+                                                            acoustic=acoustic, bad=bad)
             else:
                 caches[speed, variant] = FeatureCache.open(directory, TRAINING_FEATURES, speed=speed,
                                                            acoustic=acoustic)

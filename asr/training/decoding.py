@@ -32,7 +32,8 @@ from models.transducer import Transducer
 
 DECODINGS = ("greedy", "beam", "ctc")
 
-FeaturesFn = Callable[[Utterance], np.ndarray]  # utterance -> (T, F) float32 fbank
+# utterance -> (T, F) float32 fbank, or None when its audio cannot be read (the utterance is left out)
+FeaturesFn = Callable[[Utterance], "np.ndarray | None"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ def evaluate(
     """Decode `utterances` and score them against their transcripts.
 
     The model runs in eval mode (its train/eval mode is restored afterwards) on
-    its own device; `features_fn` gives each utterance's (T, F) fbank.
+    its own device; `features_fn` gives each utterance's (T, F) fbank, or None for
+    one whose audio cannot be read: it is left out of the results and the counts.
     """
     check_compatible(model, tokenizer, options)
     hypotheses: dict[int, str] = {}
@@ -151,20 +153,23 @@ def evaluate(
     batches = duration_batches([u.duration for u in utterances], options.max_batch_seconds)
     with eval_mode(model):
         for batch in tqdm(batches, desc="decoding", unit="batch", disable=not progress, file=sys.stderr):
-            features = [features_fn(utterances[i]) for i in batch]
+            loaded = [(i, features_fn(utterances[i])) for i in batch]
+            readable = [(i, f) for i, f in loaded if f is not None]
+            if not readable:
+                continue
             start = time.perf_counter()
-            token_ids = decode_features(model, features, options)
+            token_ids = decode_features(model, [f for _, f in readable], options)
             decode_seconds += time.perf_counter() - start
-            hypotheses.update((i, tokenizer.decode(ids)) for i, ids in zip(batch, token_ids))
+            hypotheses.update((i, tokenizer.decode(ids)) for (i, _), ids in zip(readable, token_ids))
     results = tuple(
         UtteranceResult(u.id, u.text, hypotheses[i], word_errors(u.text, hypotheses[i]))
-        for i, u in enumerate(utterances)
+        for i, u in enumerate(utterances) if i in hypotheses
     )
     return EvalResult(
         options=options,
         utterances=results,
         counts=sum((r.counts for r in results), ErrorCounts()),
-        audio_seconds=float(sum(u.duration for u in utterances)),
+        audio_seconds=float(sum(u.duration for i, u in enumerate(utterances) if i in hypotheses)),
         decode_seconds=decode_seconds,
     )
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from asr.errors import AsrError
 from asr.training.batches import Batch, BucketingSampler, FeatureSource, TokenizedSet, iterate_batches
-from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager
+from asr.training.checkpoints import CHECKPOINT_FORMAT, CheckpointManager, nonfinite_weights
 from asr.training.config import TrainConfig
 from asr.training.corpus import TRAINING_FEATURES
 from asr.training.dev_wer import EvaluateFn
@@ -43,6 +43,7 @@ class Progress:
     epoch: int = 0  # current epoch, 0-based
     batch_in_epoch: int = 0  # batches of this rank's plan for `epoch` already trained on
     elapsed_seconds: float = 0.0  # training wall time summed over all resumes
+    skipped_steps: int = 0  # batches whose loss or gradients were not finite, so no update was made
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class TrainSummary:
     final_loss: float | None  # loss of the last step this process ran (None if it ran none)
     best_wer: float | None  # lowest dev WER of the experiment so far
     stopped_by: str  # "epochs" or "time"
+    skipped_steps: int = 0  # batches skipped for a non-finite loss or gradients (over resumes)
+    bad_audio: str = ""  # the warning about unreadable audio files left out of the data ("" when none)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -118,7 +121,8 @@ def train(run: TrainingRun) -> TrainSummary:
         save_and_validate(run)
     run.monitor.close()
     best = run.checkpoints.best()
-    return TrainSummary(progress.step, progress.epoch, final_loss, best.dev_wer if best else None, stopped_by)
+    return TrainSummary(progress.step, progress.epoch, final_loss, best.dev_wer if best else None, stopped_by,
+                        progress.skipped_steps)
 
 
 def train_one_epoch(run: TrainingRun, clock: _Clock, last_loss: float | None) -> tuple[float | None, bool]:
@@ -133,15 +137,17 @@ def train_one_epoch(run: TrainingRun, clock: _Clock, last_loss: float | None) ->
         progress.step += 1
         progress.batch_in_epoch += 1
         skipped = 0 if result.updated else skipped + 1
+        if not result.updated:
+            progress.skipped_steps += 1
         if skipped >= MAX_SKIPPED_STEPS:
             raise AsrError(
-                f"training diverged: {skipped} steps in a row had non-finite gradients (step {progress.step}); "
-                "lower --lr or raise --warmup-steps, and --resume from the last checkpoint"
+                f"training diverged: {skipped} steps in a row had a non-finite loss or gradients (step "
+                f"{progress.step}); lower --lr or raise --warmup-steps, and --resume from the last checkpoint"
             )
         if result.updated:
             run.ema.update(unwrap(run.model), progress.step)
+            last_loss = result.loss  # a skipped batch's NaN is no loss to report
         run.monitor.step(progress.step, result, batch.seconds)
-        last_loss = result.loss
         progress.elapsed_seconds = clock.elapsed()
         if _out_of_time(run):
             return last_loss, True
@@ -172,7 +178,17 @@ def validate(run: TrainingRun) -> DevResult | None:
 
 
 def save_and_validate(run: TrainingRun) -> None:
-    """Validate (rank 0), then write a checkpoint of the current position (rank 0); every rank waits."""
+    """Validate (rank 0), then write a checkpoint of the current position (rank 0); every rank waits.
+
+    AsrError, and nothing written, when the weights are no longer finite: such a
+    checkpoint would resume into NaN, become best.pt on a meaningless WER and export.
+    """
+    broken = nonfinite_weights(unwrap(run.model).state_dict()) or nonfinite_weights(run.ema.state_dict())
+    if broken:
+        raise AsrError(
+            f"training diverged: at step {run.progress.step} the weights are not finite ({broken}); nothing was saved. Lower --lr or raise --warmup-steps and "
+            "start again, or --resume from the last checkpoint"
+        )
     rng = gather_objects(run.world, _rng_state(run.world))  # a collective: every rank takes part
     result = validate(run)
     if run.world.is_main:

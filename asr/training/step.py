@@ -33,7 +33,7 @@ class StepResult:
     simple: float  # trivial-joiner RNN-T loss (0 with the full loss), mean over the batch
     grad_norm: float  # global L2 norm of the gradients before clipping
     lr: float  # learning rate used
-    updated: bool  # False when the gradients were not finite and the update was skipped
+    updated: bool  # False when the loss or the gradients were not finite and the update was skipped
 
 
 def cpu_has_native_bf16() -> bool:
@@ -114,7 +114,9 @@ def train_step(
     scaler.scale(losses.total).backward()
     scaler.unscale_(optimizer)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf))
-    updated = math.isfinite(grad_norm)
+    # A non-finite loss can come with finite gradients (a NaN term whose gradient is masked to 0):
+    # stepping on it would report NaN as progress, so the loss is checked as well as the norm.
+    updated = math.isfinite(grad_norm) and bool(torch.isfinite(losses.total.detach()))
     if updated or scaler.is_enabled():
         scaler.step(optimizer)  # with fp16 the scaler itself skips non-finite steps and lowers its scale
     scaler.update()
