@@ -83,6 +83,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="deterministic subset of at most N utterances per subset")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    _resolve("asr.runtime.search_flags:add_search_flags")(p)
 
 
 COMMANDS = (

@@ -49,7 +49,7 @@ from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
 from asr.runtime.onnx_backend import EncoderState, OnnxModel
-from asr.runtime.result import RecognitionResult, ResultBuilder
+from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
 from asr.runtime.search import EMPTY_PATH, Searcher, SearchOptions, SearchState, create_searcher, take_state
@@ -291,6 +291,12 @@ class Stream:
     def result(self) -> RecognitionResult:
         """The best hypothesis of the current segment so far (work per read: its new tokens only)."""
         return self._result.result(self._search.best_path(), self._search.num_frames)
+
+    def nbest(self, n: int) -> tuple[Alternative, ...]:
+        """The current segment's best `n` hypotheses (beam search keeps up to `beam`), best first."""
+        table = self._config.token_table
+        return tuple(Alternative(table.decode(ids), score, ids)
+                     for ids, score in ((path.tokens(), score) for path, score in self._search.ranked()[:n]))
 
     @property
     def num_frames_decoded(self) -> int:
