@@ -162,3 +162,18 @@ def test_bad_api_hotwords() -> None:
         build_context_graph(CHARS, ["ALICE"], float("inf"))
     with pytest.raises(HotwordError, match="hotword 2: hotword 'B@B'"):
         build_context_graph(CHARS, ["ALICE", "B@B"])
+
+
+@pytest.mark.parametrize("line, message", [
+    ("ZOË\n", "hotwords.txt:1: hotword 'ZOË' has 'Ë'"),
+    ("ALICE :x\n", "hotwords.txt:1: score 'x' is not a number"),
+])
+def test_cli_bad_hotwords_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str) -> None:
+    import cli
+
+    path = tmp_path / "hotwords.txt"
+    path.write_text(line, encoding="utf-8")
+    audio = Path(__file__).parent / "data" / "default_model" / "synth-test-9500-3000-0000.flac"
+    assert cli.main(["transcribe", "--hotwords", str(path), str(audio)]) == 2
+    err = capsys.readouterr().err
+    assert "needs beam search" in err and message in err
