@@ -96,6 +96,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    f"(default: {DEFAULT_MAX_BAD_FILES}; 0 stops at the first)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to decode")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    _resolve("asr.runtime.search_flags:add_search_flags")(p)
 
 
 COMMANDS = (

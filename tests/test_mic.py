@@ -239,7 +239,7 @@ def test_live_prints_each_utterance_at_its_endpoint_and_stats_last(monkeypatch: 
     # The segments tile the stream: each begins where the previous one ended.
     assert first["start_time"] == 0.0 and first["start_time"] < first["end_time"] == second["start_time"]
     assert second["start_time"] < second["end_time"]
-    assert set(first) == {"type", "text", "tokens", "timestamps", "words", "segment", "start_time", "end_time"}
+    assert set(first) == {"type", "text", "tokens", "timestamps", "ys_probs", "words", "segment", "start_time", "end_time"}
     assert (first["segment"], second["segment"]) == (0, 1) and first["text"] and second["text"]
     assert stats["captured_seconds"] == pytest.approx(len(talk) / RATE, abs=0.1) and stats["dropped_samples"] == 0
     assert err.startswith("listening on input 3 'default' at 16000 Hz") and "warning" not in err

@@ -3,6 +3,8 @@ and a result read after every chunk costs the chunk's new tokens, not the whole 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,7 @@ def naive(table: TokenTable, path: TokenPath, segment: int, start_frame: int) ->
         segment,
         start_frame * FRAME_MS / 1000.0,
         frame_shift=FRAME_MS / 1000.0,
+        ys_probs=tuple(node.log_prob for node in path.nodes()),
     )
 
 
@@ -143,6 +146,22 @@ def test_words_are_the_words_of_the_text_in_every_result(symbols: tuple[str, ...
         assert [w.word for w in result.words] == result.text.split()
         starts = [w.start for w in result.words]
         assert starts == sorted(starts) and all(w.start <= w.end for w in result.words)
-    assert result.to_dict()["words"] == [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)}
-                                        for w in result.words]
+    assert result.to_dict()["words"] == [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
+                                         "confidence": 1.0} for w in result.words]  # log-prob 0 on every token
     assert len(result.words) > 10
+
+
+def test_ys_probs_and_word_confidence() -> None:
+    table = TokenTable(("<blk>", "<unk>", "\u2581", "A", "B"))
+    path = EMPTY_PATH.extend(3, 0, math.log(0.9)).extend(4, 1, math.log(0.5)).extend(2, 2, math.log(0.2))
+    path = path.extend(4, 3, math.log(0.8))
+    result = ResultBuilder(table, FRAME_MS, 0, 0).result(path, 5)
+    assert result.ys_probs == pytest.approx((math.log(0.9), math.log(0.5), math.log(0.2), math.log(0.8)), abs=1e-12)
+    # The mean of the word's token probabilities; the lone boundary "▁" belongs to no word.
+    assert [(w.word, w.confidence) for w in result.words] == [("AB", pytest.approx(0.7)), ("B", pytest.approx(0.8))]
+    data = result.to_dict()
+    assert data["ys_probs"] == [round(math.log(p), 4) for p in (0.9, 0.5, 0.2, 0.8)]
+    assert [w["confidence"] for w in data["words"]] == [0.7, 0.8]
+    assert "nbest" not in data
+    # Results made without probabilities report no confidence rather than a made-up one.
+    assert RecognitionResult("A", (3,), ("A",), (0.0,), 0, 0.0).words[0].confidence is None

@@ -274,3 +274,82 @@ def test_decoding_never_imports_torch(model_dir: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.splitlines() == ["0", ""]
+
+
+def torch_reference_state(kind: tuple[str, str], recognizer: Recognizer, audio: np.ndarray, options: SearchOptions,
+                          graph=None):  # noqa: ANN001, ANN201 (ContextGraph | None -> SearchState)
+    """torch_reference's search state, with a hotword graph."""
+    model = gated_model(*kind)
+    features = fbank(audio)
+    padding = recognizer.metadata.tail_padding_frames(len(features))
+    features = np.concatenate([features, np.full((padding, features.shape[1]), SILENCE_FEATURE, np.float32)])
+    encoder_out = stream_utterance(model, features, recognizer.metadata.chunk_frames)
+    searcher = create_searcher(TorchBackend(model), options)
+    state = searcher.init_state(graph)
+    searcher.advance(encoder_out[None], [state])
+    return state
+
+
+def test_hotwords_bias_torch_and_runtime_alike(kind: tuple[str, str], model_dir: Path) -> None:
+    from asr.runtime.hotwords import build_context_graph
+
+    recognizer = Recognizer.from_dir(model_dir, decoding=BEAM)
+    audio = utterance(1)
+    plain = transcribe(recognizer, audio)
+    assert transcribe_with(recognizer, audio, []) == plain  # an empty list changes nothing, exactly
+    # Boost what the unbiased search says second best at the start, and a phrase it never says.
+    state = torch_reference_state(kind, recognizer, audio, BEAM)
+    runner_up = state.ranked()[1][0].tokens()
+    phrase = recognizer.token_table.decode(runner_up[:4]).replace(" ", "") or "AB"
+    hotwords = [(phrase, 3.0), "QQQ"]
+    graph = build_context_graph(recognizer.token_table, hotwords)
+    biased = transcribe_with(recognizer, audio, hotwords)
+    expected = torch_reference_state(kind, recognizer, audio, BEAM, graph).best()
+    assert biased.token_ids == expected.tokens
+    assert biased.timestamps == pytest.approx(seconds(expected.timestamps))
+
+
+def transcribe_with(recognizer: Recognizer, audio: np.ndarray, hotwords: list) -> RecognitionResult:  # noqa: ANN001
+    stream = recognizer.create_stream(hotwords)
+    for start in range(0, len(audio), CHUNK):
+        stream.accept_waveform(16000, audio[start : start + CHUNK])
+        decode_ready(recognizer, stream)
+    stream.input_finished()
+    decode_ready(recognizer, stream)
+    return stream.result
+
+
+@pytest.mark.parametrize("options", [GREEDY, BEAM], ids=["greedy", "beam"])
+def test_blank_penalty_zero_is_today_and_large_emits_more(model_dir: Path, options: SearchOptions) -> None:
+    audio = utterance(2)
+    today = transcribe(Recognizer.from_dir(model_dir, decoding=options), audio)
+    zero = transcribe(Recognizer.from_dir(model_dir, decoding=SearchOptions(options.method, options.beam,
+                                                                           blank_penalty=0.0)), audio)
+    assert zero == today
+    penalised = transcribe(Recognizer.from_dir(model_dir, decoding=SearchOptions(options.method, options.beam,
+                                                                                blank_penalty=8.0)), audio)
+    assert len(penalised.token_ids) > len(today.token_ids)
+
+
+def test_token_log_probs_and_nbest(model_dir: Path) -> None:
+    recognizer = Recognizer.from_dir(model_dir, decoding=BEAM)
+    audio = utterance(1)
+    stream = recognizer.create_stream()
+    stream.accept_waveform(16000, audio)
+    stream.input_finished()
+    decode_ready(recognizer, stream)
+    result = stream.result
+    assert len(result.ys_probs) == len(result.token_ids) and all(p <= 0.0 for p in result.ys_probs)
+    assert all(0.0 <= w.confidence <= 1.0 for w in result.words)
+    nbest = stream.nbest(3)
+    assert 1 < len(nbest) <= 3 and nbest[0].text == result.text
+    assert [a.score for a in nbest] == sorted((a.score for a in nbest), reverse=True)
+    with_nbest = result.with_nbest(nbest).to_dict()
+    assert with_nbest["nbest"][0] == {"text": result.text, "score": round(nbest[0].score, 4)}
+
+
+def test_hotwords_need_beam_search(model_dir: Path) -> None:
+    from asr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="beam search"):
+        Recognizer.from_dir(model_dir).create_stream(["ABC"])

@@ -81,7 +81,7 @@ def test_jsonl_has_an_error_field_per_file(model_dir: Path, audio_files: dict[st
     assert status == 1 and err == ""
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["file"] for r in rows] == [str(audio_files[k]) for k in order]
-    schema = {"text", "tokens", "timestamps", "words", "segment", "start_time", "end_time"}  # RecognitionResult.to_dict
+    schema = {"text", "tokens", "timestamps", "ys_probs", "words", "segment", "start_time", "end_time"}  # RecognitionResult.to_dict
     assert set(rows[0]) == {"file", *schema, "duration", "error"}
     first, missing, second = rows
     assert first["error"] is None and first["text"] == expected_text(model_dir, audio_files["first"])

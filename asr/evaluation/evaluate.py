@@ -29,6 +29,8 @@ from asr.corpus.bad_audio import BadAudio
 from asr.errors import AsrError, AudioError, ConfigError, DataError
 from asr.features import FbankConfig, fbank
 from asr.metrics import alignment, format_report
+from asr.runtime.hotwords import load_context_graph
+from asr.runtime.search_flags import resolve_search
 from asr.training.checkpoints import LoadedModel, load_for_inference
 from asr.training.decoding import EvalOptions, EvalResult, evaluate
 
@@ -103,9 +105,15 @@ def run_eval_command(args: argparse.Namespace) -> int:
         raise DataError("--subsets is empty; name at least one, e.g. --subsets synth-test")
     for subset in subsets:  # fail before loading the model or decoding anything
         subset_dir(args.data, subset)
-    options = EvalOptions(decoding=args.decoding, beam=args.beam, streaming=args.streaming,
-                          chunk_frames=args.chunk_frames)
+    if args.decoding == "ctc" and (args.hotwords is not None or args.blank_penalty):
+        raise ConfigError("--hotwords and --blank-penalty apply to the transducer search; use --decoding greedy or beam")
+    decoding = args.decoding if args.decoding == "ctc" else resolve_search(args, sys.stderr, "eval")[0]
+    options = EvalOptions(decoding=decoding, beam=args.beam, streaming=args.streaming,
+                          chunk_frames=args.chunk_frames, blank_penalty=args.blank_penalty)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
+    if args.hotwords is not None:
+        graph = load_context_graph(loaded.tokenizer.token_table, args.hotwords, args.hotwords_score)
+        options = dataclasses.replace(options, hotwords=graph)
     described = f"checkpoint {loaded.path} ({loaded.weights} weights, step {loaded.step})"
     bad = BadAudio(args.max_bad_files)  # over all subsets: a broken disk stops the run once
     reports = []

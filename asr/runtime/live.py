@@ -53,7 +53,10 @@ from asr.runtime.mic import (
     load_sounddevice,
 )
 from asr.runtime.recognizer import Recognizer, RecognitionResult, Stream
+from asr.runtime.context_graph import ContextGraph
+from asr.runtime.hotwords import load_context_graph
 from asr.runtime.search import SearchOptions
+from asr.runtime.search_flags import add_search_flags, resolve_search
 from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 READ_TIMEOUT = 0.05  # seconds the loop waits for a block before checking Ctrl+C and the deadline
@@ -73,6 +76,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["text", "jsonl"], default="text",
                         help="text: one line per utterance (partials redrawn on a terminal); jsonl: JSON objects")
     parser.add_argument("--max-seconds", type=float_in(0, 10**6, low_open=True), default=None, help="stop after this many seconds (default: Ctrl+C)")
+    add_search_flags(parser)
 
 
 class LiveDisplay:
@@ -139,15 +143,16 @@ def recognize_live(
     stop: threading.Event,
     max_seconds: float | None,
     on_first_block: Callable[[], None] = lambda: None,
+    hotwords: ContextGraph | None = None,
 ) -> CaptureStats:
     """Capture and decode until `stop` is set, max_seconds pass or the device fails; the capture stats.
 
     max_seconds counts from the first captured block (devices take a moment to
     start), which is when `on_first_block` is called. However it ends, every
     block captured is decoded and the last utterance is printed; a DeviceError
-    from the device is raised after that.
+    from the device is raised after that. `hotwords` biases the stream (beam search).
     """
-    stream = recognizer.create_stream()
+    stream = recognizer.create_stream(hotwords if hotwords is not None else ())
     deadline = math.inf
     started = False
     failure: DeviceError | None = None
@@ -213,12 +218,15 @@ def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: T
         raise ConfigError(f"--max-seconds must be > 0, got {args.max_seconds}; leave it out to stop with Ctrl+C")
     device = find_input_device(sd, args.device)
     model_dir, int8 = resolve_model_dir(args.model, args.int8)
+    method, blank_penalty = resolve_search(args, err, "live")
     recognizer = Recognizer.from_dir(
         model_dir,
         num_threads=args.num_threads,
-        decoding=SearchOptions(method=args.decoding, beam=args.beam),
+        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),
         int8=int8,
     )
+    hotwords = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
+                                                                     args.hotwords_score)
     meta = recognizer.metadata
     listening = (
         f"listening on input {device.index} {device.name!r} at {device.default_sample_rate:g} Hz "
@@ -231,7 +239,7 @@ def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: T
     try:
         with stop_on_signals(stop):
             recognize_live(recognizer, mic, display, stop, args.max_seconds,
-                           on_first_block=lambda: print(listening, file=err, flush=True))
+                           on_first_block=lambda: print(listening, file=err, flush=True), hotwords=hotwords)
     finally:  # a device failure is reported after the stats, so the user sees both
         stats = mic.stats
         warning = "warning: audio was lost; " if stats.lost_audio else ""

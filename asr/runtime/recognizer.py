@@ -49,7 +49,9 @@ from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
 from asr.runtime.onnx_backend import EncoderState, OnnxModel
-from asr.runtime.result import RecognitionResult, ResultBuilder
+from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
+from asr.runtime.context_graph import ROOT, ContextGraph
+from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
 from asr.runtime.search import EMPTY_PATH, Searcher, SearchOptions, SearchState, create_searcher, take_state
 from asr.runtime.tokens import TokenTable
 
@@ -87,9 +89,13 @@ def _new_segment(state: SearchState) -> SearchState:
     The next segment then starts from the context of what was just said rather
     than from silence, so splitting at an endpoint barely changes the transcript.
     """
-    best = int(np.argmax(state.scores))
+    best = int(np.argmax(state.settled_scores()))
     rows = np.array([best])
-    return SearchState([EMPTY_PATH], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows))
+    # Hotword matches restart at the graph's root with the new segment's empty path, so a
+    # hypothesis's graph state stays a function of its tokens (what beam search merges by).
+    contexts = None if state.context_graph is None else [ROOT]
+    return SearchState([EMPTY_PATH], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows),
+                       0, state.context_graph, contexts)
 
 
 class Recognizer:
@@ -143,9 +149,20 @@ class Recognizer:
         """Hz the model's features are computed at (other rates are resampled)."""
         return self.metadata.features.sample_rate
 
-    def create_stream(self) -> Stream:
-        """A new utterance (or live input) to feed with accept_waveform."""
-        return Stream(self._stream_config, self._model.init_states(1), self._searcher.init_state())
+    def create_stream(self, hotwords: HotwordList | ContextGraph = (), hotwords_score: float = DEFAULT_SCORE) -> Stream:
+        """A new utterance (or live input) to feed with accept_waveform.
+
+        hotwords: phrases to bias this stream towards (contextual biasing), each a
+        string or a (phrase, per-token score) pair; `hotwords_score` is the score of
+        plain strings; or a ContextGraph already built (asr.runtime.hotwords), which
+        many streams can share. They need beam search (ConfigError otherwise); phrases
+        the token table cannot spell raise HotwordError. An empty list changes nothing.
+        """
+        if isinstance(hotwords, ContextGraph):
+            graph: ContextGraph | None = hotwords
+        else:
+            graph = build_context_graph(self.token_table, hotwords, hotwords_score)
+        return Stream(self._stream_config, self._model.init_states(1), self._searcher.init_state(graph))
 
     def is_ready(self, stream: Stream) -> bool:
         """Whether `stream` has a full window buffered, so decode(stream) can run."""
@@ -274,6 +291,12 @@ class Stream:
     def result(self) -> RecognitionResult:
         """The best hypothesis of the current segment so far (work per read: its new tokens only)."""
         return self._result.result(self._search.best_path(), self._search.num_frames)
+
+    def nbest(self, n: int) -> tuple[Alternative, ...]:
+        """The current segment's best `n` hypotheses (beam search keeps up to `beam`), best first."""
+        table = self._config.token_table
+        return tuple(Alternative(table.decode(ids), score, ids)
+                     for ids, score in ((path.tokens(), score) for path, score in self._search.ranked()[:n]))
 
     @property
     def num_frames_decoded(self) -> int:

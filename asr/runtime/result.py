@@ -14,6 +14,7 @@ kept in frozen blocks of BLOCK tokens plus a short tail, so a read copies O(L / 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Generic, Sequence, TypeVar
 
@@ -32,13 +33,23 @@ class Word:
     word: str
     start: float  # when its first token was emitted
     end: float  # one encoder frame after its last token was emitted, but not past the next word's start
+    # The mean probability of the word's tokens (a lone boundary token "▁" belongs to no word);
+    # the mean rather than the minimum, so one doubtful letter of a long word does not sink it.
+    # None when the result carries no token probabilities.
+    confidence: float | None = None
 
     def to_dict(self, digits: int = 3) -> dict[str, object]:
-        return {"word": self.word, "start": round(self.start, digits), "end": round(self.end, digits)}
+        out: dict[str, object] = {"word": self.word, "start": round(self.start, digits), "end": round(self.end, digits)}
+        if self.confidence is not None:
+            out["confidence"] = round(self.confidence, digits)
+        return out
 
 
-def words_of(tokens: Sequence[str], timestamps: Sequence[float], frame_shift: float) -> tuple[Word, ...]:
+def words_of(tokens: Sequence[str], timestamps: Sequence[float], frame_shift: float,
+             log_probs: Sequence[float] = ()) -> tuple[Word, ...]:
     """The words of token symbols (U,) emitted at `timestamps` (U,); `frame_shift`: seconds per encoder frame.
+
+    log_probs: (U,) each token's log-probability, for the words' confidence (empty: none).
 
     A word starts at a symbol with a leading word boundary (sentencepiece's "▁": BPE
     "▁he", or the char tables' "▁" alone) or at the first symbol; the boundary itself
@@ -51,8 +62,11 @@ def words_of(tokens: Sequence[str], timestamps: Sequence[float], frame_shift: fl
     pieces: list[list[str]] = []  # the text pieces of each word
     starts: list[float] = []  # when each word's first token was emitted
     lasts: list[float] = []  # when each word's last token was emitted
+    probs: list[list[float]] = []  # the probabilities of each word's tokens
     open_word = False  # whether the next plain symbol continues the last word
-    for symbol, time in zip(tokens, timestamps):
+    with_probs = len(log_probs) == len(tokens)
+    for u, (symbol, time) in enumerate(zip(tokens, timestamps)):
+        prob = math.exp(log_probs[u]) if with_probs else 0.0
         if symbol in SPECIAL_SYMBOLS:
             continue
         if symbol.startswith(WORD_BOUNDARY):
@@ -63,15 +77,30 @@ def words_of(tokens: Sequence[str], timestamps: Sequence[float], frame_shift: fl
         if open_word:
             pieces[-1].append(symbol)
             lasts[-1] = time
+            probs[-1].append(prob)
         else:
             pieces.append([symbol])
             starts.append(time)
             lasts.append(time)
+            probs.append([prob])
             open_word = True
     ends = [last + frame_shift for last in lasts]
     for i in range(len(ends) - 1):
         ends[i] = max(lasts[i], min(ends[i], starts[i + 1]))
-    return tuple(Word("".join(p), start, end) for p, start, end in zip(pieces, starts, ends))
+    confidences = [sum(p) / len(p) if with_probs else None for p in probs]
+    return tuple(Word("".join(p), start, end, c) for p, start, end, c in zip(pieces, starts, ends, confidences))
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One entry of an n-best list: a hypothesis's text and score."""
+
+    text: str
+    score: float  # log-probability of the hypothesis (hotword bonuses of finished matches included)
+    token_ids: tuple[int, ...]
+
+    def to_dict(self, digits: int = 4) -> dict[str, object]:
+        return {"text": self.text, "score": round(self.score, digits)}
 
 
 class _Frozen(Generic[T]):
@@ -140,15 +169,19 @@ class RecognitionResult:
         token_ids   id of each token (Python only)
         timestamps  seconds from the stream's start at which each token was emitted
         words       each word with its start and end (`Word`; to_dict: {word, start, end})
+        ys_probs    log-probability of each token where it was emitted (sherpa-onnx's name)
+        words       each word with its start, end and confidence (mean of its tokens' probabilities)
         segment     index of this segment (reset() after a segment with tokens starts the next)
         start_time  seconds from the stream's start at which this segment begins
         end_time    seconds from the stream's start up to which it has been decoded
-    The three token tuples (and the words) are built when first read, so reading only
+        nbest       beam search's alternatives (`Alternative`), only when asked for (Stream.nbest)
+    The token tuples (and the words) are built when first read, so reading only
     `text` after every chunk stays cheap on a long stream. `frame_shift` (seconds per
     encoder frame) sets how long a word's last token lasts.
     """
 
-    __slots__ = ("text", "segment", "start_time", "end_time", "frame_shift", "_ids", "_symbols", "_seconds")
+    __slots__ = ("text", "segment", "start_time", "end_time", "frame_shift", "nbest", "_ids", "_symbols", "_probs",
+                 "_seconds")
 
     def __init__(
         self,
@@ -160,14 +193,18 @@ class RecognitionResult:
         start_time: float,
         end_time: float | None = None,
         frame_shift: float = 0.0,
+        ys_probs: Sequence[float] | _Frozen[float] = (),
+        nbest: Sequence[Alternative] = (),
     ) -> None:
         self.text = text
         self.segment = segment
         self.start_time = start_time
         self.end_time = start_time if end_time is None else end_time
         self.frame_shift = frame_shift
+        self.nbest = tuple(nbest)
         self._ids = token_ids if isinstance(token_ids, _Frozen) else _Frozen((), tuple(token_ids))
         self._symbols = tokens if isinstance(tokens, _Frozen) else _Frozen((), tuple(tokens))
+        self._probs = ys_probs if isinstance(ys_probs, _Frozen) else _Frozen((), tuple(ys_probs))
         self._seconds = timestamps if isinstance(timestamps, _Frozen) else _Frozen((), tuple(timestamps))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -188,9 +225,19 @@ class RecognitionResult:
         return self._seconds.to_tuple()
 
     @property
+    def ys_probs(self) -> tuple[float, ...]:
+        """Each token's log-probability (the joiner's log-softmax where it was emitted); () if not known."""
+        return self._probs.to_tuple()
+
+    @property
     def words(self) -> tuple[Word, ...]:
         """The words of the text with their times (words_of: O(tokens) per read, so read it per segment)."""
-        return words_of(self.tokens, self.timestamps, self.frame_shift)
+        return words_of(self.tokens, self.timestamps, self.frame_shift, self.ys_probs)
+
+    def with_nbest(self, nbest: Sequence[Alternative]) -> RecognitionResult:
+        """This result with an n-best list attached."""
+        return RecognitionResult(self.text, self._ids, self._symbols, self._seconds, self.segment, self.start_time,
+                                 self.end_time, self.frame_shift, self._probs, nbest)
 
     def to_dict(self, digits: int = 3) -> dict[str, object]:
         """The JSON fields of the schema, times rounded to `digits` decimals (milliseconds)."""
@@ -198,15 +245,17 @@ class RecognitionResult:
             "text": self.text,
             "tokens": list(self.tokens),
             "timestamps": [round(t, digits) for t in self.timestamps],
+            "ys_probs": [round(p, digits + 1) for p in self.ys_probs],
             "words": [word.to_dict(digits) for word in self.words],
             "segment": self.segment,
             "start_time": round(self.start_time, digits),
             "end_time": round(self.end_time, digits),
+            **({"nbest": [a.to_dict() for a in self.nbest]} if self.nbest else {}),
         }
 
     def _key(self) -> tuple[object, ...]:
-        return (self.text, self.tokens, self.token_ids, self.timestamps, self.segment, self.start_time, self.end_time,
-                self.frame_shift)
+        return (self.text, self.tokens, self.token_ids, self.timestamps, self.ys_probs, self.segment, self.start_time,
+                self.end_time, self.frame_shift, self.nbest)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecognitionResult):
@@ -220,7 +269,8 @@ class RecognitionResult:
         return (
             f"RecognitionResult(text={self.text!r}, tokens={self.tokens!r}, token_ids={self.token_ids!r}, "
             f"timestamps={self.timestamps!r}, segment={self.segment!r}, start_time={self.start_time!r}, "
-            f"end_time={self.end_time!r}, frame_shift={self.frame_shift!r})"
+            f"end_time={self.end_time!r}, frame_shift={self.frame_shift!r}, ys_probs={self.ys_probs!r}, "
+            f"nbest={self.nbest!r})"
         )
 
 
@@ -238,6 +288,7 @@ class ResultBuilder:
         self._ids: BlockList[int] = BlockList()
         self._symbols: BlockList[str] = BlockList()
         self._seconds: BlockList[float] = BlockList()
+        self._probs: BlockList[float] = BlockList()
         self._pieces: BlockList[str] = BlockList()  # each token's text (tokens.txt decoding)
         self._block_texts: list[str] = []  # "".join of each frozen block of _pieces
         self._result: RecognitionResult | None = None
@@ -263,7 +314,7 @@ class ResultBuilder:
             new.append(node)
             node = node.previous  # type: ignore[assignment]  # length > 0: not the empty path
         if node.length < len(self._nodes):
-            for column in (self._nodes, self._ids, self._symbols, self._seconds, self._pieces):
+            for column in (self._nodes, self._ids, self._symbols, self._seconds, self._probs, self._pieces):
                 column.truncate(node.length)
             del self._block_texts[len(self._pieces.blocks):]
         symbols, pieces = self._table.symbols, self._table.pieces
@@ -277,6 +328,7 @@ class ResultBuilder:
             self._ids.append(node.token)
             self._symbols.append(symbols[node.token])
             self._seconds.append((self._start_frame + node.frame) * self._frame_ms / 1000.0)
+            self._probs.append(node.log_prob)
             blocks = len(self._pieces.blocks)
             self._pieces.append(pieces[node.token])
             if len(self._pieces.blocks) > blocks:
@@ -295,6 +347,7 @@ class ResultBuilder:
             self._start_time,
             (self._start_frame + self._num_frames) * self._frame_ms / 1000.0,
             self._frame_ms / 1000.0,
+            self._probs.snapshot(),
         )
 
     @property

@@ -27,6 +27,7 @@ import numpy as np
 from asr.audio import FRAME_SHIFT_MS
 from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
+from asr.runtime.context_graph import ROOT, ContextGraph
 
 DECODER_CACHE_SIZE = 1024  # contexts a searcher remembers for all its streams; the oldest goes first
 # Cached stateless predictor outputs: context (C tokens) -> (1, J).
@@ -133,17 +134,21 @@ class TokenPath:
     `EMPTY_PATH` (length 0) is the root of every path.
     """
 
-    __slots__ = ("token", "frame", "previous", "length")
+    __slots__ = ("token", "frame", "previous", "length", "log_prob")
 
-    def __init__(self, token: int, frame: int, previous: TokenPath | None) -> None:
+    def __init__(self, token: int, frame: int, previous: TokenPath | None, log_prob: float = 0.0) -> None:
         self.token = token  # the last token's id (-1 for the empty path)
         self.frame = frame  # the encoder frame that emitted it (-1 for the empty path)
         self.previous = previous  # the path without its last token; None for the empty path
         self.length = 0 if previous is None else previous.length + 1
+        # The joiner's log-softmax of the token where it was emitted (blank penalty applied, as
+        # sherpa-onnx's ys_probs): the confidence the result reports. Greedy search sets it right
+        # after creating the node, once its batch of rows is normalised, before anyone reads it.
+        self.log_prob = log_prob
 
-    def extend(self, token: int, frame: int) -> TokenPath:
-        """This path plus `token` emitted at `frame`."""
-        return TokenPath(token, frame, self)
+    def extend(self, token: int, frame: int, log_prob: float = 0.0) -> TokenPath:
+        """This path plus `token` emitted at `frame` with log-probability `log_prob`."""
+        return TokenPath(token, frame, self, log_prob)
 
     def context(self, size: int, pad: int) -> tuple[int, ...]:
         """The last `size` tokens, left-padded with `pad` (the stateless predictor's input)."""
@@ -198,20 +203,40 @@ class SearchState:
     decoder_out: np.ndarray  # (H, J) predictor output for each hypothesis, cached until it emits
     predictor_state: PredictorState  # H on axis 1: the state after producing decoder_out
     num_frames: int = 0  # encoder frames consumed: the frame index where the next chunk starts
+    # Hotwords (beam search only): the stream's graph and each hypothesis's state in it. The
+    # scores include the bonuses earned so far, pending ones too (so a half-spoken hotword
+    # survives pruning); ranking for results takes the pending part out (`settled_scores`).
+    context_graph: ContextGraph | None = None
+    contexts: list[int] | None = None  # (H,) graph states; None without a graph
+
+    def settled_scores(self) -> np.ndarray:
+        """(H,) scores less the bonus of unfinished hotword matches: what results are ranked by.
+
+        Without hotwords, `scores` itself. Raw scores, not length-normalised: every
+        hypothesis took exactly one step per frame in modified beam search, so their
+        scores are already comparable.
+        """
+        if self.context_graph is None or self.contexts is None:
+            return self.scores
+        pending = self.context_graph.pending
+        return self.scores - np.array([pending(state) for state in self.contexts])
 
     def best(self) -> Hypothesis:
-        """The highest-scoring hypothesis.
-
-        Raw scores, not length-normalised: every hypothesis took exactly one step
-        per frame in modified beam search, so their scores are already comparable.
-        """
-        h = int(np.argmax(self.scores))
+        """The highest-ranked hypothesis (see settled_scores), with its settled score."""
+        scores = self.settled_scores()
+        h = int(np.argmax(scores))
         path = self.paths[h]
-        return Hypothesis(path.tokens(), path.timestamps(), float(self.scores[h]))
+        return Hypothesis(path.tokens(), path.timestamps(), float(scores[h]))
 
     def best_path(self) -> TokenPath:
-        """The highest-scoring hypothesis's path: O(H), where best() is O(tokens)."""
-        return self.paths[int(np.argmax(self.scores))]
+        """The highest-ranked hypothesis's path: O(H), where best() is O(tokens)."""
+        return self.paths[int(np.argmax(self.settled_scores()))]
+
+    def ranked(self) -> list[tuple[TokenPath, float]]:
+        """Every hypothesis with its settled score, best first (n-best lists)."""
+        scores = self.settled_scores()
+        order = np.argsort(-scores, kind="stable")
+        return [(self.paths[h], float(scores[h])) for h in order.tolist()]
 
     @property
     def tokens(self) -> list[tuple[int, ...]]:
@@ -276,15 +301,25 @@ class Searcher(ABC):
         self.options = options
         self._decoder_cache: DecoderCache = {}
 
-    def init_state(self) -> SearchState:
-        """A fresh stream: one empty hypothesis whose context is all blanks."""
+    def init_state(self, context_graph: ContextGraph | None = None) -> SearchState:
+        """A fresh stream: one empty hypothesis whose context is all blanks; hotwords in `context_graph`."""
+        if context_graph is not None:
+            self._check_graph(context_graph)
         state = self.backend.initial_predictor_state(1)
         if state:
             blanks = np.full((1, self.backend.context_size), self.backend.blank_id, dtype=np.int64)
             decoder_out, state = self._predict(blanks, state)
         else:
             decoder_out, state = self._predict_grown([EMPTY_PATH], ())
-        return SearchState([EMPTY_PATH], np.zeros(1), decoder_out, state)
+        contexts = None if context_graph is None else [ROOT]
+        return SearchState([EMPTY_PATH], np.zeros(1), decoder_out, state, 0, context_graph, contexts)
+
+    def _check_graph(self, graph: ContextGraph) -> None:
+        if graph.vocab_size != self.backend.vocab_size or graph.blank_id != self.backend.blank_id:
+            raise ConfigError(
+                f"the hotword graph was built for {graph.vocab_size} tokens (blank {graph.blank_id}) but the "
+                f"model has {self.backend.vocab_size} (blank {self.backend.blank_id}); build it with this model's tokens"
+            )
 
     def advance(
         self,
@@ -386,6 +421,12 @@ class GreedySearcher(Searcher):
     one frame per call. Streams decoded together still share calls, as in beam search.
     """
 
+    def _check_graph(self, graph: ContextGraph) -> None:
+        raise ConfigError(
+            "hotwords need beam search (a bonus can only change which hypothesis wins when there are "
+            "several); use SearchOptions(method='beam') or --decoding beam"
+        )
+
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
         for state in states:
             if len(state.paths) != 1:
@@ -404,6 +445,7 @@ class GreedySearcher(Searcher):
         consumed: list[np.ndarray] = []  # (k, V) logit rows whose argmax was taken, in order
         owners: list[int] = []  # the stream of each consumed row
         chosen: list[int] = []  # the token (blank included) taken at each consumed row
+        emissions: list[tuple[TokenPath, int]] = []  # each new token's node and its consumed row
         active = [n for n in range(len(states)) if ends[n] > 0]
         while active:
             spans = [(frames[n], min(ends[n], frames[n] + block)) for n in active]
@@ -429,6 +471,7 @@ class GreedySearcher(Searcher):
                 if k < count:
                     frame = start + k
                     paths[n] = paths[n].extend(best[row + k], states[n].num_frames + frame)
+                    emissions.append((paths[n], len(chosen) - 1))
                     symbols = (used[n] if k == 0 else 0) + 1
                     frames[n], used[n] = (frame + 1, 0) if symbols == max_symbols else (frame, symbols)
                     emitters.append(n)
@@ -447,6 +490,8 @@ class GreedySearcher(Searcher):
             log_probs = log_softmax(np.concatenate(consumed))  # (R, V)
             steps = log_probs[np.arange(len(log_probs)), chosen]  # (R,)
             scores = scores + np.bincount(owners, weights=steps, minlength=len(states))
+            for node, consumed_row in emissions:
+                node.log_prob = float(steps[consumed_row])
         for n, state in enumerate(states):
             state.paths = [paths[n]]
             state.scores = scores[n : n + 1]
@@ -462,6 +507,7 @@ class _Candidate:
     score: float
     parent: int  # row of the current hypothesis it extends, over all streams
     emitted: bool  # whether it extends its parent by a token (needs a predictor call)
+    context: int = ROOT  # its state in the stream's hotword graph (ROOT without one)
 
 
 @dataclass
@@ -473,6 +519,8 @@ class _Beams:
     decoder_out: np.ndarray  # (H, J)
     predictor_state: PredictorState  # H on HYP_AXIS
     counts: list[int]  # hypotheses per stream, summing to H
+    graphs: list[ContextGraph | None]  # per stream, its hotword graph
+    contexts: list[int]  # (H,) graph states (ROOT for streams without a graph)
 
     @classmethod
     def gather(cls, states: Sequence[SearchState]) -> _Beams:
@@ -483,6 +531,8 @@ class _Beams:
             np.concatenate([state.decoder_out for state in states]),
             concat_states([state.predictor_state for state in states]),
             [len(state.paths) for state in states],
+            [state.context_graph for state in states],
+            [c for state in states for c in (state.contexts or [ROOT] * len(state.paths))],
         )
 
     def scatter(self, states: Sequence[SearchState]) -> None:
@@ -493,6 +543,7 @@ class _Beams:
             state.paths = self.paths[rows]
             state.scores, state.decoder_out = self.scores[rows], self.decoder_out[rows]
             state.predictor_state = tuple(array[:, rows] for array in self.predictor_state)  # HYP_AXIS
+            state.contexts = None if state.context_graph is None else self.contexts[rows]
             first += count
 
 
@@ -505,6 +556,14 @@ class BeamSearcher(Searcher):
     alignments). One join and at most one predict call per frame cover every
     hypothesis of every stream; a stateless predictor's outputs are cached by
     context, so hypotheses that keep re-growing the same tokens skip it.
+
+    Hotwords: a stream with a ContextGraph adds each (hypothesis, token) pair's
+    bonus to its score before the top-k, and the candidate moves to the graph
+    state after the token. Merging stays by token sequence alone: within a
+    segment every hypothesis starts at the graph's root, and the graph state is
+    a function of the token sequence, so two twins always hold the same state
+    and have earned the same bonus; the log-add then keeps it once
+    (log(e^(a+b) + e^(c+b)) = b + log(e^a + e^c)).
     """
 
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
@@ -525,13 +584,16 @@ class BeamSearcher(Searcher):
     def _step(self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int]) -> _Beams:
         """Advance every stream by one frame; encoder_frame is (S, J), frames the streams' frame indices."""
         encoder_rows = encoder_frame.repeat(beams.counts, axis=0)  # (H, J)
-        totals = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)
-        totals += beams.scores[:, None]
+        log_probs = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)
+        totals = log_probs + beams.scores[:, None]
         kept: list[_Candidate] = []
         counts = []
         first = 0
-        for count, frame in zip(beams.counts, frames):
-            candidates = self._prune(beams, totals[first : first + count], first, frame)
+        for count, frame, graph in zip(beams.counts, frames, beams.graphs):
+            rows = slice(first, first + count)
+            if graph is not None:
+                totals[rows] += np.stack([graph.bonus_row(c) for c in beams.contexts[rows]])
+            candidates = self._prune(beams, totals[rows], log_probs[rows], first, frame, graph)
             kept.extend(candidates)
             counts.append(len(candidates))
             first += count
@@ -551,13 +613,17 @@ class BeamSearcher(Searcher):
             decoder_out,
             predictor_state,
             counts,
+            beams.graphs,
+            [c.context for c in kept],
         )
 
-    def _prune(self, beams: _Beams, totals: np.ndarray, first_row: int, frame: int) -> list[_Candidate]:
+    def _prune(self, beams: _Beams, totals: np.ndarray, log_probs: np.ndarray, first_row: int, frame: int,
+               graph: ContextGraph | None) -> list[_Candidate]:
         """The best `beam` extensions of one stream, merged by token sequence, best first.
 
-        totals: (H_s, V) score of each (hypothesis, token) pair; first_row: the row of
-        the stream's hypothesis 0 in `beams`; frame: the timestamp of new tokens.
+        totals: (H_s, V) score of each (hypothesis, token) pair, hotword bonus included;
+        log_probs: (H_s, V) the joiner's alone (a new token's confidence); first_row: the
+        row of the stream's hypothesis 0 in `beams`; frame: the timestamp of new tokens.
         """
         blank, vocab_size = self.backend.blank_id, totals.shape[1]
         flat = totals.ravel()
@@ -568,8 +634,11 @@ class BeamSearcher(Searcher):
             row = first_row + parent
             emitted = token != blank
             path = beams.paths[row]
+            context = beams.contexts[row]
             if emitted:
-                path = path.extend(token, frame)
+                path = path.extend(token, frame, float(log_probs[parent, token]))
+                if graph is not None:
+                    context = int(graph.next_row(context)[token])
             # The stream's hypotheses differ, so two extensions can only be equal when one
             # adds blank and the other a token; last tokens rule most pairs out cheaply.
             for twin in kept:
@@ -578,7 +647,7 @@ class BeamSearcher(Searcher):
                     twin.score = log_add(twin.score, score)
                     break
             else:
-                kept.append(_Candidate(path, score, row, emitted))
+                kept.append(_Candidate(path, score, row, emitted, context))
         return sorted(kept, key=lambda c: -c.score)
 
 

@@ -18,7 +18,12 @@ def decode_ready(recognizer: Recognizer, stream: Stream) -> None:
         recognizer.decode(stream)
 
 
-def decode_to_endpoint(recognizer: Recognizer, stream: Stream) -> RecognitionResult | None:
+def segment_result(stream: Stream, nbest: int = 0) -> RecognitionResult:
+    """The stream's result, with its `nbest` best hypotheses attached when nbest > 0."""
+    return stream.result.with_nbest(stream.nbest(nbest)) if nbest > 0 else stream.result
+
+
+def decode_to_endpoint(recognizer: Recognizer, stream: Stream, nbest: int = 0) -> RecognitionResult | None:
     """Decode what is buffered; at an endpoint, the finished segment's result (the stream is reset), else None.
 
     The result may be empty (the segment held only silence); `spoken` tells.
@@ -26,16 +31,16 @@ def decode_to_endpoint(recognizer: Recognizer, stream: Stream) -> RecognitionRes
     decode_ready(recognizer, stream)
     if not recognizer.is_endpoint(stream):
         return None
-    finished = stream.result
+    finished = segment_result(stream, nbest)
     stream.reset()
     return finished
 
 
-def finish_segment(recognizer: Recognizer, stream: Stream) -> RecognitionResult:
+def finish_segment(recognizer: Recognizer, stream: Stream, nbest: int = 0) -> RecognitionResult:
     """Declare the end of input, decode the rest and return the last segment's result (maybe empty)."""
     stream.input_finished()
     decode_ready(recognizer, stream)
-    return stream.result
+    return segment_result(stream, nbest)
 
 
 def spoken(result: RecognitionResult) -> bool:

@@ -30,6 +30,9 @@ from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
+from asr.runtime.context_graph import ContextGraph
+from asr.runtime.hotwords import load_context_graph
+from asr.runtime.search_flags import add_search_flags, resolve_search
 from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
@@ -74,6 +77,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
     parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
+    add_search_flags(parser, nbest=True)
 
 
 STDIN = Path("-")  # the FILE that means standard input
@@ -89,23 +93,25 @@ def open_blocks(path: Path, raw_rate: int | None = None) -> tuple[int, Iterator[
     return read_blocks(path, CHUNK_SECONDS)
 
 
-def transcribe_file(recognizer: Recognizer, path: Path, raw_rate: int | None = None) -> FileTranscript:
+def transcribe_file(recognizer: Recognizer, path: Path, raw_rate: int | None = None,
+                    hotwords: ContextGraph | None = None, nbest: int = 0) -> FileTranscript:
     """Stream one file through `recognizer`, cut into segments at endpoints; AudioError if it cannot be read.
 
     The recognizer's EndpointConfig decides the cuts (enabled=False: one segment).
     Segments of silence alone are left out, unless the file has nothing else.
+    hotwords: the graph to bias the file's stream with; nbest: alternatives per segment.
     """
     rate, blocks = open_blocks(path, raw_rate)
-    stream = recognizer.create_stream()
+    stream = recognizer.create_stream(hotwords if hotwords is not None else ())
     segments: list[RecognitionResult] = []
     samples = 0
     for block in blocks:
         samples += len(block)
         stream.accept_waveform(rate, block)  # the stream resamples to the model's rate
-        finished = decode_to_endpoint(recognizer, stream)
+        finished = decode_to_endpoint(recognizer, stream, nbest)
         if finished is not None and spoken(finished):
             segments.append(finished)
-    last = finish_segment(recognizer, stream)
+    last = finish_segment(recognizer, stream, nbest)
     if spoken(last) or not segments:
         segments.append(last)
     return FileTranscript(str(path), tuple(segments), round(samples / rate, 3), None)
@@ -129,16 +135,19 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     model_dir, int8 = resolve_model_dir(args.model, args.int8)
+    method, blank_penalty = resolve_search(args, err, "transcribe")
     recognizer = Recognizer.from_dir(
         model_dir,
         num_threads=args.num_threads,
-        decoding=SearchOptions(method=args.decoding, beam=args.beam),
+        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),
         int8=int8,
     )
+    graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
+                                                                  args.hotwords_score)
     failed = 0
     for path in args.files:
         try:
-            transcript = transcribe_file(recognizer, path, args.raw_rate)
+            transcript = transcribe_file(recognizer, path, args.raw_rate, graph, args.nbest)
         except AsrError as error:
             transcript = FileTranscript(str(path), (), None, str(error))
             failed += 1

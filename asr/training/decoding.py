@@ -25,6 +25,7 @@ from tqdm import tqdm
 from asr.corpus.manifest import Utterance
 from asr.errors import ConfigError, ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
+from asr.runtime.context_graph import ContextGraph
 from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
 from asr.training.tokenizers import Tokenizer
 from asr.training.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
@@ -45,6 +46,8 @@ class EvalOptions:
     streaming: bool = False  # encode window by window with model.stream (a device's view) instead of whole utterances
     chunk_frames: int | None = None  # streaming: encoder frames per window; None: the model's chunk_frames
     max_batch_seconds: float = 200.0  # padded audio per encoder batch: bounds memory, not results
+    blank_penalty: float = 0.0  # subtracted from the blank logit before the transducer search
+    hotwords: ContextGraph | None = None  # beam search: bias every utterance towards these phrases
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -66,7 +69,8 @@ class EvalOptions:
 
     def search_options(self) -> SearchOptions:
         """The transducer search these options ask for (not used for CTC)."""
-        return SearchOptions(method="beam" if self.decoding == "beam" else "greedy", beam=self.beam)
+        return SearchOptions(method="beam" if self.decoding == "beam" else "greedy", beam=self.beam,
+                             blank_penalty=self.blank_penalty)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def decode_features(model: Transducer, features: Sequence[np.ndarray], options: 
         lengths = np.sum([valid for _, valid in chunks], axis=0)
         return [h.tokens for h in ctc_greedy(log_probs, lengths, model.config.blank_id)]
     searcher = create_searcher(TorchBackend(model), options.search_options())
-    states = [searcher.init_state() for _ in features]
+    states = [searcher.init_state(options.hotwords) for _ in features]
     for out, valid in chunks:
         searcher.advance(out, states, valid)
     return [state.best().tokens for state in states]

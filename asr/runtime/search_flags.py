@@ -1,0 +1,52 @@
+"""The search flags `asr transcribe`, `asr live` and `asr eval` share: hotwords, blank penalty, n-best.
+
+Hotwords (and n-best lists longer than one) need beam search; given with the
+default greedy decoding, the command switches to beam search and says so on
+stderr, rather than refusing: the flag says what the user wants, and beam
+search is what delivers it. (The Python API refuses instead: a program should
+choose its search explicitly; see Recognizer.create_stream.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import TextIO
+
+from asr.errors import ConfigError
+from asr.runtime.hotwords import DEFAULT_SCORE, check_score
+
+
+def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> None:
+    """--hotwords, --hotwords-score, --blank-penalty (and --nbest when `nbest`); argparse only."""
+    parser.add_argument("--hotwords", type=Path, default=None, metavar="FILE",
+                        help="bias beam search towards these phrases: one per line, optional per-phrase score "
+                             "as a trailing ':2.5'; # comments (switches greedy decoding to beam)")
+    parser.add_argument("--hotwords-score", type=float, default=DEFAULT_SCORE, metavar="S",
+                        help=f"per-token bonus of phrases without their own score (default: {DEFAULT_SCORE})")
+    parser.add_argument("--blank-penalty", type=float, default=0.0, metavar="P",
+                        help="subtracted from the blank logit before search; > 0 emits more tokens "
+                             "(helps models that delete words; default: 0)")
+    if nbest:
+        parser.add_argument("--nbest", type=int, default=0, metavar="N",
+                            help="jsonl: add the N best hypotheses of each segment as `nbest` (beam search)")
+
+
+def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple[str, float]:
+    """Check the shared flags; the decoding method to use (greedy switched to beam where needed) and the penalty."""
+    check_score(args.hotwords_score, "--hotwords-score")
+    if not math.isfinite(args.blank_penalty):
+        raise ConfigError(f"--blank-penalty must be a finite number, got {args.blank_penalty}; 0 disables it")
+    nbest = getattr(args, "nbest", 0)
+    if nbest < 0:
+        raise ConfigError(f"--nbest must be 0 (none) or more, got {nbest}")
+    if nbest > args.beam:
+        raise ConfigError(f"--nbest {nbest} is more than --beam {args.beam} hypotheses; raise --beam or lower --nbest")
+    decoding = args.decoding
+    if decoding == "greedy" and (args.hotwords is not None or nbest > 1):
+        why = "--hotwords" if args.hotwords is not None else "--nbest"
+        print(f"asr {command}: note: {why} needs beam search; decoding with --decoding beam --beam {args.beam}",
+              file=err, flush=True)
+        decoding = "beam"
+    return decoding, args.blank_penalty
