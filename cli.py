@@ -125,6 +125,20 @@ COMMANDS = (
 )
 
 
+def version() -> str:
+    """The installed package's version, or the checkout's pyproject.toml when it is not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("streaming-asr")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent / "pyproject.toml"
+        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+
+
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The `asr` parser and a handler per command name.
 
@@ -132,6 +146,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     `asr --help`); without it every command does (tests, documentation).
     """
     parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"asr {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     handlers: dict[str, Handler] = {}
@@ -143,11 +158,31 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     return parser, handlers
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, except that a flag the sub-command does not know is reported with the
+    sub-command's usage (argparse would print the top level's, which lists no flags)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        sub_parser = _sub_parser(parser, args.command)
+        sub_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _sub_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:  # argparse keeps sub-parsers in its _SubParsersAction, not publicly
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser, handlers = build_parser(only=chosen)
-    args = parser.parse_args(argv)
+    if not argv:  # a bare `asr`: what it can do, not just "the following arguments are required"
+        parser.print_help()
+        return 2
+    args = parse(parser, argv)
     from asr.errors import AsrError
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,21 @@ def test_synth_lists_voices_without_out_or_hours() -> None:
 def test_synth_without_out_says_what_it_needs() -> None:
     result = run_cli("synth", "--hours", "0.1")
     assert result.returncode == 2 and "needs --out DIR and --hours H" in result.stderr
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and re.fullmatch(r"asr \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_bare_asr_prints_the_help() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    assert "COMMAND" in result.stdout and "transcribe" in result.stdout and "train" in result.stdout
+
+
+def test_an_unknown_flag_gets_the_sub_commands_usage() -> None:
+    result = run_cli("transcribe", "--no-such-flag", "a.wav")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: asr transcribe") and "--model" in result.stderr
+    assert "asr transcribe: error: unrecognized arguments: --no-such-flag" in result.stderr

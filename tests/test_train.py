@@ -291,10 +291,18 @@ def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path: Path
     assert list((tmp_path / "full" / "tensorboard").iterdir())
 
 
-def test_max_minutes_stops_early_and_saves(tmp_path: Path) -> None:
-    summary = train(_start(tiny_config(epochs=50, max_minutes=1e-4), tmp_path, random_run_data()))
+def test_max_minutes_stops_early_and_saves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = random_run_data()
+    summary = train(_start(tiny_config(epochs=50, max_minutes=1e-4), tmp_path, data))
     assert summary.stopped_by == "time" and summary.steps == 1
     assert load_checkpoint(tmp_path / "checkpoint-0000001.pt")["progress"]["step"] == 1
+    # --resume with the same budget: it is spent, and the run says so and how to go on.
+    resumed = _start(tiny_config(epochs=50, max_minutes=1e-4), tmp_path, data, fresh=False)
+    restore(resumed, resumed.checkpoints.latest()[1])
+    again = train(resumed)
+    assert again.stopped_by == "time" and again.steps == 1
+    err = capsys.readouterr().err
+    assert "time budget is already spent" in err and "--resume --max-minutes 0.0002" in err
 
 
 # --- non-finite losses and weights ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -109,8 +110,17 @@ def train(run: TrainingRun) -> TrainSummary:
     clock = _Clock(progress.elapsed_seconds)
     final_loss = None
     stopped_by = "epochs"
+    if progress.step > 0 and _out_of_time(run):  # a resumed run whose budget was already spent
+        if run.world.is_main:
+            print(f"note: the time budget is already spent: {progress.elapsed_seconds / 60:.1f} minutes trained "
+                  f"of --max-minutes {config.max_minutes:g} (summed over this run's resumes); nothing to train. "
+                  f"To train on, give a larger total: --resume --max-minutes {2 * config.max_minutes:g}",
+                  file=sys.stderr)
+        run.monitor.close()
+        best = run.checkpoints.best()
+        return TrainSummary(progress.step, progress.epoch, None, best.dev_wer if best else None, "time")
     while config.stop_epochs is None or progress.epoch < config.stop_epochs:
-        if _out_of_time(run):  # a resumed run whose budget was already spent
+        if _out_of_time(run):
             stopped_by = "time"
             break
         final_loss, out_of_time = train_one_epoch(run, clock, final_loss)
