@@ -113,7 +113,7 @@ def test_eval_command_reports_wer_consistent_with_its_per_utterance_file(
     assert f"checkpoint-{STEP:07d}.pt (model_avg weights, step {STEP})" in out
     model = load_for_inference(exp_dir).model
     for subset, texts in SUBSETS.items():
-        details = exp_dir / "eval" / f"{subset}-greedy.txt"
+        details = exp_dir / "eval" / f"{subset}-greedy-checkpoint-0000007.txt"
         entries = read_details(details)
         assert sorted(ref for _, ref, _, _ in entries) == sorted(texts)
         counts = sum((word_errors(ref, hyp) for _, ref, hyp, _ in entries), ErrorCounts())
@@ -141,7 +141,7 @@ def test_eval_command_json_report(corpus: Path, exp_dir: Path, capsys: pytest.Ca
     assert report["options"]["decoding"] == "beam" and report["options"]["streaming"] is True
     subset = report["subsets"]["synth-test"]
     assert subset["utterances"] == 3
-    assert Path(subset["details"]) == exp_dir / "eval" / "synth-test-beam2-streaming.txt"
+    assert Path(subset["details"]) == exp_dir / "eval" / "synth-test-beam2-streaming-checkpoint-0000007.txt"
     entries = read_details(Path(subset["details"]))
     counts = sum((word_errors(ref, hyp) for _, ref, hyp, _ in entries), ErrorCounts())
     assert (subset["substitutions"], subset["deletions"], subset["insertions"], subset["reference_words"]) == (
@@ -284,7 +284,7 @@ def test_eval_leaves_out_unreadable_audio_and_stops_past_the_limit(
     captured = capsys.readouterr()
     assert "synth-test greedy: " in captured.out and "4 utterances (1 unreadable, left out)" in captured.out
     assert "warning: eval skipped 1 unreadable audio files" in captured.err and flacs[1].name in captured.err
-    details = (exp_dir / "eval" / "synth-test-greedy.txt").read_text()
+    details = (exp_dir / "eval" / "synth-test-greedy-checkpoint-0000007.txt").read_text()
     assert "1 utterances left out: their audio cannot be read" in details
     flacs[3].write_bytes(flacs[3].read_bytes()[:60])  # a second one, over a limit of 1
     with pytest.raises(DataError, match="2 audio files cannot be read, more than --max-bad-files 1"):

@@ -128,7 +128,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
         header = [f"asr eval: {subset}, {options.tag}", described]
         if skipped:
             header.append(f"{skipped} utterances left out: their audio cannot be read")
-        details = write_details(Path(args.exp_dir) / EVAL_DIR / f"{subset}-{options.tag}.txt", result, header)
+        # Named by checkpoint too: evaluating best.pt and then averaged.pt must not overwrite one with the other.
+        details = write_details(Path(args.exp_dir) / EVAL_DIR / f"{subset}-{options.tag}-{loaded.path.stem}.txt",
+                                result, header)
         reports.append((subset, result, details, skipped))
     if args.format == "json":
         print(json.dumps(_json_report(loaded, options, reports), indent=1))
