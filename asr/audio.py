@@ -1,7 +1,8 @@
 """Audio constants and loading: every file becomes float32 mono in [-1, 1] at 16 kHz.
 
-The constants below are the single definition of the feature frontend's
-timing; everything else (features, models, export metadata) derives from them.
+The constants below are the defaults of the feature frontend's timing
+(asr.features.FbankConfig starts from them); a trained model's own feature config
+travels in its checkpoint and its export metadata.
 """
 
 from __future__ import annotations

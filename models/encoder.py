@@ -4,7 +4,9 @@
     stream(window (B, 4n + pad_frames, F), state) -> (out (B, n, D), new_state)
     init_state(B) -> state; stack_states / unstack_states; state_shapes(B)
 
-forward and stream agree for any chunking (tests/test_streaming_parity.py).
+forward and stream agree for every window the encoder accepts: any n for the recurrent
+kinds, whole chunks (n a multiple of chunk_frames) for the attention kinds
+(tests/test_streaming_parity.py).
 A stream window holds 4n new feature frames plus the pad_frames (3) that the
 x4 front needs beyond them; the caller advances by 4n and keeps those 3.
 

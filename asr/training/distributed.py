@@ -79,15 +79,6 @@ def gather_objects(world: WorldInfo, value: Any) -> list[Any]:
     return gathered
 
 
-def broadcast_object(world: WorldInfo, value: Any) -> Any:
-    """Rank 0's `value`, on every rank."""
-    if not world.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def threads_per_process(requested: int, world: WorldInfo) -> int:
     """Intra-op threads: `requested`, or the machine's cores shared among the ranks on it."""
     if requested > 0:
