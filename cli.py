@@ -154,8 +154,17 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
         sub_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         if only is None or only == command.name:
             _resolve(command.arguments)(sub_parser)
+            _show_defaults(sub_parser)
         handlers[command.name] = lambda args, target=command.run: _resolve(target)(args)
     return parser, handlers
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option with a default says it in --help: those whose help text does not yet get it appended."""
+    for action in parser._actions:
+        if (action.option_strings and action.help not in (None, argparse.SUPPRESS) and action.nargs != 0
+                and action.default not in (None, argparse.SUPPRESS) and "default" not in action.help):
+            action.help += f" (default: {action.default})"
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

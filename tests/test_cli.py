@@ -86,3 +86,14 @@ def test_an_unknown_flag_gets_the_sub_commands_usage() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("usage: asr transcribe") and "--model" in result.stderr
     assert "asr transcribe: error: unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def test_every_option_with_a_default_shows_it_in_help() -> None:
+    import argparse
+
+    parser, handlers = cli.build_parser()
+    for name in handlers:
+        for action in cli._sub_parser(parser, name)._actions:
+            if action.option_strings and action.help not in (None, argparse.SUPPRESS) and action.nargs != 0 \
+                    and action.default not in (None, argparse.SUPPRESS):
+                assert "default" in action.help, (name, action.option_strings)
