@@ -66,9 +66,10 @@ def _props(path: Path) -> dict[str, str]:
         ("rnn", {"residual": True}),
         ("conformer", {}),
         ("conformer", {"use_conv": False}),
+        ("transformer", {}),
     ],
     ids=["lstmp", "lstm", "gru", "rnn", "residual-lstmp", "residual-lstm", "residual-gru", "residual-rnn",
-         "conformer", "transformer"],
+         "conformer", "conformer-no-conv", "transformer"],
 )
 def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, changes: dict) -> None:
     model = _model(encoder, **changes)

@@ -172,7 +172,7 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: EncoderConfig(kind="transformer"), "encoder kind 'transformer'"),
+        (lambda: EncoderConfig(kind="mamba"), "encoder kind 'mamba'"),
         (lambda: EncoderConfig(kind="gru", proj_dim=16), "proj_dim 16 needs kind 'lstm'"),
         (lambda: EncoderConfig(kind="conformer", hidden_dim=36, num_heads=4), "heads of even size"),
         (lambda: EncoderConfig(kind="conformer", left_context_chunks=0), "left_context_chunks"),

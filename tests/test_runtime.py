@@ -19,13 +19,13 @@ from asr.runtime.search import Hypothesis, SearchOptions, create_searcher
 from asr.training.torch_backend import SILENCE_FEATURE, TorchBackend, stream_utterance
 from exported_models import exported_model_dir, gated_model, silence, speech
 
-KINDS = [("lstm", "stateless"), ("conformer", "lstm")]
+KINDS = [("lstm", "stateless"), ("conformer", "lstm"), ("transformer", "lstm")]
 GREEDY = SearchOptions()
 BEAM = SearchOptions(method="beam", beam=3)
 CHUNK = 1600  # 100 ms at 16 kHz, as live audio arrives
 
 
-@pytest.fixture(scope="module", params=KINDS, ids=["lstm", "conformer"])
+@pytest.fixture(scope="module", params=KINDS, ids=[encoder for encoder, _ in KINDS])
 def kind(request: pytest.FixtureRequest) -> tuple[str, str]:
     return request.param
 

@@ -21,8 +21,9 @@ from typing import Any
 
 from asr.corpus.acoustics import NOISE_KINDS, AcousticAugment
 from asr.errors import AsrError
+from models.config import ENCODER_KINDS
 
-ENCODERS = ("lstm", "gru", "rnn", "conformer")
+ENCODERS = ENCODER_KINDS  # models.config is torch-free
 PRESETS = ("tiny", "small", "base", "large")
 PREDICTORS = ("stateless", "lstm")
 TOKENIZERS = ("bpe", "char")
