@@ -15,7 +15,9 @@ from typing import Any, Mapping, TypeVar
 from asr.audio import NUM_MEL_BINS
 from asr.errors import ConfigError, ModelFilesError
 
-RNN_KINDS = ("lstm", "gru", "rnn")  # recurrent encoders: one module, three cells
+RNN_KINDS = ("lstm", "gru", "rnn", "peephole")  # recurrent encoders: one module (RnnEncoder), a cell each
+LSTM_KINDS = ("lstm", "peephole")  # recurrent kinds with a cell state c next to h
+TORCH_RNN_KINDS = ("lstm", "gru", "rnn")  # torch's own layers: the only ones with a non-residual stack
 ATTENTION_KINDS = ("conformer", "transformer")  # chunked attention: one module, with or without the conv module
 ENCODER_KINDS = RNN_KINDS + ATTENTION_KINDS
 PREDICTOR_KINDS = ("stateless", "lstm")
@@ -62,6 +64,8 @@ class EncoderConfig:
         _require(self.proj_dim >= 0, f"proj_dim must be >= 0, got {self.proj_dim}")
         _require(not self.residual or self.kind in RNN_KINDS,
                  f"residual is for the recurrent kinds {RNN_KINDS} (attention layers are residual already)")
+        _require(self.residual or self.kind not in RNN_KINDS or self.kind in TORCH_RNN_KINDS,
+                 f"encoder kind {self.kind!r} needs residual=True (plain stacks exist for torch's layers only)")
         _require(
             self.proj_dim == 0 or (self.kind == "lstm" and self.proj_dim < self.hidden_dim),
             f"proj_dim {self.proj_dim} needs kind 'lstm' and proj_dim < hidden_dim ({self.hidden_dim}); use 0",

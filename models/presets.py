@@ -48,6 +48,7 @@ def tiny(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
         "lstm": EncoderConfig("lstm", hidden_dim=32, proj_dim=16, **common),
         "gru": EncoderConfig("gru", hidden_dim=32, **common),
         "rnn": EncoderConfig("rnn", hidden_dim=48, **common),
+        "peephole": EncoderConfig("peephole", hidden_dim=32, residual=True, **common),
         "conformer": EncoderConfig(
             "conformer", hidden_dim=32, num_heads=2, ff_dim=64, conv_kernel=5, left_context_chunks=2, **common
         ),
@@ -66,6 +67,7 @@ def small(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
         "lstm": EncoderConfig("lstm", num_layers=3, hidden_dim=384, proj_dim=0, output_dim=256, residual=True),
         "gru": EncoderConfig("gru", num_layers=3, hidden_dim=448, output_dim=256, residual=True),
         "rnn": EncoderConfig("rnn", num_layers=4, hidden_dim=640, output_dim=256, residual=True),
+        "peephole": EncoderConfig("peephole", num_layers=3, hidden_dim=384, output_dim=256, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=6, hidden_dim=192, num_heads=4, ff_dim=576, output_dim=256, left_context_chunks=8
         ),
@@ -83,6 +85,8 @@ def base(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
         "lstm": EncoderConfig("lstm", num_layers=6, hidden_dim=1024, proj_dim=384, output_dim=384, residual=True),
         "gru": EncoderConfig("gru", num_layers=6, hidden_dim=768, output_dim=384, residual=True),
         "rnn": EncoderConfig("rnn", num_layers=8, hidden_dim=1152, output_dim=384, residual=True),
+        # No projection (the peephole cell has none): a narrower cell for the LSTMP's size.
+        "peephole": EncoderConfig("peephole", num_layers=6, hidden_dim=672, output_dim=384, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=14, hidden_dim=256, num_heads=4, ff_dim=1024, output_dim=384, left_context_chunks=8
         ),
@@ -99,6 +103,7 @@ def large(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
         "lstm": EncoderConfig("lstm", num_layers=12, hidden_dim=1408, proj_dim=512, output_dim=512, residual=True),
         "gru": EncoderConfig("gru", num_layers=12, hidden_dim=1024, output_dim=512, residual=True),
         "rnn": EncoderConfig("rnn", num_layers=16, hidden_dim=1536, output_dim=512, residual=True),
+        "peephole": EncoderConfig("peephole", num_layers=12, hidden_dim=896, output_dim=512, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=13, hidden_dim=512, num_heads=8, ff_dim=2048, output_dim=512, left_context_chunks=8
         ),

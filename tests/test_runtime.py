@@ -19,7 +19,7 @@ from asr.runtime.search import Hypothesis, SearchOptions, create_searcher
 from asr.training.torch_backend import SILENCE_FEATURE, TorchBackend, stream_utterance
 from exported_models import exported_model_dir, gated_model, silence, speech
 
-KINDS = [("lstm", "stateless"), ("conformer", "lstm"), ("transformer", "lstm")]
+KINDS = [("lstm", "stateless"), ("conformer", "lstm"), ("transformer", "lstm"), ("peephole", "lstm")]
 GREEDY = SearchOptions()
 BEAM = SearchOptions(method="beam", beam=3)
 CHUNK = 1600  # 100 ms at 16 kHz, as live audio arrives
