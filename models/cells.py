@@ -1,6 +1,7 @@
 """Recurrent layers torch does not have, with nn.LSTM's / nn.RNN's batch-first call signature.
 
     PeepholeLstm   x (B, T, I), (h0, c0) each (1, B, H) -> y (B, T, H), (h_n, c_n)
+    Reservoir      x (B, T, I), h0 (1, B, N)            -> y (B, T, N), h_n       (fixed, never trained)
 
 Both slot into RnnEncoder's residual stack and its streaming state exactly where
 a torch layer would. Each computes the input half of every gate for all frames
@@ -10,7 +11,7 @@ Python step per frame), and plain Python when exported: export/unroll.py
 switches `scripted` off, so tracing unrolls it into MatMuls on weight
 initializers, which int8 quantization compresses.
 
-Shapes: B batch, T frames, I input size, H cell size.
+Shapes: B batch, T frames, I input size, H cell size, N reservoir size.
 """
 
 from __future__ import annotations
@@ -80,4 +81,66 @@ class PeepholeLstm(nn.Module):
         return y.transpose(0, 1), (h.unsqueeze(0), c.unsqueeze(0))
 
 
-SCRIPTED_LAYERS = (PeepholeLstm,)  # layers with a `scripted` switch (export/unroll.py turns it off)
+def reservoir_recurrence(inputs: Tensor, recurrent: Tensor, h: Tensor, leak_rate: float) -> Tuple[Tensor, Tensor]:
+    """inputs (T, B, N) = W_in u_t, recurrent (N, N) = W^T, h (B, N) -> states (T, B, N), last h.
+
+    Jaeger's leaky-integrator ESN: h_t = (1 - a) h_{t-1} + a tanh(W_in u_t + W h_{t-1}).
+    """
+    outputs: List[Tensor] = []
+    for t in range(inputs.shape[0]):
+        h = (1.0 - leak_rate) * h + leak_rate * torch.tanh(torch.addmm(inputs[t], h, recurrent))
+        outputs.append(h)
+    return torch.stack(outputs), h
+
+
+_scripted_reservoir = _script(reservoir_recurrence)
+
+# Above this size the spectral radius comes from the circular law instead of an eigendecomposition
+# (O(N^3): seconds at 2048, minutes at 8192); the law's error shrinks like 1/sqrt(N).
+EXACT_RADIUS_MAX_SIZE = 2048
+
+
+def _spectral_radius(weight: Tensor, density: float) -> float:
+    """Largest |eigenvalue| of a square matrix of i.i.d. N(0, 1) entries kept with probability `density`."""
+    size = weight.shape[0]
+    if size <= EXACT_RADIUS_MAX_SIZE:
+        return float(torch.linalg.eigvals(weight.double()).abs().max())
+    return math.sqrt(density * size)  # circular law: i.i.d. entries of variance v fill a disc of radius sqrt(v N)
+
+
+class Reservoir(nn.Module):
+    """An echo state network layer (Jaeger 2001): fixed random input and recurrent weights, seeded.
+
+    The weights are buffers (saved in checkpoints, exported, never in parameters(), so no optimizer
+    sees them); only the layers around it (the front and the readout) learn. Gradients still flow
+    through it to the front.
+    """
+
+    def __init__(
+        self, input_size: int, size: int, spectral_radius: float, leak_rate: float, input_scaling: float,
+        sparsity: float, seed: int,
+    ) -> None:
+        super().__init__()
+        self.leak_rate = leak_rate
+        self.scripted = True  # export/unroll.py turns it off
+        if torch.empty(0).device.type == "meta":  # a size-only build (asr models): no random draws
+            w_in, w = torch.empty(size, input_size), torch.empty(size, size)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            w_in = (2 * torch.rand(size, input_size, generator=gen, device="cpu") - 1) * input_scaling
+            keep = torch.rand(size, size, generator=gen, device="cpu") >= sparsity  # (N, N) sparse connectivity
+            w = torch.randn(size, size, generator=gen, device="cpu") * keep
+            w *= spectral_radius / max(_spectral_radius(w, 1.0 - sparsity), 1e-12)
+        # Stored transposed, as the loop multiplies (B, N) @ (N, N): one weight initializer per MatMul on export.
+        self.register_buffer("input_weight", w_in.t().contiguous())  # (I, N)
+        self.register_buffer("recurrent_weight", w.t().contiguous())  # (N, N)
+
+    def forward(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """x (B, T, I), h0 (1, B, N) -> states (B, T, N), h_n (1, B, N)."""
+        inputs = (x @ self.input_weight).transpose(0, 1)  # (T, B, N): all frames at once
+        recurrence = _scripted_reservoir if self.scripted else reservoir_recurrence
+        y, h = recurrence(inputs, self.recurrent_weight, h0[0], self.leak_rate)
+        return y.transpose(0, 1), h.unsqueeze(0)
+
+
+SCRIPTED_LAYERS = (PeepholeLstm, Reservoir)  # layers with a `scripted` switch (export/unroll.py turns it off)

@@ -15,7 +15,7 @@ from typing import Any, Mapping, TypeVar
 from asr.audio import NUM_MEL_BINS
 from asr.errors import ConfigError, ModelFilesError
 
-RNN_KINDS = ("lstm", "gru", "rnn", "peephole")  # recurrent encoders: one module (RnnEncoder), a cell each
+RNN_KINDS = ("lstm", "gru", "rnn", "peephole", "esn")  # recurrent encoders: one module (RnnEncoder), a cell each
 LSTM_KINDS = ("lstm", "peephole")  # recurrent kinds with a cell state c next to h
 TORCH_RNN_KINDS = ("lstm", "gru", "rnn")  # torch's own layers: the only ones with a non-residual stack
 ATTENTION_KINDS = ("conformer", "transformer")  # chunked attention: one module, with or without the conv module
@@ -52,6 +52,12 @@ class EncoderConfig:
     # conformer: False drops the conv module. Kind "transformer" never has one; this flag stays for
     # conformer checkpoints written with use_conv=False before that kind existed.
     use_conv: bool = True
+    # esn (echo state network, hidden_dim = reservoir size): the fixed random reservoir's options.
+    spectral_radius: float = 0.9  # largest |eigenvalue| of the recurrent weights (< 1: fading memory)
+    leak_rate: float = 0.5  # a in h_t = (1 - a) h_{t-1} + a tanh(...): 1 forgets fastest
+    input_scaling: float = 1.0  # input weights are uniform in [-input_scaling, input_scaling]
+    sparsity: float = 0.9  # fraction of recurrent weights that are zero
+    reservoir_seed: int = 0  # seeds the reservoir of layer l with reservoir_seed + l
     chunk_frames: int = 8  # stream chunk in subsampled frames (40 ms each); conformer attention chunk
     left_context_chunks: int = 4  # conformer: earlier chunks each chunk attends to
 
@@ -70,6 +76,11 @@ class EncoderConfig:
             self.proj_dim == 0 or (self.kind == "lstm" and self.proj_dim < self.hidden_dim),
             f"proj_dim {self.proj_dim} needs kind 'lstm' and proj_dim < hidden_dim ({self.hidden_dim}); use 0",
         )
+        if self.kind == "esn":
+            _require(self.spectral_radius > 0, f"spectral_radius must be > 0, got {self.spectral_radius}")
+            _require(0 < self.leak_rate <= 1, f"leak_rate must be in (0, 1], got {self.leak_rate}")
+            _require(self.input_scaling > 0, f"input_scaling must be > 0, got {self.input_scaling}")
+            _require(0 <= self.sparsity < 1, f"sparsity must be in [0, 1), got {self.sparsity}")
         if self.kind in ATTENTION_KINDS:
             _require(self.num_heads >= 1 and self.ff_dim >= 1, "conformer num_heads and ff_dim must be >= 1")
             _require(

@@ -1,4 +1,5 @@
-"""Unidirectional recurrent encoders: LSTM (optionally LSTMP), GRU, Elman RNN and peephole LSTM in one module.
+"""Unidirectional recurrent encoders: LSTM (optionally LSTMP), GRU, Elman RNN, peephole LSTM and
+echo state network in one module.
 
     x4 conv front -> dropout -> multi-layer RNN -> dropout -> Linear(output_dim)
 
@@ -12,8 +13,9 @@ The state layout is sherpa-onnx's for LSTM transducers: h (L, B, P or H) and
 c (L, B, H), batch on axis 1. Recurrence is causal, so in a padded batch the
 valid frames of a short item never see its padding: forward needs no packing.
 torch cannot export nn.LSTM with proj_size to ONNX; export/unroll.py swaps it
-for an unrolled equivalent on the same weights. The peephole LSTM is our own
-layer (models.cells), in residual stacks only.
+for an unrolled equivalent on the same weights. The peephole LSTM and the ESN
+reservoir are our own layers (models.cells), in residual stacks only; for the ESN
+the output Linear is the trained readout of its fixed reservoir.
 
 Shapes: B batch, T frames, L layers, H cell size, P projection size, D output dim.
 """
@@ -25,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from models.cells import PeepholeLstm
+from models.cells import PeepholeLstm, Reservoir
 from models.config import LSTM_KINDS, EncoderConfig
 from models.encoder import Encoder
 
@@ -39,7 +41,7 @@ class LstmState(NamedTuple):
 
 
 class RnnState(NamedTuple):
-    """Streaming state of the GRU and Elman RNN encoders."""
+    """Streaming state of the GRU, Elman RNN and echo state network encoders."""
 
     h: Tensor  # (L, B, H) last hidden state of each layer
     BATCH_AXES = (1,)
@@ -57,10 +59,15 @@ def _torch_layer(config: EncoderConfig, input_size: int, num_layers: int = 1) ->
     )
 
 
-def _residual_layer(config: EncoderConfig, input_size: int) -> nn.Module:
-    """One single-layer recurrent module of kind config.kind, batch-first, called as layer(x, hx)."""
+def _residual_layer(config: EncoderConfig, input_size: int, index: int) -> nn.Module:
+    """Layer `index` of a residual stack: one recurrent module of kind config.kind, called as layer(x, hx)."""
     if config.kind == "peephole":
         return PeepholeLstm(input_size, config.hidden_dim)
+    if config.kind == "esn":
+        return Reservoir(
+            input_size, config.hidden_dim, config.spectral_radius, config.leak_rate, config.input_scaling,
+            config.sparsity, seed=config.reservoir_seed + index,
+        )
     return _torch_layer(config, input_size)
 
 
@@ -72,7 +79,7 @@ class RnnEncoder(Encoder):
         super().__init__(config, body_dim)
         if config.residual:
             # One module per layer: the residual sum needs each layer's output.
-            self.layers = nn.ModuleList(_residual_layer(config, body_dim) for _ in range(config.num_layers))
+            self.layers = nn.ModuleList(_residual_layer(config, body_dim, i) for i in range(config.num_layers))
         else:  # torch's kinds only (EncoderConfig checks)
             self.rnn = _torch_layer(config, body_dim, config.num_layers)
         self.dropout = nn.Dropout(config.dropout)

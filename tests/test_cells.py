@@ -1,14 +1,18 @@
-"""Our own recurrent layers (models.cells) against plain references written here.
+"""Our own recurrent layers (models.cells): the peephole LSTM against plain references written here,
+the ESN reservoir's construction and that it never trains.
 
 Shapes: B batch, T frames, I input size, H cell size.
 """
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor, nn
 
-from models.cells import PeepholeLstm
+from models.cells import PeepholeLstm, Reservoir
+from models.presets import tiny
+from models.transducer import Transducer
 
 TOLERANCE = 1e-5  # float32, absolute and relative
 B, T, I, H = 3, 7, 5, 4
@@ -81,3 +85,42 @@ def test_peephole_lstm_gradients_equal_the_reference_loop() -> None:
     reference_peephole(layer, x, h0[0], c0[0])[0].square().sum().backward()
     for g, (name, p) in zip(got, layer.named_parameters()):
         torch.testing.assert_close(g, p.grad, atol=TOLERANCE, rtol=TOLERANCE, msg=name)
+
+
+def test_reservoir_has_the_asked_spectral_radius_sparsity_and_seed() -> None:
+    layer = Reservoir(I, 64, spectral_radius=0.8, leak_rate=0.5, input_scaling=0.3, sparsity=0.75, seed=7)
+    w = layer.recurrent_weight.double()
+    assert float(torch.linalg.eigvals(w).abs().max()) == pytest.approx(0.8, rel=1e-6)
+    assert float((w == 0).double().mean()) == pytest.approx(0.75, abs=0.05)
+    assert float(layer.input_weight.abs().max()) <= 0.3
+    again = Reservoir(I, 64, spectral_radius=0.8, leak_rate=0.5, input_scaling=0.3, sparsity=0.75, seed=7)
+    torch.testing.assert_close(again.recurrent_weight, layer.recurrent_weight, atol=0, rtol=0)
+    assert list(layer.parameters()) == []  # buffers only: nothing for an optimizer
+
+
+def test_esn_reservoir_is_unchanged_by_a_training_step_and_the_readout_trains() -> None:
+    torch.manual_seed(0)
+    model = Transducer(tiny("esn", vocab_size=10)).train()
+    reservoirs = {name: b.clone() for name, b in model.named_buffers() if "_weight" in name and "layers" in name}
+    assert len(reservoirs) == 2 * model.config.encoder.num_layers
+    assert not any("layers" in name for name, _ in model.encoder.named_parameters())
+    readout = model.encoder.output.weight.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 60, 80, generator=gen), torch.randint(1, 10, (2, 4), generator=gen)
+    model(x, torch.tensor([60, 43]), y, torch.tensor([4, 2])).total.backward()
+    optimizer.step()
+    for name, before in reservoirs.items():
+        torch.testing.assert_close(model.get_buffer(name), before, atol=0, rtol=0, msg=name)
+    assert not torch.equal(model.encoder.output.weight, readout)
+    assert model.encoder.subsampling.out.weight.grad.abs().sum() > 0  # the front learns through the reservoir
+
+
+def test_reservoir_scripted_equals_its_python_loop() -> None:
+    layer = Reservoir(I, H, spectral_radius=0.9, leak_rate=0.3, input_scaling=1.0, sparsity=0.5, seed=0)
+    x, h0, _ = inputs(3)
+    y, h = layer(x, h0)
+    layer.scripted = False
+    y_python, h_python = layer(x, h0)
+    torch.testing.assert_close(y, y_python, atol=TOLERANCE, rtol=TOLERANCE)
+    torch.testing.assert_close(h, h_python, atol=TOLERANCE, rtol=TOLERANCE)
