@@ -11,7 +11,9 @@ those are a poor fit here three ways:
   layers even in eval mode.
 `UnrolledRnn` computes the same function from the same parameters with
 MatMuls, which every exporter handles and int8 quantization compresses. A stream
-window has a fixed number of frames, so the unrolled graph stays small.
+window has a fixed number of frames, so the unrolled graph stays small. Our own
+layers (models.cells) already compute with such ops; their loop only has to run
+as Python rather than TorchScript, so that tracing unrolls it the same way.
 
 Shapes: B batch, T frames, I input size, L layers, H cell size, P output size
 (the LSTMP projection size, else H).
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.errors import ModelFilesError
+from models.cells import SCRIPTED_LAYERS
 
 _MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")  # nn.RNNBase.mode values this module computes
 
@@ -102,8 +105,12 @@ class UnrolledRnn(nn.Module):
 def unroll_recurrent_layers(module: nn.Module) -> int:
     """Replace, in place, every nn.LSTM / nn.GRU / nn.RNN inside `module` by an `UnrolledRnn`; return how many.
 
+    Layers of models.cells are not replaced but switched to their Python loop (counted too).
     Idempotent: the layer an `UnrolledRnn` holds is not unrolled again.
     """
+    ours = [layer for layer in module.modules() if isinstance(layer, SCRIPTED_LAYERS) and layer.scripted]
+    for layer in ours:
+        layer.scripted = False
     targets = [
         (parent, name, child)
         for parent in module.modules()
@@ -113,4 +120,4 @@ def unroll_recurrent_layers(module: nn.Module) -> int:
     ]
     for parent, name, child in targets:
         setattr(parent, name, UnrolledRnn(child))
-    return len(targets)
+    return len(targets) + len(ours)

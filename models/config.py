@@ -15,8 +15,11 @@ from typing import Any, Mapping, TypeVar
 from asr.audio import NUM_MEL_BINS
 from asr.errors import ConfigError, ModelFilesError
 
-RNN_KINDS = ("lstm", "gru", "rnn")  # recurrent encoders: one module, three cells
-ENCODER_KINDS = RNN_KINDS + ("conformer",)
+RNN_KINDS = ("lstm", "gru", "rnn", "peephole", "esn")  # recurrent encoders: one module (RnnEncoder), a cell each
+LSTM_KINDS = ("lstm", "peephole")  # recurrent kinds with a cell state c next to h
+TORCH_RNN_KINDS = ("lstm", "gru", "rnn")  # torch's own layers: the only ones with a non-residual stack
+ATTENTION_KINDS = ("conformer", "transformer")  # chunked attention: one module, with or without the conv module
+ENCODER_KINDS = RNN_KINDS + ATTENTION_KINDS
 PREDICTOR_KINDS = ("stateless", "lstm")
 
 
@@ -29,7 +32,7 @@ def _require(condition: bool, message: str) -> None:
 class EncoderConfig:
     """The streaming encoder: a x4 convolutional front, then recurrent or conformer layers."""
 
-    kind: str = "lstm"  # "lstm", "gru", "rnn" (Elman, tanh) or "conformer"
+    kind: str = "lstm"  # one of ENCODER_KINDS
     feature_dim: int = NUM_MEL_BINS  # fbank bins per input frame
     subsampling_channels: int = 64  # channels of both stride-2 convolutions in the x4 front
     front_norm: bool = True  # LayerNorm on the front's output (off only in the tiny test preset, see presets.tiny)
@@ -46,7 +49,15 @@ class EncoderConfig:
     num_heads: int = 4  # conformer: attention heads; hidden_dim / num_heads must be even (RoPE)
     ff_dim: int = 1024  # conformer: inner dim of each macaron feed-forward block
     conv_kernel: int = 15  # conformer: causal depthwise convolution kernel, in frames
-    use_conv: bool = True  # conformer: False drops the conv module (a plain Transformer encoder)
+    # conformer: False drops the conv module. Kind "transformer" never has one; this flag stays for
+    # conformer checkpoints written with use_conv=False before that kind existed.
+    use_conv: bool = True
+    # esn (echo state network, hidden_dim = reservoir size): the fixed random reservoir's options.
+    spectral_radius: float = 0.9  # largest |eigenvalue| of the recurrent weights (< 1: fading memory)
+    leak_rate: float = 0.5  # a in h_t = (1 - a) h_{t-1} + a tanh(...): 1 forgets fastest
+    input_scaling: float = 1.0  # input weights are uniform in [-input_scaling, input_scaling]
+    sparsity: float = 0.9  # fraction of recurrent weights that are zero
+    reservoir_seed: int = 0  # seeds the reservoir of layer l with reservoir_seed + l
     chunk_frames: int = 8  # stream chunk in subsampled frames (40 ms each); conformer attention chunk
     left_context_chunks: int = 4  # conformer: earlier chunks each chunk attends to
 
@@ -58,12 +69,19 @@ class EncoderConfig:
         _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         _require(self.proj_dim >= 0, f"proj_dim must be >= 0, got {self.proj_dim}")
         _require(not self.residual or self.kind in RNN_KINDS,
-                 f"residual is for the recurrent kinds {RNN_KINDS} (conformer layers are residual already)")
+                 f"residual is for the recurrent kinds {RNN_KINDS} (attention layers are residual already)")
+        _require(self.residual or self.kind not in RNN_KINDS or self.kind in TORCH_RNN_KINDS,
+                 f"encoder kind {self.kind!r} needs residual=True (plain stacks exist for torch's layers only)")
         _require(
             self.proj_dim == 0 or (self.kind == "lstm" and self.proj_dim < self.hidden_dim),
             f"proj_dim {self.proj_dim} needs kind 'lstm' and proj_dim < hidden_dim ({self.hidden_dim}); use 0",
         )
-        if self.kind == "conformer":
+        if self.kind == "esn":
+            _require(self.spectral_radius > 0, f"spectral_radius must be > 0, got {self.spectral_radius}")
+            _require(0 < self.leak_rate <= 1, f"leak_rate must be in (0, 1], got {self.leak_rate}")
+            _require(self.input_scaling > 0, f"input_scaling must be > 0, got {self.input_scaling}")
+            _require(0 <= self.sparsity < 1, f"sparsity must be in [0, 1), got {self.sparsity}")
+        if self.kind in ATTENTION_KINDS:
             _require(self.num_heads >= 1 and self.ff_dim >= 1, "conformer num_heads and ff_dim must be >= 1")
             _require(
                 self.hidden_dim % (2 * self.num_heads) == 0,
@@ -72,9 +90,14 @@ class EncoderConfig:
             # A zero-length cache would be a zero-size tensor, which ONNX runtimes handle badly.
             _require(self.left_context_chunks >= 1, f"left_context_chunks must be >= 1, got {self.left_context_chunks}")
             _require(
-                not self.use_conv or self.conv_kernel >= 2,
+                not self.has_conv or self.conv_kernel >= 2,
                 f"conv_kernel must be >= 2 with use_conv, got {self.conv_kernel}",
             )
+
+    @property
+    def has_conv(self) -> bool:
+        """Whether an attention encoder has the conformer's conv module (never for "transformer")."""
+        return self.kind == "conformer" and self.use_conv
 
     @property
     def left_context_frames(self) -> int:

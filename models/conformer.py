@@ -1,7 +1,8 @@
-"""Chunk-wise streaming Conformer (and, with use_conv=False, a plain Transformer) encoder.
+"""Chunk-wise streaming Conformer and Transformer encoders (kinds "conformer" and "transformer").
 
     x4 conv front -> layers -> Linear(output_dim), each layer:
       x + 1/2 FFN -> x + chunked self-attention -> x + causal conv -> x + 1/2 FFN -> LayerNorm
+The transformer is the same layer without the conv module (config.has_conv False).
 
 Attention is chunk-wise causal: a frame in chunk k attends to every frame of
 chunks k - left_context_chunks .. k and nothing later. forward builds that
@@ -33,7 +34,7 @@ ROPE_BASE = 10000.0  # RoPE wavelength base (Su et al.)
 
 
 class ConformerState(NamedTuple):
-    """Streaming state of the conformer encoder (use_conv=True)."""
+    """Streaming state of the conformer encoder (with its conv module)."""
 
     cached_key: Tensor  # (L, B, C, D) keys of the last C frames of each layer, before RoPE
     cached_value: Tensor  # (L, B, C, D) values of the last C frames of each layer
@@ -43,7 +44,7 @@ class ConformerState(NamedTuple):
 
 
 class TransformerState(NamedTuple):
-    """Streaming state of the conformer encoder without the conv module (use_conv=False)."""
+    """Streaming state of the transformer encoder (and of a conformer with use_conv=False)."""
 
     cached_key: Tensor  # (L, B, C, D) keys of the last C frames of each layer, before RoPE
     cached_value: Tensor  # (L, B, C, D) values of the last C frames of each layer
@@ -159,7 +160,7 @@ class ConformerLayer(nn.Module):
         dim = config.hidden_dim
         self.ff_in = FeedForward(dim, config.ff_dim, config.dropout)
         self.attention = ChunkedSelfAttention(dim, config.num_heads, config.dropout)
-        self.conv = CausalConvModule(dim, config.conv_kernel, config.dropout) if config.use_conv else None
+        self.conv = CausalConvModule(dim, config.conv_kernel, config.dropout) if config.has_conv else None
         self.ff_out = FeedForward(dim, config.ff_dim, config.dropout)
         self.norm = nn.LayerNorm(dim)
 
@@ -177,7 +178,7 @@ class ConformerLayer(nn.Module):
 
 
 class ConformerEncoder(Encoder):
-    """Streaming chunked conformer; stream() takes windows of n = m * chunk_frames frames."""
+    """Streaming chunked conformer or transformer; stream() takes windows of n = m * chunk_frames frames."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config, config.hidden_dim)
@@ -192,7 +193,7 @@ class ConformerEncoder(Encoder):
         key = torch.zeros(cache_shape, dtype=dtype, device=device)
         value = torch.zeros(cache_shape, dtype=dtype, device=device)
         processed = torch.zeros(batch_size, dtype=torch.int64, device=device)
-        if not cfg.use_conv:
+        if not cfg.has_conv:
             return TransformerState(key, value, processed)
         conv_shape = (cfg.num_layers, batch_size, cfg.hidden_dim, cfg.conv_kernel - 1)
         return ConformerState(key, value, torch.zeros(conv_shape, dtype=dtype, device=device), processed)
@@ -216,7 +217,7 @@ class ConformerEncoder(Encoder):
             positions, positions, padding_mask(out_lens, t), self.config.chunk_frames, self.config.left_context_chunks
         )
         empty = h.new_zeros(b, 0, d)
-        conv = h.new_zeros(b, d, self.config.conv_kernel - 1) if self.config.use_conv else None
+        conv = h.new_zeros(b, d, self.config.conv_kernel - 1) if self.config.has_conv else None
         out, _ = self._body(h, mask, [LayerCache(empty, empty, conv)] * len(self.layers))
         return self._zero_padding(out, out_lens), out_lens
 

@@ -5,8 +5,9 @@
     base   about 25M
     large  about 80M
 
-Each preset sizes every encoder kind for roughly the same parameter count; the
-table (`asr models`) is computed by building each model on the meta device.
+Each preset sizes every encoder kind for roughly the same weight count (trained
+parameters plus the fixed reservoir of an ESN); the table (`asr models`) is
+computed by building each model on the meta device.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable
 import torch
 
 from asr.errors import AsrError
+from models.cells import Reservoir
 from models.config import ENCODER_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig
 from models.transducer import Transducer
 
@@ -48,8 +50,13 @@ def tiny(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
         "lstm": EncoderConfig("lstm", hidden_dim=32, proj_dim=16, **common),
         "gru": EncoderConfig("gru", hidden_dim=32, **common),
         "rnn": EncoderConfig("rnn", hidden_dim=48, **common),
+        "peephole": EncoderConfig("peephole", hidden_dim=32, residual=True, **common),
+        "esn": EncoderConfig("esn", hidden_dim=48, residual=True, **common),
         "conformer": EncoderConfig(
             "conformer", hidden_dim=32, num_heads=2, ff_dim=64, conv_kernel=5, left_context_chunks=2, **common
+        ),
+        "transformer": EncoderConfig(
+            "transformer", hidden_dim=32, num_heads=2, ff_dim=64, left_context_chunks=2, **common
         ),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=16, joiner_dim=32)
@@ -63,8 +70,15 @@ def small(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
         "lstm": EncoderConfig("lstm", num_layers=3, hidden_dim=384, proj_dim=0, output_dim=256, residual=True),
         "gru": EncoderConfig("gru", num_layers=3, hidden_dim=448, output_dim=256, residual=True),
         "rnn": EncoderConfig("rnn", num_layers=4, hidden_dim=640, output_dim=256, residual=True),
+        "peephole": EncoderConfig("peephole", num_layers=3, hidden_dim=384, output_dim=256, residual=True),
+        # Sized by all its weights, fixed reservoir included: only the front and the readout train.
+        "esn": EncoderConfig("esn", num_layers=1, hidden_dim=1152, output_dim=256, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=6, hidden_dim=192, num_heads=4, ff_dim=576, output_dim=256, left_context_chunks=8
+        ),
+        # Without the conv module a layer is about 16% smaller: one layer more for the same size.
+        "transformer": EncoderConfig(
+            "transformer", num_layers=7, hidden_dim=192, num_heads=4, ff_dim=576, output_dim=256, left_context_chunks=8
         ),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=256, joiner_dim=256)
@@ -76,8 +90,14 @@ def base(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
         "lstm": EncoderConfig("lstm", num_layers=6, hidden_dim=1024, proj_dim=384, output_dim=384, residual=True),
         "gru": EncoderConfig("gru", num_layers=6, hidden_dim=768, output_dim=384, residual=True),
         "rnn": EncoderConfig("rnn", num_layers=8, hidden_dim=1152, output_dim=384, residual=True),
+        # No projection (the peephole cell has none): a narrower cell for the LSTMP's size.
+        "peephole": EncoderConfig("peephole", num_layers=6, hidden_dim=672, output_dim=384, residual=True),
+        "esn": EncoderConfig("esn", num_layers=1, hidden_dim=3072, output_dim=384, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=14, hidden_dim=256, num_heads=4, ff_dim=1024, output_dim=384, left_context_chunks=8
+        ),
+        "transformer": EncoderConfig(
+            "transformer", num_layers=16, hidden_dim=256, num_heads=4, ff_dim=1024, output_dim=384, left_context_chunks=8
         ),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=384, joiner_dim=384)
@@ -89,8 +109,13 @@ def large(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
         "lstm": EncoderConfig("lstm", num_layers=12, hidden_dim=1408, proj_dim=512, output_dim=512, residual=True),
         "gru": EncoderConfig("gru", num_layers=12, hidden_dim=1024, output_dim=512, residual=True),
         "rnn": EncoderConfig("rnn", num_layers=16, hidden_dim=1536, output_dim=512, residual=True),
+        "peephole": EncoderConfig("peephole", num_layers=12, hidden_dim=896, output_dim=512, residual=True),
+        "esn": EncoderConfig("esn", num_layers=1, hidden_dim=5888, output_dim=512, residual=True),
         "conformer": EncoderConfig(
             "conformer", num_layers=13, hidden_dim=512, num_heads=8, ff_dim=2048, output_dim=512, left_context_chunks=8
+        ),
+        "transformer": EncoderConfig(
+            "transformer", num_layers=15, hidden_dim=512, num_heads=8, ff_dim=2048, output_dim=512, left_context_chunks=8
         ),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=512, joiner_dim=512)
@@ -118,15 +143,17 @@ class ParameterRow:
     hidden_dim: int  # encoder cell / model dim
     encoder_params: int  # encoder parameters, x4 front included
     other_params: int  # predictor, joiner and CTC head
-    total_params: int  # everything the checkpoint holds
+    total_params: int  # every trained parameter
+    fixed_params: int  # weights that never train (an ESN's reservoir buffers), in the checkpoint too
 
 
-def count_parameters(config: TransducerConfig) -> tuple[int, int]:
-    """(encoder, total) parameter counts; built on the meta device, so nothing is allocated."""
+def count_parameters(config: TransducerConfig) -> tuple[int, int, int]:
+    """(encoder, total, fixed) weight counts; built on the meta device, so nothing is allocated."""
     with torch.device("meta"):
         model = Transducer(config)
     encoder = sum(p.numel() for p in model.encoder.parameters())
-    return encoder, sum(p.numel() for p in model.parameters())
+    fixed = sum(b.numel() for m in model.modules() if isinstance(m, Reservoir) for b in m.buffers())
+    return encoder, sum(p.numel() for p in model.parameters()), fixed
 
 
 def parameter_table(vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stateless") -> list[ParameterRow]:
@@ -135,11 +162,11 @@ def parameter_table(vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "stat
     for preset in PRESETS:
         for encoder in ENCODER_KINDS:
             config = build_config(preset, encoder, vocab_size, predictor)
-            encoder_params, total = count_parameters(config)
+            encoder_params, total, fixed = count_parameters(config)
             rows.append(
                 ParameterRow(
                     preset, encoder, config.encoder.num_layers, config.encoder.hidden_dim,
-                    encoder_params, total - encoder_params, total,
+                    encoder_params, total - encoder_params, total, fixed,
                 )
             )
     return rows
@@ -151,10 +178,11 @@ def _millions(count: int) -> str:
 
 def format_parameter_table(rows: list[ParameterRow], markdown: bool = False) -> str:
     """Rows as aligned text columns, or as a Markdown table."""
-    header = ["preset", "encoder", "layers", "hidden", "encoder", "other", "total"]
+    header = ["preset", "encoder", "layers", "hidden", "encoder", "other", "total", "fixed"]
     body = [
         [r.preset, r.encoder, str(r.layers), str(r.hidden_dim),
-         _millions(r.encoder_params), _millions(r.other_params), _millions(r.total_params)]
+         _millions(r.encoder_params), _millions(r.other_params), _millions(r.total_params),
+         _millions(r.fixed_params) if r.fixed_params else "-"]
         for r in rows
     ]
     if markdown:

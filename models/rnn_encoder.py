@@ -1,4 +1,5 @@
-"""Unidirectional recurrent encoders: LSTM (optionally LSTMP), GRU and Elman RNN in one module.
+"""Unidirectional recurrent encoders: LSTM (optionally LSTMP), GRU, Elman RNN, peephole LSTM and
+echo state network in one module.
 
     x4 conv front -> dropout -> multi-layer RNN -> dropout -> Linear(output_dim)
 
@@ -12,7 +13,9 @@ The state layout is sherpa-onnx's for LSTM transducers: h (L, B, P or H) and
 c (L, B, H), batch on axis 1. Recurrence is causal, so in a padded batch the
 valid frames of a short item never see its padding: forward needs no packing.
 torch cannot export nn.LSTM with proj_size to ONNX; export/unroll.py swaps it
-for an unrolled equivalent on the same weights.
+for an unrolled equivalent on the same weights. The peephole LSTM and the ESN
+reservoir are our own layers (models.cells), in residual stacks only; for the ESN
+the output Linear is the trained readout of its fixed reservoir.
 
 Shapes: B batch, T frames, L layers, H cell size, P projection size, D output dim.
 """
@@ -24,12 +27,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from models.config import EncoderConfig
+from models.cells import PeepholeLstm, Reservoir
+from models.config import LSTM_KINDS, EncoderConfig
 from models.encoder import Encoder
 
 
 class LstmState(NamedTuple):
-    """Streaming state of the LSTM encoder."""
+    """Streaming state of the LSTM and peephole LSTM encoders."""
 
     h: Tensor  # (L, B, P or H) last output of each layer (P with a projection)
     c: Tensor  # (L, B, H) last cell of each layer
@@ -37,7 +41,7 @@ class LstmState(NamedTuple):
 
 
 class RnnState(NamedTuple):
-    """Streaming state of the GRU and Elman RNN encoders."""
+    """Streaming state of the GRU, Elman RNN and echo state network encoders."""
 
     h: Tensor  # (L, B, H) last hidden state of each layer
     BATCH_AXES = (1,)
@@ -46,47 +50,55 @@ class RnnState(NamedTuple):
 _CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
+def _torch_layer(config: EncoderConfig, input_size: int, num_layers: int = 1) -> nn.RNNBase:
+    """torch's batch-first layer of kind config.kind ("lstm", "gru" or "rnn") with `num_layers` layers."""
+    options = {"lstm": {"proj_size": config.proj_dim}, "rnn": {"nonlinearity": "tanh"}}.get(config.kind, {})
+    return _CELLS[config.kind](
+        input_size=input_size, hidden_size=config.hidden_dim, num_layers=num_layers, batch_first=True,
+        dropout=config.dropout if num_layers > 1 else 0.0, **options,
+    )
+
+
+def _residual_layer(config: EncoderConfig, input_size: int, index: int) -> nn.Module:
+    """Layer `index` of a residual stack: one recurrent module of kind config.kind, called as layer(x, hx)."""
+    if config.kind == "peephole":
+        return PeepholeLstm(input_size, config.hidden_dim)
+    if config.kind == "esn":
+        return Reservoir(
+            input_size, config.hidden_dim, config.spectral_radius, config.leak_rate, config.input_scaling,
+            config.sparsity, seed=config.reservoir_seed + index,
+        )
+    return _torch_layer(config, input_size)
+
+
 class RnnEncoder(Encoder):
-    """Streaming recurrent encoder; config.kind picks the cell ("lstm", "gru" or "rnn")."""
+    """Streaming recurrent encoder; config.kind picks the cell (one of RNN_KINDS)."""
 
     def __init__(self, config: EncoderConfig) -> None:
         body_dim = config.proj_dim or config.hidden_dim
         super().__init__(config, body_dim)
-        cell_options = {"lstm": {"proj_size": config.proj_dim}, "rnn": {"nonlinearity": "tanh"}}
-        cell = _CELLS[config.kind]
         if config.residual:
             # One module per layer: the residual sum needs each layer's output.
-            self.layers = nn.ModuleList(
-                cell(input_size=body_dim, hidden_size=config.hidden_dim, batch_first=True,
-                     **cell_options.get(config.kind, {}))
-                for _ in range(config.num_layers)
-            )
-        else:
-            self.rnn = cell(
-                input_size=body_dim,
-                hidden_size=config.hidden_dim,
-                num_layers=config.num_layers,
-                dropout=config.dropout if config.num_layers > 1 else 0.0,
-                batch_first=True,
-                **cell_options.get(config.kind, {}),
-            )
+            self.layers = nn.ModuleList(_residual_layer(config, body_dim, i) for i in range(config.num_layers))
+        else:  # torch's kinds only (EncoderConfig checks)
+            self.rnn = _torch_layer(config, body_dim, config.num_layers)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(body_dim, config.output_dim)
-        if config.kind == "lstm":
+        if config.kind in LSTM_KINDS:
             self._init_forget_bias()
 
-    def _recurrent_modules(self) -> list[nn.RNNBase]:
+    def _recurrent_modules(self) -> list[nn.Module]:
         return list(self.layers) if self.config.residual else [self.rnn]
 
     def _init_forget_bias(self) -> None:
         # Forget-gate bias 1 (Gers et al.) lets gradients flow through time early in training.
         # torch packs the gates as (input, forget, cell, output) and adds bias_ih and bias_hh,
-        # so the second quarter of one of them carries it.
+        # so the second quarter of one of them carries it (PeepholeLstm keeps the same order, one bias).
         hidden = self.config.hidden_dim
         with torch.no_grad():
             for module in self._recurrent_modules():
                 for name, bias in module.named_parameters():
-                    if name.startswith("bias_ih"):
+                    if name.startswith("bias_ih") or name == "bias":
                         bias[hidden : 2 * hidden].fill_(1.0)
                     elif name.startswith("bias_hh"):
                         bias[hidden : 2 * hidden].fill_(0.0)
@@ -94,7 +106,7 @@ class RnnEncoder(Encoder):
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> LstmState | RnnState:
         device, dtype = self._state_device_dtype(device)
         layers, hidden = self.config.num_layers, self.config.hidden_dim
-        if self.config.kind == "lstm":
+        if self.config.kind in LSTM_KINDS:
             out_dim = self.config.proj_dim or hidden
             return LstmState(
                 h=torch.zeros(layers, batch_size, out_dim, dtype=dtype, device=device),

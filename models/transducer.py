@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.checks import check_same_batch, check_shape
-from models.config import RNN_KINDS, EncoderConfig, TransducerConfig
+from models.config import ATTENTION_KINDS, RNN_KINDS, EncoderConfig, TransducerConfig
 from models.conformer import ConformerEncoder
 from models.encoder import Encoder
 from models.joiner import CtcHead, Joiner
@@ -34,7 +34,10 @@ from models.predictor import build_predictor
 from models.pruned_loss import prune, pruned_rnnt_loss, simple_loss_and_ranges
 from models.rnn_encoder import RnnEncoder
 
-_ENCODERS: dict[str, type[Encoder]] = {**{kind: RnnEncoder for kind in RNN_KINDS}, "conformer": ConformerEncoder}
+_ENCODERS: dict[str, type[Encoder]] = {
+    **{kind: RnnEncoder for kind in RNN_KINDS},
+    **{kind: ConformerEncoder for kind in ATTENTION_KINDS},
+}
 
 
 def build_encoder(config: EncoderConfig) -> Encoder:

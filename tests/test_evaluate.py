@@ -25,6 +25,7 @@ from asr.training.decoding import EvalOptions, decode_features, duration_batches
 from asr.training.tokenizers import CharTokenizer
 from asr.training.torch_backend import encode_utterance, output_lengths
 from cli import build_parser
+from models.config import ATTENTION_KINDS, ENCODER_KINDS
 from models.transducer import Transducer
 from test_torch_backend import make_features, make_model
 
@@ -178,11 +179,11 @@ def test_load_for_inference_prefers_best_and_the_ema_weights(tmp_path: Path, tok
     assert not best.model.training
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "conformer"])
+@pytest.mark.parametrize("kind", ENCODER_KINDS)
 @pytest.mark.parametrize("decoding", ["greedy", "beam", "ctc"])
 def test_streaming_transcripts_equal_whole_utterance_transcripts(kind: str, decoding: str) -> None:
     model = make_model(kind)
-    if kind == "conformer":
+    if kind in ATTENTION_KINDS:
         # Whole encoder chunks only: a partial last chunk attends to the stream's tail padding
         # (see asr.training.torch_backend.stream_batch), which whole-utterance encoding masks.
         frames = model.encoder.window_frames(model.encoder.chunk_frames)

@@ -68,9 +68,12 @@ def _props(path: Path) -> dict[str, str]:
         ("rnn", {"residual": True}),
         ("conformer", {}),
         ("conformer", {"use_conv": False}),
+        ("transformer", {}),
+        ("peephole", {}),
+        ("esn", {}),
     ],
     ids=["lstmp", "lstm", "gru", "rnn", "residual-lstmp", "residual-lstm", "residual-gru", "residual-rnn",
-         "conformer", "transformer"],
+         "conformer", "conformer-no-conv", "transformer", "peephole", "esn"],
 )
 def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, changes: dict) -> None:
     model = _model(encoder, **changes)

@@ -18,11 +18,13 @@ from asr.training.torch_backend import (
     stream_batch,
     stream_utterance,
 )
+from models.config import ATTENTION_KINDS, ENCODER_KINDS
 from models.presets import tiny
 from models.transducer import Transducer
 
 VOCAB_SIZE = 12
-RNN_KINDS = ("lstm", "gru", "rnn")
+# Kinds whose stream takes any n: their whole-utterance and streamed encodings agree on every frame.
+ANY_CHUNK_KINDS = tuple(kind for kind in ENCODER_KINDS if kind not in ATTENTION_KINDS)
 # Feature lengths with every remainder modulo the subsampling factor, and partial last chunks.
 LENGTHS = (7, 50, 61, 78, 99)
 
@@ -162,7 +164,7 @@ def test_backend_rejects_wrong_shapes() -> None:
         backend.predict(np.zeros((2, 1), np.int64), ())
 
 
-@pytest.mark.parametrize("kind", RNN_KINDS)
+@pytest.mark.parametrize("kind", ANY_CHUNK_KINDS)
 @pytest.mark.parametrize("chunk_frames", [1, 3, None])
 def test_recurrent_streaming_equals_whole_utterance_encoding(kind: str, chunk_frames: int | None) -> None:
     model = make_model(kind)
@@ -173,9 +175,10 @@ def test_recurrent_streaming_equals_whole_utterance_encoding(kind: str, chunk_fr
         np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-5)
 
 
-def test_conformer_streaming_equals_whole_encoding_in_complete_chunks() -> None:
+@pytest.mark.parametrize("kind", ATTENTION_KINDS)
+def test_attention_streaming_equals_whole_encoding_in_complete_chunks(kind: str) -> None:
     """The real frames of a partial last chunk attend to the silence padding, as on a device; the rest are exact."""
-    model = make_model("conformer")
+    model = make_model(kind)
     chunk = model.encoder.chunk_frames
     for features in make_features():
         whole = encode_utterance(model, features)

@@ -61,7 +61,7 @@ class BenchReport:
 
     model: str  # the model dir
     model_type: str  # "lstm" (sherpa-onnx can run it) or "asr-streaming"
-    encoder_kind: str  # lstm | gru | rnn | conformer
+    encoder_kind: str  # the EncoderConfig kind (models.config.ENCODER_KINDS)
     int8: bool  # whether the int8 files were measured
     num_threads: int  # onnxruntime intra-op threads, both runtimes
     files: tuple[str, ...]  # the audio files

@@ -10,7 +10,7 @@ Keys (values are strings; JSON where structured):
     format_version      FORMAT_VERSION of this contract
     model_type          "lstm" when sherpa-onnx can run the files (LSTM encoder, stateless
                         predictor), else "asr-streaming" (this project's runtime only)
-    encoder_kind        lstm | gru | rnn | conformer
+    encoder_kind        the EncoderConfig kind (models.config.ENCODER_KINDS)
     predictor_kind      stateless | lstm
     vocab_size, blank_id, context_size, joiner_dim
     sample_rate, feature_dim          Hz and fbank bins the encoder expects
@@ -85,7 +85,7 @@ class ModelMetadata:
     """Everything a runtime needs to drive the three files; see the module docstring for the keys."""
 
     model_type: str  # SHERPA_LSTM_MODEL_TYPE or OWN_MODEL_TYPE
-    encoder_kind: str  # lstm | gru | rnn | conformer
+    encoder_kind: str  # the EncoderConfig kind (models.config.ENCODER_KINDS)
     predictor_kind: str  # stateless | lstm
     vocab_size: int  # V, blank included
     blank_id: int  # id of the blank token

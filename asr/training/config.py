@@ -24,8 +24,9 @@ from asr.corpus.acoustics import NOISE_KINDS, AcousticAugment
 from asr.corpus.bad_audio import DEFAULT_MAX_BAD_FILES
 from asr.errors import AsrError
 from asr.options import MAX_BAD_FILES, MAX_SEED, MAX_THREADS, float_in, int_in, threads
+from models.config import ENCODER_KINDS
 
-ENCODERS = ("lstm", "gru", "rnn", "conformer")
+ENCODERS = ENCODER_KINDS  # models.config is torch-free
 PRESETS = ("tiny", "small", "base", "large")
 PREDICTORS = ("stateless", "lstm")
 TOKENIZERS = ("bpe", "char")

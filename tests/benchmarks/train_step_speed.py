@@ -1,6 +1,6 @@
 """Training throughput per encoder kind on this machine: audio seconds trained per wall second.
 
-    python tests/benchmarks/train_step_speed.py [--preset small] [--kinds lstm,gru,rnn,conformer]
+    python tests/benchmarks/train_step_speed.py [--preset small] [--kinds lstm,peephole,...] (default: every kind)
         [--batch-seconds 60] [--utterance-seconds 7.5] [--steps 5] [--threads 2] [--amp off,bf16]
 
 One optimizer step is the model's full training loss (pruned transducer + CTC) on a
@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from models.config import ENCODER_KINDS
 from models.presets import build_config
 from asr.training.step import amp_dtype, autocast
 from models.transducer import RnntLoss, Transducer
@@ -58,7 +59,7 @@ def step_times(
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--kinds", default="lstm,gru,rnn,conformer")
+    parser.add_argument("--kinds", default=",".join(ENCODER_KINDS), help="comma-separated encoder kinds")
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--utterance-seconds", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=5)
