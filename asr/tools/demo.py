@@ -17,8 +17,9 @@ bench compares the two runtimes on the same files. Training and export run as
 torch threads end with them. A re-run reuses the corpus, and the trained model
 and its export when they are complete (the demo writes DONE_FILE into the
 experiment dir after training); an interrupted training run is resumed.
---fresh deletes WORK and starts over. This module imports torch nowhere: the
-children do.
+--fresh deletes WORK and starts over. Training and export import torch in the
+children; this process does only at the end, to read the best checkpoint's step
+and dev WER for the summary.
 """
 
 from __future__ import annotations
