@@ -68,8 +68,8 @@ class TransducerBackend(Protocol):
     def join(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
         """Joiner: encoder_out (H, J), decoder_out (H, J) -> logits (H, V), not normalised.
 
-        A backend whose rows are not computed independently (a dynamically quantized
-        joiner picks one input scale per call) says so with a `join_rows_independent`
+        A backend whose rows are not computed independently (an int8 joiner from before
+        issue 14 picks one input scale per call) says so with a `join_rows_independent`
         attribute set to False; greedy search then joins one frame per call, so its
         result stays the frame-by-frame one. Absent, rows are taken as independent.
         """
