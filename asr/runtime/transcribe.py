@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
 from asr.audio import load
 from asr.errors import AsrError
 from asr.runtime.default_model import resolve_model_dir
-from asr.runtime.recognizer import Recognizer
+from asr.runtime.recognizer import RecognitionResult, Recognizer
 from asr.runtime.search import SearchOptions
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
@@ -51,9 +53,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
 
 
-def transcribe_file(recognizer: Recognizer, path: Path) -> FileTranscript:
-    """Stream one file through `recognizer` as one segment (no endpointing); AudioError if it cannot be read."""
-    samples = load(path, recognizer.sample_rate)
+def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> RecognitionResult:
+    """Stream samples (N,) at the recognizer's rate through it in CHUNK_SECONDS pieces, as one segment."""
     stream = recognizer.create_stream()
     step = round(CHUNK_SECONDS * recognizer.sample_rate)
     for start in range(0, len(samples), step):
@@ -63,7 +64,13 @@ def transcribe_file(recognizer: Recognizer, path: Path) -> FileTranscript:
     stream.input_finished()
     while recognizer.is_ready(stream):
         recognizer.decode(stream)
-    result = stream.result
+    return stream.result
+
+
+def transcribe_file(recognizer: Recognizer, path: Path) -> FileTranscript:
+    """Stream one file through `recognizer` as one segment (no endpointing); AudioError if it cannot be read."""
+    samples = load(path, recognizer.sample_rate)
+    result = transcribe_samples(recognizer, samples)
     return FileTranscript(
         file=str(path),
         text=result.text,
