@@ -51,7 +51,7 @@ class ExportOptions:
     """How to export; the defaults give sherpa-onnx-compatible fp32 files (for LSTM models)."""
 
     chunk_ms: float | None = None  # audio per encoder call (the window shift); None: the model's chunk_frames
-    int8: bool = False  # also write dynamically quantized *.int8.onnx files
+    int8: bool = False  # also write *.int8.onnx files (export.quantize: int8 weights, per-row activation scales)
     tolerance: float = 1e-4  # largest |ONNX - torch| allowed on any fp32 output
     features: FbankConfig = FbankConfig()  # the features the model was trained on (written to metadata)
     seed: int = 0  # seeds the verification inputs

@@ -10,7 +10,9 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
@@ -25,6 +27,7 @@ from asr.training.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from asr.training.tokenizers import CharTokenizer
 from export.command import add_export_arguments, run_export_command
 from export.onnx_export import ExportOptions, export_model, model_hash, remove_stale_staging
+from export.quantize import quantize_model, quantize_weight
 from export.unroll import UnrolledRnn, unroll_recurrent_layers
 from export.verify import greedy_decode, synthetic_features
 from export.wrappers import exportable_copy
@@ -98,7 +101,8 @@ def test_lstm_predictor_exports_with_state_and_int8_files_run(tmp_path: Path) ->
     assert {"decoder.onnx:next_h", "decoder.onnx:next_c"} <= set(report.max_diffs)
     for role in ("encoder", "decoder", "joiner"):
         assert (tmp_path / f"{role}.int8.onnx").is_file()
-        assert _props(tmp_path / f"{role}.int8.onnx")["quantization"] == "int8"
+        props = _props(tmp_path / f"{role}.int8.onnx")
+        assert (props["quantization"], props["int8_activations"]) == ("int8", "per-row")
     # Quantization is lossy but bounded: a loose sanity bound, not a contract.
     assert all(0 < d < 0.5 for d in report.int8_max_diffs.values())
     assert report.smoke_tokens.keys() == {"fp32", "int8"}
@@ -109,6 +113,39 @@ def test_lstm_predictor_exports_with_state_and_int8_files_run(tmp_path: Path) ->
     for role in ("encoder", "decoder", "joiner"):
         ops = _ops(tmp_path / f"{role}.int8.onnx")
         assert "MatMulInteger" in ops and not ops & {"MatMul", "Gemm", "GRU", "LSTM"}
+
+
+def test_int8_quantization_scales_each_row_by_its_own_range() -> None:
+    """quantize_model against numpy doing what export/quantize.py's docstring says, on a MatMul and a Gemm."""
+    rng = np.random.default_rng(0)
+    weight, gemm_weight, bias = rng.standard_normal((6, 4)), rng.standard_normal((3, 4)), rng.standard_normal(3)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["h"]),
+         onnx.helper.make_node("Gemm", ["h", "g", "b"], ["y"], transB=1)],
+        "two_layers",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 6])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3])],
+        [onnx.numpy_helper.from_array(a.astype(np.float32), name)
+         for a, name in ((weight, "w"), (gemm_weight, "g"), (bias, "b"))],
+    )
+    model = quantize_model(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]))
+    assert {"MatMulInteger"} <= {n.op_type for n in model.graph.node} and not {"MatMul", "Gemm"} & {
+        n.op_type for n in model.graph.node}
+    x = (rng.standard_normal((4, 6)) * [[1.0], [1e-3], [0.0], [50.0]]).astype(np.float32)  # one row all zeros
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    def reference(rows: np.ndarray, w: np.ndarray) -> np.ndarray:
+        scale = np.maximum(np.abs(rows).max(axis=1, keepdims=True) / np.float32(127), np.finfo(np.float32).tiny)
+        w8, w_scale = quantize_weight(w.astype(np.float32))
+        product = np.round(rows / scale).astype(np.int32) @ w8.astype(np.int32)
+        return product.astype(np.float32) * w_scale * scale
+
+    expected = reference(reference(x, weight), gemm_weight.T) + bias.astype(np.float32)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[2], bias, rtol=0, atol=1e-6)  # zeros in, bias out: no NaN from a zero scale
+    exact = (x @ weight) @ gemm_weight.T + bias
+    # Every row, 1e-3 as well as 50 in size, keeps its own precision: within 5% of its largest output.
+    assert np.all(np.abs(got - exact).max(axis=1) <= 0.05 * np.abs(exact).max(axis=1))
 
 
 def test_metadata_holds_the_values_the_config_implies(tmp_path: Path) -> None:

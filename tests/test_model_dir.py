@@ -13,7 +13,7 @@ from asr.errors import ModelFilesError
 from asr.runtime import Recognizer
 from asr.runtime.model_dir import MANIFEST_FILE, ModelFiles, read_metadata_props, write_manifest
 from asr.runtime.onnx_backend import OnnxModel
-from exported_models import TOKENS, exported_model_dir
+from exported_models import TOKENS, exported_model_dir, speech
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,7 @@ def test_a_good_export_reads_with_its_metadata_and_tokens(exported: Path) -> Non
     assert meta.window_frames == meta.shift_frames + meta.pad_frames
     int8 = ModelFiles.from_dir(exported, int8=True)
     assert int8.encoder.name == "encoder.int8.onnx" and int8.metadata.quantization == "int8"
+    assert int8.metadata.int8_activations == "per-row" and meta.int8_activations is None
     assert int8.metadata.model_hash == meta.model_hash
 
 
@@ -132,6 +133,27 @@ def test_renamed_int8_files(model_dir: Path) -> None:
         shutil.copy(model_dir / f"{role}.int8.onnx", model_dir / f"{role}.onnx")
     with pytest.raises(ModelFilesError, match="quantization 'int8'.*renamed"):
         ModelFiles.from_dir(model_dir)
+
+
+def test_int8_files_from_before_per_row_scales_still_load_and_decode(model_dir: Path) -> None:
+    """Files of onnxruntime's quantize_dynamic, as `asr export --int8` wrote them before issue 14."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for role in ("encoder", "decoder", "joiner"):
+        target = model_dir / f"{role}.int8.onnx"
+        legacy_props = {k: v for k, v in read_metadata_props(target).items() if k != "int8_activations"}
+        quantize_dynamic(model_dir / f"{role}.onnx", target, op_types_to_quantize=["MatMul", "Gemm"],
+                         weight_type=QuantType.QInt8)
+        _rewrite_props(target, lambda props: (props.clear(), props.update(legacy_props)))
+    recognizer = Recognizer.from_dir(model_dir, int8=True)
+    assert recognizer.metadata.int8_activations is None and not recognizer.metadata.rows_independent
+    assert recognizer._model.backend.join_rows_independent is False  # greedy joins frame by frame for them
+    stream = recognizer.create_stream()
+    stream.accept_waveform(16000, speech(1.0, 3))
+    stream.input_finished()
+    while recognizer.is_ready(stream):
+        recognizer.decode(stream)
+    assert stream.result.token_ids
 
 
 def test_tokens_of_another_model(model_dir: Path) -> None:

@@ -29,6 +29,11 @@ Keys (values are strings; JSON where structured):
     model_config        JSON of TransducerConfig.to_dict()
     model_hash          sha256 (16 hex digits) of the weights and chunking: equal in all files of one export
     quantization        "none", or "int8" in the *.int8.onnx files
+  only in int8 files written since issue 14:
+    int8_activations    "per-row": each row of a MatMul input (a stream's frame, a hypothesis)
+                        is quantized with its own scale, so every output row depends on its
+                        input row alone. Earlier int8 files lack the key: their activations
+                        share one scale per call, so a row moves with the rows beside it.
   only when model_type is "lstm" (sherpa-onnx reads them):
     d_model             last dim of the h state (the LSTMP projection size, or the cell size)
     rnn_hidden_size     last dim of the c state (the cell size)
@@ -70,6 +75,9 @@ def next_state_name(name: str) -> str:
     return NEXT_STATE_PREFIX + name
 
 
+PER_ROW = "per-row"  # int8_activations of files whose rows are computed independently
+
+
 @dataclass(frozen=True)
 class StateSpec:
     """One state tensor of the encoder or predictor."""
@@ -102,6 +110,7 @@ class ModelMetadata:
     model_config: Mapping[str, Any]  # TransducerConfig.to_dict()
     model_hash: str  # identifies the weights and chunking of one export
     quantization: str = "none"  # "none" or "int8"
+    int8_activations: str | None = None  # PER_ROW in int8 files since issue 14; None in fp32 and earlier int8 files
 
     @property
     def geometry(self) -> WindowGeometry:
@@ -127,6 +136,15 @@ class ModelMetadata:
     def tail_padding_frames(self, num_frames: int) -> int:
         """Silence frames to append after `num_frames` real feature frames (WindowGeometry.tail_padding_frames)."""
         return self.geometry.tail_padding_frames(num_frames)
+
+    @property
+    def rows_independent(self) -> bool:
+        """Whether each output row of a call depends on its own input row alone, whatever shares the call.
+
+        True for fp32 files and per-row int8 files; False for int8 files quantized
+        before issue 14, where one activation scale spans the whole call.
+        """
+        return self.quantization == "none" or self.int8_activations == PER_ROW
 
     @property
     def sherpa_compatible(self) -> bool:
@@ -161,6 +179,8 @@ class ModelMetadata:
             "model_hash": self.model_hash,
             "quantization": self.quantization,
         }
+        if self.int8_activations is not None:
+            props["int8_activations"] = self.int8_activations
         if self.sherpa_compatible:
             h, c = self.encoder_states
             props["d_model"] = str(h.shape[-1])
@@ -196,6 +216,7 @@ class ModelMetadata:
             model_config=reader.parsed("model_config", json.loads),
             model_hash=reader.text("model_hash"),
             quantization=reader.text("quantization"),
+            int8_activations=props.get("int8_activations"),  # absent from int8 files before issue 14
         )
         # Keys derived from the others must agree with them, or the file was edited.
         expected = metadata.to_props()

@@ -70,8 +70,8 @@ class TransducerBackend(Protocol):
     def join_rows_independent(self) -> bool:
         """Whether `join` computes each row independently of the other rows of the call.
 
-        False for a dynamically quantized joiner (it picks one input scale per call):
-        greedy search then joins one frame per call, so its result stays the
+        False for an int8 joiner from before issue 14 (it picks one input scale per
+        call): greedy search then joins one frame per call, so its result stays the
         frame-by-frame one. True lets it score a block of frames in one call.
         """
 

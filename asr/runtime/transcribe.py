@@ -80,6 +80,20 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     add_search_flags(parser, nbest=True)
 
 
+def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> RecognitionResult:
+    """Stream samples (N,) at the recognizer's rate through it in CHUNK_SECONDS pieces, as one segment."""
+    stream = recognizer.create_stream()
+    step = round(CHUNK_SECONDS * recognizer.sample_rate)
+    for start in range(0, len(samples), step):
+        stream.accept_waveform(recognizer.sample_rate, samples[start : start + step])
+        while recognizer.is_ready(stream):
+            recognizer.decode(stream)
+    stream.input_finished()
+    while recognizer.is_ready(stream):
+        recognizer.decode(stream)
+    return stream.result
+
+
 STDIN = Path("-")  # the FILE that means standard input
 
 
