@@ -43,7 +43,6 @@ import numpy as np
 
 from asr.errors import ConfigError, DeviceError
 from asr.options import MAX_BEAM, float_in, int_in, threads
-from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.mic import (
     CaptureStats,
     Microphone,
@@ -54,9 +53,8 @@ from asr.runtime.mic import (
 )
 from asr.runtime.recognizer import Recognizer, RecognitionResult, Stream
 from asr.runtime.context_graph import ContextGraph
-from asr.runtime.hotwords import load_context_graph
 from asr.runtime.search import SearchOptions
-from asr.runtime.search_flags import add_search_flags, resolve_search
+from asr.runtime.search_flags import add_search_flags, recognizer_from_args
 from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 READ_TIMEOUT = 0.05  # seconds the loop waits for a block before checking Ctrl+C and the deadline
@@ -217,16 +215,7 @@ def run_live_command(args: argparse.Namespace, out: TextIO | None = None, err: T
     if args.max_seconds is not None and not args.max_seconds > 0:
         raise ConfigError(f"--max-seconds must be > 0, got {args.max_seconds}; leave it out to stop with Ctrl+C")
     device = find_input_device(sd, args.device)
-    model_dir, int8 = resolve_model_dir(args.model, args.int8)
-    method, blank_penalty = resolve_search(args, err, "live")
-    recognizer = Recognizer.from_dir(
-        model_dir,
-        num_threads=args.num_threads,
-        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),
-        int8=int8,
-    )
-    hotwords = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
-                                                                     args.hotwords_score)
+    recognizer, hotwords = recognizer_from_args(args, err, "live")
     meta = recognizer.metadata
     listening = (
         f"listening on input {device.index} {device.name!r} at {device.default_sample_rate:g} Hz "

@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from asr.errors import ConfigError
 from asr.runtime.hotwords import DEFAULT_SCORE, check_score
+
+if TYPE_CHECKING:
+    from asr.runtime.context_graph import ContextGraph
+    from asr.runtime.recognizer import Recognizer
 
 
 def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> None:
@@ -50,3 +54,27 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple
               file=err, flush=True)
         decoding = "beam"
     return decoding, args.blank_penalty
+
+
+def recognizer_from_args(args: argparse.Namespace, err: TextIO, command: str) -> tuple[Recognizer, ContextGraph | None]:
+    """The recognizer and hotword graph that `asr transcribe` / `asr live` flags ask for.
+
+    The model dir (--model, default the shipped one; --int8), threads and search come from
+    the flags; AsrError for a bad dir, option or hotword file.
+    """
+    from asr.runtime.default_model import resolve_model_dir
+    from asr.runtime.hotwords import load_context_graph
+    from asr.runtime.recognizer import Recognizer  # onnxruntime: only once a command runs, not to parse
+    from asr.runtime.search import SearchOptions
+
+    model_dir, int8 = resolve_model_dir(args.model, args.int8)
+    method, blank_penalty = resolve_search(args, err, command)
+    recognizer = Recognizer.from_dir(
+        model_dir,
+        num_threads=args.num_threads,
+        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),
+        int8=int8,
+    )
+    graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
+                                                                  args.hotwords_score)
+    return recognizer, graph

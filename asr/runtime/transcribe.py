@@ -26,13 +26,11 @@ import numpy as np
 from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
 from asr.errors import AsrError
 from asr.options import MAX_BEAM, int_in, threads
-from asr.runtime.default_model import resolve_model_dir
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
 from asr.runtime.context_graph import ContextGraph
-from asr.runtime.hotwords import load_context_graph
-from asr.runtime.search_flags import add_search_flags, resolve_search
+from asr.runtime.search_flags import add_search_flags, recognizer_from_args
 from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
@@ -148,16 +146,7 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
     """Transcribe args.files; 0 if all succeeded, 1 if any failed. AsrError for a bad model dir or option."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    model_dir, int8 = resolve_model_dir(args.model, args.int8)
-    method, blank_penalty = resolve_search(args, err, "transcribe")
-    recognizer = Recognizer.from_dir(
-        model_dir,
-        num_threads=args.num_threads,
-        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),
-        int8=int8,
-    )
-    graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
-                                                                  args.hotwords_score)
+    recognizer, graph = recognizer_from_args(args, err, "transcribe")
     failed = 0
     for path in args.files:
         try:
