@@ -14,8 +14,8 @@ How the RNN-T loss is computed:
 2. `lattice_log_likelihood` runs the forward (alpha) recursion in float64 on those
    small tensors, looping over frames with a log-space cumulative sum over tokens;
    its backward runs the mirror beta recursion and returns the edge occupancies.
-`naive_rnnt_loss` is the plain formulation (log_softmax of the whole tensor, autograd
-everywhere): the tests' reference and the benchmark's baseline.
+The plain formulation (log_softmax of the whole tensor, autograd everywhere) lives with the
+tests (tests/reference_losses.py): their reference and the benchmark's baseline.
 
 Reductions: "none" gives the (B,) per-item negative log-likelihoods, "sum" their sum,
 "mean" their mean over the batch (torchaudio / k2 semantics; not divided by frames
@@ -63,7 +63,9 @@ def rnnt_loss(
     reduction: "mean" (over the batch) | "sum" | "none" (a (B,) tensor).
     Returns a scalar (or (B,)) in the dtype of `logits`, at least float32.
     """
-    return _full_lattice_loss(logits, targets, logit_lengths, target_lengths, blank, reduction, fused=True)
+    label_ids = full_lattice_labels(logits, targets, logit_lengths, target_lengths, blank, reduction)
+    blank_lp, label_lp = edge_log_probs(logits, label_ids, blank)
+    return lattice_loss(blank_lp, label_lp, None, logit_lengths, target_lengths, reduction)
 
 
 def ctc_loss(
@@ -100,30 +102,11 @@ def ctc_loss(
     return reduce_loss(per_item, reduction)
 
 
-def naive_rnnt_loss(
-    logits: Tensor,
-    targets: Tensor,
-    logit_lengths: Tensor,
-    target_lengths: Tensor,
-    blank: int = 0,
-    reduction: str = "mean",
+def full_lattice_labels(
+    logits: Tensor, targets: Tensor, logit_lengths: Tensor, target_lengths: Tensor, blank: int, reduction: str
 ) -> Tensor:
-    """The plain formulation: log_softmax over the whole (B, T, U+1, V) tensor, gather, and
-    autograd through every step. Same arguments and result as `rnnt_loss`, at several
-    times its memory; the reference for tests and the baseline for benchmarks."""
-    return _full_lattice_loss(logits, targets, logit_lengths, target_lengths, blank, reduction, fused=False)
-
-
-def _full_lattice_loss(
-    logits: Tensor,
-    targets: Tensor,
-    logit_lengths: Tensor,
-    target_lengths: Tensor,
-    blank: int,
-    reduction: str,
-    fused: bool,
-) -> Tensor:
-    """rnnt_loss (fused=True) or naive_rnnt_loss (fused=False); shapes as in rnnt_loss."""
+    """The checks of `rnnt_loss` on its arguments, then the (B, T, U+1) label id of each lattice node's
+    label edge (blank past a row's last label). Shared with the plain reference formulation in tests."""
     check_reduction(reduction)
     check_shape("logits", logits, ("B", "T", "U+1", "V"))
     check_dtype("logits", logits, FLOAT_DTYPES)
@@ -131,14 +114,7 @@ def _full_lattice_loss(
     check_shape("targets", targets, (batch, rows - 1))
     check_targets(targets, logit_lengths, target_lengths, frames, vocab, blank)
     label_ids = row_label_ids(targets, target_lengths, blank)
-    label_ids = label_ids[:, None, :].expand(batch, frames, rows)  # (B, T, U+1)
-    if fused:
-        blank_lp, label_lp = edge_log_probs(logits, label_ids, blank)
-    else:
-        log_probs = logits.log_softmax(dim=-1)  # (B, T, U+1, V): the copy rnnt_loss avoids
-        blank_lp = log_probs[..., blank]  # (B, T, U+1)
-        label_lp = log_probs.gather(-1, label_ids.unsqueeze(-1)).squeeze(-1)  # (B, T, U+1)
-    return lattice_loss(blank_lp, label_lp, None, logit_lengths, target_lengths, reduction, autograd=not fused)
+    return label_ids[:, None, :].expand(batch, frames, rows)  # (B, T, U+1)
 
 
 def edge_log_probs(logits: Tensor, label_ids: Tensor, blank: int) -> tuple[Tensor, Tensor]:

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from asr.errors import DataError, ShapeError
 from models import losses
-from models.losses import ctc_loss, naive_rnnt_loss, rnnt_loss
+from models.losses import ctc_loss, rnnt_loss
+from reference_losses import naive_rnnt_loss
 from models.pruned_loss import prune, pruned_rnnt_loss, simple_loss_and_ranges
 
 

@@ -4,7 +4,7 @@ Run: .venv/bin/python tests/benchmarks/bench_rnnt_loss.py [--repeats 3] [--threa
 
 Methods, each on seeded random inputs of the size:
   naive loss       log_softmax over the whole (B, T, U+1, V) logits, autograd everywhere
-                   (models.losses.naive_rnnt_loss): the baseline
+                   (tests/reference_losses.py): the baseline
   fused loss       models.losses.rnnt_loss on the same logits
   pruned loss      simple_loss_and_ranges on am (B, T, V) / lm (B, U+1, V), then
                    pruned_rnnt_loss on (B, T, S, V) logits
@@ -31,13 +31,17 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from models.losses import naive_rnnt_loss, rnnt_loss
+from models.losses import rnnt_loss
 from models.pruned_loss import prune, pruned_rnnt_loss, simple_loss_and_ranges
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the reference loss lives there
+from reference_losses import naive_rnnt_loss  # noqa: E402
 
 JOINER_DIM = 256  # J, the joiner's hidden size (icefall's lstm recipes use 512)
 PRUNE_RANGE = 5  # S, as in k2 / icefall recipes
