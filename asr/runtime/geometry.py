@@ -56,6 +56,11 @@ class WindowGeometry:
         return self.shift_frames + self.pad_frames
 
     @property
+    def encoder_frame_ms(self) -> float:
+        """Audio per encoder frame, in milliseconds."""
+        return self.subsampling_factor * self.frame_shift_ms
+
+    @property
     def chunk_ms(self) -> float:
         """Audio per window shift, in milliseconds."""
         return self.shift_frames * self.frame_shift_ms

@@ -56,7 +56,7 @@ from typing import Any, Mapping
 
 from asr.errors import AsrError, ModelFilesError
 from asr.features import FbankConfig
-from asr.runtime.geometry import EXTRA_TAIL_WINDOWS, WindowGeometry  # noqa: F401 (EXTRA_TAIL_WINDOWS: re-exported)
+from asr.runtime.geometry import WindowGeometry
 
 FORMAT_VERSION = 1  # bump when keys or their meaning change incompatibly
 SHERPA_LSTM_MODEL_TYPE = "lstm"  # sherpa-onnx's name for its LSTM transducer contract

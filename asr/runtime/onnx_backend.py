@@ -96,9 +96,6 @@ class OnnxBackend:
         self._joiner_outputs = [JOINER_OUTPUT]
         _check_names(self.decoder, files.decoder, self._decoder_inputs, self._decoder_outputs)
         _check_names(self.joiner, files.joiner, [ENCODER_OUTPUT, DECODER_OUTPUT], self._joiner_outputs)
-        # An int8 joiner from before issue 14 scales each call's input by that call's range, so
-        # a row's logits depend on the rows beside it; greedy search then joins frame by frame.
-        self._join_rows_independent = meta.rows_independent
         # The search keeps hypotheses on HYP_AXIS; a file may put its batch elsewhere.
         self._state_axes = [spec.batch_axis for spec in meta.predictor_states]
         self._moves = any(axis != HYP_AXIS for axis in self._state_axes)
@@ -109,7 +106,9 @@ class OnnxBackend:
 
     @property
     def join_rows_independent(self) -> bool:
-        return self._join_rows_independent
+        # An int8 joiner from before issue 14 scales each call's input by that call's range, so
+        # a row's logits depend on the rows beside it; greedy search then joins frame by frame.
+        return self._meta.rows_independent
 
     @property
     def context_size(self) -> int:

@@ -64,8 +64,12 @@ class StreamConfig:
     geometry: WindowGeometry  # the metadata's, computed once: the stream reads it on every window
     token_table: TokenTable
     silence: np.ndarray  # (D,) the feature frame of digital silence: tail padding
-    # Milliseconds per encoder frame: timestamps are frames * ms / 1000, so 7 frames give 0.28 s, not 0.28000000000000003.
-    frame_ms: float
+
+    @property
+    def frame_ms(self) -> float:
+        """Milliseconds per encoder frame: timestamps are frames * ms / 1000, so 7 frames give 0.28 s, not
+        0.28000000000000003."""
+        return self.geometry.encoder_frame_ms
 
 
 def _silence_frame(metadata: ModelMetadata) -> np.ndarray:
@@ -112,9 +116,7 @@ class Recognizer:
         self._searcher: Searcher = create_searcher(model.backend, decoding)
         self._endpoint = endpoint
         meta = model.metadata
-        self._stream_config = StreamConfig(
-            meta, meta.geometry, model.files.token_table, _silence_frame(meta), meta.subsampling_factor * meta.features.frame_shift_ms
-        )
+        self._stream_config = StreamConfig(meta, meta.geometry, model.files.token_table, _silence_frame(meta))
 
     @classmethod
     def from_dir(

@@ -6,6 +6,7 @@ Shapes: B batch, T frames, D features, U tokens.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class StepResult:
     updated: bool  # False when the loss or the gradients were not finite and the update was skipped
 
 
+@functools.cache  # train_step asks on every step; the CPU does not change
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), read from Linux's /proc/cpuinfo."""
     try:
