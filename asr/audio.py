@@ -227,3 +227,14 @@ def duration_seconds(path: str | Path) -> float:
     except (soundfile.LibsndfileError, RuntimeError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error}); re-create it") from None
     return info.frames / info.samplerate
+
+
+def rms(samples: np.ndarray) -> float:
+    """Root mean square level of `samples` (N,); 0.0 for no samples."""
+    return float(np.sqrt(np.mean(np.asarray(samples, dtype=np.float64) ** 2))) if len(samples) else 0.0
+
+
+def scaled_to_rms(samples: np.ndarray, target: float, current: float | None = None) -> np.ndarray:
+    """`samples` scaled from RMS `current` (default: measured) to `target`; silence stays silence."""
+    current = rms(samples) if current is None else current
+    return samples * (target / current) if current > 0.0 else np.asarray(samples)

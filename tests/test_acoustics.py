@@ -9,9 +9,9 @@ import soundfile
 
 from asr.audio import SAMPLE_RATE
 from asr.corpus.acoustics import (
-    AcousticAugment, AcousticVariant, BabbleSource, RirBank, active_snr_db, corrupt, make_noise, measure_rt60,
-    mix_at_snr, reverberate, rir_bank_name,
+    AcousticAugment, AcousticVariant, BabbleSource, active_snr_db, corrupt, make_noise, mix_at_snr,
 )
+from asr.corpus.rooms import RirBank, measure_rt60, reverberate, rir_bank_name
 from asr.corpus.manifest import Utterance
 from asr.errors import AsrError, DataError
 

@@ -10,7 +10,8 @@ import pytest
 import soundfile
 
 from asr.audio import load, resample
-from asr.corpus.acoustics import AcousticAugment, AcousticVariant, BabbleSource, RirBank, corrupt
+from asr.corpus.acoustics import AcousticAugment, AcousticVariant, BabbleSource, corrupt
+from asr.corpus.rooms import RirBank
 import asr.corpus.feature_cache as feature_cache
 from asr.corpus.bad_audio import BadAudio
 from asr.corpus.feature_cache import FeatureCache, default_cache_dir

@@ -7,7 +7,7 @@
 
 Each copy has the source subset's ids, speakers, chapters, transcripts (its
 trans.txt files are copied) and durations: reverberation keeps the direct path
-in place and the tail is cut at the original length (asr.corpus.acoustics.reverberate).
+in place and the tail is cut at the original length (asr.corpus.rooms.reverberate).
 Babble is other talkers of synth-train: the utterances at the end of its
 SHA-1-of-id order, while training's babble takes them from the start, so on
 any corpus of 200+ training utterances test babble is never heard in training.
@@ -32,11 +32,9 @@ import soundfile
 
 from asr.atomic_write import write_text_atomically
 from asr.audio import SAMPLE_RATE, load
-from asr.corpus.acoustics import (
-    BabbleSource, RirBank, default_acoustics_dir, key_words, make_noise, mix_at_snr, open_babble, open_rir_bank,
-    reverberate,
-)
+from asr.corpus.acoustics import BabbleSource, default_acoustics_dir, key_words, make_noise, mix_at_snr, open_babble
 from asr.corpus.librispeech import CORPUS_DIR, TRANSCRIPT_SUFFIX, load_subset, save_subset_cache, subset_dir
+from asr.corpus.rooms import RirBank, open_rir_bank, reverberate
 from asr.corpus.manifest import Utterance
 from asr.errors import DataError
 from asr.parallel import WorkerPool

@@ -16,18 +16,12 @@ from typing import Sequence
 import numpy as np
 
 from asr.atomic_write import write_bytes_atomically
-from asr.corpus.acoustics import (
-    AcousticVariant,
-    BabbleSource,
-    RirBank,
-    babble_name,
-    default_acoustics_dir,
-    rir_bank_name,
-)
+from asr.corpus.acoustics import AcousticVariant, BabbleSource, babble_name, default_acoustics_dir
 from asr.corpus.bad_audio import BadAudio
 from asr.corpus.feature_cache import FeatureCache, default_cache_dir
 from asr.corpus.librispeech import load_subsets
 from asr.corpus.manifest import Utterance
+from asr.corpus.rooms import RirBank, rir_bank_name
 from asr.errors import DataError
 from asr.features import FbankConfig
 from asr.training.batches import (
