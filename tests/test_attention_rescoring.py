@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import torch
 
-from asr.errors import ConfigError
+from asr.errors import AsrError, ConfigError, ModelFilesError
 from asr.runtime import Recognizer
 from asr.runtime.model_dir import ATTENTION_FILE, ModelFiles, read_metadata_props
 from asr.runtime.onnx_backend import OnnxAttentionScorer
@@ -22,6 +22,7 @@ from asr.runtime.rescore import attention_scores, rescore_state, teacher_forcing
 from asr.runtime.search import EMPTY_PATH, BeamSearcher, SearchOptions, SearchState
 from asr.runtime.segments import finish_segment
 from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command
+from asr.training.command import load_initial_weights, with_attention_head
 from asr.training.config import TrainConfig
 from asr.training.decoding import EvalOptions, check_compatible, decode_features
 from asr.training.tokenizers import CharTokenizer
@@ -248,8 +249,26 @@ def test_bad_weights_and_greedy_search_are_refused(headed_dir: Path) -> None:
         Recognizer.from_dir(headed_dir, rescore_weight=0.5)
     with pytest.raises(ConfigError, match="use beam"):
         EvalOptions(decoding="greedy", rescore_weight=0.5)
-    with pytest.raises(Exception, match="--attention-weight must be > 0"):
+    with pytest.raises(AsrError, match="--attention-weight must be > 0"):
         TrainConfig(data="/d", subsets=("a",), attention_decoder="additive", attention_weight=0.0)
+    with pytest.raises(AsrError, match="--freeze-transducer trains only the attention decoder of an --init-from"):
+        TrainConfig(data="/d", subsets=("a",), attention_decoder="additive", freeze_transducer=True)
+
+
+def test_init_from_a_model_without_the_head_adds_one() -> None:
+    config = TrainConfig(data="/d", subsets=("a",), attention_decoder="multiplicative", attention_weight=0.5,
+                         init_from="/c.pt", freeze_transducer=True)
+    plain = gated_model("lstm", "stateless")
+    headed = with_attention_head(plain.config, config)
+    assert headed.attention_decoder == AttentionDecoderConfig(score="multiplicative", loss_weight=0.5)
+    assert with_attention_head(headed, config) == headed  # a head of that score keeps its sizes
+    assert with_attention_head(plain.config, TrainConfig(data="/d", subsets=("a",))) == plain.config
+    model = Transducer(headed)
+    load_initial_weights(model, plain.state_dict())  # only the new head is missing: accepted
+    torch.testing.assert_close(model.joiner.out.weight, plain.joiner.out.weight)
+    weights = {k: v for k, v in plain.state_dict().items() if not k.startswith("joiner.")}
+    with pytest.raises(ModelFilesError, match="weights missing \\(joiner"):
+        load_initial_weights(model, weights)
 
 
 def _transcribe(argv: list[str]) -> tuple[int, str, str]:

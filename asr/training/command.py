@@ -200,9 +200,9 @@ def load_initial_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> 
     missing = [key for key in result.missing_keys if not key.startswith("attention_decoder.")]
     if missing or result.unexpected_keys:
         raise ModelFilesError(
-            f"--init-from {len(missing)} weights missing ({', '.join(missing[:3])}), {len(result.unexpected_keys)} "
-            f"unexpected ({', '.join(result.unexpected_keys[:3])}); the checkpoint holds another model, "
-            "pass the model flags it was trained with"
+            f"the --init-from checkpoint does not fit this model: {len(missing)} weights missing "
+            f"({', '.join(missing[:3])}), {len(result.unexpected_keys)} unexpected "
+            f"({', '.join(result.unexpected_keys[:3])}); pass the model flags it was trained with"
         )
 
 
