@@ -126,7 +126,7 @@ class PredictorConfig:
 
 @dataclass(frozen=True)
 class AttentionDecoderConfig:
-    """The auxiliary attention decoder (models.attention_decoder): trained beside the transducer, rescores its n-best."""
+    """The auxiliary attention decoder (models.attention_decoder): trained with the transducer, rescores its n-best."""
 
     score: str = "additive"  # one of ATTENTION_SCORES: v.tanh(W s + U h) (Bahdanau) or s.W h (Luong "general")
     embed_dim: int = 128  # token embedding dim

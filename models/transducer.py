@@ -73,7 +73,7 @@ FULL_LOSS = RnntLoss()  # the exact RNN-T loss: the default, and what dev loss r
 class LossOutput:
     """Training losses of one batch, each a scalar averaged over the batch."""
 
-    total: Tensor  # what the optimizer minimises: rnnt (+ simple, pruned only) + ctc_weight * ctc (+ attention), as weighted
+    total: Tensor  # what the optimizer minimises: rnnt (+ simple) + ctc_weight * ctc (+ attention), as weighted
     rnnt: Tensor  # transducer negative log-likelihood: full, or restricted to the pruned band
     ctc: Tensor  # CTC negative log-likelihood (0, not computed, when ctc_weight is 0)
     simple: Tensor  # trivial-joiner RNN-T loss (0, not computed, with the full loss)

@@ -15,7 +15,9 @@ import soundfile
 import torch
 
 from asr.errors import AsrError, ConfigError, ModelFilesError
+from asr.features import fbank
 from asr.runtime import Recognizer
+from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ATTENTION_FILE, ModelFiles, read_metadata_props
 from asr.runtime.onnx_backend import OnnxAttentionScorer
 from asr.runtime.rescore import attention_scores, rescore_state, teacher_forcing
@@ -26,10 +28,8 @@ from asr.training.command import load_initial_weights, with_attention_head
 from asr.training.config import TrainConfig
 from asr.training.decoding import EvalOptions, check_compatible, decode_features
 from asr.training.tokenizers import CharTokenizer
-from asr.runtime.geometry import WindowGeometry
 from asr.training.torch_backend import SILENCE_FEATURE, TorchAttentionScorer, TorchBackend, stream_utterance
 from export.onnx_export import ExportOptions, export_model
-from asr.features import fbank
 from exported_models import TOKENS, exported_model_dir, gated_model, speech
 from models.config import ATTENTION_SCORES, AttentionDecoderConfig, TransducerConfig
 from models.presets import tiny
@@ -110,8 +110,10 @@ def test_loss_is_the_summed_sequence_log_prob_that_rescoring_uses() -> None:
     with torch.no_grad():
         loss = model.attention_decoder.loss(memory, memory_lens, labels, label_lens)
     scorer = TorchAttentionScorer(model)
-    singles = [attention_scores(scorer, memory[b, : memory_lens[b]].numpy(), [tuple(labels[b, : label_lens[b]].tolist())])[0]
-               for b in range(2)]
+    singles = [
+        attention_scores(scorer, memory[b, : memory_lens[b]].numpy(), [tuple(labels[b, : label_lens[b]].tolist())])[0]
+        for b in range(2)
+    ]
     np.testing.assert_allclose(float(loss), -np.mean(singles), rtol=1e-5)
 
 

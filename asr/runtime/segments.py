@@ -3,8 +3,9 @@
 A segment ends where the endpoint rules (asr.runtime.endpoint) fire; the stream
 is then reset, so its next result starts empty and its timestamps stay counted
 from the stream's start. A recognizer with attention rescoring re-ranks the
-segment's n-best there (asr.runtime.rescore), before its result is taken. Both commands go through here, so a file and the same
-audio from a microphone are cut at the same places.
+segment's n-best there (asr.runtime.rescore), before its result is taken.
+Both commands go through here, so a file and the same audio from a microphone
+are cut at the same places.
 """
 
 from __future__ import annotations

@@ -46,7 +46,9 @@ def read_subset(root: Path, subset: str, limit: int) -> list[tuple[Path, str]]:
     return sorted(items)[:limit]
 
 
-def nbest_with_scores(recognizer: Recognizer, audio: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, float, int]:
+def nbest_with_scores(
+    recognizer: Recognizer, audio: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray, float, int]:
     """One segment: (n-best texts, transducer scores, attention log-probs, rescore ms, encoder frames)."""
     stream = recognizer.create_stream()
     stream.accept_waveform(16000, audio)
