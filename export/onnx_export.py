@@ -36,6 +36,7 @@ from asr.runtime.model_metadata import ModelMetadata
 from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.tokens import TOKENS_FILE, TokenTable
 from asr.training.checkpoints import nonfinite_weights
+from export.attention import write_attention_decoder
 from export.metadata import build_metadata
 from export.quantize import quantize_files
 from export.tracing import write_onnx_files
@@ -145,6 +146,8 @@ def export_model(
     staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir), dir=out_dir.parent))
     try:
         write_onnx_files(model, meta, staging)
+        if model.attention_decoder is not None:
+            write_attention_decoder(model, meta, staging)
         token_table.write(staging / TOKENS_FILE)
         fp32 = ModelFiles.from_dir(staging)
         max_diffs = verify_export(model, fp32, options.tolerance, options.seed)

@@ -48,7 +48,7 @@ def write_onnx_files(model: Transducer, meta: ModelMetadata, directory: Path) ->
     with torch.no_grad():
         for role, wrapper, example, states in jobs:
             try:
-                _write(wrapper, example, _axes(wrapper, states), directory / f"{role}{FP32_SUFFIX}", props)
+                trace_to_onnx(wrapper, example, _axes(wrapper, states), directory / f"{role}{FP32_SUFFIX}", props)
             except ShapeError as error:  # the encoder refuses this window size
                 raise ConfigError(
                     f"a chunk of {meta.chunk_ms:g} ms does not fit this {role}: {error}; "
@@ -64,7 +64,7 @@ def _axes(wrapper: EncoderWrapper | DecoderWrapper | JoinerWrapper, states: Sequ
     return axes
 
 
-def _write(
+def trace_to_onnx(
     wrapper: nn.Module, example: tuple[Tensor, ...], axes: DynamicAxes, path: Path, props: Mapping[str, str]
 ) -> None:
     """Trace `wrapper` on `example` (batch 1), write it to `path` with `axes` dynamic, then add `props`."""

@@ -30,6 +30,7 @@ from asr.features import fbank
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.search import GreedySearcher, SearchOptions
+from export.attention import compare_attention_decoder
 from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper
 from models.transducer import Transducer
 
@@ -99,6 +100,8 @@ def verify_export(model: Transducer, files: ModelFiles, tolerance: float, seed: 
         encoder_out = _compare_encoder(reference, onnx_model, table, seed)
         decoder_out = _compare_decoder(reference, onnx_model, table, seed)
         _compare_joiner(reference, onnx_model, table, encoder_out, decoder_out, seed)
+    if files.attention_decoder is not None:
+        table.diffs.update(compare_attention_decoder(reference, files, seed))
     failed = {k: v for k, v in table.diffs.items() if not v <= tolerance}
     if failed:
         detail = ", ".join(f"{k} {v:.3g}" for k, v in failed.items())

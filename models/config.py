@@ -21,6 +21,7 @@ TORCH_RNN_KINDS = ("lstm", "gru", "rnn")  # torch's own layers: the only ones wi
 ATTENTION_KINDS = ("conformer", "transformer")  # chunked attention: one module, with or without the conv module
 ENCODER_KINDS = RNN_KINDS + ATTENTION_KINDS
 PREDICTOR_KINDS = ("stateless", "lstm")
+ATTENTION_SCORES = ("additive", "multiplicative")  # the attention decoder's score: Bahdanau 2014, Luong 2015
 
 
 def _require(condition: bool, message: str) -> None:
@@ -124,6 +125,25 @@ class PredictorConfig:
 
 
 @dataclass(frozen=True)
+class AttentionDecoderConfig:
+    """The auxiliary attention decoder (models.attention_decoder): trained with the transducer, rescores its n-best."""
+
+    score: str = "additive"  # one of ATTENTION_SCORES: v.tanh(W s + U h) (Bahdanau) or s.W h (Luong "general")
+    embed_dim: int = 128  # token embedding dim
+    hidden_dim: int = 256  # LSTM cell size: the attention query and the attentional output's size
+    attention_dim: int = 128  # additive: hidden size of the score MLP (unused by multiplicative)
+    loss_weight: float = 0.3  # total loss += loss_weight * attention cross-entropy (per token)
+    dropout: float = 0.1  # on the embeddings and the attentional output, training only
+
+    def __post_init__(self) -> None:
+        _require(self.score in ATTENTION_SCORES, f"attention score {self.score!r} is not one of {ATTENTION_SCORES}")
+        for name in ("embed_dim", "hidden_dim", "attention_dim"):
+            _require(getattr(self, name) >= 1, f"attention decoder {name} must be >= 1, got {getattr(self, name)}")
+        _require(self.loss_weight > 0.0, f"attention loss_weight must be > 0, got {self.loss_weight}")
+        _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
 class TransducerConfig:
     """A whole RNN-T model: encoder, predictor, joiner and the auxiliary CTC head."""
 
@@ -136,6 +156,9 @@ class TransducerConfig:
     # with 0.1 a small LSTM's CTC head stayed at the unigram level for 1000+ steps, while CTC alone
     # left that plateau in about 400.
     ctc_weight: float = 0.5
+    # The auxiliary attention decoder; None (the default) builds none, and to_dict leaves the key
+    # out, so models without it keep the config, the model_hash and the exported files they had.
+    attention_decoder: AttentionDecoderConfig | None = None
 
     def __post_init__(self) -> None:
         _require(self.vocab_size >= 2, f"vocab_size must be >= 2 (blank and one token), got {self.vocab_size}")
@@ -145,7 +168,10 @@ class TransducerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of str/int/float/bool, for JSON or a checkpoint."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.attention_decoder is None:
+            del data["attention_decoder"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TransducerConfig:
@@ -157,6 +183,11 @@ class TransducerConfig:
             if not isinstance(fields.get(key), Mapping):
                 raise ModelFilesError(f"model config has no '{key}' section; is the checkpoint from this project?")
             fields[key] = _build(sub_cls, fields[key], f"model config '{key}'")
+        if fields.get("attention_decoder") is not None:
+            if not isinstance(fields["attention_decoder"], Mapping):
+                raise ModelFilesError("model config 'attention_decoder' must be a dict; the checkpoint is damaged")
+            fields["attention_decoder"] = _build(AttentionDecoderConfig, fields["attention_decoder"],
+                                                 "model config 'attention_decoder'")
         return _build(cls, fields, "model config")
 
 

@@ -7,6 +7,7 @@ Exportable entry points (export/ wraps exactly these):
     predict(tokens (B, context_size), state) -> (projected_dec (B, J), new_state)
     join(projected_enc (.., J), projected_dec (.., J)) -> logits (.., V)
     ctc_log_probs(enc (B, T', D)) -> (B, T', V)
+    attention_log_probs(projected_enc (B or 1, T', J), tokens (B, U)) -> (B, U, V)   with the attention head
 `forward` (training only) computes the full RNN-T loss or the pruned one (see
 `RnntLoss`); the pruned loss's "simple" projections are training-only too.
 The encoder side of the joiner projection is `joiner.project_encoder`; export
@@ -25,6 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.checks import check_same_batch, check_shape
+from asr.errors import ConfigError
+from models.attention_decoder import AttentionDecoder
 from models.config import ATTENTION_KINDS, RNN_KINDS, EncoderConfig, TransducerConfig
 from models.conformer import ConformerEncoder
 from models.encoder import Encoder
@@ -70,10 +73,11 @@ FULL_LOSS = RnntLoss()  # the exact RNN-T loss: the default, and what dev loss r
 class LossOutput:
     """Training losses of one batch, each a scalar averaged over the batch."""
 
-    total: Tensor  # what the optimizer minimises: rnnt (+ simple, pruned only) + ctc_weight * ctc, as weighted
+    total: Tensor  # what the optimizer minimises: rnnt (+ simple) + ctc_weight * ctc (+ attention), as weighted
     rnnt: Tensor  # transducer negative log-likelihood: full, or restricted to the pruned band
     ctc: Tensor  # CTC negative log-likelihood (0, not computed, when ctc_weight is 0)
     simple: Tensor  # trivial-joiner RNN-T loss (0, not computed, with the full loss)
+    attention: Tensor  # attention decoder negative log-likelihood (0, not computed, without the head)
 
 
 class Transducer(nn.Module):
@@ -89,6 +93,10 @@ class Transducer(nn.Module):
         # Trivial-joiner projections for the pruned loss; not part of any exported graph.
         self.simple_am_proj = nn.Linear(self.encoder.output_dim, config.vocab_size)
         self.simple_lm_proj = nn.Linear(self.predictor.output_dim, config.vocab_size)
+        # Attends over the joiner-projected frames: what encoder.onnx outputs, so the runtime has them.
+        head = config.attention_decoder
+        self.attention_decoder = None if head is None else AttentionDecoder(
+            head, config.joiner_dim, config.vocab_size, config.blank_id)
 
     def encode(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Features x (B, T, F), x_lens (B,) -> encoder output (B, T', D), lengths (B,)."""
@@ -114,6 +122,12 @@ class Transducer(nn.Module):
     def ctc_log_probs(self, enc: Tensor) -> Tensor:
         """Encoder output (B, T', D) -> CTC log-probabilities (B, T', V)."""
         return self.ctc_head(enc)
+
+    def attention_log_probs(self, projected_enc: Tensor, tokens: Tensor) -> Tensor:
+        """Attention decoder: frames (B or 1, T', J), decoder inputs (B, U) sos first -> log-probs (B, U, V)."""
+        if self.attention_decoder is None:
+            raise ConfigError("this model has no attention decoder; train one with `asr train --attention-decoder`")
+        return self.attention_decoder(projected_enc, tokens)
 
     def forward(self, x: Tensor, x_lens: Tensor, y: Tensor, y_lens: Tensor, loss: RnntLoss = FULL_LOSS) -> LossOutput:
         """Losses for features x (B, T, F), x_lens (B,), labels y (B, U) padded, y_lens (B,).
@@ -141,7 +155,12 @@ class Transducer(nn.Module):
             ctc = rnnt.new_zeros(())
         else:
             ctc = ctc_loss(self.ctc_log_probs(enc), labels, enc_lens, y_lens, blank)
-        return LossOutput(total=transducer + self.config.ctc_weight * ctc, rnnt=rnnt, ctc=ctc, simple=simple)
+        total = transducer + self.config.ctc_weight * ctc
+        attention = rnnt.new_zeros(())
+        if self.attention_decoder is not None:
+            attention = self.attention_decoder.loss(self.joiner.project_encoder(enc), enc_lens, labels, y_lens)
+            total = total + self.attention_decoder.config.loss_weight * attention
+        return LossOutput(total=total, rnnt=rnnt, ctc=ctc, simple=simple, attention=attention)
 
     def _pruned_losses(
         self, enc: Tensor, enc_lens: Tensor, dec: Tensor, labels: Tensor, label_lens: Tensor, prune_range: int

@@ -105,11 +105,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
         raise DataError("--subsets is empty; name at least one, e.g. --subsets synth-test")
     for subset in subsets:  # fail before loading the model or decoding anything
         subset_dir(args.data, subset)
-    if args.decoding == "ctc" and (args.hotwords is not None or args.blank_penalty):
-        raise ConfigError("--hotwords and --blank-penalty apply to the transducer search; use --decoding greedy or beam")
+    if args.decoding == "ctc" and (args.hotwords is not None or args.blank_penalty or args.rescore_weight):
+        raise ConfigError("--hotwords, --blank-penalty and --rescore-weight apply to the transducer search; "
+                          "use --decoding greedy or beam")
     decoding = args.decoding if args.decoding == "ctc" else resolve_search(args, sys.stderr, "eval")[0]
     options = EvalOptions(decoding=decoding, beam=args.beam, streaming=args.streaming,
-                          chunk_frames=args.chunk_frames, blank_penalty=args.blank_penalty)
+                          chunk_frames=args.chunk_frames, blank_penalty=args.blank_penalty,
+                          rescore_weight=args.rescore_weight)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
     if args.hotwords is not None:
         graph = load_context_graph(loaded.tokenizer.token_table, args.hotwords, args.hotwords_score)

@@ -4,6 +4,7 @@ A model dir (what `asr export` writes) holds:
 
     encoder.onnx  decoder.onnx  joiner.onnx     fp32 files
     encoder.int8.onnx  ...                      optional int8 twins
+    attention_decoder.onnx                      optional: the rescoring head (fp32, used with either)
     tokens.txt                                  `symbol id` per line
     manifest.json                               size and SHA-256 of every file above, written last
 
@@ -39,10 +40,12 @@ FP32_SUFFIX = ".onnx"
 INT8_SUFFIX = ".int8.onnx"
 ROLES = ("encoder", "decoder", "joiner")
 MANIFEST_FILE = "manifest.json"
+ATTENTION_FILE = "attention_decoder.onnx"  # only models trained with --attention-decoder have it
 MANIFEST_FORMAT = 1
 # Every file an export may write: a dir holding anything else is not (only) an export, and is never replaced.
 EXPORT_FILES = frozenset(
-    {f"{role}{suffix}" for role in ROLES for suffix in (FP32_SUFFIX, INT8_SUFFIX)} | {TOKENS_FILE, MANIFEST_FILE}
+    {f"{role}{suffix}" for role in ROLES for suffix in (FP32_SUFFIX, INT8_SUFFIX)}
+    | {TOKENS_FILE, MANIFEST_FILE, ATTENTION_FILE}
 )
 QUANTIZATION = {False: "none", True: "int8"}  # metadata "quantization" of the fp32 / int8 files
 
@@ -65,6 +68,7 @@ class ModelFiles:
     metadata: ModelMetadata  # parsed from the encoder; decoder and joiner agree with it
     token_table: TokenTable  # tokens.txt, with metadata.vocab_size symbols
     int8: bool  # whether these are the int8 files
+    attention_decoder: Path | None = None  # attention_decoder.onnx when the dir has it (n-best rescoring)
 
     @classmethod
     def from_dir(cls, path: str | Path, int8: bool = False) -> ModelFiles:
@@ -80,14 +84,15 @@ class ModelFiles:
         encoder, decoder, joiner = (directory / f"{role}{suffix}" for role in ROLES)
         tokens = directory / TOKENS_FILE
         _check_present(directory, (encoder, decoder, joiner, tokens), int8)
-        manifest = verify_manifest(directory, (encoder, decoder, joiner, tokens))
+        attention = directory / ATTENTION_FILE if (directory / ATTENTION_FILE).is_file() else None
+        manifest = verify_manifest(directory, (encoder, decoder, joiner, tokens) + ((attention,) if attention else ()))
         metadata = _read_metadata(encoder)
         if manifest is not None and manifest.get("model_hash") not in (None, metadata.model_hash):
             raise ModelFilesError(
                 f"{directory / MANIFEST_FILE} belongs to another export (model_hash {manifest['model_hash']}, "
                 f"the files say {metadata.model_hash}); {_EXPORT_FIX}"
             )
-        for other in (decoder, joiner):
+        for other in (decoder, joiner) + ((attention,) if attention else ()):
             _check_same_export(other, _read_metadata(other), encoder, metadata)
         if metadata.quantization != QUANTIZATION[int8]:
             raise ModelFilesError(
@@ -95,7 +100,7 @@ class ModelFiles:
                 f"name says {QUANTIZATION[int8]!r}; the files were renamed, {_EXPORT_FIX}"
             )
         token_table = _read_tokens(tokens, metadata)
-        return cls(directory, encoder, decoder, joiner, tokens, metadata, token_table, int8)
+        return cls(directory, encoder, decoder, joiner, tokens, metadata, token_table, int8, attention)
 
     def paths(self) -> tuple[Path, Path, Path]:
         """The three ONNX files: encoder, decoder, joiner."""

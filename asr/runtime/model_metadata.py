@@ -41,7 +41,9 @@ Keys (values are strings; JSON where structured):
 Inputs and outputs: encoder x, *encoder state names -> encoder_out, *next_<name>;
 decoder y (int64), *predictor state names -> decoder_out, *next_<name>;
 joiner encoder_out, decoder_out -> logit. Batch N is dynamic on every one of them
-(on each state's batch_axis).
+(on each state's batch_axis). A model trained with the attention head also has
+attention_decoder.onnx (fp32 only, beside fp32 and int8 files alike; same metadata):
+memory, tokens -> log_probs, with T', H and U dynamic.
 
 This module is part of the runtime (no torch, no onnx); export/metadata.py builds
 the values from a torch model.
@@ -67,6 +69,10 @@ ENCODER_OUTPUT = "encoder_out"  # (N, n, J) joiner-projected encoder frames; als
 DECODER_INPUT = "y"  # (N, C) int64, the last C tokens, most recent last
 DECODER_OUTPUT = "decoder_out"  # (N, J) joiner-projected predictor output; also the joiner's second input
 JOINER_OUTPUT = "logit"  # (N, V) unnormalised
+# attention_decoder.onnx (models with the attention head only): teacher-forced sequence scoring.
+ATTENTION_MEMORY = "memory"  # (1, T', J) float32 encoder frames of one segment (encoder_out, concatenated)
+ATTENTION_TOKENS = "tokens"  # (H, U) int64 decoder inputs, sos (= blank_id) first
+ATTENTION_OUTPUT = "log_probs"  # (H, U, V) log-probabilities of the token after each input
 NEXT_STATE_PREFIX = "next_"  # output name of a state = prefix + its input name
 
 

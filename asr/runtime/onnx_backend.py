@@ -24,6 +24,9 @@ from asr.errors import ConfigError, ModelFilesError
 from asr.options import MAX_THREADS  # onnxruntime threads per session (a model has three)
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.model_metadata import (
+    ATTENTION_MEMORY,
+    ATTENTION_OUTPUT,
+    ATTENTION_TOKENS,
     DECODER_INPUT,
     DECODER_OUTPUT,
     ENCODER_INPUT,
@@ -138,6 +141,24 @@ class OnnxBackend:
         return self.joiner.run(self._joiner_outputs, feeds)[0]
 
 
+class OnnxAttentionScorer:
+    """`asr.runtime.rescore.AttentionScorer` over attention_decoder.onnx."""
+
+    def __init__(self, path: Path, metadata: ModelMetadata, num_threads: int = 1) -> None:
+        self._blank_id = metadata.blank_id
+        self.session = create_session(path, num_threads)
+        _check_names(self.session, path, [ATTENTION_MEMORY, ATTENTION_TOKENS], [ATTENTION_OUTPUT])
+
+    @property
+    def sos_eos(self) -> int:
+        return self._blank_id
+
+    def log_probs(self, memory: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """memory (1, T', J) float32, tokens (H, U) int64 -> (H, U, V) log-probabilities."""
+        feeds = {ATTENTION_MEMORY: memory, ATTENTION_TOKENS: tokens}
+        return self.session.run([ATTENTION_OUTPUT], feeds)[0]
+
+
 def check_num_threads(num_threads: object) -> int:
     """`num_threads` if a whole number (not a bool) in 1..MAX_THREADS; ConfigError naming it otherwise."""
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
@@ -153,6 +174,7 @@ class OnnxModel:
 
     def __init__(self, files: ModelFiles, num_threads: int = 1) -> None:
         check_num_threads(num_threads)
+        self.num_threads = num_threads
         self.files = files
         meta = files.metadata
         self.encoder = create_session(files.encoder, num_threads)

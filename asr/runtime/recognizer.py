@@ -43,15 +43,16 @@ import numpy as np
 import soxr
 
 from asr.audio import check_sample_rate, validate_samples
-from asr.errors import AsrError, AudioError
+from asr.errors import AsrError, AudioError, ConfigError
 from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
-from asr.runtime.onnx_backend import EncoderState, OnnxModel
+from asr.runtime.onnx_backend import EncoderState, OnnxAttentionScorer, OnnxModel
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
+from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.search import EMPTY_PATH, Searcher, SearchOptions, SearchState, create_searcher, take_state
 from asr.runtime.tokens import TokenTable
 
@@ -64,6 +65,7 @@ class StreamConfig:
     geometry: WindowGeometry  # the metadata's, computed once: the stream reads it on every window
     token_table: TokenTable
     silence: np.ndarray  # (D,) the feature frame of digital silence: tail padding
+    keeps_segment_frames: bool = False  # whether streams keep their segment's encoder frames (for rescoring)
 
     @property
     def frame_ms(self) -> float:
@@ -102,6 +104,25 @@ def _new_segment(state: SearchState) -> SearchState:
                        0, state.context_graph, contexts)
 
 
+def attention_rescorer(model: OnnxModel, weight: float, method: str) -> OnnxAttentionScorer | None:
+    """The scorer that rescores with `weight` (None for 0); ConfigError when the model dir has no attention decoder."""
+    if weight == 0:
+        return None
+    if method != "beam":
+        raise ConfigError(
+            f"rescoring (rescore_weight {weight:g}) re-ranks beam search's n-best, and {method} search keeps "
+            "one hypothesis; use SearchOptions(method='beam')"
+        )
+    files = model.files
+    if files.attention_decoder is None:
+        raise ConfigError(
+            f"rescoring (--rescore-weight {weight:g}) needs an attention decoder, but model dir {files.directory} has "
+            "no attention_decoder.onnx; export a model trained with `asr train --attention-decoder`, "
+            "or leave --rescore-weight out"
+        )
+    return OnnxAttentionScorer(files.attention_decoder, files.metadata, model.num_threads)
+
+
 class Recognizer:
     """An exported model ready to decode any number of streams; immutable and shareable."""
 
@@ -110,13 +131,21 @@ class Recognizer:
         model: OnnxModel,
         decoding: SearchOptions = SearchOptions(),
         endpoint: EndpointConfig = EndpointConfig(),
+        rescore_weight: float = 0.0,
     ) -> None:
-        """Prefer `Recognizer.from_dir`; this takes an already loaded model."""
+        """Prefer `Recognizer.from_dir`; this takes an already loaded model.
+
+        rescore_weight > 0 re-ranks each segment's n-best at its end with the model's
+        attention decoder (asr.runtime.rescore); ConfigError if the model has none.
+        """
         self._model = model
         self._searcher: Searcher = create_searcher(model.backend, decoding)
         self._endpoint = endpoint
+        self._rescorer = attention_rescorer(model, check_weight(rescore_weight), decoding.method)
+        self._rescore_weight = rescore_weight
         meta = model.metadata
-        self._stream_config = StreamConfig(meta, meta.geometry, model.files.token_table, _silence_frame(meta))
+        self._stream_config = StreamConfig(meta, meta.geometry, model.files.token_table, _silence_frame(meta),
+                                           keeps_segment_frames=self._rescorer is not None)
 
     @classmethod
     def from_dir(
@@ -126,9 +155,11 @@ class Recognizer:
         decoding: SearchOptions = SearchOptions(),
         endpoint: EndpointConfig = EndpointConfig(),
         int8: bool = False,
+        rescore_weight: float = 0.0,
     ) -> Recognizer:
         """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad."""
-        return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding, endpoint)
+        model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
+        return cls(model, decoding, endpoint, rescore_weight)
 
     @property
     def metadata(self) -> ModelMetadata:
@@ -193,6 +224,9 @@ class Recognizer:
         per_stream = [next_states] if len(streams) == 1 else self._model.unstack_states(next_states, len(streams))
         for stream, state in zip(streams, per_stream):
             stream.encoder_state = state
+        if self._rescorer is not None:
+            for stream, frames in zip(streams, encoder_out):
+                stream.keep_segment_frames(frames)
         self._searcher.advance(encoder_out, [s.search_state for s in streams])
 
     def _check_decodable(self, streams: Sequence[Stream]) -> None:
@@ -210,6 +244,18 @@ class Recognizer:
                     f"{self.metadata.window_frames} feature frames a window needs; feed more audio "
                     "(or call input_finished) and check recognizer.is_ready(stream) before decoding"
                 )
+
+    def rescore(self, stream: Stream) -> None:
+        """Re-rank the ending segment's hypotheses with the attention decoder (rescore_weight > 0; else nothing).
+
+        Call it once the segment is over (at an endpoint, or after input_finished and
+        the last decode), before reading its result: `stream.result`, `stream.nbest` and
+        the next segment's start then follow the rescored ranking. Once per segment:
+        a second call does nothing, and reset() starts the next segment.
+        """
+        if self._rescorer is not None and not stream.rescored:
+            rescore_state(stream.search_state, stream.segment_frames, self._rescorer, self._rescore_weight)
+            stream.rescored = True
 
     def is_endpoint(self, stream: Stream) -> bool:
         """Whether the stream's current segment has ended by the endpoint rules (then call stream.reset())."""
@@ -247,6 +293,8 @@ class Stream:
         self._segment = 0
         self._segment_start = 0  # encoder frames decoded before the current segment
         self._result = self._result_builder()
+        self._segment_frames: list[np.ndarray] = []  # (n, J) encoder_out per window of this segment, for rescoring
+        self.rescored = False  # whether Recognizer.rescore re-ranked this segment already
 
     @property
     def config(self) -> StreamConfig:
@@ -266,6 +314,18 @@ class Stream:
     def search_state(self) -> SearchState:
         """The current segment's search state; the recognizer's searcher advances it in place."""
         return self._search
+
+    def keep_segment_frames(self, frames: np.ndarray) -> None:
+        """Keep a window's encoder_out (n, J) for this segment's rescoring (the recognizer's call)."""
+        if self._config.keeps_segment_frames:
+            self._segment_frames.append(frames)
+
+    @property
+    def segment_frames(self) -> np.ndarray:
+        """(T', J) the current segment's encoder frames (kept only when the recognizer rescores)."""
+        if not self._segment_frames:
+            return np.zeros((0, self._config.metadata.joiner_dim), dtype=np.float32)
+        return np.concatenate(self._segment_frames)
 
     @property
     def num_frames_ready(self) -> int:
@@ -354,6 +414,8 @@ class Stream:
         self._segment_start += self._search.num_frames
         self._search = _new_segment(self._search)
         self._result = self._result_builder()
+        self._segment_frames = []
+        self.rescored = False
 
     def _resample(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
         """`samples` at the model's rate; the first call fixes the stream's input rate."""

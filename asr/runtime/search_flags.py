@@ -1,6 +1,6 @@
-"""The search flags `asr transcribe`, `asr live` and `asr eval` share: hotwords, blank penalty, n-best.
+"""The search flags `asr transcribe`, `asr live` and `asr eval` share: hotwords, blank penalty, rescoring, n-best.
 
-Hotwords (and n-best lists longer than one) need beam search; given with the
+Hotwords, attention rescoring (and n-best lists longer than one) need beam search; given with the
 default greedy decoding, the command switches to beam search and says so on
 stderr, rather than refusing: the flag says what the user wants, and beam
 search is what delivers it. (The Python API refuses instead: a program should
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from asr.errors import ConfigError
 from asr.runtime.hotwords import DEFAULT_SCORE, check_score
+from asr.runtime.rescore import check_weight
 
 if TYPE_CHECKING:
     from asr.runtime.context_graph import ContextGraph
@@ -32,6 +33,9 @@ def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> No
     parser.add_argument("--blank-penalty", type=float, default=0.0, metavar="P",
                         help="subtracted from the blank logit before search; > 0 emits more tokens "
                              "(helps models that delete words; default: 0)")
+    parser.add_argument("--rescore-weight", type=float, default=0.0, metavar="W",
+                        help="at each segment's end, re-rank beam search's hypotheses by transducer + W x attention "
+                             "decoder log-prob (models trained with --attention-decoder; default: 0, off)")
     if nbest:
         parser.add_argument("--nbest", type=int, default=0, metavar="N",
                             help="jsonl: add the N best hypotheses of each segment as `nbest` (beam search)")
@@ -47,9 +51,10 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple
         raise ConfigError(f"--nbest must be 0 (none) or more, got {nbest}")
     if nbest > args.beam:
         raise ConfigError(f"--nbest {nbest} is more than --beam {args.beam} hypotheses; raise --beam or lower --nbest")
+    rescore = check_weight(args.rescore_weight) > 0
     decoding = args.decoding
-    if decoding == "greedy" and (args.hotwords is not None or nbest > 1):
-        why = "--hotwords" if args.hotwords is not None else "--nbest"
+    if decoding == "greedy" and (args.hotwords is not None or nbest > 1 or rescore):
+        why = "--hotwords" if args.hotwords is not None else "--rescore-weight" if rescore else "--nbest"
         print(f"asr {command}: note: {why} needs beam search; decoding with --decoding beam --beam {args.beam}",
               file=err, flush=True)
         decoding = "beam"
@@ -74,6 +79,7 @@ def recognizer_from_args(args: argparse.Namespace, err: TextIO, command: str) ->
         num_threads=args.num_threads,
         decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),
         int8=int8,
+        rescore_weight=args.rescore_weight,
     )
     graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
                                                                   args.hotwords_score)

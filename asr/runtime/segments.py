@@ -2,8 +2,10 @@
 
 A segment ends where the endpoint rules (asr.runtime.endpoint) fire; the stream
 is then reset, so its next result starts empty and its timestamps stay counted
-from the stream's start. Both commands go through here, so a file and the same
-audio from a microphone are cut at the same places.
+from the stream's start. A recognizer with attention rescoring re-ranks the
+segment's n-best there (asr.runtime.rescore), before its result is taken.
+Both commands go through here, so a file and the same audio from a microphone
+are cut at the same places.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ def decode_ready(recognizer: Recognizer, stream: Stream) -> None:
         recognizer.decode(stream)
 
 
-def segment_result(stream: Stream, nbest: int = 0) -> RecognitionResult:
-    """The stream's result, with its `nbest` best hypotheses attached when nbest > 0."""
+def segment_result(recognizer: Recognizer, stream: Stream, nbest: int = 0) -> RecognitionResult:
+    """The ended segment's result, rescored where the recognizer rescores, with its `nbest` best when nbest > 0."""
+    recognizer.rescore(stream)
     return stream.result.with_nbest(stream.nbest(nbest)) if nbest > 0 else stream.result
 
 
@@ -31,7 +34,7 @@ def decode_to_endpoint(recognizer: Recognizer, stream: Stream, nbest: int = 0) -
     decode_ready(recognizer, stream)
     if not recognizer.is_endpoint(stream):
         return None
-    finished = segment_result(stream, nbest)
+    finished = segment_result(recognizer, stream, nbest)
     stream.reset()
     return finished
 
@@ -40,7 +43,7 @@ def finish_segment(recognizer: Recognizer, stream: Stream, nbest: int = 0) -> Re
     """Declare the end of input, decode the rest and return the last segment's result (maybe empty)."""
     stream.input_finished()
     decode_ready(recognizer, stream)
-    return segment_result(stream, nbest)
+    return segment_result(recognizer, stream, nbest)
 
 
 def spoken(result: RecognitionResult) -> bool:

@@ -47,7 +47,7 @@ from asr.training.ema import WeightAverage
 from asr.training.loop import DevSet, TrainingRun, TrainSummary, restore, train, unwrap
 from asr.training.monitor import PLOT_NAME, TrainMonitor
 from asr.training.step import amp_dtype
-from models.config import TransducerConfig
+from models.config import AttentionDecoderConfig, TransducerConfig
 from models.presets import build_config
 from models.transducer import Transducer
 
@@ -137,14 +137,15 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
         # refuses the corrected command as "a different experiment". Through a temp file and a
         # rename, so a config.json that is a symlink is replaced, never followed.
         write_text_atomically(exp_dir / CONFIG_NAME, config.to_json() + "\n")
-    model_config = (
+    model_config = with_attention_head(
         TransducerConfig.from_dict(json.loads(start["model_config"])) if start
-        else model_config_of(config, data.tokenizer.vocab_size)
+        else model_config_of(config, data.tokenizer.vocab_size),
+        config,
     )
     run = build_run(config, exp_dir, world, model_config, data, manager, fresh=start is None)
     if latest is None and start is not None:
-        unwrap(run.model).load_state_dict(start["model_avg"])  # float16 weights are cast on load
-        run.ema.load_state_dict(start["model_avg"])
+        load_initial_weights(unwrap(run.model), start["model_avg"])  # float16 weights are cast on load
+        load_initial_weights(run.ema.model, start["model_avg"])
         run.monitor.write(f"initialised from {config.init_from}: step {start['progress']['step']} of that run")
     if latest is not None:
         path, state = latest
@@ -179,6 +180,32 @@ def model_config_of(config: TrainConfig, vocab_size: int) -> TransducerConfig:
     return dataclasses.replace(preset, predictor=dataclasses.replace(preset.predictor, context_size=config.context_size))
 
 
+def with_attention_head(model_config: TransducerConfig, config: TrainConfig) -> TransducerConfig:
+    """`model_config` with the attention decoder --attention-decoder asks for (an --init-from model may lack it).
+
+    A head of the same score already in `model_config` keeps its sizes; without the flag, nothing changes.
+    """
+    if config.attention_decoder is None:
+        return model_config
+    head = model_config.attention_decoder
+    if head is None or head.score != config.attention_decoder:
+        head = AttentionDecoderConfig(score=config.attention_decoder)
+    head = dataclasses.replace(head, loss_weight=config.attention_weight)
+    return dataclasses.replace(model_config, attention_decoder=head)
+
+
+def load_initial_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """--init-from weights into `model`: every tensor must fit; only a newly added attention decoder may be missing."""
+    result = model.load_state_dict(weights, strict=False)
+    missing = [key for key in result.missing_keys if not key.startswith("attention_decoder.")]
+    if missing or result.unexpected_keys:
+        raise ModelFilesError(
+            f"the --init-from checkpoint does not fit this model: {len(missing)} weights missing "
+            f"({', '.join(missing[:3])}), {len(result.unexpected_keys)} unexpected "
+            f"({', '.join(result.unexpected_keys[:3])}); pass the model flags it was trained with"
+        )
+
+
 def build_run(
     config: TrainConfig,
     exp_dir: Path,
@@ -198,6 +225,9 @@ def build_run(
     if fresh:  # before the EMA copy is taken, so both normalise alike
         mean, std = feature_statistics(data.features, data.train_set.ids)
         model.encoder.subsampling.set_feature_stats(torch.from_numpy(mean), torch.from_numpy(std))
+    if config.freeze_transducer:  # before the optimizer sees the parameters: AdamW then skips the frozen ones
+        model.requires_grad_(False)
+        model.attention_decoder.requires_grad_(True)
     model = model.to(world.device)
     ema = WeightAverage(model, config.ema_decay)
     if world.distributed:

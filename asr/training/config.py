@@ -24,7 +24,7 @@ from asr.corpus.acoustics import NOISE_KINDS, AcousticAugment
 from asr.corpus.bad_audio import DEFAULT_MAX_BAD_FILES
 from asr.errors import AsrError
 from asr.options import MAX_BAD_FILES, MAX_SEED, MAX_THREADS, float_in, int_in, threads
-from models.config import ENCODER_KINDS
+from models.config import ATTENTION_SCORES, ENCODER_KINDS
 
 ENCODERS = ENCODER_KINDS  # models.config is torch-free
 PRESETS = ("tiny", "small", "base", "large")
@@ -97,6 +97,10 @@ class TrainConfig:
     preset: str = "small"  # one of PRESETS (models.presets)
     predictor: str = "stateless"  # one of PREDICTORS
     context_size: int = 2  # stateless predictor: tokens it sees (the newest included); 1 is a bigram model
+    # Auxiliary attention decoder (models.attention_decoder), for n-best rescoring: its score, None for none.
+    attention_decoder: str | None = None  # "additive" (Bahdanau) | "multiplicative" (Luong) | None
+    attention_weight: float = 0.3  # total loss += attention_weight * attention decoder NLL
+    freeze_transducer: bool = False  # train the attention decoder alone; the --init-from transducer stays as it was
     # Loss.
     rnnt_loss: str = "pruned"  # "pruned" (joiner on prune_range rows per frame: several times faster) or "full"
     prune_range: int = 5  # pruned loss: lattice rows per frame the joiner scores
@@ -208,6 +212,14 @@ def _problems(config: TrainConfig) -> list[str]:
     elif config.predictor != "stateless" and config.context_size != _default("context_size"):
         problems.append(f"--context-size is for the stateless predictor; the {config.predictor} predictor "
                         "sees every earlier token already, leave --context-size out")
+    if config.attention_decoder not in (None, *ATTENTION_SCORES):
+        problems.append(f"--attention-decoder {config.attention_decoder!r} is not one of {', '.join(ATTENTION_SCORES)}")
+    if not config.attention_weight > 0:
+        problems.append(f"--attention-weight must be > 0, got {config.attention_weight}; "
+                        "leave --attention-decoder out to train without the head")
+    if config.freeze_transducer and (config.attention_decoder is None or config.init_from is None):
+        problems.append("--freeze-transducer trains only the attention decoder of an --init-from model; "
+                        "pass --attention-decoder and --init-from too, or leave it out")
     if config.prune_range < 2:
         problems.append(f"--prune-range must be >= 2 (5 is usual), got {config.prune_range}")
     for name in ("simple_loss_scale", "loss_warmup_steps", "warmup_steps", "weight_decay", "grad_clip", "num_threads"):
@@ -264,6 +276,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--predictor", choices=PREDICTORS, help=f"prediction network (default: {d('predictor')})")
     model.add_argument("--context-size", type=int_in(1, 32), help="tokens the stateless predictor sees (default: "
                        f"{d('context_size')}; more helps it spell with char tokens)")
+    model.add_argument("--attention-decoder", choices=ATTENTION_SCORES, help="also train an attention decoder head "
+                       "with this score, for n-best rescoring (--rescore-weight at decoding; default: none)")
+    model.add_argument("--attention-weight", type=float_in(0, 100, low_open=True),
+                       help=f"weight of the attention decoder's loss (default: {d('attention_weight')})")
+    model.add_argument("--freeze-transducer", action="store_true", default=None, help="train only the attention "
+                       "decoder; the --init-from transducer keeps its weights (and its WER)")
     model.add_argument("--tokens", choices=TOKENIZERS, help=f"tokenizer kind (default: {d('tokens')})")
     model.add_argument("--vocab-size", type=int_in(2, 65_536), help=f"BPE vocabulary size (default: {d('vocab_size')})")
     run = parser.add_argument_group("training")

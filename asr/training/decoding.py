@@ -26,9 +26,10 @@ from asr.corpus.manifest import Utterance
 from asr.errors import ConfigError, ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime.context_graph import ContextGraph
+from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
 from asr.training.tokenizers import Tokenizer
-from asr.training.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
+from asr.training.torch_backend import TorchAttentionScorer, TorchBackend, encode_batch, eval_mode, stream_batch
 from models.transducer import Transducer
 
 DECODINGS = ("greedy", "beam", "ctc")
@@ -48,6 +49,7 @@ class EvalOptions:
     max_batch_seconds: float = 200.0  # padded audio per encoder batch: bounds memory, not results
     blank_penalty: float = 0.0  # subtracted from the blank logit before the transducer search
     hotwords: ContextGraph | None = None  # beam search: bias every utterance towards these phrases
+    rescore_weight: float = 0.0  # beam search: re-rank each utterance's n-best by + weight x attention log-prob
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -56,6 +58,9 @@ class EvalOptions:
             raise ConfigError(f"beam size {self.beam} is not positive; use 1 or more (4 is usual)")
         if self.chunk_frames is not None and self.chunk_frames < 1:
             raise ConfigError(f"chunk_frames must be >= 1, got {self.chunk_frames}; leave it out for the model's own")
+        check_weight(self.rescore_weight)
+        if self.rescore_weight and self.decoding != "beam":
+            raise ConfigError(f"rescoring re-ranks beam search's n-best; {self.decoding} decoding has none, use beam")
         if not self.max_batch_seconds > 0:
             raise ConfigError(f"max_batch_seconds must be positive, got {self.max_batch_seconds}")
 
@@ -63,6 +68,8 @@ class EvalOptions:
     def tag(self) -> str:
         """Short name for file names, e.g. 'greedy', 'beam4', 'ctc-streaming-chunk8'."""
         name = f"beam{self.beam}" if self.decoding == "beam" else self.decoding
+        if self.rescore_weight:
+            name += f"-rescore{self.rescore_weight:g}"
         if self.streaming:
             name += "-streaming" + (f"-chunk{self.chunk_frames}" if self.chunk_frames else "")
         return name
@@ -121,6 +128,11 @@ def decode_features(model: Transducer, features: Sequence[np.ndarray], options: 
     states = [searcher.init_state(options.hotwords) for _ in features]
     for out, valid in chunks:
         searcher.advance(out, states, valid)
+    if options.rescore_weight:  # each utterance is one segment: rescored once, at its end
+        scorer = TorchAttentionScorer(model)
+        for n, state in enumerate(states):
+            frames = np.concatenate([out[n, : valid[n]] for out, valid in chunks])  # (T', J)
+            rescore_state(state, frames, scorer, options.rescore_weight)
     return [state.best().tokens for state in states]
 
 
@@ -185,6 +197,9 @@ def check_compatible(model: Transducer, tokenizer: Tokenizer, options: EvalOptio
             f"the tokenizer has {tokenizer.vocab_size} tokens but the model outputs {model.config.vocab_size}; "
             "use the tokenizer saved in the model's checkpoint"
         )
+    if options.rescore_weight and model.attention_decoder is None:
+        raise ConfigError(f"--rescore-weight {options.rescore_weight:g} needs an attention decoder and this model has "
+                          "none; train one with `asr train --attention-decoder`, or leave --rescore-weight out")
     if options.decoding == "ctc" and model.config.ctc_weight == 0:
         raise ConfigError("this model was trained without the CTC loss (ctc_weight 0), so its CTC head is untrained; "
                        "use --decoding greedy or beam")

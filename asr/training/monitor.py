@@ -65,7 +65,8 @@ class TrainMonitor:
             mean = sum(self._window) / len(self._window)
             self._window.clear()
             self.history.append({"step": step, "train_loss": mean})
-            scalars = {"loss": result.loss, "rnnt": result.rnnt, "ctc": result.ctc, "simple": result.simple, "lr": result.lr,
+            scalars = {"loss": result.loss, "rnnt": result.rnnt, "ctc": result.ctc, "simple": result.simple,
+                       "attention": result.attention, "lr": result.lr,
                        "grad_norm": result.grad_norm, "batch_audio_seconds": audio_seconds}
             for name, value in scalars.items():
                 self._writer.add_scalar(f"train/{name}", value, step)

@@ -32,6 +32,7 @@ class StepResult:
     rnnt: float  # RNN-T negative log-likelihood (pruned to the band with the pruned loss), mean over the batch
     ctc: float  # CTC negative log-likelihood, mean over the batch
     simple: float  # trivial-joiner RNN-T loss (0 with the full loss), mean over the batch
+    attention: float  # attention decoder negative log-likelihood (0 without the head), mean over the batch
     grad_norm: float  # global L2 norm of the gradients before clipping
     lr: float  # learning rate used
     updated: bool  # False when the loss or the gradients were not finite and the update was skipped
@@ -123,13 +124,14 @@ def train_step(
         scaler.step(optimizer)  # with fp16 the scaler itself skips non-finite steps and lowers its scale
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
-    values = torch.stack([losses.total, losses.rnnt, losses.ctc, losses.simple]).detach().float()
-    loss, rnnt, ctc, simple = values.tolist()  # one sync
+    values = torch.stack([losses.total, losses.rnnt, losses.ctc, losses.simple, losses.attention]).detach().float()
+    loss, rnnt, ctc, simple, attention = values.tolist()  # one sync
     return StepResult(
         loss=loss,
         rnnt=rnnt,
         ctc=ctc,
         simple=simple,
+        attention=attention,
         grad_norm=grad_norm,
         lr=lr,
         updated=updated,

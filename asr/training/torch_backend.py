@@ -128,6 +128,25 @@ class TorchBackend:
         return tuple(np.moveaxis(_to_numpy(t), axis, HYP_AXIS) for t, axis in zip(state, self._state_axes))
 
 
+class TorchAttentionScorer:
+    """`asr.runtime.rescore.AttentionScorer` over a torch Transducer's attention decoder (eval mode)."""
+
+    def __init__(self, model: Transducer) -> None:
+        self.model = model
+        self.device = model_device(model)
+
+    @property
+    def sos_eos(self) -> int:
+        return self.model.config.blank_id
+
+    def log_probs(self, memory: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """memory (1, T', J), tokens (H, U) int64 -> (H, U, V) log-probabilities."""
+        _check_inference_mode(self.model)
+        with torch.inference_mode():
+            tokens_t = torch.as_tensor(tokens, dtype=torch.int64, device=self.device)
+            return _to_numpy(self.model.attention_log_probs(_to_torch(memory, self.device), tokens_t))
+
+
 def _to_torch(array: np.ndarray, device: torch.device) -> Tensor:
     # Contiguous: recurrent layers reject strided hidden states, and moveaxis makes views.
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
