@@ -67,7 +67,7 @@ class ServerStream:
         self.accepted = 0  # samples fed to the stream
         self.finals = 0  # final messages sent
         self.failed = False
-        self._last_end_time: float | None = None
+        self._last_end_time = 0.0  # a partial is sent once decoding has moved past this
 
     # Event loop side.
     def push(self, samples: np.ndarray) -> None:
