@@ -291,3 +291,38 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_sigterm_closes_streams_with_1001_and_exits_0() -> None:
+    async def stream_until_closed(address: str) -> tuple[list[dict[str, object]], int | None]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(f"ws://{address}/asr") as ws:
+            await ws.send_str(START)
+            await ws.send_bytes(frames_of(ONE_SEGMENT)[0])
+            assert json.loads((await ws.receive()).data)["type"] == "ready"
+            server.process.terminate()
+            messages = [json.loads(m.data) async for m in ws if m.type is aiohttp.WSMsgType.TEXT]
+            return messages, ws.close_code
+
+    with running_server() as server:
+        messages, code = asyncio.run(stream_until_closed(server.address))
+        assert server.process.wait(timeout=60) == 0
+    assert_refused(messages, code, CloseCode.GOING_AWAY, "the server is shutting down")
+
+
+def test_serve_flag_errors(unused_port: int) -> None:
+    import socket
+
+    from asr.runtime.serve.command import add_serve_arguments, is_loopback, run_serve_command
+
+    parser = argparse.ArgumentParser(prog="asr serve")
+    add_serve_arguments(parser)
+    with pytest.raises(ConfigError, match="--token .* is empty"):
+        run_serve_command(parser.parse_args(["--token", " "]), io.StringIO())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+            run_serve_command(parser.parse_args(["--port", str(port)]), io.StringIO())
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
