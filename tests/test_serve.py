@@ -1,7 +1,7 @@
 """`asr serve` and `asr transcribe --server`: the same output as a local run, batching parity, and bad clients.
 
 One real server (a child process, the shipped model, a token, 3 connections at most,
-a 2-second idle timeout) serves the whole module. Every bad client gets its error
+a 3-second idle timeout) serves the whole module. Every bad client gets its error
 message and close code, and afterwards the server holds no connection or stream
 (its memory is the streams') and still transcribes a good client correctly.
 """
@@ -23,7 +23,7 @@ import pytest
 import soundfile
 
 from asr.errors import ConfigError, ServerError
-from asr.runtime.serve.protocol import MAX_FRAME_BYTES, CloseCode
+from asr.runtime.serve.protocol import MAX_BACKLOG_SECONDS, MAX_FRAME_BYTES, CloseCode
 from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command
 from serve_helpers import DATA, Server, running_server, wait_until_idle
 
@@ -36,19 +36,23 @@ END = json.dumps({"type": "end"})
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    with running_server("--token", TOKEN, "--max-connections", str(MAX_CONNECTIONS), "--idle-timeout", "2") as running:
+    with running_server("--token", TOKEN, "--max-connections", str(MAX_CONNECTIONS), "--idle-timeout", "3") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def audio_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """A one-utterance file, a two-utterance file at 8 kHz stereo (resampled by the stream) and a missing one."""
+    """A one-utterance file, a two-utterance file at 8 kHz stereo (resampled by the stream), a missing one, and
+    all test utterances in one 40-s file (more than the server queues per stream: the client is held back)."""
     root = tmp_path_factory.mktemp("serve-audio")
     first, rate = soundfile.read(DATA / "synth-test-9500-3000-0000.flac", dtype="float32")
     second, _ = soundfile.read(DATA / "synth-test-9505-3000-0012.flac", dtype="float32")
     two = np.concatenate([first, np.zeros(round(2.5 * rate), np.float32), second])[::2]  # 16 -> 8 kHz
     soundfile.write(root / "two.flac", np.stack([two, two], axis=1), rate // 2)
-    return [ONE_SEGMENT, root / "two.flac", root / "missing.wav"]
+    everything = np.concatenate([soundfile.read(path, dtype="float32")[0] for path in sorted(DATA.glob("*.flac"))])
+    assert len(everything) > 3 * MAX_BACKLOG_SECONDS * rate
+    soundfile.write(root / "long.wav", everything, rate)
+    return [ONE_SEGMENT, root / "two.flac", root / "missing.wav", root / "long.wav"]
 
 
 def transcribe(argv: Sequence[str]) -> tuple[int, str, str]:
@@ -231,7 +235,7 @@ def test_a_client_that_disconnects_mid_utterance_leaves_nothing_behind(server: S
 @pytest.mark.parametrize("frames", [[], [START]], ids=["nothing at all", "a start and no audio"])
 def test_an_idle_client_is_closed_after_the_timeout(server: Server, expected_one: str, frames: list[str]) -> None:
     messages, code = asyncio.run(exchange(server.address, frames))
-    assert_refused(messages, code, CloseCode.POLICY_VIOLATION, "nothing received for 2 s")
+    assert_refused(messages, code, CloseCode.POLICY_VIOLATION, "nothing received for 3 s")
     assert_still_serving(server, expected_one)
 
 
@@ -326,3 +330,24 @@ def test_serve_flag_errors(unused_port: int) -> None:
             run_serve_command(parser.parse_args(["--port", str(port)]), io.StringIO())
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+
+
+def test_a_stream_holds_its_sender_back_beyond_the_backlog_limit() -> None:
+    from asr.runtime.serve.decoder import MAX_FRAMES_PER_STEP, ServerStream
+    from asr.runtime.serve.protocol import StartRequest
+
+    served = ServerStream(None, StartRequest(16000, "f32le", 0))  # type: ignore[arg-type]  # no decoding here
+    frame = np.zeros(1600, np.float32)  # 100 ms
+    frames = round(MAX_BACKLOG_SECONDS / 0.1)
+    for _ in range(frames):
+        served.push(frame)
+    assert served._room.is_set()  # exactly the limit: still room
+    served.push(frame)
+    assert not served._room.is_set()
+    work = served.take_work()
+    assert work is not None and len(work.frames) == MAX_FRAMES_PER_STEP and not work.finish
+    assert served._room.is_set()  # the decoder took some: the sender goes on
+    served.end()
+    while (work := served.take_work()) is not None and not work.finish:
+        pass
+    assert work is not None and work.finish and served.take_work() is None

@@ -186,7 +186,7 @@ class AsrServer:
                 self._decoder.end(served)
                 return True
             self._decoder.feed(served, decode_frame(message.data, served.request.sample_format))
-            await served.wait_for_room()
+            await served.wait_for_room()  # returns at once if the stream was closed meanwhile
 
     async def _receive(self, ws: web.WebSocketResponse) -> web.WSMessage | None:
         """The next text or binary frame; None once the client has closed or broken the connection."""
@@ -225,6 +225,8 @@ class AsrServer:
         served = await self._decoder.open(start)
         try:
             for block in blocks:
+                if served.closed:  # decoding failed: its error message is queued
+                    break
                 self._decoder.feed(served, block)
                 await served.wait_for_room()
             self._decoder.end(served)

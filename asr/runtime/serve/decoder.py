@@ -84,6 +84,10 @@ class ServerStream:
     def end(self) -> None:
         self._ended = True
 
+    def release_waiters(self) -> None:
+        """Let a sender waiting for room go on (to find the stream closed) rather than wait forever."""
+        self._room.set()
+
     @property
     def has_work(self) -> bool:
         return not self.closed and not self._finished and (bool(self._pending) or self._ended)
@@ -184,6 +188,7 @@ class DecodeLoop:
     def close(self, served: ServerStream) -> None:
         """Forget a stream (its client went away, or it is done); a step in flight drops its messages."""
         served.closed = True
+        served.release_waiters()
         if served in self._streams:
             self._streams.remove(served)
 
