@@ -118,6 +118,8 @@ COMMANDS = (
             "asr.runtime.transcribe:add_transcribe_arguments", "asr.runtime.transcribe:run_transcribe_command"),
     Command("live", "recognise speech from a microphone, live, with an exported model dir",
             "asr.runtime.live:add_live_arguments", "asr.runtime.live:run_live_command"),
+    Command("serve", "serve the recognizer over WebSocket and HTTP, with a browser microphone page",
+            "asr.runtime.serve.command:add_serve_arguments", "asr.runtime.serve.command:run_serve_command"),
     Command("bench", "benchmark the runtime (and sherpa-onnx) on the same model files and audio",
             "asr.bench.command:add_bench_arguments", "asr.bench.command:run_bench_command"),
     Command("demo", "the end-to-end pipeline: synthesize, train, export, transcribe, benchmark",

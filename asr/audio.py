@@ -87,7 +87,8 @@ def _check_audio_path(path: Path) -> None:
     _check_wav_not_truncated(path)
 
 
-def read_blocks(source: str | Path | BinaryIO, block_seconds: float) -> tuple[int, Iterator[np.ndarray]]:
+def read_blocks(source: str | Path | BinaryIO, block_seconds: float,
+                name: str | None = None) -> tuple[int, Iterator[np.ndarray]]:
     """Open audio for reading block by block: (its sample rate, float32 mono blocks (n,) of block_seconds).
 
     `source` is a path, or a binary stream of a wav/flac/ogg file (standard input).
@@ -95,10 +96,12 @@ def read_blocks(source: str | Path | BinaryIO, block_seconds: float) -> tuple[in
     block_seconds of samples at a time, never the whole file (a 2-hour file read
     whole took over a gigabyte). A stream that cannot seek (a pipe) is read into
     memory first, as libsndfile needs to seek in it. AudioError as `load` raises
-    them; a truncated file is reported after its last readable block.
+    them, naming the file as `name` (default: the path, or "standard input");
+    a truncated file is reported after its last readable block.
     """
     soundfile = _soundfile()
-    name = str(source) if isinstance(source, (str, Path)) else "standard input"
+    if name is None:
+        name = str(source) if isinstance(source, (str, Path)) else "standard input"
     if isinstance(source, (str, Path)):
         _check_audio_path(Path(source))
         handle: str | BinaryIO = str(source)

@@ -35,3 +35,7 @@ class DeviceError(AsrError):
 
 class ConfigError(AsrError, ValueError):
     """A model, training or decoding option with an invalid value."""
+
+
+class ServerError(AsrError):
+    """An `asr serve` server that cannot be reached, refuses a client or fails mid-stream."""

@@ -19,21 +19,30 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Callable, Iterator, Protocol, TextIO
 
 import numpy as np
 
 from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
-from asr.errors import AsrError
+from asr.errors import AsrError, ConfigError, ServerError
 from asr.options import MAX_BEAM, int_in, threads
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.search_flags import add_search_flags, recognizer_from_args
-from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
+from asr.runtime.segments import decode_to_endpoint, finish_segment, keep_last, spoken
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
+
+
+class Segment(Protocol):
+    """What a transcript's segment offers its writer: a RecognitionResult, or one a server sent."""
+
+    @property
+    def text(self) -> str: ...
+
+    def to_dict(self) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class FileTranscript:
 
     file: str  # the path as given
     # The segments that hold text, in order; a file without any holds its one (empty) segment. () on error.
-    segments: tuple[RecognitionResult, ...]
+    segments: tuple[Segment, ...]
     duration: float | None  # seconds of audio; None on error
     error: str | None  # None, or the message saying what is wrong with the file
 
@@ -76,6 +85,10 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
     add_search_flags(parser, nbest=True)
+    parser.add_argument("--server", default=None, metavar="ws://HOST:PORT",
+                        help="send the files to a running `asr serve` instead; it prints what a local run does")
+    parser.add_argument("--token", default=None, help="--server: the server's --token")
+    parser.add_argument("--realtime", action="store_true", help="--server: send audio at real-time pace")
 
 
 def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> RecognitionResult:
@@ -90,6 +103,25 @@ def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> Recogniti
     while recognizer.is_ready(stream):
         recognizer.decode(stream)
     return stream.result
+
+
+# Flags that choose the local model and search: with --server, the server's flags decide them.
+LOCAL_ONLY = {"model": None, "int8": False, "num_threads": 1, "decoding": "greedy", "beam": SearchOptions.beam,
+              "hotwords": None, "blank_penalty": 0.0}
+
+
+def check_client_flags(args: argparse.Namespace) -> None:
+    """ConfigError for local-model flags given with --server, or client flags given without it."""
+    if args.server is None:
+        for flag in ("token", "realtime"):
+            if getattr(args, flag):
+                raise ConfigError(f"--{flag} only applies with --server ws://HOST:PORT")
+        return
+    for name, default in LOCAL_ONLY.items():
+        if getattr(args, name) != default:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} chooses the local model or search; with --server the server decides it: "
+                              f"start `asr serve` with {flag} instead")
 
 
 STDIN = Path("-")  # the FILE that means standard input
@@ -124,12 +156,12 @@ def transcribe_file(recognizer: Recognizer, path: Path, raw_rate: int | None = N
         if finished is not None and spoken(finished):
             segments.append(finished)
     last = finish_segment(recognizer, stream, nbest)
-    if spoken(last) or not segments:
+    if keep_last(last, len(segments)):
         segments.append(last)
     return FileTranscript(str(path), tuple(segments), round(samples / rate, 3), None)
 
 
-def _write(transcript: FileTranscript, output_format: str, out: TextIO, err: TextIO) -> None:
+def write_transcript(transcript: FileTranscript, output_format: str, out: TextIO, err: TextIO) -> None:
     if output_format == "jsonl":
         for line in transcript.to_dicts():
             print(json.dumps(line, ensure_ascii=False), file=out)
@@ -142,17 +174,34 @@ def _write(transcript: FileTranscript, output_format: str, out: TextIO, err: Tex
         print(f"asr transcribe: {transcript.error}", file=err, flush=True)  # the message names the file
 
 
+def transcribe_each(paths: list[Path], transcribe_one: Callable[[Path], FileTranscript], output_format: str,
+                    out: TextIO, err: TextIO) -> int:
+    """Transcribe and write each file in turn; 0 if all succeeded, 1 if any could not be read.
+
+    An AsrError for one file is that file's error; a ServerError (the server is gone) stops them all.
+    """
+    failed = 0
+    for path in paths:
+        try:
+            transcript = transcribe_one(path)
+        except ServerError:
+            raise
+        except AsrError as error:
+            transcript = FileTranscript(str(path), (), None, str(error))
+            failed += 1
+        write_transcript(transcript, output_format, out, err)
+    return 1 if failed else 0
+
+
 def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Transcribe args.files; 0 if all succeeded, 1 if any failed. AsrError for a bad model dir or option."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    check_client_flags(args)
+    if args.server is not None:
+        from asr.runtime.serve.client import run_remote_transcribe  # aiohttp: only for --server
+
+        return run_remote_transcribe(args, out, err)
     recognizer, graph = recognizer_from_args(args, err, "transcribe")
-    failed = 0
-    for path in args.files:
-        try:
-            transcript = transcribe_file(recognizer, path, args.raw_rate, graph, args.nbest)
-        except AsrError as error:
-            transcript = FileTranscript(str(path), (), None, str(error))
-            failed += 1
-        _write(transcript, args.format, out, err)
-    return 1 if failed else 0
+    return transcribe_each(args.files, lambda path: transcribe_file(recognizer, path, args.raw_rate, graph, args.nbest),
+                           args.format, out, err)
