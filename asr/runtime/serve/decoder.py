@@ -237,7 +237,7 @@ class DecodeLoop:
             served.stream.input_finished()
         decode_all_ready(recognizer, [s.stream for s in ending])
         for served in ending:
-            last = segment_result(served.stream, served.request.nbest)
+            last = segment_result(recognizer, served.stream, served.request.nbest)
             if keep_last(last, served.finals):
                 served.final(last.to_dict())
             duration = round(served.accepted / served.request.sample_rate, DIGITS)
