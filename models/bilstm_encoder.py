@@ -86,7 +86,9 @@ class BiLstmEncoder(Encoder):
             else:
                 y, _ = layer(h)
             h = h + self.dropout(y)  # (B, T', 2H)
-        return self._zero_padding(self.output(h), out_lens), out_lens
+        out = self.output(h)  # (B, T', D)
+        # Unpadded (the exported graph): nothing to zero, and no length-dependent op, so T stays dynamic.
+        return (self._zero_padding(out, out_lens) if padded else out), out_lens
 
     def stream(self, x: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
         raise ConfigError(streaming_refused(self.config.kind))

@@ -75,9 +75,10 @@ def _props(path: Path) -> dict[str, str]:
         ("peephole", {}),
         ("esn", {}),
         ("tcn", {}),
+        ("bilstm", {}),
     ],
     ids=["lstmp", "lstm", "gru", "rnn", "residual-lstmp", "residual-lstm", "residual-gru", "residual-rnn",
-         "conformer", "conformer-no-conv", "transformer", "peephole", "esn", "tcn"],
+         "conformer", "conformer-no-conv", "transformer", "peephole", "esn", "tcn", "bilstm"],
 )
 def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, changes: dict) -> None:
     model = _model(encoder, **changes)

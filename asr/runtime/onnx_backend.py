@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from asr.checks import check_shape
-from asr.errors import ConfigError, ModelFilesError
+from asr.errors import ConfigError, ModelFilesError, ShapeError
 from asr.options import MAX_THREADS  # onnxruntime threads per session (a model has three)
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.model_metadata import (
@@ -181,6 +181,19 @@ class OnnxModel:
         feeds = dict(zip(self._encoder_inputs, (window, *states)))
         encoder_out, *next_states = self.encoder.run(self._encoder_outputs, feeds)
         return encoder_out, tuple(next_states)
+
+    def encode_whole(self, features: np.ndarray) -> np.ndarray:
+        """Offline models only: utterances (N, T, D) float32 of one length T -> encoder_out (N, T', J)."""
+        if self.metadata.streaming:
+            raise ModelFilesError(
+                f"{self.files.encoder} is a streaming encoder: it takes windows of {self._window_shape[0]} frames "
+                "(run_encoder), not whole utterances"
+            )
+        check_shape("utterance features", features, ("N", "T", self._window_shape[1]))
+        min_frames = self.metadata.subsampling_factor + self.metadata.pad_frames  # one encoder frame's worth
+        if features.shape[1] < min_frames:
+            raise ShapeError(f"utterance features: {features.shape[1]} frames is below the {min_frames} of one encoder frame")
+        return self.encoder.run(self._encoder_outputs, {ENCODER_INPUT: features})[0]
 
     def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
         """Per-stream states -> one state of len(states) streams, along each array's batch axis."""

@@ -43,7 +43,7 @@ import numpy as np
 import soxr
 
 from asr.audio import check_sample_rate, validate_samples
-from asr.errors import AsrError, AudioError
+from asr.errors import AsrError, AudioError, ConfigError
 from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.geometry import WindowGeometry
@@ -111,7 +111,13 @@ class Recognizer:
         decoding: SearchOptions = SearchOptions(),
         endpoint: EndpointConfig = EndpointConfig(),
     ) -> None:
-        """Prefer `Recognizer.from_dir`; this takes an already loaded model."""
+        """Prefer `Recognizer.from_dir`; this takes an already loaded model. ConfigError for an offline model."""
+        if not model.metadata.streaming:
+            raise ConfigError(
+                f"{model.files.encoder.parent} holds an offline model ({model.metadata.encoder_kind} encoder): it "
+                "cannot stream, as each output frame depends on the end of the utterance; transcribe whole files "
+                "with `asr transcribe --offline` (Python: asr.runtime.offline.OfflineRecognizer)"
+            )
         self._model = model
         self._searcher: Searcher = create_searcher(model.backend, decoding)
         self._endpoint = endpoint

@@ -5,7 +5,9 @@ blocks, the code path live audio takes, so what this prints is what a device
 would recognise, and memory does not grow with the file's length. The endpoint
 rules cut a file into segments where the speaker pauses, as `asr live` cuts the
 microphone (asr.runtime.segments): one line (text) or object (jsonl) per segment,
-so a long recording is not one line of thousands of tokens. `-` reads
+so a long recording is not one line of thousands of tokens. Offline models
+(bilstm) cannot stream: with --offline each file is read whole and recognised in
+one pass, as one segment (asr.runtime.offline). `-` reads
 standard input: a wav/flac/ogg stream, or raw 16-bit mono PCM with --raw-rate.
 A file that cannot be read is reported (stderr in text mode, the `error` field
 in jsonl) and the others are still transcribed; the exit status is then 1.
@@ -26,6 +28,7 @@ import numpy as np
 from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
 from asr.errors import AsrError
 from asr.options import MAX_BEAM, int_in, threads
+from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
@@ -75,6 +78,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
     parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
+    parser.add_argument("--offline", action="store_true",
+                        help="offline models (encoder bilstm): read each file whole, encode it in one pass, "
+                             "one segment per file (they cannot stream)")
     add_search_flags(parser, nbest=True)
 
 
@@ -129,6 +135,15 @@ def transcribe_file(recognizer: Recognizer, path: Path, raw_rate: int | None = N
     return FileTranscript(str(path), tuple(segments), round(samples / rate, 3), None)
 
 
+def transcribe_file_offline(recognizer: OfflineRecognizer, path: Path, raw_rate: int | None = None,
+                            hotwords: ContextGraph | None = None, nbest: int = 0) -> FileTranscript:
+    """Read one file whole and recognise it in one pass (offline models); AudioError if it cannot be read."""
+    rate, blocks = open_blocks(path, raw_rate)
+    samples = np.concatenate([np.zeros(0, np.float32), *blocks])
+    result = recognizer.recognize(rate, samples, hotwords, nbest)
+    return FileTranscript(str(path), (result,), round(len(samples) / rate, 3), None)
+
+
 def _write(transcript: FileTranscript, output_format: str, out: TextIO, err: TextIO) -> None:
     if output_format == "jsonl":
         for line in transcript.to_dicts():
@@ -146,11 +161,12 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
     """Transcribe args.files; 0 if all succeeded, 1 if any failed. AsrError for a bad model dir or option."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    recognizer, graph = recognizer_from_args(args, err, "transcribe")
+    recognizer, graph = recognizer_from_args(args, err, "transcribe", offline=args.offline)
+    transcribe = transcribe_file_offline if args.offline else transcribe_file
     failed = 0
     for path in args.files:
         try:
-            transcript = transcribe_file(recognizer, path, args.raw_rate, graph, args.nbest)
+            transcript = transcribe(recognizer, path, args.raw_rate, graph, args.nbest)  # type: ignore[arg-type]
         except AsrError as error:
             transcript = FileTranscript(str(path), (), None, str(error))
             failed += 1
