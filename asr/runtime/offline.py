@@ -25,14 +25,13 @@ from asr.audio import check_sample_rate, resample, validate_samples
 from asr.errors import ConfigError
 from asr.features import fbank
 from asr.runtime.context_graph import ContextGraph
-from asr.runtime.model_dir import ModelFiles, ModelMetadata
-from asr.runtime.onnx_backend import OnnxModel
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.onnx_backend import LoadedModel, OnnxModel
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.search import SearchOptions, create_searcher
-from asr.runtime.tokens import TokenTable
 
 
-class OfflineRecognizer:
+class OfflineRecognizer(LoadedModel):
     """An offline model ready to recognise whole utterances; immutable and shareable."""
 
     def __init__(self, model: OnnxModel, decoding: SearchOptions = SearchOptions()) -> None:
@@ -52,18 +51,6 @@ class OfflineRecognizer:
         """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad."""
         return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding)
 
-    @property
-    def metadata(self) -> ModelMetadata:
-        return self._model.metadata
-
-    @property
-    def token_table(self) -> TokenTable:
-        return self._model.files.token_table
-
-    @property
-    def sample_rate(self) -> int:
-        """Hz the model's features are computed at (other rates are resampled)."""
-        return self.metadata.features.sample_rate
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         """One utterance's features (T, D) -> joiner-projected encoder frames (T', J); (0, J) below one frame."""

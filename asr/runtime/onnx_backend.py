@@ -34,6 +34,7 @@ from asr.runtime.model_metadata import (
     next_state_name,
 )
 from asr.runtime.search import HYP_AXIS, PredictorState
+from asr.runtime.tokens import TokenTable
 
 # The encoder state of N streams: one array per metadata.encoder_states entry, N on its batch_axis.
 EncoderState = tuple[np.ndarray, ...]
@@ -205,3 +206,22 @@ class OnnxModel:
         """A state of n streams -> n single-stream states (views into `state`, in stream order)."""
         per_array = [np.split(array, n, axis=spec.batch_axis) for spec, array in zip(self._state_specs, state)]
         return [tuple(arrays[i] for arrays in per_array) for i in range(n)]
+
+
+class LoadedModel:
+    """What the recognizers (streaming and offline) tell about the OnnxModel they hold in `_model`."""
+
+    _model: OnnxModel
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._model.metadata
+
+    @property
+    def token_table(self) -> TokenTable:
+        return self._model.files.token_table
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz the model's features are computed at (other rates are resampled)."""
+        return self.metadata.features.sample_rate

@@ -48,7 +48,7 @@ from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
-from asr.runtime.onnx_backend import EncoderState, OnnxModel
+from asr.runtime.onnx_backend import EncoderState, LoadedModel, OnnxModel
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
@@ -102,7 +102,7 @@ def _new_segment(state: SearchState) -> SearchState:
                        0, state.context_graph, contexts)
 
 
-class Recognizer:
+class Recognizer(LoadedModel):
     """An exported model ready to decode any number of streams; immutable and shareable."""
 
     def __init__(
@@ -137,25 +137,12 @@ class Recognizer:
         return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding, endpoint)
 
     @property
-    def metadata(self) -> ModelMetadata:
-        return self._model.metadata
-
-    @property
-    def token_table(self) -> TokenTable:
-        return self._model.files.token_table
-
-    @property
     def decoding(self) -> SearchOptions:
         return self._searcher.options
 
     @property
     def endpoint(self) -> EndpointConfig:
         return self._endpoint
-
-    @property
-    def sample_rate(self) -> int:
-        """Hz the model's features are computed at (other rates are resampled)."""
-        return self.metadata.features.sample_rate
 
     def create_stream(self, hotwords: HotwordList | ContextGraph = (), hotwords_score: float = DEFAULT_SCORE) -> Stream:
         """A new utterance (or live input) to feed with accept_waveform.
