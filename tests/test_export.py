@@ -117,6 +117,13 @@ def test_lstm_predictor_exports_with_state_and_int8_files_run(tmp_path: Path) ->
         assert "MatMulInteger" in ops and not ops & {"MatMul", "Gemm", "GRU", "LSTM"}
 
 
+def test_tcn_convolutions_are_int8_matmuls(tmp_path: Path) -> None:
+    """Each dilated convolution is taps + one Linear: the int8 encoder holds no float MatMul or Gemm."""
+    export_model(_model("tcn"), VOCAB, tmp_path, ExportOptions(int8=True))
+    ops = _ops(tmp_path / "encoder.int8.onnx")
+    assert "MatMulInteger" in ops and not ops & {"MatMul", "Gemm"}
+
+
 def test_int8_quantization_scales_each_row_by_its_own_range() -> None:
     """quantize_model against numpy doing what export/quantize.py's docstring says, on a MatMul and a Gemm."""
     rng = np.random.default_rng(0)
