@@ -103,7 +103,7 @@ class UnrolledRnn(nn.Module):
 
 
 def unroll_recurrent_layers(module: nn.Module) -> int:
-    """Replace, in place, every unidirectional nn.LSTM / nn.GRU / nn.RNN inside `module` by an `UnrolledRnn`; return how many.
+    """Replace, in place, every unidirectional nn.LSTM / GRU / RNN inside `module` by an `UnrolledRnn`; how many.
 
     Layers of models.cells are not replaced but switched to their Python loop (counted too).
     Idempotent: the layer an `UnrolledRnn` holds is not unrolled again.

@@ -10,9 +10,9 @@ ModelFilesError naming every output beyond the tolerance (or not finite).
 Offline models (bilstm) are checked on whole utterances of two lengths instead of windows.
 
 `greedy_decode` decodes features with the files the way sherpa-onnx feeds its
-LSTM models (offline models: the whole utterance in one call) (windows of T frames every decode_chunk_len frames, a window runs
-once a frame past it exists), using asr.runtime.search's greedy search over an
-onnxruntime backend.
+LSTM models (windows of T frames every decode_chunk_len frames, a window runs
+once a frame past it exists; offline models: the whole utterance in one call),
+using asr.runtime.search's greedy search over an onnxruntime backend.
 
 Shapes: N streams, T window frames, n encoder frames, F fbank bins, C context
 size, J joiner dim, V vocab.
