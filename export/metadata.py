@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from asr.features import FbankConfig
-from asr.runtime.model_metadata import OWN_MODEL_TYPE, SHERPA_LSTM_MODEL_TYPE, ModelMetadata, StateSpec
+from asr.runtime.model_metadata import (
+    OFFLINE_MODEL_TYPE,
+    OWN_MODEL_TYPE,
+    SHERPA_LSTM_MODEL_TYPE,
+    ModelMetadata,
+    StateSpec,
+)
+from models.config import OFFLINE_KINDS
 
 if TYPE_CHECKING:
     from models.transducer import Transducer
@@ -41,8 +48,12 @@ def build_metadata(model: Transducer, chunk_frames: int, features: FbankConfig, 
         and config.predictor.kind == "stateless"
         and [s.name for s in encoder_states] == ["h", "c"]
     )
+    if config.encoder.kind in OFFLINE_KINDS:
+        model_type = OFFLINE_MODEL_TYPE
+    else:
+        model_type = SHERPA_LSTM_MODEL_TYPE if sherpa_compatible else OWN_MODEL_TYPE
     return ModelMetadata(
-        model_type=SHERPA_LSTM_MODEL_TYPE if sherpa_compatible else OWN_MODEL_TYPE,
+        model_type=model_type,
         encoder_kind=config.encoder.kind,
         predictor_kind=config.predictor.kind,
         vocab_size=config.vocab_size,

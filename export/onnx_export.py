@@ -85,7 +85,8 @@ class ExportReport:
             f"exported to {self.out_dir}: model_type {meta.model_type} ({meta.encoder_kind} encoder, "
             f"{meta.predictor_kind} predictor)",
             f"  chunk {meta.chunk_ms:g} ms ({meta.chunk_frames} encoder frames, window T={meta.window_frames} "
-            f"feature frames), lookahead {meta.lookahead_ms:g} ms",
+            f"feature frames), lookahead {meta.lookahead_ms:g} ms" if meta.streaming else
+            "  whole utterances of any length (offline: it cannot stream; asr transcribe --offline)",
             *(f"  {name:<20} {size / 1e6:9.3f} MB" for name, size in self.sizes.items()),
             f"  max |onnx - torch|, fp32 (bound {self.tolerance:g}):",
             *(f"    {key:<36} {value:.2e}" for key, value in self.max_diffs.items()),

@@ -22,9 +22,9 @@ from torch import Tensor, nn
 
 from asr.errors import ConfigError, ShapeError
 from asr.runtime.model_dir import FP32_SUFFIX
-from asr.runtime.model_metadata import ModelMetadata, StateSpec, next_state_name
+from asr.runtime.model_metadata import ENCODER_INPUT, ENCODER_OUTPUT, ModelMetadata, StateSpec, next_state_name
 from export.metadata import write_props
-from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper, exportable_copy
+from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper, OfflineEncoderWrapper, exportable_copy
 from models.transducer import Transducer
 
 OPSET = 17  # LayerNormalization (conformer) needs 17; sherpa-onnx's onnxruntime reads it
@@ -36,12 +36,17 @@ def write_onnx_files(model: Transducer, meta: ModelMetadata, directory: Path) ->
     """Write encoder.onnx, decoder.onnx and joiner.onnx of `model` into `directory`, each with `meta`."""
     exportable = exportable_copy(model)
     props = meta.to_props()
-    encoder, decoder, joiner = EncoderWrapper(exportable), DecoderWrapper(exportable), JoinerWrapper(exportable)
+    decoder, joiner = DecoderWrapper(exportable), JoinerWrapper(exportable)
     window = torch.zeros(1, meta.window_frames, meta.features.num_mel_bins)  # (1, T, F)
+    if meta.streaming:
+        encoder: nn.Module = EncoderWrapper(exportable)
+        encoder_example = (window, *exportable.init_state(1))
+    else:  # whole utterances: any T; the example's length is only where tracing starts
+        encoder, encoder_example = OfflineEncoderWrapper(exportable), (window,)
     tokens = torch.full((1, meta.context_size), meta.blank_id, dtype=torch.int64)  # (1, C)
     joiner_inputs = (torch.zeros(1, meta.joiner_dim), torch.zeros(1, meta.joiner_dim))  # 2 x (1, J)
     jobs = (
-        ("encoder", encoder, (window, *exportable.init_state(1)), meta.encoder_states),
+        ("encoder", encoder, encoder_example, meta.encoder_states),
         ("decoder", decoder, (tokens, *exportable.predictor.init_state(1)), meta.predictor_states),
         ("joiner", joiner, joiner_inputs, ()),
     )
@@ -56,9 +61,11 @@ def write_onnx_files(model: Transducer, meta: ModelMetadata, directory: Path) ->
                 ) from None
 
 
-def _axes(wrapper: EncoderWrapper | DecoderWrapper | JoinerWrapper, states: Sequence[StateSpec]) -> DynamicAxes:
-    """N on axis 0 of every input and output, except states: N on their batch axis."""
+def _axes(wrapper: nn.Module, states: Sequence[StateSpec]) -> DynamicAxes:
+    """N on axis 0 of every input and output, except states: N on their batch axis; offline encoders: T too."""
     axes = {name: {0: "N"} for name in wrapper.input_names + wrapper.output_names}
+    if isinstance(wrapper, OfflineEncoderWrapper):
+        axes = {ENCODER_INPUT: {0: "N", 1: "T"}, ENCODER_OUTPUT: {0: "N", 1: "T_out"}}
     for spec in states:
         axes[spec.name] = axes[next_state_name(spec.name)] = {spec.batch_axis: "N"}
     return axes

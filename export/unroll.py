@@ -103,7 +103,7 @@ class UnrolledRnn(nn.Module):
 
 
 def unroll_recurrent_layers(module: nn.Module) -> int:
-    """Replace, in place, every nn.LSTM / nn.GRU / nn.RNN inside `module` by an `UnrolledRnn`; return how many.
+    """Replace, in place, every unidirectional nn.LSTM / GRU / RNN inside `module` by an `UnrolledRnn`; how many.
 
     Layers of models.cells are not replaced but switched to their Python loop (counted too).
     Idempotent: the layer an `UnrolledRnn` holds is not unrolled again.
@@ -116,7 +116,9 @@ def unroll_recurrent_layers(module: nn.Module) -> int:
         for parent in module.modules()
         if not isinstance(parent, UnrolledRnn)
         for name, child in parent.named_children()
-        if isinstance(child, nn.RNNBase)
+        # A bidirectional layer (offline encoders) runs over utterances of any length: it stays an
+        # ONNX LSTM operator, which an unrolled loop of fixed length could not be.
+        if isinstance(child, nn.RNNBase) and not child.bidirectional
     ]
     for parent, name, child in targets:
         setattr(parent, name, UnrolledRnn(child))

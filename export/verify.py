@@ -7,10 +7,12 @@ predictor steps with state, and joiner calls on real and random inputs. It
 returns the largest absolute difference per output and raises
 ModelFilesError naming every output beyond the tolerance (or not finite).
 
+Offline models (bilstm) are checked on whole utterances of two lengths instead of windows.
+
 `greedy_decode` decodes features with the files the way sherpa-onnx feeds its
 LSTM models (windows of T frames every decode_chunk_len frames, a window runs
-once a frame past it exists), using asr.runtime.search's greedy search over an
-onnxruntime backend.
+once a frame past it exists; offline models: the whole utterance in one call),
+using asr.runtime.search's greedy search over an onnxruntime backend.
 
 Shapes: N streams, T window frames, n encoder frames, F fbank bins, C context
 size, J joiner dim, V vocab.
@@ -31,7 +33,7 @@ from asr.runtime.model_dir import ModelFiles
 from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.search import GreedySearcher, SearchOptions
 from export.attention import compare_attention_decoder
-from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper
+from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper, OfflineEncoderWrapper
 from models.transducer import Transducer
 
 VERIFY_WINDOWS = 4  # consecutive encoder windows per check: the state is carried three times
@@ -96,8 +98,9 @@ def verify_export(model: Transducer, files: ModelFiles, tolerance: float, seed: 
     onnx_model = OnnxModel(files)
     reference = copy.deepcopy(model).float().cpu().eval()
     table = _DiffTable()
+    compare_encoder = _compare_encoder if onnx_model.metadata.streaming else _compare_offline_encoder
     with torch.no_grad():
-        encoder_out = _compare_encoder(reference, onnx_model, table, seed)
+        encoder_out = compare_encoder(reference, onnx_model, table, seed)
         decoder_out = _compare_decoder(reference, onnx_model, table, seed)
         _compare_joiner(reference, onnx_model, table, encoder_out, decoder_out, seed)
     if files.attention_decoder is not None:
@@ -135,6 +138,25 @@ def _compare_encoder(reference: Transducer, onnx_model: OnnxModel, table: _DiffT
         torch_state = torch_out[1:]
         outputs.append(onnx_out)
     return np.concatenate(outputs, axis=1).reshape(-1, meta.joiner_dim)  # (2 * W * n, J)
+
+
+def _compare_offline_encoder(reference: Transducer, onnx_model: OnnxModel, table: _DiffTable, seed: int) -> np.ndarray:
+    """Whole utterances of two lengths (two streams of one, then one of another); ONNX encoder_out (rows, J)."""
+    meta = onnx_model.metadata
+    frames = meta.geometry.frames_for_windows(VERIFY_WINDOWS)
+    rng = np.random.default_rng(seed)
+    wrapper = OfflineEncoderWrapper(reference)
+    batches = [
+        np.stack([synthetic_features(frames, seed),
+                  rng.standard_normal((frames, meta.features.num_mel_bins)).astype(np.float32)]),  # (2, T, F)
+        synthetic_features(2 * frames + 5, seed + 1)[None],  # (1, T2, F): T is dynamic
+    ]
+    outputs = []
+    for features in batches:
+        onnx_out = onnx_model.encode_whole(features)
+        table.add(onnx_model.files.encoder, wrapper.output_names, (onnx_out,), (wrapper(torch.from_numpy(features)),))
+        outputs.append(onnx_out.reshape(-1, meta.joiner_dim))
+    return np.concatenate(outputs)  # (rows, J)
 
 
 def _compare_decoder(reference: Transducer, onnx_model: OnnxModel, table: _DiffTable, seed: int) -> np.ndarray:
@@ -183,6 +205,9 @@ def greedy_decode(onnx_model: OnnxModel, features: np.ndarray) -> list[int]:
     meta = onnx_model.metadata
     searcher = GreedySearcher(onnx_model.backend, SearchOptions(method="greedy", max_symbols_per_frame=1))
     search_state = searcher.init_state()
+    if not meta.streaming:  # offline: the whole utterance in one call
+        searcher.advance(onnx_model.encode_whole(features[None].astype(np.float32)), [search_state])
+        return list(search_state.best().tokens)
     encoder_state = onnx_model.init_states(1)
     geometry = meta.geometry
     for start in geometry.sherpa_window_starts(len(features)):

@@ -1,6 +1,7 @@
 """Thin nn.Module wrappers that give each ONNX file its inputs and outputs, in order.
 
     encoder.onnx  x (N, T, F), *encoder states -> encoder_out (N, n, J), *next states
+                  offline models: x (N, T, F), any T -> encoder_out (N, T', J)
     decoder.onnx  y (N, C) int64, *predictor states -> decoder_out (N, J), *next states
     joiner.onnx   encoder_out (N, J), decoder_out (N, J) -> logit (N, V)
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from asr.runtime.model_metadata import (
@@ -74,6 +76,23 @@ class EncoderWrapper(_StatefulWrapper):
         """x (N, 4n + pad_frames, F), state fields -> encoder_out (N, n, J), next state fields."""
         out, next_state = self.model.stream(x, self.state_type(*state))
         return (self.model.joiner.project_encoder(out), *next_state)
+
+
+class OfflineEncoderWrapper(nn.Module):
+    """Offline encoders (model_type asr-offline): whole unpadded utterances in, projected encoder output out."""
+
+    input_names = [ENCODER_INPUT]
+    output_names = [ENCODER_OUTPUT]
+
+    def __init__(self, model: Transducer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, T, F), every row T frames long -> encoder_out (N, T', J)."""
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int64)  # one utterance per row: no padding
+        out, _ = self.model.encode(x, lengths)
+        return self.model.joiner.project_encoder(out)
 
 
 class DecoderWrapper(_StatefulWrapper):

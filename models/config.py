@@ -19,7 +19,10 @@ RNN_KINDS = ("lstm", "gru", "rnn", "peephole", "esn")  # recurrent encoders: one
 LSTM_KINDS = ("lstm", "peephole")  # recurrent kinds with a cell state c next to h
 TORCH_RNN_KINDS = ("lstm", "gru", "rnn")  # torch's own layers: the only ones with a non-residual stack
 ATTENTION_KINDS = ("conformer", "transformer")  # chunked attention: one module, with or without the conv module
-ENCODER_KINDS = RNN_KINDS + ATTENTION_KINDS
+CONV_KINDS = ("tcn",)  # dilated causal convolutions (WaveNet)
+STREAMING_KINDS = RNN_KINDS + CONV_KINDS + ATTENTION_KINDS  # encoders with a `stream` entry point
+OFFLINE_KINDS = ("bilstm",)  # whole utterances only: they read each utterance from its end too
+ENCODER_KINDS = STREAMING_KINDS + OFFLINE_KINDS
 PREDICTOR_KINDS = ("stateless", "lstm")
 ATTENTION_SCORES = ("additive", "multiplicative")  # the attention decoder's score: Bahdanau 2014, Luong 2015
 
@@ -37,8 +40,8 @@ class EncoderConfig:
     feature_dim: int = NUM_MEL_BINS  # fbank bins per input frame
     subsampling_channels: int = 64  # channels of both stride-2 convolutions in the x4 front
     front_norm: bool = True  # LayerNorm on the front's output (off only in the tiny test preset, see presets.tiny)
-    num_layers: int = 4  # recurrent or conformer layers
-    hidden_dim: int = 256  # recurrent cell size; conformer model (attention) dim
+    num_layers: int = 4  # recurrent, convolution or conformer layers
+    hidden_dim: int = 256  # recurrent cell size (bilstm: per direction); conformer model dim; tcn channels
     proj_dim: int = 0  # LSTMP projection of the LSTM output (lstm only); 0 = none
     output_dim: int = 256  # encoder output dim fed to the joiner and the CTC head
     dropout: float = 0.1  # dropout between layers, training only
@@ -49,7 +52,7 @@ class EncoderConfig:
     residual: bool = False
     num_heads: int = 4  # conformer: attention heads; hidden_dim / num_heads must be even (RoPE)
     ff_dim: int = 1024  # conformer: inner dim of each macaron feed-forward block
-    conv_kernel: int = 15  # conformer: causal depthwise convolution kernel, in frames
+    conv_kernel: int = 15  # conformer: causal depthwise convolution kernel; tcn: taps of each dilated convolution
     # conformer: False drops the conv module. Kind "transformer" never has one; this flag stays for
     # conformer checkpoints written with use_conv=False before that kind existed.
     use_conv: bool = True
@@ -59,6 +62,7 @@ class EncoderConfig:
     input_scaling: float = 1.0  # input weights are uniform in [-input_scaling, input_scaling]
     sparsity: float = 0.9  # fraction of recurrent weights that are zero
     reservoir_seed: int = 0  # seeds the reservoir of layer l with reservoir_seed + l
+    dilation_cycle: int = 4  # tcn: dilations 1, 2, ..., 2^(cycle - 1), then from 1 again
     chunk_frames: int = 8  # stream chunk in subsampled frames (40 ms each); conformer attention chunk
     left_context_chunks: int = 4  # conformer: earlier chunks each chunk attends to
 
@@ -69,9 +73,10 @@ class EncoderConfig:
         _require(self.feature_dim >= 7, f"feature_dim {self.feature_dim} is below the x4 front's 7-bin receptive field")
         _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         _require(self.proj_dim >= 0, f"proj_dim must be >= 0, got {self.proj_dim}")
-        _require(not self.residual or self.kind in RNN_KINDS,
-                 f"residual is for the recurrent kinds {RNN_KINDS} (attention layers are residual already)")
-        _require(self.residual or self.kind not in RNN_KINDS or self.kind in TORCH_RNN_KINDS,
+        recurrent = RNN_KINDS + OFFLINE_KINDS
+        _require(not self.residual or self.kind in recurrent,
+                 f"residual is for the recurrent kinds {recurrent} (attention and tcn layers are residual already)")
+        _require(self.residual or self.kind not in recurrent or self.kind in TORCH_RNN_KINDS,
                  f"encoder kind {self.kind!r} needs residual=True (plain stacks exist for torch's layers only)")
         _require(
             self.proj_dim == 0 or (self.kind == "lstm" and self.proj_dim < self.hidden_dim),
@@ -82,6 +87,9 @@ class EncoderConfig:
             _require(0 < self.leak_rate <= 1, f"leak_rate must be in (0, 1], got {self.leak_rate}")
             _require(self.input_scaling > 0, f"input_scaling must be > 0, got {self.input_scaling}")
             _require(0 <= self.sparsity < 1, f"sparsity must be in [0, 1), got {self.sparsity}")
+        if self.kind == "tcn":
+            _require(self.conv_kernel >= 2, f"tcn conv_kernel must be >= 2, got {self.conv_kernel}")
+            _require(self.dilation_cycle >= 1, f"dilation_cycle must be >= 1, got {self.dilation_cycle}")
         if self.kind in ATTENTION_KINDS:
             _require(self.num_heads >= 1 and self.ff_dim >= 1, "conformer num_heads and ff_dim must be >= 1")
             _require(

@@ -58,6 +58,9 @@ def tiny(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
         "transformer": EncoderConfig(
             "transformer", hidden_dim=32, num_heads=2, ff_dim=64, left_context_chunks=2, **common
         ),
+        # Three layers, so the dilations (1, 2, 1) restart once.
+        "tcn": EncoderConfig("tcn", hidden_dim=32, conv_kernel=3, dilation_cycle=2, **{**common, "num_layers": 3}),
+        "bilstm": EncoderConfig("bilstm", hidden_dim=16, residual=True, **common),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=16, joiner_dim=32)
 
@@ -80,6 +83,9 @@ def small(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
         "transformer": EncoderConfig(
             "transformer", num_layers=7, hidden_dim=192, num_heads=4, ff_dim=576, output_dim=256, left_context_chunks=8
         ),
+        # Dilations 1..8 twice: a receptive field of 61 frames (2.4 s).
+        "tcn": EncoderConfig("tcn", num_layers=8, hidden_dim=256, conv_kernel=3, output_dim=256),
+        "bilstm": EncoderConfig("bilstm", num_layers=3, hidden_dim=224, output_dim=256, residual=True),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=256, joiner_dim=256)
 
@@ -99,6 +105,8 @@ def base(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
         "transformer": EncoderConfig(
             "transformer", num_layers=16, hidden_dim=256, num_heads=4, ff_dim=1024, output_dim=384, left_context_chunks=8
         ),
+        "tcn": EncoderConfig("tcn", num_layers=18, hidden_dim=384, conv_kernel=3, output_dim=384),
+        "bilstm": EncoderConfig("bilstm", num_layers=6, hidden_dim=384, output_dim=384, residual=True),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=384, joiner_dim=384)
 
@@ -117,6 +125,8 @@ def large(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
         "transformer": EncoderConfig(
             "transformer", num_layers=15, hidden_dim=512, num_heads=8, ff_dim=2048, output_dim=512, left_context_chunks=8
         ),
+        "tcn": EncoderConfig("tcn", num_layers=24, hidden_dim=640, conv_kernel=3, output_dim=512),
+        "bilstm": EncoderConfig("bilstm", num_layers=8, hidden_dim=640, output_dim=512, residual=True),
     }
     return _transducer(encoders, encoder, vocab_size, predictor, decoder_dim=512, joiner_dim=512)
 

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from asr.checks import check_same_batch, check_shape
 from asr.errors import ConfigError
 from models.attention_decoder import AttentionDecoder
+from models.bilstm_encoder import BiLstmEncoder
 from models.config import ATTENTION_KINDS, RNN_KINDS, EncoderConfig, TransducerConfig
 from models.conformer import ConformerEncoder
 from models.encoder import Encoder
@@ -36,10 +37,13 @@ from models.losses import check_targets, ctc_loss, rnnt_loss, sanitized_targets
 from models.predictor import build_predictor
 from models.pruned_loss import prune, pruned_rnnt_loss, simple_loss_and_ranges
 from models.rnn_encoder import RnnEncoder
+from models.tcn import TcnEncoder
 
 _ENCODERS: dict[str, type[Encoder]] = {
     **{kind: RnnEncoder for kind in RNN_KINDS},
     **{kind: ConformerEncoder for kind in ATTENTION_KINDS},
+    "tcn": TcnEncoder,
+    "bilstm": BiLstmEncoder,
 }
 
 

@@ -25,7 +25,7 @@ from asr.training.decoding import EvalOptions, decode_features, duration_batches
 from asr.training.tokenizers import CharTokenizer
 from asr.training.torch_backend import encode_utterance, output_lengths
 from cli import build_parser
-from models.config import ATTENTION_KINDS, ENCODER_KINDS
+from models.config import ATTENTION_KINDS, OFFLINE_KINDS, STREAMING_KINDS
 from models.transducer import Transducer
 from test_torch_backend import make_features, make_model
 
@@ -179,7 +179,7 @@ def test_load_for_inference_prefers_best_and_the_ema_weights(tmp_path: Path, tok
     assert not best.model.training
 
 
-@pytest.mark.parametrize("kind", ENCODER_KINDS)
+@pytest.mark.parametrize("kind", STREAMING_KINDS)
 @pytest.mark.parametrize("decoding", ["greedy", "beam", "ctc"])
 def test_streaming_transcripts_equal_whole_utterance_transcripts(kind: str, decoding: str) -> None:
     model = make_model(kind)
@@ -196,6 +196,18 @@ def test_streaming_transcripts_equal_whole_utterance_transcripts(kind: str, deco
     streamed = decode_features(model, features, EvalOptions(decoding=decoding, streaming=True))
     assert streamed == whole
     assert sum(map(len, whole)) > 0
+
+
+@pytest.mark.parametrize("kind", OFFLINE_KINDS)
+def test_offline_kinds_decode_whole_utterances_and_refuse_streaming_evaluation(kind: str) -> None:
+    model = make_model(kind)
+    features = make_features((50, 61, 78, 99))
+    batched = decode_features(model, features, EvalOptions())
+    alone = [decode_features(model, [f], EvalOptions())[0] for f in features]
+    assert batched == alone  # padding a batch does not reach the backward direction
+    assert sum(map(len, batched)) > 0
+    with pytest.raises(ConfigError, match=f"the {kind} encoder cannot stream"):
+        decode_features(model, features, EvalOptions(streaming=True))
 
 
 def test_ctc_decoding_equals_best_path_over_the_ctc_head() -> None:

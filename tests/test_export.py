@@ -74,9 +74,11 @@ def _props(path: Path) -> dict[str, str]:
         ("transformer", {}),
         ("peephole", {}),
         ("esn", {}),
+        ("tcn", {}),
+        ("bilstm", {}),
     ],
     ids=["lstmp", "lstm", "gru", "rnn", "residual-lstmp", "residual-lstm", "residual-gru", "residual-rnn",
-         "conformer", "conformer-no-conv", "transformer", "peephole", "esn"],
+         "conformer", "conformer-no-conv", "transformer", "peephole", "esn", "tcn", "bilstm"],
 )
 def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, changes: dict) -> None:
     model = _model(encoder, **changes)
@@ -113,6 +115,13 @@ def test_lstm_predictor_exports_with_state_and_int8_files_run(tmp_path: Path) ->
     for role in ("encoder", "decoder", "joiner"):
         ops = _ops(tmp_path / f"{role}.int8.onnx")
         assert "MatMulInteger" in ops and not ops & {"MatMul", "Gemm", "GRU", "LSTM"}
+
+
+def test_tcn_convolutions_are_int8_matmuls(tmp_path: Path) -> None:
+    """Each dilated convolution is taps + one Linear: the int8 encoder holds no float MatMul or Gemm."""
+    export_model(_model("tcn"), VOCAB, tmp_path, ExportOptions(int8=True))
+    ops = _ops(tmp_path / "encoder.int8.onnx")
+    assert "MatMulInteger" in ops and not ops & {"MatMul", "Gemm"}
 
 
 def test_int8_quantization_scales_each_row_by_its_own_range() -> None:

@@ -10,8 +10,8 @@ import json
 import pytest
 import torch
 
-from asr.errors import AsrError, DataError, ModelFilesError, ShapeError
-from models.config import ENCODER_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig
+from asr.errors import AsrError, ConfigError, DataError, ModelFilesError, ShapeError
+from models.config import ENCODER_KINDS, OFFLINE_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig
 from models.presets import PRESETS, build_config, format_parameter_table, parameter_table, print_parameter_table, tiny
 from models.subsampling import Conv2dSubsampling
 from models.transducer import FULL_LOSS, LossOutput, RnntLoss, Transducer
@@ -56,10 +56,14 @@ def test_entry_point_shapes(encoder: str, predictor: str) -> None:
 
     n = model.encoder.chunk_frames
     state = model.init_state(2)
-    out, new_state = model.stream(x[:, : model.encoder.window_frames(n)], state)
-    assert out.shape == (2, n, dim)
-    assert type(new_state) is type(state)
-    assert {k: tuple(t.shape) for k, t in zip(new_state._fields, new_state)} == dict(model.encoder.state_shapes(2))
+    if encoder in OFFLINE_KINDS:
+        with pytest.raises(ConfigError, match=f"the {encoder} encoder cannot stream.*asr transcribe --offline"):
+            model.stream(x[:, : model.encoder.window_frames(n)], state)
+    else:
+        out, new_state = model.stream(x[:, : model.encoder.window_frames(n)], state)
+        assert out.shape == (2, n, dim)
+        assert type(new_state) is type(state)
+        assert {k: tuple(t.shape) for k, t in zip(new_state._fields, new_state)} == dict(model.encoder.state_shapes(2))
 
     tokens = torch.zeros(2, model.predictor.context_size, dtype=torch.int64)
     dec, _ = model.predict(tokens, model.predictor.init_state(2))
@@ -178,6 +182,8 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
         (lambda: EncoderConfig(kind="conformer", left_context_chunks=0), "left_context_chunks"),
         (lambda: EncoderConfig(dropout=1.0), "dropout"),
         (lambda: EncoderConfig(kind="conformer", residual=True), "residual is for the recurrent kinds"),
+        (lambda: EncoderConfig(kind="tcn", residual=True), "residual is for the recurrent kinds"),
+        (lambda: EncoderConfig(kind="bilstm"), "encoder kind 'bilstm' needs residual=True"),
         (lambda: PredictorConfig(kind="transformer"), "predictor kind"),
         (lambda: TransducerConfig(EncoderConfig(), PredictorConfig(), vocab_size=10, blank_id=10), "blank_id"),
     ],

@@ -18,13 +18,13 @@ from asr.training.torch_backend import (
     stream_batch,
     stream_utterance,
 )
-from models.config import ATTENTION_KINDS, ENCODER_KINDS
+from models.config import ATTENTION_KINDS, STREAMING_KINDS
 from models.presets import tiny
 from models.transducer import Transducer
 
 VOCAB_SIZE = 12
 # Kinds whose stream takes any n: their whole-utterance and streamed encodings agree on every frame.
-ANY_CHUNK_KINDS = tuple(kind for kind in ENCODER_KINDS if kind not in ATTENTION_KINDS)
+ANY_CHUNK_KINDS = tuple(kind for kind in STREAMING_KINDS if kind not in ATTENTION_KINDS)
 # Feature lengths with every remainder modulo the subsampling factor, and partial last chunks.
 LENGTHS = (7, 50, 61, 78, 99)
 

@@ -9,7 +9,9 @@ model and its config; nothing is typed twice.
 Keys (values are strings; JSON where structured):
     format_version      FORMAT_VERSION of this contract
     model_type          "lstm" when sherpa-onnx can run the files (LSTM encoder, stateless
-                        predictor), else "asr-streaming" (this project's runtime only)
+                        predictor), "asr-offline" for whole-utterance encoders (bilstm: the
+                        encoder takes x (N, T, F) of any T, has no states, and gives
+                        encoder_out (N, T', J); lookahead_ms is inf), else "asr-streaming"
     encoder_kind        the EncoderConfig kind (models.config.ENCODER_KINDS)
     predictor_kind      stateless | lstm
     vocab_size, blank_id, context_size, joiner_dim
@@ -62,7 +64,8 @@ from asr.runtime.geometry import WindowGeometry
 
 FORMAT_VERSION = 1  # bump when keys or their meaning change incompatibly
 SHERPA_LSTM_MODEL_TYPE = "lstm"  # sherpa-onnx's name for its LSTM transducer contract
-OWN_MODEL_TYPE = "asr-streaming"  # every other combination: a name sherpa-onnx rejects cleanly
+OWN_MODEL_TYPE = "asr-streaming"  # every other streaming combination: a name sherpa-onnx rejects cleanly
+OFFLINE_MODEL_TYPE = "asr-offline"  # whole utterances only (asr.runtime.offline); the streaming runtime refuses it
 
 ENCODER_INPUT = "x"  # (N, T, F) float32 feature window
 ENCODER_OUTPUT = "encoder_out"  # (N, n, J) joiner-projected encoder frames; also the joiner's first input
@@ -98,7 +101,7 @@ class StateSpec:
 class ModelMetadata:
     """Everything a runtime needs to drive the three files; see the module docstring for the keys."""
 
-    model_type: str  # SHERPA_LSTM_MODEL_TYPE or OWN_MODEL_TYPE
+    model_type: str  # SHERPA_LSTM_MODEL_TYPE, OWN_MODEL_TYPE or OFFLINE_MODEL_TYPE
     encoder_kind: str  # the EncoderConfig kind (models.config.ENCODER_KINDS)
     predictor_kind: str  # stateless | lstm
     vocab_size: int  # V, blank included
@@ -151,6 +154,11 @@ class ModelMetadata:
         before issue 14, where one activation scale spans the whole call.
         """
         return self.quantization == "none" or self.int8_activations == PER_ROW
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the encoder runs window by window (every model type but OFFLINE_MODEL_TYPE)."""
+        return self.model_type != OFFLINE_MODEL_TYPE
 
     @property
     def sherpa_compatible(self) -> bool:

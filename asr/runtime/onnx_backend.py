@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from asr.checks import check_shape
-from asr.errors import ConfigError, ModelFilesError
+from asr.errors import ConfigError, ModelFilesError, ShapeError
 from asr.options import MAX_THREADS  # onnxruntime threads per session (a model has three)
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.model_metadata import (
@@ -37,6 +37,7 @@ from asr.runtime.model_metadata import (
     next_state_name,
 )
 from asr.runtime.search import HYP_AXIS, PredictorState
+from asr.runtime.tokens import TokenTable
 
 # The encoder state of N streams: one array per metadata.encoder_states entry, N on its batch_axis.
 EncoderState = tuple[np.ndarray, ...]
@@ -204,6 +205,19 @@ class OnnxModel:
         encoder_out, *next_states = self.encoder.run(self._encoder_outputs, feeds)
         return encoder_out, tuple(next_states)
 
+    def encode_whole(self, features: np.ndarray) -> np.ndarray:
+        """Offline models only: utterances (N, T, D) float32 of one length T -> encoder_out (N, T', J)."""
+        if self.metadata.streaming:
+            raise ModelFilesError(
+                f"{self.files.encoder} is a streaming encoder: it takes windows of {self._window_shape[0]} frames "
+                "(run_encoder), not whole utterances"
+            )
+        check_shape("utterance features", features, ("N", "T", self._window_shape[1]))
+        min_frames = self.metadata.subsampling_factor + self.metadata.pad_frames  # one encoder frame's worth
+        if features.shape[1] < min_frames:
+            raise ShapeError(f"utterance features: {features.shape[1]} frames is below the {min_frames} of one encoder frame")
+        return self.encoder.run(self._encoder_outputs, {ENCODER_INPUT: features})[0]
+
     def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
         """Per-stream states -> one state of len(states) streams, along each array's batch axis."""
         return tuple(
@@ -214,3 +228,22 @@ class OnnxModel:
         """A state of n streams -> n single-stream states (views into `state`, in stream order)."""
         per_array = [np.split(array, n, axis=spec.batch_axis) for spec, array in zip(self._state_specs, state)]
         return [tuple(arrays[i] for arrays in per_array) for i in range(n)]
+
+
+class LoadedModel:
+    """What the recognizers (streaming and offline) tell about the OnnxModel they hold in `_model`."""
+
+    _model: OnnxModel
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._model.metadata
+
+    @property
+    def token_table(self) -> TokenTable:
+        return self._model.files.token_table
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz the model's features are computed at (other rates are resampled)."""
+        return self.metadata.features.sample_rate

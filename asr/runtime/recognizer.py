@@ -48,7 +48,7 @@ from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
-from asr.runtime.onnx_backend import EncoderState, OnnxAttentionScorer, OnnxModel
+from asr.runtime.onnx_backend import EncoderState, LoadedModel, OnnxAttentionScorer, OnnxModel
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
@@ -123,7 +123,7 @@ def attention_rescorer(model: OnnxModel, weight: float, method: str) -> OnnxAtte
     return OnnxAttentionScorer(files.attention_decoder, files.metadata, model.num_threads)
 
 
-class Recognizer:
+class Recognizer(LoadedModel):
     """An exported model ready to decode any number of streams; immutable and shareable."""
 
     def __init__(
@@ -133,11 +133,17 @@ class Recognizer:
         endpoint: EndpointConfig = EndpointConfig(),
         rescore_weight: float = 0.0,
     ) -> None:
-        """Prefer `Recognizer.from_dir`; this takes an already loaded model.
+        """Prefer `Recognizer.from_dir`; this takes an already loaded model. ConfigError for an offline model.
 
         rescore_weight > 0 re-ranks each segment's n-best at its end with the model's
         attention decoder (asr.runtime.rescore); ConfigError if the model has none.
         """
+        if not model.metadata.streaming:
+            raise ConfigError(
+                f"{model.files.encoder.parent} holds an offline model ({model.metadata.encoder_kind} encoder): it "
+                "cannot stream, as each output frame depends on the end of the utterance; transcribe whole files "
+                "with `asr transcribe --offline` (Python: asr.runtime.offline.OfflineRecognizer)"
+            )
         self._model = model
         self._searcher: Searcher = create_searcher(model.backend, decoding)
         self._endpoint = endpoint
@@ -162,25 +168,12 @@ class Recognizer:
         return cls(model, decoding, endpoint, rescore_weight)
 
     @property
-    def metadata(self) -> ModelMetadata:
-        return self._model.metadata
-
-    @property
-    def token_table(self) -> TokenTable:
-        return self._model.files.token_table
-
-    @property
     def decoding(self) -> SearchOptions:
         return self._searcher.options
 
     @property
     def endpoint(self) -> EndpointConfig:
         return self._endpoint
-
-    @property
-    def sample_rate(self) -> int:
-        """Hz the model's features are computed at (other rates are resampled)."""
-        return self.metadata.features.sample_rate
 
     def create_stream(self, hotwords: HotwordList | ContextGraph = (), hotwords_score: float = DEFAULT_SCORE) -> Stream:
         """A new utterance (or live input) to feed with accept_waveform.

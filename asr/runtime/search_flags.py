@@ -20,6 +20,7 @@ from asr.runtime.rescore import check_weight
 
 if TYPE_CHECKING:
     from asr.runtime.context_graph import ContextGraph
+    from asr.runtime.offline import OfflineRecognizer
     from asr.runtime.recognizer import Recognizer
 
 
@@ -61,20 +62,24 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple
     return decoding, args.blank_penalty
 
 
-def recognizer_from_args(args: argparse.Namespace, err: TextIO, command: str) -> tuple[Recognizer, ContextGraph | None]:
+def recognizer_from_args(
+    args: argparse.Namespace, err: TextIO, command: str, offline: bool = False
+) -> tuple[Recognizer | OfflineRecognizer, ContextGraph | None]:
     """The recognizer and hotword graph that `asr transcribe` / `asr live` flags ask for.
 
     The model dir (--model, default the shipped one; --int8), threads and search come from
-    the flags; AsrError for a bad dir, option or hotword file.
+    the flags; AsrError for a bad dir, option or hotword file. offline: an OfflineRecognizer
+    (whole files, offline models only) instead of the streaming Recognizer.
     """
     from asr.runtime.default_model import resolve_model_dir
     from asr.runtime.hotwords import load_context_graph
+    from asr.runtime.offline import OfflineRecognizer
     from asr.runtime.recognizer import Recognizer  # onnxruntime: only once a command runs, not to parse
     from asr.runtime.search import SearchOptions
 
     model_dir, int8 = resolve_model_dir(args.model, args.int8)
     method, blank_penalty = resolve_search(args, err, command)
-    recognizer = Recognizer.from_dir(
+    recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
         decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),

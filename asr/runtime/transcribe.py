@@ -5,7 +5,9 @@ blocks, the code path live audio takes, so what this prints is what a device
 would recognise, and memory does not grow with the file's length. The endpoint
 rules cut a file into segments where the speaker pauses, as `asr live` cuts the
 microphone (asr.runtime.segments): one line (text) or object (jsonl) per segment,
-so a long recording is not one line of thousands of tokens. `-` reads
+so a long recording is not one line of thousands of tokens. Offline models
+(bilstm) cannot stream: with --offline each file is read whole and recognised in
+one pass, as one segment (asr.runtime.offline). `-` reads
 standard input: a wav/flac/ogg stream, or raw 16-bit mono PCM with --raw-rate.
 A file that cannot be read is reported (stderr in text mode, the `error` field
 in jsonl) and the others are still transcribed; the exit status is then 1.
@@ -26,6 +28,7 @@ import numpy as np
 from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
 from asr.errors import AsrError, ConfigError, ServerError
 from asr.options import MAX_BEAM, int_in, threads
+from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
@@ -84,6 +87,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
     parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
+    parser.add_argument("--offline", action="store_true",
+                        help="offline models (encoder bilstm): read each file whole, encode it in one pass, "
+                             "one segment per file (they cannot stream)")
     add_search_flags(parser, nbest=True)
     parser.add_argument("--server", default=None, metavar="ws://HOST:PORT",
                         help="send the files to a running `asr serve` instead; it prints what a local run does")
@@ -107,7 +113,7 @@ def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> Recogniti
 
 # Flags that choose the local model and search: with --server, the server's flags decide them.
 LOCAL_ONLY = {"model": None, "int8": False, "num_threads": 1, "decoding": "greedy", "beam": SearchOptions.beam,
-              "hotwords": None, "blank_penalty": 0.0}
+              "hotwords": None, "blank_penalty": 0.0, "rescore_weight": 0.0, "offline": False}
 
 
 def check_client_flags(args: argparse.Namespace) -> None:
@@ -161,6 +167,15 @@ def transcribe_file(recognizer: Recognizer, path: Path, raw_rate: int | None = N
     return FileTranscript(str(path), tuple(segments), round(samples / rate, 3), None)
 
 
+def transcribe_file_offline(recognizer: OfflineRecognizer, path: Path, raw_rate: int | None = None,
+                            hotwords: ContextGraph | None = None, nbest: int = 0) -> FileTranscript:
+    """Read one file whole and recognise it in one pass (offline models); AudioError if it cannot be read."""
+    rate, blocks = open_blocks(path, raw_rate)
+    samples = np.concatenate([np.zeros(0, np.float32), *blocks])
+    result = recognizer.recognize(rate, samples, hotwords, nbest)
+    return FileTranscript(str(path), (result,), round(len(samples) / rate, 3), None)
+
+
 def write_transcript(transcript: FileTranscript, output_format: str, out: TextIO, err: TextIO) -> None:
     if output_format == "jsonl":
         for line in transcript.to_dicts():
@@ -202,6 +217,8 @@ def run_transcribe_command(args: argparse.Namespace, out: TextIO | None = None, 
         from asr.runtime.serve.client import run_remote_transcribe  # aiohttp: only for --server
 
         return run_remote_transcribe(args, out, err)
-    recognizer, graph = recognizer_from_args(args, err, "transcribe")
-    return transcribe_each(args.files, lambda path: transcribe_file(recognizer, path, args.raw_rate, graph, args.nbest),
-                           args.format, out, err)
+    recognizer, graph = recognizer_from_args(args, err, "transcribe", offline=args.offline)
+    transcribe = transcribe_file_offline if args.offline else transcribe_file
+    return transcribe_each(
+        args.files, lambda path: transcribe(recognizer, path, args.raw_rate, graph, args.nbest),  # type: ignore[arg-type]
+        args.format, out, err)
