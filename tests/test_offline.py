@@ -11,12 +11,14 @@ Shapes: T feature frames, T' encoder frames, F fbank bins, J joiner dim.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from asr.errors import AudioError, ConfigError, ShapeError
 from asr.features import fbank
@@ -24,11 +26,13 @@ from asr.runtime.model_dir import ModelFiles
 from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.recognizer import Recognizer
+from asr.runtime.rescore import rescore_state
 from asr.runtime.search import SearchOptions, create_searcher
 from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command
-from asr.training.torch_backend import TorchBackend, encode_utterance
+from asr.training.torch_backend import TorchAttentionScorer, TorchBackend, encode_utterance
 from export.onnx_export import ExportOptions, export_model
 from exported_models import TOKENS, exported_model_dir, silence, speech
+from models.config import AttentionDecoderConfig
 from models.transducer import Transducer
 from test_torch_backend import make_model
 
@@ -135,3 +139,60 @@ def test_asr_transcribe_offline(bilstm: Transducer, offline_dir: Path, tmp_path:
     assert out == f"{path}\t{expected}\n" and expected
     with pytest.raises(ConfigError, match="cannot stream"):  # the CLI exits 2 with this message
         run_transcribe(["--model", str(offline_dir), str(path)])
+
+
+# --- attention rescoring of a file's n-best ---
+
+
+@pytest.fixture(scope="module")
+def headed_bilstm() -> Transducer:
+    """The bilstm model with a seeded random additive attention head, scaled so that it reorders n-best lists."""
+    base = make_model("bilstm", vocab_size=TOKENS.vocab_size)
+    torch.manual_seed(7)
+    model = Transducer(dataclasses.replace(base.config, attention_decoder=AttentionDecoderConfig(
+        score="additive", embed_dim=8, hidden_dim=16, attention_dim=8, dropout=0.0)))
+    model.load_state_dict(base.state_dict(), strict=False)
+    with torch.no_grad():
+        for parameter in model.attention_decoder.parameters():
+            parameter.mul_(4.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def headed_offline_dir(headed_bilstm: Transducer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("headed-bilstm")
+    export_model(headed_bilstm, TOKENS, out_dir, ExportOptions())
+    return out_dir
+
+
+def offline_nbest(model_dir: Path, samples: np.ndarray, weight: float) -> list[tuple[str, float]]:
+    recognizer = OfflineRecognizer.from_dir(model_dir, decoding=BEAM, rescore_weight=weight)
+    return [(alt.text, alt.score) for alt in recognizer.recognize(16000, samples, nbest=BEAM.beam).nbest]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_offline_rescoring_equals_rescoring_torchs_nbest(
+    headed_bilstm: Transducer, headed_offline_dir: Path, seed: int
+) -> None:
+    samples = utterance(seed, 2.0)
+    frames = encode_utterance(headed_bilstm, fbank(samples))
+    state = create_searcher(TorchBackend(headed_bilstm), BEAM).init_state()
+    create_searcher(TorchBackend(headed_bilstm), BEAM).advance(frames[None], [state])
+    rescore_state(state, frames, TorchAttentionScorer(headed_bilstm), 1.0)
+    expected = [(TOKENS.decode(path.tokens()), score) for path, score in state.ranked()]
+    got = offline_nbest(headed_offline_dir, samples, 1.0)
+    assert [text for text, _ in got] == [text for text, _ in expected]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=0, atol=1e-3)
+
+
+def test_offline_rescoring_weight_zero_is_plain_beam_search(headed_offline_dir: Path) -> None:
+    samples = utterance(3, 2.0)
+    plain = OfflineRecognizer.from_dir(headed_offline_dir, decoding=BEAM).recognize(16000, samples, nbest=BEAM.beam)
+    assert offline_nbest(headed_offline_dir, samples, 0.0) == [(alt.text, alt.score) for alt in plain.nbest]
+
+
+def test_offline_rescoring_without_a_head_is_a_clear_error(offline_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="no attention_decoder.onnx"):
+        OfflineRecognizer.from_dir(offline_dir, decoding=BEAM, rescore_weight=0.5)
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        OfflineRecognizer.from_dir(offline_dir, decoding=BEAM, rescore_weight=-1.0)

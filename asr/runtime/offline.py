@@ -8,9 +8,9 @@ utterance, so nothing can be recognised before the audio ends: the latency is
 the whole file plus one encoder pass over it, and memory grows with the file
 (its samples, features and encoder output are held at once). The streaming
 `Recognizer` refuses these models and names this class; `asr transcribe
---offline` uses it. The search (greedy or beam, hotwords, blank penalty) and
-the result schema are the streaming runtime's; a file is one segment (endpoints
-need a stream).
+--offline` uses it. The search (greedy or beam, hotwords, blank penalty), the
+attention rescoring of the n-best (rescore_weight > 0) and the result schema
+are the streaming runtime's; a file is one segment (endpoints need a stream).
 
 Shapes: T feature frames, D fbank bins, T' encoder frames, J joiner dim.
 """
@@ -27,6 +27,8 @@ from asr.features import fbank
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.onnx_backend import LoadedModel, OnnxModel
+from asr.runtime.recognizer import attention_rescorer
+from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.search import SearchOptions, create_searcher
 
@@ -34,8 +36,12 @@ from asr.runtime.search import SearchOptions, create_searcher
 class OfflineRecognizer(LoadedModel):
     """An offline model ready to recognise whole utterances; immutable and shareable."""
 
-    def __init__(self, model: OnnxModel, decoding: SearchOptions = SearchOptions()) -> None:
-        """Prefer `OfflineRecognizer.from_dir`; this takes an already loaded model."""
+    def __init__(self, model: OnnxModel, decoding: SearchOptions = SearchOptions(), rescore_weight: float = 0.0) -> None:
+        """Prefer `OfflineRecognizer.from_dir`; this takes an already loaded model.
+
+        rescore_weight > 0 re-ranks each file's n-best with the model's attention decoder
+        (asr.runtime.rescore), as the streaming Recognizer does at each endpoint.
+        """
         if model.metadata.streaming:
             raise ConfigError(
                 f"{model.files.encoder.parent} holds a streaming model ({model.metadata.encoder_kind} encoder); "
@@ -43,13 +49,16 @@ class OfflineRecognizer(LoadedModel):
             )
         self._model = model
         self._searcher = create_searcher(model.backend, decoding)
+        self._rescore_weight = check_weight(rescore_weight)
+        self._rescorer = attention_rescorer(model, self._rescore_weight, decoding.method)
 
     @classmethod
     def from_dir(
-        cls, model_dir: str | Path, num_threads: int = 1, decoding: SearchOptions = SearchOptions(), int8: bool = False
+        cls, model_dir: str | Path, num_threads: int = 1, decoding: SearchOptions = SearchOptions(), int8: bool = False,
+        rescore_weight: float = 0.0,
     ) -> OfflineRecognizer:
         """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad."""
-        return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding)
+        return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding, rescore_weight)
 
 
     def encode(self, features: np.ndarray) -> np.ndarray:
@@ -75,6 +84,8 @@ class OfflineRecognizer(LoadedModel):
         state = self._searcher.init_state(hotwords)
         if len(encoder_out):
             self._searcher.advance(encoder_out[None], [state])
+        if self._rescorer is not None:
+            rescore_state(state, encoder_out, self._rescorer, self._rescore_weight)
         frame_ms = self.metadata.geometry.encoder_frame_ms
         result = ResultBuilder(self.token_table, frame_ms, 0, 0).result(state.best_path(), state.num_frames)
         if nbest <= 0:
