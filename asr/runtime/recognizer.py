@@ -52,7 +52,10 @@ from asr.runtime.onnx_backend import EncoderState, OnnxModel
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
-from asr.runtime.search import EMPTY_PATH, Searcher, SearchOptions, SearchState, create_searcher, take_state
+from asr.runtime.lm import OnnxLm, check_lm_tokens
+from asr.runtime.search import (
+    EMPTY_PATH, LanguageModel, Searcher, SearchOptions, SearchState, create_searcher, take_state,
+)
 from asr.runtime.tokens import TokenTable
 
 
@@ -98,8 +101,10 @@ def _new_segment(state: SearchState) -> SearchState:
     # Hotword matches restart at the graph's root with the new segment's empty path, so a
     # hypothesis's graph state stays a function of its tokens (what beam search merges by).
     contexts = None if state.context_graph is None else [ROOT]
+    # The LM, like the predictor, goes on from the best hypothesis's context.
+    lm_scores = None if state.lm_scores is None else state.lm_scores[rows]
     return SearchState([EMPTY_PATH], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows),
-                       0, state.context_graph, contexts)
+                       0, state.context_graph, contexts, take_state(state.lm_state, rows), lm_scores)
 
 
 class Recognizer:
@@ -110,10 +115,13 @@ class Recognizer:
         model: OnnxModel,
         decoding: SearchOptions = SearchOptions(),
         endpoint: EndpointConfig = EndpointConfig(),
+        lm: LanguageModel | None = None,
     ) -> None:
-        """Prefer `Recognizer.from_dir`; this takes an already loaded model."""
+        """Prefer `Recognizer.from_dir`; this takes an already loaded model (and LM, checked against its tokens)."""
         self._model = model
-        self._searcher: Searcher = create_searcher(model.backend, decoding)
+        if isinstance(lm, OnnxLm):
+            check_lm_tokens(lm.metadata.tokens_hash, lm.vocab_size, model.files.token_table, str(lm.path))
+        self._searcher: Searcher = create_searcher(model.backend, decoding, lm)
         self._endpoint = endpoint
         meta = model.metadata
         self._stream_config = StreamConfig(meta, meta.geometry, model.files.token_table, _silence_frame(meta))
@@ -126,9 +134,16 @@ class Recognizer:
         decoding: SearchOptions = SearchOptions(),
         endpoint: EndpointConfig = EndpointConfig(),
         int8: bool = False,
+        lm: str | Path | None = None,
     ) -> Recognizer:
-        """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad."""
-        return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding, endpoint)
+        """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad.
+
+        lm: an LM dir (`asr train-lm`) to fuse in beam search with weight decoding.lm_scale;
+        ModelFilesError if it is missing or was trained for other tokens, ConfigError with greedy search.
+        """
+        model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
+        language_model = None if lm is None else OnnxLm.from_dir(lm, model.files.token_table, num_threads)
+        return cls(model, decoding, endpoint, language_model)
 
     @property
     def metadata(self) -> ModelMetadata:

@@ -29,6 +29,9 @@ from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
 from asr.runtime.context_graph import ROOT, ContextGraph
 
+# Shallow-fusion weight of the LM, chosen on synth-dev with the shipped model and a small LM
+# (tests/benchmarks/lm_fusion.py; README "Language model fusion").
+DEFAULT_LM_SCALE = 0.3
 DECODER_CACHE_SIZE = 1024  # contexts a searcher remembers for all its streams; the oldest goes first
 # Cached stateless predictor outputs: context (C tokens) -> (1, J).
 DecoderCache = dict[tuple[int, ...], np.ndarray]
@@ -79,6 +82,27 @@ class TransducerBackend(Protocol):
         """Joiner: encoder_out (H, J), decoder_out (H, J) -> logits (H, V), not normalised."""
 
 
+class LanguageModel(Protocol):
+    """What shallow fusion needs from a token LM (asr.runtime.lm.OnnxLm, asr.training.lm_train.TorchLm).
+
+    Its state is a tuple of arrays with the hypothesis axis H at HYP_AXIS, like a PredictorState.
+    """
+
+    @property
+    def vocab_size(self) -> int:
+        """V: the transducer's, blank included."""
+
+    @property
+    def boundary_id(self) -> int:
+        """The sentence-start token fed first (the transducer's blank)."""
+
+    def initial_state(self, n: int) -> PredictorState:
+        """The state before any token, for n hypotheses."""
+
+    def step(self, tokens: np.ndarray, state: PredictorState) -> tuple[np.ndarray, PredictorState]:
+        """tokens (H,) int64 after `state` -> log-probabilities of the next token (H, V), the new state."""
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How to search; `create_searcher` picks the algorithm from `method`."""
@@ -90,6 +114,9 @@ class SearchOptions:
     # models trained with the pruned RNN-T loss rarely need more. Beam search is always 1.
     max_symbols_per_frame: int = 1
     blank_penalty: float = 0.0  # subtracted from the blank logit first; > 0 trades deletions for insertions
+    # Shallow fusion (beam search with a LanguageModel): each token's score gains lm_scale times the LM's
+    # log-probability of it; the blank gains nothing. 0 keeps the LM's calls but changes no score.
+    lm_scale: float = DEFAULT_LM_SCALE
 
     def __post_init__(self) -> None:
         if self.method not in ("greedy", "beam"):
@@ -101,6 +128,9 @@ class SearchOptions:
                 f"max_symbols_per_frame is {self.max_symbols_per_frame}; use 1 or more "
                 "(0 would never emit a token)"
             )
+        if not (math.isfinite(self.lm_scale) and self.lm_scale >= 0):
+            raise ConfigError(f"the LM scale (--lm-scale) must be a finite number >= 0, got {self.lm_scale}; "
+                              f"0 leaves the scores as they are, {DEFAULT_LM_SCALE} is the default")
         if self.method == "beam" and self.max_symbols_per_frame != 1:
             raise ConfigError(
                 "modified beam search emits at most one symbol per frame; leave "
@@ -208,6 +238,10 @@ class SearchState:
     # survives pruning); ranking for results takes the pending part out (`settled_scores`).
     context_graph: ContextGraph | None = None
     contexts: list[int] | None = None  # (H,) graph states; None without a graph
+    # LM fusion (beam search with a LanguageModel): each hypothesis's LM state after its tokens, and
+    # lm_scale times the LM's log-probabilities of the token after them, blank column 0: (H, V).
+    lm_state: PredictorState = ()
+    lm_scores: np.ndarray | None = None
 
     def settled_scores(self) -> np.ndarray:
         """(H,) scores less the bonus of unfinished hotword matches: what results are ranked by.
@@ -296,10 +330,20 @@ class Searcher(ABC):
     per-stream cache would start cold on every utterance.
     """
 
-    def __init__(self, backend: TransducerBackend, options: SearchOptions) -> None:
+    def __init__(self, backend: TransducerBackend, options: SearchOptions, lm: LanguageModel | None = None) -> None:
         self.backend = backend
         self.options = options
+        self.lm = lm
         self._decoder_cache: DecoderCache = {}
+        if lm is not None:
+            self._check_lm(lm)
+
+    def _check_lm(self, lm: LanguageModel) -> None:
+        if lm.vocab_size != self.backend.vocab_size:
+            raise ConfigError(
+                f"the LM scores {lm.vocab_size} tokens but the model has {self.backend.vocab_size}; "
+                "train the LM with this model's tokens (asr train-lm --tokens MODEL_DIR)"
+            )
 
     def init_state(self, context_graph: ContextGraph | None = None) -> SearchState:
         """A fresh stream: one empty hypothesis whose context is all blanks; hotwords in `context_graph`."""
@@ -312,7 +356,20 @@ class Searcher(ABC):
         else:
             decoder_out, state = self._predict_grown([EMPTY_PATH], ())
         contexts = None if context_graph is None else [ROOT]
-        return SearchState([EMPTY_PATH], np.zeros(1), decoder_out, state, 0, context_graph, contexts)
+        search = SearchState([EMPTY_PATH], np.zeros(1), decoder_out, state, 0, context_graph, contexts)
+        if self.lm is not None:
+            boundary = np.array([self.lm.boundary_id], dtype=np.int64)
+            search.lm_scores, search.lm_state = self._lm_step(boundary, self.lm.initial_state(1))
+        return search
+
+    def _lm_step(self, tokens: np.ndarray, state: PredictorState) -> tuple[np.ndarray, PredictorState]:
+        """The LM after `tokens` (H,): the fused scores of every next token (H, V), blank 0, and its state."""
+        assert self.lm is not None  # only called by searchers made with an LM
+        log_probs, new_state = self.lm.step(tokens, state)
+        check_shape("LM log_probs", log_probs, (len(tokens), self.backend.vocab_size))
+        scores = self.options.lm_scale * log_probs.astype(np.float64)
+        scores[:, self.backend.blank_id] = 0.0  # blank is the transducer's business, not a token of the text
+        return scores, tuple(new_state)
 
     def _check_graph(self, graph: ContextGraph) -> None:
         if graph.vocab_size != self.backend.vocab_size or graph.blank_id != self.backend.blank_id:
@@ -421,6 +478,12 @@ class GreedySearcher(Searcher):
     one frame per call. Streams decoded together still share calls, as in beam search.
     """
 
+    def _check_lm(self, lm: LanguageModel) -> None:
+        raise ConfigError(
+            "LM fusion needs beam search (the LM re-ranks hypotheses, and greedy search keeps one); "
+            "use SearchOptions(method='beam') or --decoding beam"
+        )
+
     def _check_graph(self, graph: ContextGraph) -> None:
         raise ConfigError(
             "hotwords need beam search (a bonus can only change which hypothesis wins when there are "
@@ -521,6 +584,8 @@ class _Beams:
     counts: list[int]  # hypotheses per stream, summing to H
     graphs: list[ContextGraph | None]  # per stream, its hotword graph
     contexts: list[int]  # (H,) graph states (ROOT for streams without a graph)
+    lm_state: PredictorState  # H on HYP_AXIS; () without an LM
+    lm_scores: np.ndarray | None  # (H, V) fused LM scores of the next token; None without an LM
 
     @classmethod
     def gather(cls, states: Sequence[SearchState]) -> _Beams:
@@ -533,6 +598,8 @@ class _Beams:
             [len(state.paths) for state in states],
             [state.context_graph for state in states],
             [c for state in states for c in (state.contexts or [ROOT] * len(state.paths))],
+            concat_states([state.lm_state for state in states]),
+            None if states[0].lm_scores is None else np.concatenate([state.lm_scores for state in states]),
         )
 
     def scatter(self, states: Sequence[SearchState]) -> None:
@@ -544,6 +611,8 @@ class _Beams:
             state.scores, state.decoder_out = self.scores[rows], self.decoder_out[rows]
             state.predictor_state = tuple(array[:, rows] for array in self.predictor_state)  # HYP_AXIS
             state.contexts = None if state.context_graph is None else self.contexts[rows]
+            state.lm_state = tuple(array[:, rows] for array in self.lm_state)  # HYP_AXIS
+            state.lm_scores = None if self.lm_scores is None else self.lm_scores[rows]
             first += count
 
 
@@ -586,6 +655,8 @@ class BeamSearcher(Searcher):
         encoder_rows = encoder_frame.repeat(beams.counts, axis=0)  # (H, J)
         log_probs = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)
         totals = log_probs + beams.scores[:, None]
+        if beams.lm_scores is not None:
+            totals += beams.lm_scores  # shallow fusion: lm_scale * log P_LM(token | hypothesis), blank 0
         kept: list[_Candidate] = []
         counts = []
         first = 0
@@ -607,6 +678,7 @@ class BeamSearcher(Searcher):
             new_out, new_state = self._predict_grown([kept[i].path for i in grown], take_state(predictor_state, index))
             decoder_out[index] = new_out
             predictor_state = put_state(predictor_state, index, new_state)
+        lm_state, lm_scores = self._advance_lm(beams, kept, parents, grown)
         return _Beams(
             [c.path for c in kept],
             np.array([c.score for c in kept]),
@@ -615,7 +687,24 @@ class BeamSearcher(Searcher):
             counts,
             beams.graphs,
             [c.context for c in kept],
+            lm_state,
+            lm_scores,
         )
+
+    def _advance_lm(self, beams: _Beams, kept: list[_Candidate], parents: np.ndarray, grown: list[int]
+                    ) -> tuple[PredictorState, np.ndarray | None]:
+        """The kept hypotheses' LM state and scores: their parents', stepped (one batched call) where they grew."""
+        if beams.lm_scores is None:
+            return (), None
+        lm_scores = beams.lm_scores[parents]  # (H', V), a copy: grown rows are overwritten
+        lm_state = take_state(beams.lm_state, parents)
+        if grown:
+            index = np.array(grown)
+            tokens = np.array([kept[i].path.token for i in grown], dtype=np.int64)
+            new_scores, new_state = self._lm_step(tokens, take_state(lm_state, index))
+            lm_scores[index] = new_scores
+            lm_state = put_state(lm_state, index, new_state)
+        return lm_state, lm_scores
 
     def _prune(self, beams: _Beams, totals: np.ndarray, log_probs: np.ndarray, first_row: int, frame: int,
                graph: ContextGraph | None) -> list[_Candidate]:
@@ -686,10 +775,11 @@ def log_add(a: float, b: float) -> float:
     return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
-def create_searcher(backend: TransducerBackend, options: SearchOptions = SearchOptions()) -> Searcher:
-    """The searcher that `options.method` names, bound to `backend`."""
+def create_searcher(backend: TransducerBackend, options: SearchOptions = SearchOptions(),
+                    lm: LanguageModel | None = None) -> Searcher:
+    """The searcher that `options.method` names, bound to `backend` (and fusing `lm`: beam search only)."""
     searchers: dict[str, type[Searcher]] = {"greedy": GreedySearcher, "beam": BeamSearcher}
-    return searchers[options.method](backend, options)
+    return searchers[options.method](backend, options, lm)
 
 
 def ctc_greedy(

@@ -26,7 +26,7 @@ from asr.corpus.manifest import Utterance
 from asr.errors import ConfigError, ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime.context_graph import ContextGraph
-from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
+from asr.runtime.search import DEFAULT_LM_SCALE, LanguageModel, SearchOptions, create_searcher, ctc_greedy
 from asr.training.tokenizers import Tokenizer
 from asr.training.torch_backend import TorchBackend, encode_batch, eval_mode, stream_batch
 from models.transducer import Transducer
@@ -48,6 +48,8 @@ class EvalOptions:
     max_batch_seconds: float = 200.0  # padded audio per encoder batch: bounds memory, not results
     blank_penalty: float = 0.0  # subtracted from the blank logit before the transducer search
     hotwords: ContextGraph | None = None  # beam search: bias every utterance towards these phrases
+    lm: LanguageModel | None = None  # beam search: fuse this token LM (shallow fusion)...
+    lm_scale: float = DEFAULT_LM_SCALE  # ...with this weight
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -63,6 +65,8 @@ class EvalOptions:
     def tag(self) -> str:
         """Short name for file names, e.g. 'greedy', 'beam4', 'ctc-streaming-chunk8'."""
         name = f"beam{self.beam}" if self.decoding == "beam" else self.decoding
+        if self.lm is not None:
+            name += f"-lm{self.lm_scale:g}"
         if self.streaming:
             name += "-streaming" + (f"-chunk{self.chunk_frames}" if self.chunk_frames else "")
         return name
@@ -70,7 +74,7 @@ class EvalOptions:
     def search_options(self) -> SearchOptions:
         """The transducer search these options ask for (not used for CTC)."""
         return SearchOptions(method="beam" if self.decoding == "beam" else "greedy", beam=self.beam,
-                             blank_penalty=self.blank_penalty)
+                             blank_penalty=self.blank_penalty, lm_scale=self.lm_scale)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def decode_features(model: Transducer, features: Sequence[np.ndarray], options: 
         log_probs = np.concatenate([out for out, _ in chunks], axis=1)  # (N, T', V)
         lengths = np.sum([valid for _, valid in chunks], axis=0)
         return [h.tokens for h in ctc_greedy(log_probs, lengths, model.config.blank_id)]
-    searcher = create_searcher(TorchBackend(model), options.search_options())
+    searcher = create_searcher(TorchBackend(model), options.search_options(), options.lm)
     states = [searcher.init_state(options.hotwords) for _ in features]
     for out, valid in chunks:
         searcher.advance(out, states, valid)
