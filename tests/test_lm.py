@@ -207,3 +207,11 @@ def test_train_lm_then_transcribe_with_it(tmp_path: Path, capsys: pytest.Capture
     assert "--lm needs beam search" in captured.err
     assert captured.out.startswith(str(FLAC)) and len(captured.out.split("\t")[1].strip()) > 0
     assert OnnxLm.from_dir(exp, TokenTable.read(DEFAULT_MODEL_DIR / TOKENS_FILE)).vocab_size == 30
+
+
+def test_an_exp_dir_that_is_a_file_is_refused_before_training(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    assert cli.main(["train-lm", "--synth-sentences", "10", "--exp-dir", str(blocker)]) == 2
+    assert "--exp-dir" in capsys.readouterr().err
