@@ -11,6 +11,8 @@ CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written
    with it at the chosen scale: WER, and non-words per 100 reference words (hypothesis words that
    are neither in the synth lexicon nor in synth-train's transcripts: the words spelt from their
    sound, KNIFE as NIFE, that a language model should fix).
+Steps 1 and 2 decode BATCH streams at a time with decode_streams, which gives each stream exactly
+what decoding it alone gives (tests/test_runtime.py), at a fraction of the calls.
 3. RTF: CPU seconds of this process per audio second over the first --rtf-utterances test
    utterances, one thread, without and with the LM (decoded in this process, not the workers).
 """
@@ -33,6 +35,7 @@ from asr.runtime.recognizer import Recognizer
 from asr.runtime.search import SearchOptions
 from hotwords import lexicon_words, read_subset  # tests/benchmarks/hotwords.py: the same corpus reading
 
+BATCH = 16  # test utterances decoded together by one worker (Recognizer.decode_streams)
 _recognizers: dict[float | None, Recognizer] = {}  # per worker process: scale (None: no LM) -> recognizer
 _settings: dict[str, object] = {}
 
@@ -49,16 +52,18 @@ def recognizer(scale: float | None) -> Recognizer:
     return _recognizers[scale]
 
 
-def decode(job: tuple[str, float | None]) -> str:
-    """Text of one audio file, decoded without (scale None) or with the LM."""
-    path, scale = job
+def decode(job: tuple[list[str], float | None]) -> list[str]:
+    """Texts of audio files decoded together (decode_streams: each as it would be alone), without
+    (scale None) or with the LM."""
+    paths, scale = job
     rec = recognizer(scale)
-    stream = rec.create_stream()
-    stream.accept_waveform(16000, load(path, 16000))
-    stream.input_finished()
-    while rec.is_ready(stream):
-        rec.decode(stream)
-    return stream.result.text
+    streams = [rec.create_stream() for _ in paths]
+    for stream, path in zip(streams, paths):
+        stream.accept_waveform(16000, load(path, 16000))
+        stream.input_finished()
+    while ready := [s for s in streams if rec.is_ready(s)]:
+        rec.decode_streams(ready)
+    return [s.result.text for s in streams]
 
 
 def score(refs: list[str], hyps: list[str], known: set[str]) -> dict[str, float]:
@@ -90,7 +95,9 @@ def main() -> int:
     report: dict[str, object] = {"lm": args.lm, "beam": args.beam}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam)) as pool:
         def run(items: list[tuple[Path, str]], scale: float | None) -> list[str]:
-            return list(pool.map(decode, [(str(p), scale) for p, _ in items], chunksize=4))
+            paths = [str(p) for p, _ in items]
+            jobs = [(paths[i : i + BATCH], scale) for i in range(0, len(paths), BATCH)]
+            return [text for texts in pool.map(decode, jobs) for text in texts]
 
         dev = read_subset(args.data, "synth-dev", args.dev_utterances)
         dev_refs = [ref for _, ref in dev]
@@ -112,10 +119,10 @@ def main() -> int:
     seconds = sum(len(load(p, 16000)) for p, _ in sample) / 16000
     rtf = {}
     for name, scale in (("without", None), ("with", chosen)):
-        decode((str(sample[0][0]), scale))  # sessions loaded and warm before timing
+        decode(([str(sample[0][0])], scale))  # sessions loaded and warm before timing
         started = time.process_time()
-        for path, _ in sample:
-            decode((str(path), scale))
+        for path, _ in sample:  # one stream at a time, as on a device
+            decode(([str(path)], scale))
         rtf[name] = (time.process_time() - started) / seconds
     report.update(rtf=rtf, rtf_audio_seconds=seconds)
     print(json.dumps(report, indent=1))
