@@ -24,49 +24,13 @@ Shapes: B batch (hypotheses), U tokens, V vocab, L layers, W context window, D m
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from asr.errors import ConfigError
-
-LM_KINDS = ("transformer", "lstm")
-
-
-@dataclass(frozen=True)
-class LmConfig:
-    """One LM's shape; saved inside its checkpoint and rebuilt from it."""
-
-    kind: Literal["transformer", "lstm"] = "transformer"  # causal Transformer or LSTM
-    vocab_size: int = 30  # V: the transducer's tokens, blank (the sentence boundary) included
-    dim: int = 128  # D: embedding and hidden size
-    num_layers: int = 2  # L
-    num_heads: int = 4  # transformer: attention heads (dim must divide by it)
-    context: int = 64  # W, transformer: tokens each position attends to, itself included
-    dropout: float = 0.1  # training only
-    boundary_id: int = 0  # BOS/EOS: the transducer's blank
-
-    def __post_init__(self) -> None:
-        if self.kind not in LM_KINDS:
-            raise ConfigError(f"unknown LM kind {self.kind!r}; use one of {', '.join(LM_KINDS)}")
-        for name in ("vocab_size", "dim", "num_layers", "num_heads", "context"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"LM {name} must be at least 1, got {getattr(self, name)}")
-        if self.kind == "transformer" and self.dim % self.num_heads:
-            raise ConfigError(f"LM dim {self.dim} does not divide into {self.num_heads} heads; pick a multiple")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"LM dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LmConfig:
-        return cls(**data)
-
+from models.lm_config import LM_KINDS, LmConfig  # noqa: F401 (LM_KINDS: re-exported for callers)
 
 class TransformerLmState(NamedTuple):
     """The last W keys and values of every layer, oldest first, and which slots hold a token."""

@@ -89,6 +89,11 @@ class BeamSearcher(Searcher):
     a function of the token sequence, so two twins always hold the same state
     and have earned the same bonus; the log-add then keeps it once
     (log(e^(a+b) + e^(c+b)) = b + log(e^a + e^c)).
+
+    LM fusion (a searcher made with a LanguageModel): each hypothesis carries its LM
+    state and lm_scale times the LM's log-probabilities of the next token (blank 0),
+    added to its row before the top-k; the hypotheses that grew are stepped in one LM
+    call per frame. The LM state is a function of the tokens too, so merging holds.
     """
 
     def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:

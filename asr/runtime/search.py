@@ -1,8 +1,8 @@
-"""Transducer search (greedy, modified beam) and CTC greedy decoding, over numpy.
+"""Transducer search (greedy here, modified beam in asr.runtime.beam_search) and CTC greedy decoding, over numpy.
 
-Written once, against the narrow `TransducerBackend` interface, so the torch
-backend (training, evaluation) and the onnxruntime backend (on-device runtime)
-decode with the same code.
+Written once, against the narrow `TransducerBackend` interface (and `LanguageModel`
+for LM fusion), so the torch backend (training, evaluation) and the onnxruntime
+backend (on-device runtime) decode with the same code.
 
 Shape legend: N streams, H hypotheses (one row per hypothesis, over all streams
 of a call), T encoder frames, J joiner dim, V vocab, C predictor context size.

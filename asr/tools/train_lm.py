@@ -16,16 +16,9 @@ import math
 import time
 from pathlib import Path
 
-import torch
-
 from asr.options import MAX_THREADS, check_output_dir, float_in, int_in
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
-from asr.runtime.lm import LM_CHECKPOINT, LM_ONNX
-from asr.runtime.tokens import TOKENS_FILE
-from asr.training.lm_text import encode_sentences, gather_text, load_model_tokenizer
-from asr.training.lm_train import LmTrainOptions, dev_loss, save_lm, split_held_out, train_lm
-from export.lm_export import export_lm
-from models.lm import LM_KINDS, LmConfig, build_lm
+from models.lm_config import LM_KINDS, LmConfig
 
 
 def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +46,16 @@ def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_train_lm_command(args: argparse.Namespace) -> int:
     check_output_dir(args.exp_dir, "--exp-dir")  # before minutes of training, not after
+    # torch (training, export) only once the command runs: `asr --help` and the parser stay light.
+    import torch
+
+    from asr.runtime.lm import LM_CHECKPOINT, LM_ONNX
+    from asr.runtime.tokens import TOKENS_FILE
+    from asr.training.lm_text import encode_sentences, gather_text, load_model_tokenizer
+    from asr.training.lm_train import LmTrainOptions, dev_loss, save_lm, split_held_out, train_lm
+    from export.lm_export import export_lm
+    from models.lm import build_lm
+
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.num_threads)
     tokenizer = load_model_tokenizer(args.tokens)
