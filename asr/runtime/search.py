@@ -29,8 +29,8 @@ from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
 from asr.runtime.context_graph import ROOT, ContextGraph
 
-# Shallow-fusion weight of the LM, chosen on synth-dev with the shipped model and a small LM
-# (tests/benchmarks/lm_fusion.py; README "Language model fusion").
+# Shallow-fusion weight of the LM: the best on synth-dev for the shipped model with the README's
+# 0.31M-parameter LSTM LM (tests/benchmarks/lm_fusion.py; README "Language model fusion").
 DEFAULT_LM_SCALE = 0.4
 DECODER_CACHE_SIZE = 1024  # contexts a searcher remembers for all its streams; the oldest goes first
 # Cached stateless predictor outputs: context (C tokens) -> (1, J).

@@ -10,7 +10,8 @@ CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written
 2. Test: every subset (default: every synth-test* subset under CORPUS_ROOT), without the LM and
    with it at the chosen scale: WER, and non-words per 100 reference words (hypothesis words that
    are neither in the synth lexicon nor in synth-train's transcripts: the words spelt from their
-   sound, KNIFE as NIFE, that a language model should fix).
+   sound, KNIFE as NIFE, that a language model should fix), and how many non-words of plain beam
+   search the LM turned into the reference word, with a few examples.
 Steps 1 and 2 decode BATCH streams at a time with decode_streams, which gives each stream exactly
 what decoding it alone gives (tests/test_runtime.py), at a fraction of the calls.
 3. RTF: CPU seconds of this process per audio second over the first --rtf-utterances test
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import load
-from asr.metrics import ErrorCounts, word_errors
+from asr.metrics import ErrorCounts, alignment, word_errors
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.search import SearchOptions
@@ -64,6 +65,29 @@ def decode(job: tuple[list[str], float | None]) -> list[str]:
     while ready := [s for s in streams if rec.is_ready(s)]:
         rec.decode_streams(ready)
     return [s.result.text for s in streams]
+
+
+def fixed_spellings(refs: list[str], plain: list[str], fused: list[str], known: set[str]) -> list[str]:
+    """"NONWORD -> WORD" wherever the LM turned plain beam search's non-word into the reference word."""
+    found = []
+    for ref, without, with_lm in zip(refs, plain, fused):
+        said = dict(_by_reference_word(ref, without))
+        for position, word in _by_reference_word(ref, with_lm):
+            before = said.get(position)
+            if word == position[1] and before and before != word and before not in known:
+                found.append(f"{before} -> {word}")
+    return found
+
+
+def _by_reference_word(ref: str, hyp: str) -> list[tuple[tuple[int, str], str]]:
+    """((index, reference word), the hypothesis word aligned with it) for every substituted or matched word."""
+    pairs, index = [], 0
+    for r, h in alignment(ref, hyp):
+        if r is not None:
+            if h is not None:
+                pairs.append(((index, r), h))
+            index += 1
+    return pairs
 
 
 def score(refs: list[str], hyps: list[str], known: set[str]) -> dict[str, float]:
@@ -109,8 +133,11 @@ def main() -> int:
         for subset in subsets:
             items = read_subset(args.data, subset, args.max_utterances)
             refs = [ref for _, ref in items]
-            rows[subset] = {"utterances": len(items), "without": score(refs, run(items, None), known),
-                            "with": score(refs, run(items, chosen), known)}
+            plain, fused = run(items, None), run(items, chosen)
+            fixed = fixed_spellings(refs, plain, fused, known)
+            rows[subset] = {"utterances": len(items), "without": score(refs, plain, known),
+                            "with": score(refs, fused, known), "spellings_fixed": len(fixed),
+                            "examples": fixed[:: max(1, len(fixed) // 6)][:6]}
             print(json.dumps({subset: rows[subset]}), flush=True)
         report["test"] = rows
 
