@@ -215,3 +215,11 @@ def test_an_exp_dir_that_is_a_file_is_refused_before_training(tmp_path: Path,
     blocker.write_text("x", encoding="utf-8")
     assert cli.main(["train-lm", "--synth-sentences", "10", "--exp-dir", str(blocker)]) == 2
     assert "--exp-dir" in capsys.readouterr().err
+
+
+def test_heads_that_do_not_divide_the_dim_stop_before_any_text_is_read(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train-lm", "--text", str(tmp_path / "missing.txt"), "--dim", "30", "--heads", "4",
+            "--exp-dir", str(tmp_path / "lm")]
+    assert cli.main(argv) == 2
+    assert "does not divide into 4 heads" in capsys.readouterr().err  # not the missing text file

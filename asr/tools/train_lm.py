@@ -41,7 +41,7 @@ def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float_in(0, 100_000, low_open=True), default=10.0, help="stop after M minutes")
     p.add_argument("--num-threads", type=int_in(1, MAX_THREADS), default=1,
                    help="torch CPU threads (1 is fastest per core on a small, busy machine)")
-    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="same seed and text, same sentences drawn")
 
 
 def run_train_lm_command(args: argparse.Namespace) -> int:
@@ -59,6 +59,9 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.num_threads)
     tokenizer = load_model_tokenizer(args.tokens)
+    table = tokenizer.token_table
+    config = LmConfig(kind=args.kind, vocab_size=table.vocab_size, dim=args.dim, num_layers=args.layers,
+                      num_heads=args.heads, context=args.context, boundary_id=table.blank_id)  # checked before text
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
     text = gather_text(args.text, args.data, subsets, args.synth_sentences, args.seed)
     encoded = encode_sentences(tokenizer, text.sentences)
@@ -66,9 +69,6 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     print("text: " + ", ".join(f"{source} {n}" for source, n in text.counts.items())
           + f"; {len(train)} sentences to train, {len(dev)} held out, "
           f"{sum(map(len, train))} tokens", flush=True)
-    table = tokenizer.token_table
-    config = LmConfig(kind=args.kind, vocab_size=table.vocab_size, dim=args.dim, num_layers=args.layers,
-                      num_heads=args.heads, context=args.context, boundary_id=table.blank_id)
     model = build_lm(config)
     options = LmTrainOptions(args.batch_size, args.lr, args.max_steps, args.max_minutes, args.seed)
     started = time.monotonic()
