@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.lm_config import LM_KINDS, LmConfig  # noqa: F401 (LM_KINDS: re-exported for callers)
+from models.lm_config import LmConfig
 
 class TransformerLmState(NamedTuple):
     """The last W keys and values of every layer, oldest first, and which slots hold a token."""

@@ -23,7 +23,8 @@ from asr.training.lm_text import corpus_transcripts, read_text_file, synth_sente
 from asr.training.lm_train import TorchLm, save_lm
 from export.lm_export import export_lm
 from exported_models import TOKENS, exported_model_dir
-from models.lm import LM_KINDS, LmConfig, build_lm
+from models.lm import build_lm
+from models.lm_config import LM_KINDS, LmConfig
 from test_runtime import decode_ready, torch_reference_state, utterance
 
 BEAM = SearchOptions(method="beam", beam=3)

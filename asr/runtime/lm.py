@@ -36,7 +36,7 @@ from asr.runtime.model_dir import read_metadata_props
 from asr.runtime.model_metadata import StateSpec, next_state_name
 from asr.runtime.onnx_backend import create_session, zero_state
 from asr.runtime.search import HYP_AXIS, PredictorState
-from asr.runtime.tokens import TOKENS_FILE, TokenTable
+from asr.runtime.tokens import TokenTable
 
 LM_FORMAT_VERSION = 1
 LM_ONNX = "lm.onnx"

@@ -27,8 +27,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 from asr.audio import load
 from asr.metrics import ErrorCounts, alignment, word_errors
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
