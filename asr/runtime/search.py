@@ -31,7 +31,7 @@ from asr.runtime.context_graph import ROOT, ContextGraph
 
 # Shallow-fusion weight of the LM: the best on synth-dev for the shipped model with the README's
 # 0.31M-parameter LSTM LM (tests/benchmarks/lm_fusion.py; README "Language model fusion").
-DEFAULT_LM_SCALE = 0.4
+DEFAULT_LM_SCALE = 0.5
 DECODER_CACHE_SIZE = 1024  # contexts a searcher remembers for all its streams; the oldest goes first
 # Cached stateless predictor outputs: context (C tokens) -> (1, J).
 DecoderCache = dict[tuple[int, ...], np.ndarray]
