@@ -112,6 +112,8 @@ COMMANDS = (
             "asr.training.config:add_average_arguments", "asr.training.command:run_average_command"),
     Command("eval", "decode subsets with a trained checkpoint and report WER per subset",
             "cli:_eval_arguments", "asr.evaluation.evaluate:run_eval_command"),
+    Command("train-lm", "train a token LM (Transformer or LSTM) for fusion in beam search, export lm.onnx",
+            "asr.tools.train_lm:add_train_lm_arguments", "asr.tools.train_lm:run_train_lm_command"),
     Command("export", "export a checkpoint to verified ONNX files (--int8 adds int8 twins)",
             "export.command:add_export_arguments", "export.command:run_export_command"),
     Command("transcribe", "transcribe audio files with an exported model dir (no torch needed)",

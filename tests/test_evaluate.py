@@ -302,3 +302,22 @@ def test_eval_leaves_out_unreadable_audio_and_stops_past_the_limit(
     flacs[3].write_bytes(flacs[3].read_bytes()[:60])  # a second one, over a limit of 1
     with pytest.raises(DataError, match="2 audio files cannot be read, more than --max-bad-files 1"):
         run_eval(*data, "--max-bad-files", "1")
+
+
+def test_eval_with_an_lm(corpus: Path, exp_dir: Path, tokenizer: CharTokenizer, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    from test_lm import write_lm_dir
+
+    lm = write_lm_dir(tmp_path / "lm", "transformer", tokenizer.token_table)
+    base = ["--exp-dir", str(exp_dir), "--data", str(corpus), "--subsets", "synth-test", "--format", "json",
+            "--beam", "2", "--max-utterances", "3"]
+    hypotheses = {}
+    for name, extra in {"plain": ["--decoding", "beam"], "zero": ["--lm", str(lm), "--lm-scale", "0"]}.items():
+        assert run_eval(*base, *extra) == 0
+        report = json.loads(capsys.readouterr().out)
+        hypotheses[name] = [hyp for _, _, hyp, _ in read_details(Path(report["subsets"]["synth-test"]["details"]))]
+    assert report["options"]["lm"] == "TorchLm" and report["options"]["decoding"] == "beam"  # --lm switched to beam
+    assert report["subsets"]["synth-test"]["details"].endswith("synth-test-beam2-lm0-checkpoint-0000007.txt")
+    assert hypotheses["zero"] == hypotheses["plain"]
+    with pytest.raises(ConfigError, match="--lm apply to the transducer search"):
+        run_eval(*base, "--decoding", "ctc", "--lm", str(lm))

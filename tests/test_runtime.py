@@ -320,14 +320,14 @@ def test_decoding_never_imports_torch(model_dir: Path) -> None:
 
 
 def torch_reference_state(kind: tuple[str, str], recognizer: Recognizer, audio: np.ndarray, options: SearchOptions,
-                          graph=None):  # noqa: ANN001, ANN201 (ContextGraph | None -> SearchState)
-    """torch_reference's search state, with a hotword graph."""
+                          graph=None, lm=None):  # noqa: ANN001, ANN201 (ContextGraph, LanguageModel -> SearchState)
+    """torch_reference's search state, with a hotword graph and an LM fused."""
     model = gated_model(*kind)
     features = fbank(audio)
     padding = recognizer.metadata.tail_padding_frames(len(features))
     features = np.concatenate([features, np.full((padding, features.shape[1]), SILENCE_FEATURE, np.float32)])
     encoder_out = stream_utterance(model, features, recognizer.metadata.chunk_frames)
-    searcher = create_searcher(TorchBackend(model), options)
+    searcher = create_searcher(TorchBackend(model), options, lm)
     state = searcher.init_state(graph)
     searcher.advance(encoder_out[None], [state])
     return state

@@ -19,9 +19,8 @@ from asr.runtime.search import (
     Searcher,
     create_searcher,
     ctc_greedy,
-    log_add,
-    top_k,
 )
+from asr.runtime.beam_search import log_add, top_k
 
 VOCAB = 5
 JOINER_DIM = 6

@@ -33,6 +33,7 @@ from asr.runtime.hotwords import load_context_graph
 from asr.runtime.search_flags import resolve_search
 from asr.training.checkpoints import LoadedModel, load_for_inference
 from asr.training.decoding import EvalOptions, EvalResult, evaluate
+from asr.training.lm_train import TorchLm
 
 EVAL_DIR = "eval"  # per-utterance result files, inside the experiment dir
 
@@ -105,14 +106,17 @@ def run_eval_command(args: argparse.Namespace) -> int:
         raise DataError("--subsets is empty; name at least one, e.g. --subsets synth-test")
     for subset in subsets:  # fail before loading the model or decoding anything
         subset_dir(args.data, subset)
-    if args.decoding == "ctc" and (args.hotwords is not None or args.blank_penalty or args.rescore_weight):
-        raise ConfigError("--hotwords, --blank-penalty and --rescore-weight apply to the transducer search; "
+    if args.decoding == "ctc" and (args.hotwords is not None or args.blank_penalty or args.rescore_weight
+                                   or args.lm is not None):
+        raise ConfigError("--hotwords, --blank-penalty, --rescore-weight and --lm apply to the transducer search; "
                           "use --decoding greedy or beam")
     decoding = args.decoding if args.decoding == "ctc" else resolve_search(args, sys.stderr, "eval")[0]
     options = EvalOptions(decoding=decoding, beam=args.beam, streaming=args.streaming,
                           chunk_frames=args.chunk_frames, blank_penalty=args.blank_penalty,
-                          rescore_weight=args.rescore_weight)
+                          rescore_weight=args.rescore_weight, lm_scale=args.lm_scale)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
+    if args.lm is not None:  # the torch twin of the runtime's lm.onnx, checked against the model's tokens
+        options = dataclasses.replace(options, lm=TorchLm.from_dir(args.lm, loaded.tokenizer.token_table))
     if args.hotwords is not None:
         graph = load_context_graph(loaded.tokenizer.token_table, args.hotwords, args.hotwords_score)
         options = dataclasses.replace(options, hotwords=graph)
@@ -157,7 +161,9 @@ def _json_report(
         "checkpoint": str(loaded.path),
         "weights": loaded.weights,
         "step": loaded.step,
-        "options": dataclasses.asdict(options),
+        # Hotword graphs and LMs are objects, not settings: named by their type.
+        "options": {k: v if isinstance(v, (int, float, str, bool, type(None))) else type(v).__name__
+                    for k, v in vars(options).items()},
         "subsets": {
             subset: {
                 "wer": number(result.wer_percent),

@@ -26,18 +26,20 @@ from asr.errors import ConfigError
 from asr.features import fbank
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.model_dir import ModelFiles
+from asr.runtime.lm import OnnxLm, check_lm_fits
 from asr.runtime.onnx_backend import LoadedModel, OnnxModel
 from asr.runtime.recognizer import attention_rescorer
 from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
-from asr.runtime.search import SearchOptions, create_searcher
+from asr.runtime.search import LanguageModel, SearchOptions, create_searcher
 
 
 class OfflineRecognizer(LoadedModel):
     """An offline model ready to recognise whole utterances; immutable and shareable."""
 
-    def __init__(self, model: OnnxModel, decoding: SearchOptions = SearchOptions(), rescore_weight: float = 0.0) -> None:
-        """Prefer `OfflineRecognizer.from_dir`; this takes an already loaded model.
+    def __init__(self, model: OnnxModel, decoding: SearchOptions = SearchOptions(), rescore_weight: float = 0.0,
+                 lm: LanguageModel | None = None) -> None:
+        """Prefer `OfflineRecognizer.from_dir`; this takes an already loaded model (and LM, checked against its tokens).
 
         rescore_weight > 0 re-ranks each file's n-best with the model's attention decoder
         (asr.runtime.rescore), as the streaming Recognizer does at each endpoint.
@@ -48,17 +50,23 @@ class OfflineRecognizer(LoadedModel):
                 "--offline is for offline models (encoder kind bilstm): leave --offline out"
             )
         self._model = model
-        self._searcher = create_searcher(model.backend, decoding)
+        check_lm_fits(lm, model.files.token_table)
+        self._searcher = create_searcher(model.backend, decoding, lm)
         self._rescore_weight = check_weight(rescore_weight)
         self._rescorer = attention_rescorer(model, self._rescore_weight, decoding.method)
 
     @classmethod
     def from_dir(
         cls, model_dir: str | Path, num_threads: int = 1, decoding: SearchOptions = SearchOptions(), int8: bool = False,
-        rescore_weight: float = 0.0,
+        rescore_weight: float = 0.0, lm: str | Path | None = None,
     ) -> OfflineRecognizer:
-        """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad."""
-        return cls(OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads), decoding, rescore_weight)
+        """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad.
+
+        lm: an LM dir (`asr train-lm`) to fuse in beam search, as for the streaming Recognizer.
+        """
+        model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
+        language_model = None if lm is None else OnnxLm.from_dir(lm, model.files.token_table, num_threads)
+        return cls(model, decoding, rescore_weight, language_model)
 
 
     def encode(self, features: np.ndarray) -> np.ndarray:

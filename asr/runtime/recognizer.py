@@ -52,8 +52,11 @@ from asr.runtime.onnx_backend import EncoderState, LoadedModel, OnnxAttentionSco
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
+from asr.runtime.lm import OnnxLm, check_lm_fits
 from asr.runtime.rescore import check_weight, rescore_state
-from asr.runtime.search import EMPTY_PATH, Searcher, SearchOptions, SearchState, create_searcher, take_state
+from asr.runtime.search import (
+    EMPTY_PATH, LanguageModel, Searcher, SearchOptions, SearchState, create_searcher, take_state,
+)
 from asr.runtime.tokens import TokenTable
 
 
@@ -100,8 +103,10 @@ def _new_segment(state: SearchState) -> SearchState:
     # Hotword matches restart at the graph's root with the new segment's empty path, so a
     # hypothesis's graph state stays a function of its tokens (what beam search merges by).
     contexts = None if state.context_graph is None else [ROOT]
+    # The LM, like the predictor, goes on from the best hypothesis's context.
+    lm_scores = None if state.lm_scores is None else state.lm_scores[rows]
     return SearchState([EMPTY_PATH], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows),
-                       0, state.context_graph, contexts)
+                       0, state.context_graph, contexts, take_state(state.lm_state, rows), lm_scores)
 
 
 def attention_rescorer(model: OnnxModel, weight: float, method: str) -> OnnxAttentionScorer | None:
@@ -132,11 +137,13 @@ class Recognizer(LoadedModel):
         decoding: SearchOptions = SearchOptions(),
         endpoint: EndpointConfig = EndpointConfig(),
         rescore_weight: float = 0.0,
+        lm: LanguageModel | None = None,
     ) -> None:
-        """Prefer `Recognizer.from_dir`; this takes an already loaded model. ConfigError for an offline model.
+        """Prefer `Recognizer.from_dir`; this takes an already loaded model (and LM, checked against its tokens).
 
-        rescore_weight > 0 re-ranks each segment's n-best at its end with the model's
-        attention decoder (asr.runtime.rescore); ConfigError if the model has none.
+        ConfigError for an offline model. rescore_weight > 0 re-ranks each segment's n-best at
+        its end with the model's attention decoder (asr.runtime.rescore); ConfigError if the
+        model has none.
         """
         if not model.metadata.streaming:
             raise ConfigError(
@@ -145,7 +152,8 @@ class Recognizer(LoadedModel):
                 "with `asr transcribe --offline` (Python: asr.runtime.offline.OfflineRecognizer)"
             )
         self._model = model
-        self._searcher: Searcher = create_searcher(model.backend, decoding)
+        check_lm_fits(lm, model.files.token_table)
+        self._searcher: Searcher = create_searcher(model.backend, decoding, lm)
         self._endpoint = endpoint
         self._rescorer = attention_rescorer(model, check_weight(rescore_weight), decoding.method)
         self._rescore_weight = rescore_weight
@@ -162,10 +170,16 @@ class Recognizer(LoadedModel):
         endpoint: EndpointConfig = EndpointConfig(),
         int8: bool = False,
         rescore_weight: float = 0.0,
+        lm: str | Path | None = None,
     ) -> Recognizer:
-        """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad."""
+        """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad.
+
+        lm: an LM dir (`asr train-lm`) to fuse in beam search with weight decoding.lm_scale;
+        ModelFilesError if it is missing or was trained for other tokens, ConfigError with greedy search.
+        """
         model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
-        return cls(model, decoding, endpoint, rescore_weight)
+        language_model = None if lm is None else OnnxLm.from_dir(lm, model.files.token_table, num_threads)
+        return cls(model, decoding, endpoint, rescore_weight, language_model)
 
     @property
     def decoding(self) -> SearchOptions:

@@ -1,8 +1,8 @@
-"""Transducer search (greedy, modified beam) and CTC greedy decoding, over numpy.
+"""Transducer search (greedy here, modified beam in asr.runtime.beam_search) and CTC greedy decoding, over numpy.
 
-Written once, against the narrow `TransducerBackend` interface, so the torch
-backend (training, evaluation) and the onnxruntime backend (on-device runtime)
-decode with the same code.
+Written once, against the narrow `TransducerBackend` interface (and `LanguageModel`
+for LM fusion), so the torch backend (training, evaluation) and the onnxruntime
+backend (on-device runtime) decode with the same code.
 
 Shape legend: N streams, H hypotheses (one row per hypothesis, over all streams
 of a call), T encoder frames, J joiner dim, V vocab, C predictor context size.
@@ -29,6 +29,9 @@ from asr.checks import check_shape
 from asr.errors import AsrError, ConfigError, ShapeError
 from asr.runtime.context_graph import ROOT, ContextGraph
 
+# Shallow-fusion weight of the LM: the best on synth-dev for the shipped model with the README's
+# 0.31M-parameter LSTM LM (tests/benchmarks/lm_fusion.py; README "Language model fusion").
+DEFAULT_LM_SCALE = 0.5
 DECODER_CACHE_SIZE = 1024  # contexts a searcher remembers for all its streams; the oldest goes first
 # Cached stateless predictor outputs: context (C tokens) -> (1, J).
 DecoderCache = dict[tuple[int, ...], np.ndarray]
@@ -79,6 +82,27 @@ class TransducerBackend(Protocol):
         """Joiner: encoder_out (H, J), decoder_out (H, J) -> logits (H, V), not normalised."""
 
 
+class LanguageModel(Protocol):
+    """What shallow fusion needs from a token LM (asr.runtime.lm.OnnxLm, asr.training.lm_train.TorchLm).
+
+    Its state is a tuple of arrays with the hypothesis axis H at HYP_AXIS, like a PredictorState.
+    """
+
+    @property
+    def vocab_size(self) -> int:
+        """V: the transducer's, blank included."""
+
+    @property
+    def boundary_id(self) -> int:
+        """The sentence-start token fed first (the transducer's blank)."""
+
+    def initial_state(self, n: int) -> PredictorState:
+        """The state before any token, for n hypotheses."""
+
+    def step(self, tokens: np.ndarray, state: PredictorState) -> tuple[np.ndarray, PredictorState]:
+        """tokens (H,) int64 after `state` -> log-probabilities of the next token (H, V), the new state."""
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How to search; `create_searcher` picks the algorithm from `method`."""
@@ -90,6 +114,9 @@ class SearchOptions:
     # models trained with the pruned RNN-T loss rarely need more. Beam search is always 1.
     max_symbols_per_frame: int = 1
     blank_penalty: float = 0.0  # subtracted from the blank logit first; > 0 trades deletions for insertions
+    # Shallow fusion (beam search with a LanguageModel): each token's score gains lm_scale times the LM's
+    # log-probability of it; the blank gains nothing. 0 keeps the LM's calls but changes no score.
+    lm_scale: float = DEFAULT_LM_SCALE
 
     def __post_init__(self) -> None:
         if self.method not in ("greedy", "beam"):
@@ -101,6 +128,9 @@ class SearchOptions:
                 f"max_symbols_per_frame is {self.max_symbols_per_frame}; use 1 or more "
                 "(0 would never emit a token)"
             )
+        if not (math.isfinite(self.lm_scale) and self.lm_scale >= 0):
+            raise ConfigError(f"the LM scale (--lm-scale) must be a finite number >= 0, got {self.lm_scale}; "
+                              f"0 leaves the scores as they are, {DEFAULT_LM_SCALE} is the default")
         if self.method == "beam" and self.max_symbols_per_frame != 1:
             raise ConfigError(
                 "modified beam search emits at most one symbol per frame; leave "
@@ -208,6 +238,10 @@ class SearchState:
     # survives pruning); ranking for results takes the pending part out (`settled_scores`).
     context_graph: ContextGraph | None = None
     contexts: list[int] | None = None  # (H,) graph states; None without a graph
+    # LM fusion (beam search with a LanguageModel): each hypothesis's LM state after its tokens, and
+    # lm_scale times the LM's log-probabilities of the token after them, blank column 0: (H, V).
+    lm_state: PredictorState = ()
+    lm_scores: np.ndarray | None = None
 
     def settled_scores(self) -> np.ndarray:
         """(H,) scores less the bonus of unfinished hotword matches: what results are ranked by.
@@ -296,10 +330,20 @@ class Searcher(ABC):
     per-stream cache would start cold on every utterance.
     """
 
-    def __init__(self, backend: TransducerBackend, options: SearchOptions) -> None:
+    def __init__(self, backend: TransducerBackend, options: SearchOptions, lm: LanguageModel | None = None) -> None:
         self.backend = backend
         self.options = options
+        self.lm = lm
         self._decoder_cache: DecoderCache = {}
+        if lm is not None:
+            self._check_lm(lm)
+
+    def _check_lm(self, lm: LanguageModel) -> None:
+        if lm.vocab_size != self.backend.vocab_size:
+            raise ConfigError(
+                f"the LM scores {lm.vocab_size} tokens but the model has {self.backend.vocab_size}; "
+                "train the LM with this model's tokens (asr train-lm --tokens MODEL_DIR)"
+            )
 
     def init_state(self, context_graph: ContextGraph | None = None) -> SearchState:
         """A fresh stream: one empty hypothesis whose context is all blanks; hotwords in `context_graph`."""
@@ -312,7 +356,20 @@ class Searcher(ABC):
         else:
             decoder_out, state = self._predict_grown([EMPTY_PATH], ())
         contexts = None if context_graph is None else [ROOT]
-        return SearchState([EMPTY_PATH], np.zeros(1), decoder_out, state, 0, context_graph, contexts)
+        search = SearchState([EMPTY_PATH], np.zeros(1), decoder_out, state, 0, context_graph, contexts)
+        if self.lm is not None:
+            boundary = np.array([self.lm.boundary_id], dtype=np.int64)
+            search.lm_scores, search.lm_state = self._lm_step(boundary, self.lm.initial_state(1))
+        return search
+
+    def _lm_step(self, tokens: np.ndarray, state: PredictorState) -> tuple[np.ndarray, PredictorState]:
+        """The LM after `tokens` (H,): the fused scores of every next token (H, V), blank 0, and its state."""
+        assert self.lm is not None  # only called by searchers made with an LM
+        log_probs, new_state = self.lm.step(tokens, state)
+        check_shape("LM log_probs", log_probs, (len(tokens), self.backend.vocab_size))
+        scores = self.options.lm_scale * log_probs.astype(np.float64)
+        scores[:, self.backend.blank_id] = 0.0  # blank is the transducer's business, not a token of the text
+        return scores, tuple(new_state)
 
     def _check_graph(self, graph: ContextGraph) -> None:
         if graph.vocab_size != self.backend.vocab_size or graph.blank_id != self.backend.blank_id:
@@ -421,6 +478,12 @@ class GreedySearcher(Searcher):
     one frame per call. Streams decoded together still share calls, as in beam search.
     """
 
+    def _check_lm(self, lm: LanguageModel) -> None:
+        raise ConfigError(
+            "LM fusion needs beam search (the LM re-ranks hypotheses, and greedy search keeps one); "
+            "use SearchOptions(method='beam') or --decoding beam"
+        )
+
     def _check_graph(self, graph: ContextGraph) -> None:
         raise ConfigError(
             "hotwords need beam search (a bonus can only change which hypothesis wins when there are "
@@ -499,158 +562,6 @@ class GreedySearcher(Searcher):
             state.predictor_state = tuple(array[:, n : n + 1] for array in predictor_state)  # HYP_AXIS
 
 
-@dataclass(slots=True)
-class _Candidate:
-    """A hypothesis of the next frame while beam search builds it (mutable: merging adds score)."""
-
-    path: TokenPath
-    score: float
-    parent: int  # row of the current hypothesis it extends, over all streams
-    emitted: bool  # whether it extends its parent by a token (needs a predictor call)
-    context: int = ROOT  # its state in the stream's hotword graph (ROOT without one)
-
-
-@dataclass
-class _Beams:
-    """The hypotheses of S streams, flat and stream-major, while beam search runs over frames."""
-
-    paths: list[TokenPath]  # (H,) token sequences with their frames
-    scores: np.ndarray  # (H,) float64
-    decoder_out: np.ndarray  # (H, J)
-    predictor_state: PredictorState  # H on HYP_AXIS
-    counts: list[int]  # hypotheses per stream, summing to H
-    graphs: list[ContextGraph | None]  # per stream, its hotword graph
-    contexts: list[int]  # (H,) graph states (ROOT for streams without a graph)
-
-    @classmethod
-    def gather(cls, states: Sequence[SearchState]) -> _Beams:
-        """The hypotheses of `states`, joined in stream order."""
-        return cls(
-            [path for state in states for path in state.paths],
-            np.concatenate([state.scores for state in states]),
-            np.concatenate([state.decoder_out for state in states]),
-            concat_states([state.predictor_state for state in states]),
-            [len(state.paths) for state in states],
-            [state.context_graph for state in states],
-            [c for state in states for c in (state.contexts or [ROOT] * len(state.paths))],
-        )
-
-    def scatter(self, states: Sequence[SearchState]) -> None:
-        """Write each stream's hypotheses back into its state."""
-        first = 0
-        for state, count in zip(states, self.counts):
-            rows = slice(first, first + count)
-            state.paths = self.paths[rows]
-            state.scores, state.decoder_out = self.scores[rows], self.decoder_out[rows]
-            state.predictor_state = tuple(array[:, rows] for array in self.predictor_state)  # HYP_AXIS
-            state.contexts = None if state.context_graph is None else self.contexts[rows]
-            first += count
-
-
-class BeamSearcher(Searcher):
-    """Modified beam search: at most one token per frame, `beam` hypotheses per stream.
-
-    Per frame, every (hypothesis, token) pair of a stream is scored, the best
-    `beam` are kept, and those with equal token sequences are merged by
-    log-adding their scores (they are the same output reached by different
-    alignments). One join and at most one predict call per frame cover every
-    hypothesis of every stream; a stateless predictor's outputs are cached by
-    context, so hypotheses that keep re-growing the same tokens skip it.
-
-    Hotwords: a stream with a ContextGraph adds each (hypothesis, token) pair's
-    bonus to its score before the top-k, and the candidate moves to the graph
-    state after the token. Merging stays by token sequence alone: within a
-    segment every hypothesis starts at the graph's root, and the graph state is
-    a function of the token sequence, so two twins always hold the same state
-    and have earned the same bonus; the log-add then keeps it once
-    (log(e^(a+b) + e^(c+b)) = b + log(e^a + e^c)).
-    """
-
-    def _advance(self, encoder_out: np.ndarray, states: list[SearchState], lengths: np.ndarray) -> None:
-        ends = lengths.tolist()
-        start = 0
-        streams = [n for n in range(len(states)) if ends[n] > 0]
-        while streams:  # stretches of frames over which the same streams are active
-            stop = min(ends[n] for n in streams)
-            group = [states[n] for n in streams]
-            frames = encoder_out if len(streams) == len(states) else encoder_out[streams]  # (S, T, J)
-            beams = _Beams.gather(group)
-            for t in range(start, stop):
-                beams = self._step(beams, frames[:, t], [state.num_frames + t for state in group])
-            beams.scatter(group)
-            start = stop
-            streams = [n for n in streams if ends[n] > stop]
-
-    def _step(self, beams: _Beams, encoder_frame: np.ndarray, frames: list[int]) -> _Beams:
-        """Advance every stream by one frame; encoder_frame is (S, J), frames the streams' frame indices."""
-        encoder_rows = encoder_frame.repeat(beams.counts, axis=0)  # (H, J)
-        log_probs = self._log_probs(encoder_rows, beams.decoder_out)  # (H, V)
-        totals = log_probs + beams.scores[:, None]
-        kept: list[_Candidate] = []
-        counts = []
-        first = 0
-        for count, frame, graph in zip(beams.counts, frames, beams.graphs):
-            rows = slice(first, first + count)
-            if graph is not None:
-                totals[rows] += np.stack([graph.bonus_row(c) for c in beams.contexts[rows]])
-            candidates = self._prune(beams, totals[rows], log_probs[rows], first, frame, graph)
-            kept.extend(candidates)
-            counts.append(len(candidates))
-            first += count
-
-        parents = np.array([c.parent for c in kept])
-        decoder_out = beams.decoder_out[parents]  # (H', J), a copy: grown rows are overwritten
-        predictor_state = take_state(beams.predictor_state, parents)
-        grown = [i for i, c in enumerate(kept) if c.emitted]
-        if grown:
-            index = np.array(grown)
-            new_out, new_state = self._predict_grown([kept[i].path for i in grown], take_state(predictor_state, index))
-            decoder_out[index] = new_out
-            predictor_state = put_state(predictor_state, index, new_state)
-        return _Beams(
-            [c.path for c in kept],
-            np.array([c.score for c in kept]),
-            decoder_out,
-            predictor_state,
-            counts,
-            beams.graphs,
-            [c.context for c in kept],
-        )
-
-    def _prune(self, beams: _Beams, totals: np.ndarray, log_probs: np.ndarray, first_row: int, frame: int,
-               graph: ContextGraph | None) -> list[_Candidate]:
-        """The best `beam` extensions of one stream, merged by token sequence, best first.
-
-        totals: (H_s, V) score of each (hypothesis, token) pair, hotword bonus included;
-        log_probs: (H_s, V) the joiner's alone (a new token's confidence); first_row: the
-        row of the stream's hypothesis 0 in `beams`; frame: the timestamp of new tokens.
-        """
-        blank, vocab_size = self.backend.blank_id, totals.shape[1]
-        flat = totals.ravel()
-        kept: list[_Candidate] = []
-        for index in top_k(flat, self.options.beam).tolist():
-            score = float(flat[index])
-            parent, token = divmod(index, vocab_size)
-            row = first_row + parent
-            emitted = token != blank
-            path = beams.paths[row]
-            context = beams.contexts[row]
-            if emitted:
-                path = path.extend(token, frame, float(log_probs[parent, token]))
-                if graph is not None:
-                    context = int(graph.next_row(context)[token])
-            # The stream's hypotheses differ, so two extensions can only be equal when one
-            # adds blank and the other a token; last tokens rule most pairs out cheaply.
-            for twin in kept:
-                if twin.emitted != emitted and twin.path.token == path.token and twin.path.same_tokens(path):
-                    # Candidates come best first, so the merged one keeps its best path's timestamps.
-                    twin.score = log_add(twin.score, score)
-                    break
-            else:
-                kept.append(_Candidate(path, score, row, emitted, context))
-        return sorted(kept, key=lambda c: -c.score)
-
-
 def put_state(state: PredictorState, rows: np.ndarray | list[int], new: PredictorState) -> PredictorState:
     """`state` with hypotheses `rows` replaced by `new` (a copy; () stays ())."""
     replaced = []
@@ -661,35 +572,13 @@ def put_state(state: PredictorState, rows: np.ndarray | list[int], new: Predicto
     return tuple(replaced)
 
 
-def top_k(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest of `values` (1-D), largest first, ties in index order.
+def create_searcher(backend: TransducerBackend, options: SearchOptions = SearchOptions(),
+                    lm: LanguageModel | None = None) -> Searcher:
+    """The searcher that `options.method` names, bound to `backend` (and fusing `lm`: beam search only)."""
+    from asr.runtime.beam_search import BeamSearcher  # it builds on this module, so it is imported here
 
-    What a stable descending argsort gives, at the cost of k argmax passes (a beam
-    is a handful): argmax returns the first of equal maxima, so ties come out in
-    index order. Once only -inf or NaN is left, the sort itself decides.
-    """
-    remaining = values.copy()
-    picked = []
-    for _ in range(min(k, values.size)):
-        index = int(remaining.argmax())
-        if not remaining[index] > -np.inf:
-            return np.argsort(-values, kind="stable")[:k]
-        picked.append(index)
-        remaining[index] = -np.inf
-    return np.array(picked, dtype=np.int64)
-
-
-def log_add(a: float, b: float) -> float:
-    """log(exp(a) + exp(b)) without overflow, as np.logaddexp computes it, on Python floats."""
-    if a == b:
-        return a + math.log(2.0)
-    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
-
-
-def create_searcher(backend: TransducerBackend, options: SearchOptions = SearchOptions()) -> Searcher:
-    """The searcher that `options.method` names, bound to `backend`."""
     searchers: dict[str, type[Searcher]] = {"greedy": GreedySearcher, "beam": BeamSearcher}
-    return searchers[options.method](backend, options)
+    return searchers[options.method](backend, options, lm)
 
 
 def ctc_greedy(

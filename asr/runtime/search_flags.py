@@ -1,6 +1,6 @@
-"""The search flags `asr transcribe`, `asr live` and `asr eval` share: hotwords, blank penalty, rescoring, n-best.
+"""The search flags `asr transcribe`, `asr live` and `asr eval` share: hotwords, blank penalty, LM, rescoring, n-best.
 
-Hotwords, attention rescoring (and n-best lists longer than one) need beam search; given with the
+Hotwords, an LM, attention rescoring (and n-best lists longer than one) need beam search; given with the
 default greedy decoding, the command switches to beam search and says so on
 stderr, rather than refusing: the flag says what the user wants, and beam
 search is what delivers it. (The Python API refuses instead: a program should
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from asr.errors import ConfigError
 from asr.runtime.hotwords import DEFAULT_SCORE, check_score
 from asr.runtime.rescore import check_weight
+from asr.runtime.search import DEFAULT_LM_SCALE
 
 if TYPE_CHECKING:
     from asr.runtime.context_graph import ContextGraph
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> None:
-    """--hotwords, --hotwords-score, --blank-penalty (and --nbest when `nbest`); argparse only."""
+    """--hotwords, --hotwords-score, --blank-penalty, --lm, --lm-scale (and --nbest when `nbest`); argparse only."""
     parser.add_argument("--hotwords", type=Path, default=None, metavar="FILE",
                         help="bias beam search towards these phrases: one per line, optional per-phrase score "
                              "as a trailing ':2.5'; # comments (switches greedy decoding to beam)")
@@ -37,6 +38,10 @@ def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> No
     parser.add_argument("--rescore-weight", type=float, default=0.0, metavar="W",
                         help="at each segment's end, re-rank beam search's hypotheses by transducer + W x attention "
                              "decoder log-prob (models trained with --attention-decoder; default: 0, off)")
+    parser.add_argument("--lm", type=Path, default=None, metavar="DIR",
+                        help="fuse this token LM (the dir `asr train-lm` wrote) in beam search (switches greedy to beam)")
+    parser.add_argument("--lm-scale", type=float, default=DEFAULT_LM_SCALE, metavar="X",
+                        help=f"weight of the LM's log-probabilities in beam search, >= 0 (default: {DEFAULT_LM_SCALE})")
     if nbest:
         parser.add_argument("--nbest", type=int, default=0, metavar="N",
                             help="jsonl: add the N best hypotheses of each segment as `nbest` (beam search)")
@@ -52,10 +57,15 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple
         raise ConfigError(f"--nbest must be 0 (none) or more, got {nbest}")
     if nbest > args.beam:
         raise ConfigError(f"--nbest {nbest} is more than --beam {args.beam} hypotheses; raise --beam or lower --nbest")
+    if not (math.isfinite(args.lm_scale) and args.lm_scale >= 0):
+        raise ConfigError(f"--lm-scale must be a finite number >= 0, got {args.lm_scale}; "
+                          f"0 leaves the scores as they are, {DEFAULT_LM_SCALE} is the default")
     rescore = check_weight(args.rescore_weight) > 0
+    needs_beam = {"--hotwords": args.hotwords is not None, "--lm": args.lm is not None, "--rescore-weight": rescore,
+                  "--nbest": nbest > 1}
     decoding = args.decoding
-    if decoding == "greedy" and (args.hotwords is not None or nbest > 1 or rescore):
-        why = "--hotwords" if args.hotwords is not None else "--rescore-weight" if rescore else "--nbest"
+    if decoding == "greedy" and any(needs_beam.values()):
+        why = next(flag for flag, needed in needs_beam.items() if needed)
         print(f"asr {command}: note: {why} needs beam search; decoding with --decoding beam --beam {args.beam}",
               file=err, flush=True)
         decoding = "beam"
@@ -82,9 +92,10 @@ def recognizer_from_args(
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
-        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty),
+        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty, lm_scale=args.lm_scale),
         int8=int8,
         rescore_weight=args.rescore_weight,
+        lm=args.lm,
     )
     graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
                                                                   args.hotwords_score)

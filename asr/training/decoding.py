@@ -27,7 +27,7 @@ from asr.errors import ConfigError, ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.rescore import check_weight, rescore_state
-from asr.runtime.search import SearchOptions, create_searcher, ctc_greedy
+from asr.runtime.search import DEFAULT_LM_SCALE, LanguageModel, SearchOptions, create_searcher, ctc_greedy
 from asr.training.tokenizers import Tokenizer
 from asr.training.torch_backend import TorchAttentionScorer, TorchBackend, encode_batch, eval_mode, stream_batch
 from models.transducer import Transducer
@@ -50,6 +50,8 @@ class EvalOptions:
     blank_penalty: float = 0.0  # subtracted from the blank logit before the transducer search
     hotwords: ContextGraph | None = None  # beam search: bias every utterance towards these phrases
     rescore_weight: float = 0.0  # beam search: re-rank each utterance's n-best by + weight x attention log-prob
+    lm: LanguageModel | None = None  # beam search: fuse this token LM (shallow fusion)...
+    lm_scale: float = DEFAULT_LM_SCALE  # ...with this weight
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -70,6 +72,8 @@ class EvalOptions:
         name = f"beam{self.beam}" if self.decoding == "beam" else self.decoding
         if self.rescore_weight:
             name += f"-rescore{self.rescore_weight:g}"
+        if self.lm is not None:
+            name += f"-lm{self.lm_scale:g}"
         if self.streaming:
             name += "-streaming" + (f"-chunk{self.chunk_frames}" if self.chunk_frames else "")
         return name
@@ -77,7 +81,7 @@ class EvalOptions:
     def search_options(self) -> SearchOptions:
         """The transducer search these options ask for (not used for CTC)."""
         return SearchOptions(method="beam" if self.decoding == "beam" else "greedy", beam=self.beam,
-                             blank_penalty=self.blank_penalty)
+                             blank_penalty=self.blank_penalty, lm_scale=self.lm_scale)
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def decode_features(model: Transducer, features: Sequence[np.ndarray], options: 
         log_probs = np.concatenate([out for out, _ in chunks], axis=1)  # (N, T', V)
         lengths = np.sum([valid for _, valid in chunks], axis=0)
         return [h.tokens for h in ctc_greedy(log_probs, lengths, model.config.blank_id)]
-    searcher = create_searcher(TorchBackend(model), options.search_options())
+    searcher = create_searcher(TorchBackend(model), options.search_options(), options.lm)
     states = [searcher.init_state(options.hotwords) for _ in features]
     for out, valid in chunks:
         searcher.advance(out, states, valid)

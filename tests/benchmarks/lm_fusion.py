@@ -1,0 +1,158 @@
+"""LM shallow fusion on the shipped default model: the scale chosen on dev, WER, non-words and RTF on every test subset.
+
+    python tests/benchmarks/lm_fusion.py --data CORPUS_ROOT --lm LM_DIR [--scales 0.1,0.2,0.3,0.5]
+        [--dev-utterances 300] [--subsets synth-test,...] [--max-utterances N] [--beam 4]
+        [--rtf-utterances 40] [--workers 2]
+
+CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written there.
+1. Dev: decode the first --dev-utterances of synth-dev with beam search, without the LM and
+   with it at each of --scales; the scale of the lowest dev WER is chosen (test is never looked at).
+2. Test: every subset (default: every synth-test* subset under CORPUS_ROOT), without the LM and
+   with it at the chosen scale: WER, and non-words per 100 reference words (hypothesis words that
+   are neither in the synth lexicon nor in synth-train's transcripts: the words spelt from their
+   sound, KNIFE as NIFE, that a language model should fix), and how many non-words of plain beam
+   search the LM turned into the reference word, with a few examples.
+Steps 1 and 2 decode BATCH streams at a time with decode_streams, which gives each stream exactly
+what decoding it alone gives (tests/test_runtime.py), at a fraction of the calls.
+3. RTF: CPU seconds of this process per audio second over the first --rtf-utterances test
+   utterances, one thread, without and with the LM (decoded in this process, not the workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from asr.audio import load
+from asr.metrics import ErrorCounts, alignment, word_errors
+from asr.runtime.default_model import DEFAULT_MODEL_DIR
+from asr.runtime.recognizer import Recognizer
+from asr.runtime.search import SearchOptions
+from hotwords import lexicon_words, read_subset  # tests/benchmarks/hotwords.py: the same corpus reading
+
+BATCH = 16  # test utterances decoded together by one worker (Recognizer.decode_streams)
+_recognizers: dict[float | None, Recognizer] = {}  # per worker process: scale (None: no LM) -> recognizer
+_settings: dict[str, object] = {}
+
+
+def _init_worker(lm: str, beam: int) -> None:
+    _settings.update(lm=lm, beam=beam)
+
+
+def recognizer(scale: float | None) -> Recognizer:
+    if scale not in _recognizers:
+        options = SearchOptions(method="beam", beam=int(_settings["beam"]), lm_scale=scale or 0.0)
+        _recognizers[scale] = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=options,
+                                                  lm=None if scale is None else str(_settings["lm"]))
+    return _recognizers[scale]
+
+
+def decode(job: tuple[list[str], float | None]) -> list[str]:
+    """Texts of audio files decoded together (decode_streams: each as it would be alone), without
+    (scale None) or with the LM."""
+    paths, scale = job
+    rec = recognizer(scale)
+    streams = [rec.create_stream() for _ in paths]
+    for stream, path in zip(streams, paths):
+        stream.accept_waveform(16000, load(path, 16000))
+        stream.input_finished()
+    while ready := [s for s in streams if rec.is_ready(s)]:
+        rec.decode_streams(ready)
+    return [s.result.text for s in streams]
+
+
+def fixed_spellings(refs: list[str], plain: list[str], fused: list[str], known: set[str]) -> list[str]:
+    """"NONWORD -> WORD" wherever the LM turned plain beam search's non-word into the reference word."""
+    found = []
+    for ref, without, with_lm in zip(refs, plain, fused):
+        said = dict(_by_reference_word(ref, without))
+        for position, word in _by_reference_word(ref, with_lm):
+            before = said.get(position)
+            if word == position[1] and before and before != word and before not in known:
+                found.append(f"{before} -> {word}")
+    return found
+
+
+def _by_reference_word(ref: str, hyp: str) -> list[tuple[tuple[int, str], str]]:
+    """((index, reference word), the hypothesis word aligned with it) for every substituted or matched word."""
+    pairs, index = [], 0
+    for r, h in alignment(ref, hyp):
+        if r is not None:
+            if h is not None:
+                pairs.append(((index, r), h))
+            index += 1
+    return pairs
+
+
+def score(refs: list[str], hyps: list[str], known: set[str]) -> dict[str, float]:
+    counts = sum((word_errors(r, h) for r, h in zip(refs, hyps)), ErrorCounts())
+    words = sum(len(r.split()) for r in refs)
+    non_words = sum(1 for h in hyps for w in h.split() if w not in known)
+    return {"wer": 100 * counts.wer, "non_words_per_100": 100 * non_words / max(words, 1),
+            "sub": counts.substitutions, "del": counts.deletions, "ins": counts.insertions}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="corpus root holding LibriSpeech/<subset>/")
+    parser.add_argument("--lm", required=True, help="LM dir written by `asr train-lm`")
+    parser.add_argument("--scales", default="0.1,0.2,0.3,0.5")
+    parser.add_argument("--dev-utterances", type=int, default=300)
+    parser.add_argument("--subsets", default=None, help="default: every synth-test* subset under --data")
+    parser.add_argument("--max-utterances", type=int, default=100_000, help="per test subset")
+    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--rtf-utterances", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    subsets = (args.subsets.split(",") if args.subsets else
+               sorted(p.name for p in (args.data / "LibriSpeech").iterdir() if p.name.startswith("synth-test")))
+    known = set(lexicon_words())
+    known |= {w for _, ref in read_subset(args.data, "synth-train", 10**9) for w in ref.split()}
+    scales = [float(s) for s in args.scales.split(",")]
+    report: dict[str, object] = {"lm": args.lm, "beam": args.beam}
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam)) as pool:
+        def run(items: list[tuple[Path, str]], scale: float | None) -> list[str]:
+            paths = [str(p) for p, _ in items]
+            jobs = [(paths[i : i + BATCH], scale) for i in range(0, len(paths), BATCH)]
+            return [text for texts in pool.map(decode, jobs) for text in texts]
+
+        dev = read_subset(args.data, "synth-dev", args.dev_utterances)
+        dev_refs = [ref for _, ref in dev]
+        dev_rows = {str(scale): score(dev_refs, run(dev, scale), known) for scale in [None, *scales]}
+        chosen = min(scales, key=lambda s: dev_rows[str(s)]["wer"])
+        report.update(dev=dev_rows, chosen_scale=chosen)
+        print(json.dumps({"dev": dev_rows, "chosen_scale": chosen}), flush=True)
+        rows = {}
+        for subset in subsets:
+            items = read_subset(args.data, subset, args.max_utterances)
+            refs = [ref for _, ref in items]
+            plain, fused = run(items, None), run(items, chosen)
+            fixed = fixed_spellings(refs, plain, fused, known)
+            rows[subset] = {"utterances": len(items), "without": score(refs, plain, known),
+                            "with": score(refs, fused, known), "spellings_fixed": len(fixed),
+                            "examples": fixed[:: max(1, len(fixed) // 6)][:6]}
+            print(json.dumps({subset: rows[subset]}), flush=True)
+        report["test"] = rows
+
+    _init_worker(args.lm, args.beam)
+    sample = read_subset(args.data, subsets[0], args.rtf_utterances)
+    seconds = sum(len(load(p, 16000)) for p, _ in sample) / 16000
+    rtf = {}
+    for name, scale in (("without", None), ("with", chosen)):
+        decode(([str(sample[0][0])], scale))  # sessions loaded and warm before timing
+        started = time.process_time()
+        for path, _ in sample:  # one stream at a time, as on a device
+            decode(([str(path)], scale))
+        rtf[name] = (time.process_time() - started) / seconds
+    report.update(rtf=rtf, rtf_audio_seconds=seconds)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
