@@ -21,7 +21,7 @@ from asr.runtime.lm import LM_INPUT, LM_OUTPUT, LmMetadata, OnnxLm, tokens_hash
 from asr.runtime.model_metadata import next_state_name
 from asr.runtime.tokens import TokenTable
 from export.metadata import state_specs
-from export.tracing import _write
+from export.tracing import trace_to_onnx
 from models.lm import LanguageModel
 
 VERIFY_STEPS = 12  # tokens run through both, state carried: past a transformer's first cache slots
@@ -60,7 +60,7 @@ def export_lm(model: LanguageModel, table: TokenTable, path: Path, dev_loss: flo
     for spec in meta.states:
         axes[spec.name] = axes[next_state_name(spec.name)] = {spec.batch_axis: "H"}
     with torch.no_grad():
-        _write(wrapper, example, axes, path, meta.to_props())
+        trace_to_onnx(wrapper, example, axes, path, meta.to_props())
     diff = verify_lm(model, OnnxLm(path))
     if not diff <= VERIFY_TOLERANCE:
         path.unlink()

@@ -21,7 +21,8 @@ from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ATTENTION_FILE, ModelFiles, read_metadata_props
 from asr.runtime.onnx_backend import OnnxAttentionScorer
 from asr.runtime.rescore import attention_scores, rescore_state, teacher_forcing
-from asr.runtime.search import EMPTY_PATH, BeamSearcher, SearchOptions, SearchState
+from asr.runtime.beam_search import BeamSearcher
+from asr.runtime.search import EMPTY_PATH, SearchOptions, SearchState
 from asr.runtime.segments import finish_segment
 from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command
 from asr.training.command import load_initial_weights, with_attention_head
