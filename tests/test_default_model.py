@@ -19,7 +19,9 @@ import pytest
 from asr.errors import ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime import Recognizer
-from asr.runtime.default_model import DEFAULT_MODEL_DIR, resolve_model_dir
+from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR, resolve_model_dir
+from asr.runtime.lm import OnnxLm
+from asr.runtime.search import SearchOptions
 from asr.runtime.model_dir import MANIFEST_FILE, ModelFiles, write_manifest
 from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command, transcribe_file
 
@@ -28,6 +30,8 @@ DATA = Path(__file__).resolve().parent / "data" / "default_model"
 # Committed files: 21.1 / 54.8 / 33.3 (the model before them: 31.6 / 80.6 / 47.2); the same with
 # per-row int8 scales (re-exported for issue 14) as with the per-call files before.
 WER_BOUNDS = {"synth-test": 31.0, "synth-test-natural": 65.0, "synth-test-everyday": 43.0}
+# The same with the shipped LM fused in beam search (the commands' default): 7.9 / 48.4 / 19.4 when committed.
+LM_WER_BOUNDS = {"synth-test": 18.0, "synth-test-natural": 58.0, "synth-test-everyday": 29.0}
 
 
 def _utterances() -> list[tuple[Path, str]]:
@@ -68,16 +72,48 @@ def test_transcribe_without_model_uses_the_shipped_model() -> None:
     assert name == str(path) and text
 
 
-def test_shipped_model_wer_stays_under_its_bounds() -> None:
-    recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True)
+def _wers(recognizer: Recognizer) -> dict[str, float]:
+    """WER % per subset of the fixed utterances, each file decoded as `asr transcribe` decodes it."""
     counts: dict[str, ErrorCounts] = {}
     for path, reference in _utterances():
         subset = _subset(path)
         counts[subset] = counts.get(subset, ErrorCounts()) + word_errors(reference, transcribe_file(recognizer, path).text)
-    wers = {subset: 100 * c.wer for subset, c in counts.items()}
-    assert set(wers) == set(WER_BOUNDS)
+    return {subset: 100 * c.wer for subset, c in counts.items()}
+
+
+@pytest.mark.parametrize("with_lm", [False, True], ids=["greedy", "beam-with-shipped-lm"])
+def test_shipped_model_wer_stays_under_its_bounds(with_lm: bool) -> None:
+    if with_lm:
+        recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=SearchOptions(method="beam"),
+                                         lm=DEFAULT_LM_DIR)
+    else:
+        recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True)
+    bounds = LM_WER_BOUNDS if with_lm else WER_BOUNDS
+    wers = _wers(recognizer)
+    assert set(wers) == set(bounds)
     for subset, wer in wers.items():
-        assert wer <= WER_BOUNDS[subset], f"{subset}: WER {wer:.1f}% > {WER_BOUNDS[subset]}% ({wers})"
+        assert wer <= bounds[subset], f"{subset}: WER {wer:.1f}% > {bounds[subset]}% ({wers})"
+
+
+def _cli_text(*argv: str) -> str:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_transcribe_arguments(parser)
+    out, err = io.StringIO(), io.StringIO()
+    paths = [str(path) for path, _ in _utterances()[:4]]
+    assert run_transcribe_command(parser.parse_args([*argv, *paths]), out, err) == 0, err.getvalue()
+    assert "note:" not in err.getvalue()  # the default needs no note
+    return out.getvalue()
+
+
+def test_the_shipped_model_decodes_with_the_shipped_lm_unless_told_not_to() -> None:
+    OnnxLm.from_dir(DEFAULT_LM_DIR, ModelFiles.from_dir(DEFAULT_MODEL_DIR, int8=True).token_table)  # it fits
+    default = _cli_text()
+    assert default == _cli_text("--lm", str(DEFAULT_LM_DIR), "--decoding", "beam")
+    greedy = _cli_text("--no-lm")
+    assert greedy == _cli_text("--decoding", "greedy") != default
+    assert _cli_text("--decoding", "beam", "--no-lm") != default  # beam search alone is not what the LM gives
 
 
 def test_sherpa_onnx_runs_the_shipped_files_to_the_same_text() -> None:

@@ -189,7 +189,8 @@ def test_file_endpoint_and_health(server: Server, expected_one: str) -> None:
     assert error.value.code == 400 and "the posted audio: not a readable audio file" in error.value.read().decode()
     state = wait_until_idle(server.address)
     assert state["status"] == "ok" and state["max_connections"] == MAX_CONNECTIONS
-    assert state["model"] == {"sample_rate": 16000, "chunk_ms": 320.0, "lookahead_ms": 30.0, "decoding": "greedy"}
+    # The shipped model decodes with beam search and its LM by default.
+    assert state["model"] == {"sample_rate": 16000, "chunk_ms": 320.0, "lookahead_ms": 30.0, "decoding": "beam"}
 
 
 def test_the_page_and_its_scripts_are_served(server: Server) -> None:

@@ -13,6 +13,9 @@ from pathlib import Path
 from asr.errors import ModelFilesError
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "resources" / "default_model"
+# A token LM (LSTM, `asr train-lm`) on the shipped model's tokens, fused in beam search by default
+# (README "Default model": WER with and without it).
+DEFAULT_LM_DIR = Path(__file__).resolve().parents[1] / "resources" / "default_lm"
 
 
 def resolve_model_dir(model: str | Path | None, int8: bool) -> tuple[Path, bool]:
@@ -25,3 +28,8 @@ def resolve_model_dir(model: str | Path | None, int8: bool) -> tuple[Path, bool]
             "reinstall the package (pip install .) or pass --model with a dir `asr export` wrote"
         )
     return DEFAULT_MODEL_DIR, True
+
+
+def shipped_lm_dir() -> Path | None:
+    """The shipped LM's dir, or None when it is not installed (the shipped model then decodes without it)."""
+    return DEFAULT_LM_DIR if (DEFAULT_LM_DIR / "lm.onnx").is_file() else None

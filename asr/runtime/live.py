@@ -42,7 +42,7 @@ from typing import Callable, Iterator, TextIO
 import numpy as np
 
 from asr.errors import ConfigError, DeviceError
-from asr.options import MAX_BEAM, float_in, int_in, threads
+from asr.options import float_in, threads
 from asr.runtime.mic import (
     CaptureStats,
     Microphone,
@@ -53,8 +53,7 @@ from asr.runtime.mic import (
 )
 from asr.runtime.recognizer import Recognizer, RecognitionResult, Stream
 from asr.runtime.context_graph import ContextGraph
-from asr.runtime.search import SearchOptions
-from asr.runtime.search_flags import add_search_flags, recognizer_from_args
+from asr.runtime.search_flags import add_decoding_flags, add_search_flags, recognizer_from_args
 from asr.runtime.segments import decode_to_endpoint, finish_segment, spoken
 
 READ_TIMEOUT = 0.05  # seconds the loop waits for a block before checking Ctrl+C and the deadline
@@ -67,8 +66,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, metavar="NAME_OR_INDEX",
                         help="input device: index or (part of a) name from --list-devices (default: the system default)")
     parser.add_argument("--list-devices", action="store_true", help="print the input devices and exit")
-    parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
-    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
+    add_decoding_flags(parser)
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
     parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--format", choices=["text", "jsonl"], default="text",

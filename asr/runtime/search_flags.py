@@ -15,14 +15,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from asr.errors import ConfigError
+from asr.options import MAX_BEAM, int_in
+from asr.runtime.default_model import shipped_lm_dir
 from asr.runtime.hotwords import DEFAULT_SCORE, check_score
 from asr.runtime.rescore import check_weight
-from asr.runtime.search import DEFAULT_LM_SCALE
+from asr.runtime.search import DEFAULT_LM_SCALE, SearchOptions
 
 if TYPE_CHECKING:
     from asr.runtime.context_graph import ContextGraph
     from asr.runtime.offline import OfflineRecognizer
     from asr.runtime.recognizer import Recognizer
+
+
+def add_decoding_flags(parser: argparse.ArgumentParser, beam_help: str = "") -> None:
+    """--decoding, --beam and --no-lm of the commands that load a model dir (transcribe, live, serve)."""
+    parser.add_argument("--decoding", choices=["greedy", "beam"], default=None,
+                        help="greedy or modified beam search (default: beam search with the shipped LM for the "
+                             "shipped model, greedy for a --model)")
+    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam,
+                        help="hypotheses kept per frame (--decoding beam)" + beam_help)
+    parser.add_argument("--no-lm", action="store_true",
+                        help="decode the shipped model without the shipped LM (what --decoding greedy also does)")
+
+
+def shipped_lm(args: argparse.Namespace) -> Path | None:
+    """The LM the shipped model decodes with: when no --model, --lm, --no-lm or --decoding greedy says otherwise."""
+    if args.model is not None or args.lm is not None or args.no_lm or args.decoding == "greedy":
+        return None
+    return shipped_lm_dir()
 
 
 def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> None:
@@ -63,7 +83,7 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple
     rescore = check_weight(args.rescore_weight) > 0
     needs_beam = {"--hotwords": args.hotwords is not None, "--lm": args.lm is not None, "--rescore-weight": rescore,
                   "--nbest": nbest > 1}
-    decoding = args.decoding
+    decoding = args.decoding or "greedy"
     if decoding == "greedy" and any(needs_beam.values()):
         why = next(flag for flag, needed in needs_beam.items() if needed)
         print(f"asr {command}: note: {why} needs beam search; decoding with --decoding beam --beam {args.beam}",
@@ -85,17 +105,19 @@ def recognizer_from_args(
     from asr.runtime.hotwords import load_context_graph
     from asr.runtime.offline import OfflineRecognizer
     from asr.runtime.recognizer import Recognizer  # onnxruntime: only once a command runs, not to parse
-    from asr.runtime.search import SearchOptions
 
     model_dir, int8 = resolve_model_dir(args.model, args.int8)
     method, blank_penalty = resolve_search(args, err, command)
+    lm = args.lm
+    if (default_lm := shipped_lm(args)) is not None:  # the shipped model's own LM needs no note: it is the default
+        lm, method = default_lm, "beam"
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
         decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty, lm_scale=args.lm_scale),
         int8=int8,
         rescore_weight=args.rescore_weight,
-        lm=args.lm,
+        lm=lm,
     )
     graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
                                                                   args.hotwords_score)

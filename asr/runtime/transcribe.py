@@ -27,13 +27,13 @@ import numpy as np
 
 from asr.audio import check_sample_rate, read_blocks, read_raw_blocks
 from asr.errors import AsrError, ConfigError, ServerError
-from asr.options import MAX_BEAM, int_in, threads
+from asr.options import threads
 from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
 from asr.runtime.search import SearchOptions
 from asr.runtime.context_graph import ContextGraph
-from asr.runtime.search_flags import add_search_flags, recognizer_from_args
+from asr.runtime.search_flags import add_decoding_flags, add_search_flags, recognizer_from_args
 from asr.runtime.segments import decode_to_endpoint, finish_segment, keep_last, spoken
 
 CHUNK_SECONDS = 0.1  # audio per accept_waveform call: what a microphone delivers at a time
@@ -83,8 +83,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=["text", "jsonl"], default="text",
         help="text: FILE<TAB>TEXT per segment; jsonl: one JSON object per segment"
     )
-    parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
-    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam, help="hypotheses kept per frame (--decoding beam)")
+    add_decoding_flags(parser)
     parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
     parser.add_argument("--offline", action="store_true",
@@ -112,8 +111,9 @@ def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> Recogniti
 
 
 # Flags that choose the local model and search: with --server, the server's flags decide them.
-LOCAL_ONLY = {"model": None, "int8": False, "num_threads": 1, "decoding": "greedy", "beam": SearchOptions.beam,
-              "hotwords": None, "blank_penalty": 0.0, "rescore_weight": 0.0, "offline": False}
+LOCAL_ONLY = {"model": None, "int8": False, "num_threads": 1, "decoding": None, "beam": SearchOptions.beam,
+              "hotwords": None, "blank_penalty": 0.0, "rescore_weight": 0.0, "offline": False,
+              "lm": None, "no_lm": False}
 
 
 def check_client_flags(args: argparse.Namespace) -> None:

@@ -18,9 +18,8 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from asr.errors import ConfigError
-from asr.options import MAX_BEAM, float_in, int_in, threads
-from asr.runtime.search import SearchOptions
-from asr.runtime.search_flags import add_search_flags, recognizer_from_args
+from asr.options import float_in, int_in, threads
+from asr.runtime.search_flags import add_decoding_flags, add_search_flags, recognizer_from_args
 from asr.runtime.serve.protocol import FILE_PATH, HEALTH_PATH, WEBSOCKET_PATH
 
 if TYPE_CHECKING:
@@ -35,9 +34,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model dir written by `asr export` (default: the shipped model, int8)")
     parser.add_argument("--int8", action="store_true", help="use the *.int8.onnx files (asr export --int8)")
     parser.add_argument("--num-threads", type=threads(), default=1, help="onnxruntime intra-op threads")
-    parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam search")
-    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam,
-                        help="hypotheses kept per frame (--decoding beam); clients may ask for up to this many n-best")
+    add_decoding_flags(parser, beam_help="; clients may ask for up to this many n-best")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (0.0.0.0: every interface; then set a --token)")
     parser.add_argument("--port", type=int_in(0, 65535), default=8765, help="TCP port (0: any free one, printed)")
