@@ -72,6 +72,12 @@ def test_core_install_transcribes_without_torch(tmp_path: Path, tmp_path_factory
                              capture_output=True, text=True, cwd=tmp_path, env=env)
     assert shipped.returncode == 0, shipped.stderr
     assert shipped.stdout.startswith(f"{wav}\t")
+    # ... and its LM beside it, which the shipped model decodes with by default.
+    installed_lm = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "from asr.runtime.default_model import shipped_lm_dir; print(shipped_lm_dir())"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, check=True,
+    )
+    assert installed_lm.stdout.strip().endswith("default_lm"), installed_lm.stdout
 
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import importlib.util as u; print([m for m in ('torch', 'onnx', 'sentencepiece') if u.find_spec(m)])"],
