@@ -10,7 +10,8 @@ rate, batch and seed), `asr export --int8`, then
 
     params        trained parameters (an ESN's fixed reservoir is not counted)
     train h/min   audio hours per minute of training steps (tests/benchmarks/train_step_speed.py's
-                  step on equal random batches, so the kinds compare on the same arithmetic)
+                  step on equal random batches in the precision training used, so the kinds compare on
+                  the same arithmetic)
     WER           synth-test, synth-test-voice (held-out voices), synth-test-noisy; fp32, decoded
                   as `asr transcribe` decodes a file (bilstm: `asr transcribe --offline`)
     latency       algorithmic: chunk + lookahead (bilstm: the whole utterance)
@@ -150,7 +151,8 @@ def measure(kind: str, args: argparse.Namespace) -> Row:
     meta = ModelFiles.from_dir(model_dir).metadata
     config = TransducerConfig.from_dict(meta.model_config)
     steps = json.loads((exp_dir / "checkpoints.json").read_text())[-1]["step"]
-    times = step_times(kind, PRESET, args.throughput_seconds, 7.5, 2, "off")
+    # The precision `asr train` ran in (--amp auto: bf16 where the CPU has it), 4 timed steps after a warm-up.
+    times = step_times(kind, PRESET, args.throughput_seconds, 7.5, 4, "auto")
     audio = max(1, round(args.throughput_seconds / 7.5)) * 7.5
     wers = {subset: wer(model_dir, False, args, subset) for subset in WER_SUBSETS}
     chunk_p99, rtf = speed(model_dir, args)

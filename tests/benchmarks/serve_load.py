@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model dir (default: the shipped model, int8)")
     parser.add_argument("--int8", action="store_true", help="the *.int8.onnx files of --model")
     parser.add_argument("--streams", default="1,16,32,64,128,256", help="comma-separated levels, ascending")
+    parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy",
+                        help="the server's search (beam: with the shipped LM, for the shipped model)")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per client")
     args = parser.parse_args()
     levels = [int(n) for n in args.streams.split(",")]
@@ -142,10 +144,11 @@ def main() -> None:
     # Each client starts at another utterance of the same speech (an offset of 1.3 s per client).
     audios = [audio[round(i * 1.3 * 16000) % round(args.seconds * 16000):][:round(args.seconds * 16000)]
               for i in range(8)]
-    flags = ["--max-connections", str(max(levels) + 1)]
+    flags = ["--max-connections", str(max(levels) + 1), "--decoding", args.decoding]
     flags += ["--model", args.model] if args.model else []
     flags += ["--int8"] if args.int8 else []
-    print(f"model: {args.model or 'shipped default'} ({'int8' if args.int8 or not args.model else 'fp32'}); "
+    print(f"model: {args.model or 'shipped default'} ({'int8' if args.int8 or not args.model else 'fp32'}), "
+          f"{args.decoding}; "
           f"{args.seconds:g} s per client; load average before: {os.getloadavg()}", flush=True)
     with running_server(*flags) as server:
         url = f"ws://{server.address}/asr"
