@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import load
+from asr.corpus.librispeech import load_subset
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.search import SearchOptions
@@ -38,12 +39,7 @@ PROBE_WEIGHT = 1.0  # the weight the timed rescore call runs with; others are re
 
 def read_subset(root: Path, subset: str, limit: int) -> list[tuple[Path, str]]:
     """(audio path, reference) of the first `limit` utterances of a subset, in id order."""
-    items = []
-    for trans in sorted((root / "LibriSpeech" / subset).rglob("*.trans.txt")):
-        for line in trans.read_text(encoding="utf-8").splitlines():
-            uid, _, text = line.partition(" ")
-            items.append((trans.parent / f"{uid}.flac", text.strip()))
-    return sorted(items)[:limit]
+    return [(Path(u.audio_path), u.text) for u in load_subset(root, subset)[:limit]]
 
 
 def nbest_with_scores(

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import load
+from asr.corpus.librispeech import load_subset
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
@@ -40,12 +41,7 @@ LEXICON = Path(__file__).resolve().parents[2] / "asr" / "resources" / "lexicon.t
 
 def read_subset(root: Path, subset: str, limit: int) -> list[tuple[Path, str]]:
     """(audio path, reference) of the first `limit` utterances of a subset, in id order."""
-    items = []
-    for trans in sorted((root / "LibriSpeech" / subset).rglob("*.trans.txt")):
-        for line in trans.read_text(encoding="utf-8").splitlines():
-            uid, _, text = line.partition(" ")
-            items.append((trans.parent / f"{uid}.flac", text.strip()))
-    return sorted(items)[:limit]
+    return [(Path(u.audio_path), u.text) for u in load_subset(root, subset)[:limit]]
 
 
 def decode(recognizer: Recognizer, audio: np.ndarray, graph: ContextGraph | None) -> str:
