@@ -44,10 +44,8 @@ def _head(score: str) -> AttentionDecoderConfig:
     return AttentionDecoderConfig(score=score, embed_dim=8, hidden_dim=16, attention_dim=8, dropout=0.0)
 
 
-@functools.cache
-def headed_model(score: str) -> Transducer:
-    """The speech-gated tiny model with a seeded random attention head of `score` (do not modify it)."""
-    base = gated_model("lstm", "stateless")
+def with_random_head(base: Transducer, score: str) -> Transducer:
+    """`base` with a seeded random attention head of `score`, scaled so that it reorders n-best lists."""
     torch.manual_seed(7)
     model = Transducer(dataclasses.replace(base.config, attention_decoder=_head(score)))
     missing = model.load_state_dict(base.state_dict(), strict=False).missing_keys
@@ -56,6 +54,12 @@ def headed_model(score: str) -> Transducer:
         for parameter in model.attention_decoder.parameters():
             parameter.mul_(4.0)
     return model.eval()
+
+
+@functools.cache
+def headed_model(score: str) -> Transducer:
+    """The speech-gated tiny model with a seeded random attention head of `score` (do not modify it)."""
+    return with_random_head(gated_model("lstm", "stateless"), score)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,12 @@ Shapes: T feature frames, T' encoder frames, F fbank bins, J joiner dim.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 from asr.errors import AudioError, ConfigError, ShapeError
 from asr.features import fbank
@@ -32,8 +30,8 @@ from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_comm
 from asr.training.torch_backend import TorchAttentionScorer, TorchBackend, encode_utterance
 from export.onnx_export import ExportOptions, export_model
 from exported_models import TOKENS, exported_model_dir, silence, speech
-from models.config import AttentionDecoderConfig
 from models.transducer import Transducer
+from test_attention_rescoring import with_random_head
 from test_torch_backend import make_model
 
 TOLERANCE = 1e-4  # fp32 ONNX vs torch, absolute; plus 1e-5 relative (make_model's gains give outputs in the hundreds)
@@ -147,15 +145,7 @@ def test_asr_transcribe_offline(bilstm: Transducer, offline_dir: Path, tmp_path:
 @pytest.fixture(scope="module")
 def headed_bilstm() -> Transducer:
     """The bilstm model with a seeded random additive attention head, scaled so that it reorders n-best lists."""
-    base = make_model("bilstm", vocab_size=TOKENS.vocab_size)
-    torch.manual_seed(7)
-    model = Transducer(dataclasses.replace(base.config, attention_decoder=AttentionDecoderConfig(
-        score="additive", embed_dim=8, hidden_dim=16, attention_dim=8, dropout=0.0)))
-    model.load_state_dict(base.state_dict(), strict=False)
-    with torch.no_grad():
-        for parameter in model.attention_decoder.parameters():
-            parameter.mul_(4.0)
-    return model.eval()
+    return with_random_head(make_model("bilstm", vocab_size=TOKENS.vocab_size), "additive")
 
 
 @pytest.fixture(scope="module")
