@@ -203,7 +203,8 @@ def _window(config: FbankConfig) -> np.ndarray:
     return windows[config.window_type]().astype(np.float32)
 
 
-def _mel_scale(hz: np.ndarray | float) -> np.ndarray:
+def mel_scale(hz: np.ndarray | float) -> np.ndarray:
+    """Kaldi's mel scale of frequencies in Hz (the bins' spacing)."""
     return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
 
 
@@ -217,8 +218,8 @@ def _mel_banks(config: FbankConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     whole-utterance bit for bit.
     """
     num_fft_bins = config.fft_size // 2
-    fft_mel = _mel_scale(np.arange(num_fft_bins) * config.sample_rate / config.fft_size)  # (F,)
-    low, high = _mel_scale(config.low_freq), _mel_scale(config.resolved_high_freq)
+    fft_mel = mel_scale(np.arange(num_fft_bins) * config.sample_rate / config.fft_size)  # (F,)
+    low, high = mel_scale(config.low_freq), mel_scale(config.resolved_high_freq)
     delta = (high - low) / (config.num_mel_bins + 1)
     left = low + delta * np.arange(config.num_mel_bins)[:, None]  # (D, 1)
     center, right = left + delta, left + 2 * delta

@@ -29,19 +29,14 @@ import torch
 
 from asr.corpus.librispeech import load_subsets
 from asr.evaluation.evaluate import features_of
-from asr.features import FbankConfig
+from asr.features import FbankConfig, mel_scale
 from asr.metrics import ErrorCounts, word_errors
 from asr.training.checkpoints import LoadedModel, load_for_inference
 from asr.training.decoding import EvalOptions, decode_features
 
 
-def mel(hz: np.ndarray) -> np.ndarray:
-    """Kaldi's mel scale."""
-    return 1127.0 * np.log1p(np.asarray(hz) / 700.0)
-
-
 def hertz(mels: np.ndarray) -> np.ndarray:
-    """The inverse of `mel`."""
+    """The inverse of asr.features.mel_scale."""
     return 700.0 * np.expm1(np.asarray(mels) / 1127.0)
 
 
@@ -54,8 +49,8 @@ def warp_features(features: np.ndarray, factor: float, config: FbankConfig) -> n
     """
     bins = features.shape[1]
     low, high = config.low_freq, config.resolved_high_freq
-    centres = np.linspace(mel(low), mel(high), bins + 2)[1:-1]  # (D,) mel
-    source = mel(np.clip(hertz(centres) / factor, low, high))
+    centres = np.linspace(mel_scale(low), mel_scale(high), bins + 2)[1:-1]  # (D,) mel
+    source = mel_scale(np.clip(hertz(centres) / factor, low, high))
     position = np.interp(source, centres, np.arange(bins))  # fractional source bin of each bin
     below = np.floor(position).astype(int)
     above = np.minimum(below + 1, bins - 1)
