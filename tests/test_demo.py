@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 from pathlib import Path
 
 import pytest
 
-from asr.tools.demo import DONE_FILE, PLATEAU_WER, TEST_SUBSETS, add_demo_arguments, plateau_warning, run_demo_command
+from asr.tools.demo import (
+    DONE_FILE, PLATEAU_WER, TEST_SUBSETS, DemoSummary, StageTime, SubsetWer, _with_shipped_lm, add_demo_arguments,
+    format_summary, plateau_warning, run_demo_command,
+)
 from asr.errors import AsrError
+from asr.runtime.default_model import DEFAULT_MODEL_DIR
 from asr.runtime.model_dir import ModelFiles
+from exported_models import exported_model_dir
 
 TOY = ["--hours", "0.02", "--minutes", "0.1", "--preset", "tiny", "--batch-seconds", "20"]
 
@@ -30,6 +36,8 @@ def test_the_demo_builds_trains_exports_evaluates_benchmarks_and_then_reuses(tmp
     summary = first[first.index("== demo summary ==") :]
     for expected in (*TEST_SUBSETS, "RTF", "ours", "sherpa-onnx", "first partial ms", "total", "asr live --model"):
         assert expected in summary
+    # The toy corpus never says Q or Z, so its char tokens are not the shipped LM's: no LM column, and why.
+    assert "int8+LM" not in summary and "not decoding with the shipped LM" in first
     assert "(reused)" not in summary
     # Six seconds of a tiny model never leave the blank plateau: the demo must say so, not hand it over silently.
     assert "WARNING: this model is not usable yet" in summary and "asr demo --minutes" in summary
@@ -56,3 +64,21 @@ def test_the_plateau_warning_fires_above_its_threshold_only() -> None:
     assert plateau_warning((900, PLATEAU_WER)) == []
     warning = "\n".join(plateau_warning((300, 96.2)))
     assert "dev WER 96.2% after 300 steps" in warning and "asr transcribe FILE.wav (no --model)" in warning
+
+
+def test_the_shipped_lm_decodes_a_model_of_its_tokenizer_only(tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = io.StringIO()
+    assert _with_shipped_lm(DEFAULT_MODEL_DIR, out) is not None and out.getvalue() == ""
+    assert _with_shipped_lm(exported_model_dir(tmp_path_factory, int8=True), out) is None
+    assert "not decoding with the shipped LM" in out.getvalue() and "another tokenizer" in out.getvalue()
+
+
+def test_the_summary_shows_the_lm_column_when_every_subset_has_it() -> None:
+    wers = tuple(SubsetWer(subset, 10, 50.0, 51.0, 40.0) for subset in TEST_SUBSETS)
+    summary = DemoSummary(model_dir=Path("m"), sizes_mb={"fp32": 4.0, "int8": 1.0}, wers=wers, rtf={"ours": 0.01},
+                          chunk_p95_ms={"ours": 1.0}, first_partial_ms={"ours": None}, algorithmic_latency_ms=350,
+                          stages=(StageTime("train", 1.0, False),), best_dev=(100, 60.0))
+    table = format_summary(summary)
+    assert "int8+LM" in table and "51.00%    40.00%" in table and "--lm " in table
+    without = format_summary(dataclasses.replace(summary, wers=(dataclasses.replace(wers[0], int8_lm=None), *wers[1:])))
+    assert "int8+LM" not in without and "--lm " not in without

@@ -4,6 +4,9 @@ and `--lm`."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +16,10 @@ import torch
 import cli
 from asr.errors import ConfigError, DataError, ModelFilesError
 from asr.runtime import Recognizer
-from asr.runtime.default_model import DEFAULT_MODEL_DIR
-from asr.runtime.lm import LM_CHECKPOINT, LM_ONNX, OnnxLm
-from asr.runtime.search import SearchOptions
+from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR
+from asr.runtime.lm import LM_CHECKPOINT, LM_FUSION, LM_ONNX, FusionSettings, OnnxLm
+from asr.runtime.search import DEFAULT_LM_SCALE, SearchOptions
+from asr.runtime.search_flags import resolve_fusion
 from asr.runtime.tokens import TOKENS_FILE, TokenTable
 from asr.synth.corpus import text_subset
 from asr.synth.everyday import load_everyday
@@ -158,6 +162,47 @@ def test_missing_or_incomplete_lm_dir(model_dir: Path, tmp_path: Path) -> None:
         Recognizer.from_dir(model_dir, decoding=BEAM, lm=tmp_path / "nowhere")
     with pytest.raises(ModelFilesError, match="has no lm.onnx"):
         Recognizer.from_dir(model_dir, decoding=BEAM, lm=tmp_path)
+
+
+def test_fusion_settings_are_the_defaults_without_a_file_and_read_back_as_written(tmp_path: Path) -> None:
+    assert FusionSettings.from_dir(tmp_path) == FusionSettings(DEFAULT_LM_SCALE, 0.0)
+    FusionSettings(0.7, 2.5).write(tmp_path, tuned_on="a test")
+    assert FusionSettings.from_dir(tmp_path) == FusionSettings(0.7, 2.5)
+    assert json.loads((tmp_path / LM_FUSION).read_text())["tuned_on"] == "a test"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not a fusion settings file"),
+    ('{"lm_scale": 0.5}', "is not a fusion settings file"),
+    ('{"lm_scale": "high", "blank_penalty": 0}', "is not a fusion settings file"),
+    ('{"lm_scale": -1, "blank_penalty": 0}', "finite number >= 0"),
+    ('{"lm_scale": 0.5, "blank_penalty": NaN}', "finite number >= 0"),
+])
+def test_a_bad_fusion_file_is_refused_naming_it(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / LM_FUSION).write_text(content, encoding="utf-8")
+    with pytest.raises(ModelFilesError, match=message) as error:
+        FusionSettings.from_dir(tmp_path)
+    assert str(tmp_path / LM_FUSION) in str(error.value) and "delete it" in str(error.value)
+
+
+def test_the_lms_fusion_file_sets_scale_and_penalty_unless_flags_do(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    lm = shutil.copytree(DEFAULT_LM_DIR, tmp_path / "lm")
+    FusionSettings(0.3, 1.0).write(lm, tuned_on="a test")
+    namespace = argparse.Namespace(lm_scale=None, blank_penalty=None)
+    assert resolve_fusion(namespace, lm) == FusionSettings(0.3, 1.0)
+    assert resolve_fusion(namespace, None) == FusionSettings(DEFAULT_LM_SCALE, 0.0)
+    assert resolve_fusion(argparse.Namespace(lm_scale=0.9, blank_penalty=None), lm) == FusionSettings(0.9, 1.0)
+
+    def text(*argv: str) -> str:
+        assert cli.main(["transcribe", *argv, str(FLAC)]) == 0
+        return capsys.readouterr().out
+
+    tuned = text("--lm", str(lm))
+    assert tuned == text("--lm", str(lm), "--lm-scale", "0.3", "--blank-penalty", "1")
+    (lm / LM_FUSION).write_text("{}", encoding="utf-8")
+    assert cli.main(["transcribe", "--lm", str(lm), str(FLAC)]) == 2
+    assert "is not a fusion settings file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

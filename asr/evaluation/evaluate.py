@@ -30,7 +30,7 @@ from asr.errors import AsrError, AudioError, ConfigError, DataError
 from asr.features import FbankConfig, fbank
 from asr.metrics import alignment, format_report
 from asr.runtime.hotwords import load_context_graph
-from asr.runtime.search_flags import resolve_search
+from asr.runtime.search_flags import resolve_fusion, resolve_search
 from asr.training.checkpoints import LoadedModel, load_for_inference
 from asr.training.decoding import EvalOptions, EvalResult, evaluate
 from asr.training.lm_train import TorchLm
@@ -110,10 +110,11 @@ def run_eval_command(args: argparse.Namespace) -> int:
                                    or args.lm is not None):
         raise ConfigError("--hotwords, --blank-penalty, --rescore-weight and --lm apply to the transducer search; "
                           "use --decoding greedy or beam")
-    decoding = args.decoding if args.decoding == "ctc" else resolve_search(args, sys.stderr, "eval")[0]
+    decoding = args.decoding if args.decoding == "ctc" else resolve_search(args, sys.stderr, "eval")
+    fusion = resolve_fusion(args, args.lm)
     options = EvalOptions(decoding=decoding, beam=args.beam, streaming=args.streaming,
-                          chunk_frames=args.chunk_frames, blank_penalty=args.blank_penalty,
-                          rescore_weight=args.rescore_weight, lm_scale=args.lm_scale)
+                          chunk_frames=args.chunk_frames, blank_penalty=fusion.blank_penalty,
+                          rescore_weight=args.rescore_weight, lm_scale=fusion.lm_scale)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
     if args.lm is not None:  # the torch twin of the runtime's lm.onnx, checked against the model's tokens
         options = dataclasses.replace(options, lm=TorchLm.from_dir(args.lm, loaded.tokenizer.token_table))

@@ -5,6 +5,8 @@ An LM dir (what `asr train-lm` writes):
     lm.onnx      one step: token (H,) int64, *state -> log_probs (H, V), *next_<state>
     lm.pt        the torch checkpoint (`asr eval` fuses with it; the runtime never reads it)
     tokens.txt   the token table it was trained on
+    fusion.json  optional: the fusion settings tuned on dev for this LM (FusionSettings), the
+                 defaults whenever the LM is fused and --lm-scale / --blank-penalty are not given
 
 lm.onnx's metadata_props (values are strings; JSON where structured):
     lm_format_version   LM_FORMAT_VERSION
@@ -35,12 +37,13 @@ from asr.errors import ModelFilesError
 from asr.runtime.model_dir import read_metadata_props
 from asr.runtime.model_metadata import StateSpec, next_state_name
 from asr.runtime.onnx_backend import create_session, zero_state
-from asr.runtime.search import HYP_AXIS, PredictorState
+from asr.runtime.search import DEFAULT_LM_SCALE, HYP_AXIS, PredictorState
 from asr.runtime.tokens import TokenTable
 
 LM_FORMAT_VERSION = 1
 LM_ONNX = "lm.onnx"
 LM_CHECKPOINT = "lm.pt"
+LM_FUSION = "fusion.json"
 LM_INPUT = "token"  # (H,) int64: each hypothesis's newest token
 LM_OUTPUT = "log_probs"  # (H, V) float32: log-probabilities of the token after it
 _TRAIN_FIX = "train one for this model with `asr train-lm --tokens MODEL_DIR ...`"
@@ -108,6 +111,44 @@ def lm_file(directory: str | Path, name: str = LM_ONNX) -> Path:
         raise ModelFilesError(f"LM dir {directory} has no {name}; pass the directory `asr train-lm` wrote, or "
                               f"rerun it to write the file")
     return path
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How strongly to fuse an LM: the pair tuned on dev for it (tests/benchmarks/lm_fusion.py --write-fusion).
+
+    The LM's cost per token (its log-probability, always < 0) makes a fused search prefer
+    short hypotheses; a blank penalty buys the deleted tokens back. Both depend on the
+    acoustic model too, so fusion.json records what it was tuned with (`tuned_on`, free text).
+    """
+
+    lm_scale: float = DEFAULT_LM_SCALE
+    blank_penalty: float = 0.0
+
+    @classmethod
+    def from_dir(cls, directory: str | Path) -> FusionSettings:
+        """`directory`/fusion.json's settings, or the defaults without one; ModelFilesError for a bad file."""
+        path = Path(directory) / LM_FUSION
+        if not path.is_file():
+            return cls()
+        fix = (f"fix it or delete it to fuse at the defaults (--lm-scale {DEFAULT_LM_SCALE}, --blank-penalty 0); "
+               'it holds e.g. {"lm_scale": 0.5, "blank_penalty": 0}')
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            settings = cls(float(raw["lm_scale"]), float(raw["blank_penalty"]))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelFilesError(f"{path} is not a fusion settings file ({error!r}); {fix}") from None
+        if not (np.isfinite(settings.lm_scale) and settings.lm_scale >= 0 and np.isfinite(settings.blank_penalty)):
+            raise ModelFilesError(f"{path}: lm_scale must be a finite number >= 0 and blank_penalty finite, got "
+                                  f"{settings.lm_scale} and {settings.blank_penalty}; {fix}")
+        return settings
+
+    def write(self, directory: str | Path, tuned_on: str) -> Path:
+        """Save as `directory`/fusion.json with a note of what they were tuned on; the path."""
+        path = Path(directory) / LM_FUSION
+        record = {**dataclasses.asdict(self), "tuned_on": tuned_on}
+        path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        return path
 
 
 def check_lm_tokens(lm_hash: str, lm_vocab_size: int, table: TokenTable, source: str) -> None:

@@ -18,6 +18,7 @@ from asr.errors import ConfigError
 from asr.options import MAX_BEAM, int_in
 from asr.runtime.default_model import shipped_lm_dir
 from asr.runtime.hotwords import DEFAULT_SCORE, check_score
+from asr.runtime.lm import FusionSettings
 from asr.runtime.rescore import check_weight
 from asr.runtime.search import DEFAULT_LM_SCALE, SearchOptions
 
@@ -52,32 +53,33 @@ def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> No
                              "as a trailing ':2.5'; # comments (switches greedy decoding to beam)")
     parser.add_argument("--hotwords-score", type=float, default=DEFAULT_SCORE, metavar="S",
                         help=f"per-token bonus of phrases without their own score (default: {DEFAULT_SCORE})")
-    parser.add_argument("--blank-penalty", type=float, default=0.0, metavar="P",
+    parser.add_argument("--blank-penalty", type=float, default=None, metavar="P",
                         help="subtracted from the blank logit before search; > 0 emits more tokens "
-                             "(helps models that delete words; default: 0)")
+                             "(helps models that delete words; default: the fused LM's fusion.json, else 0)")
     parser.add_argument("--rescore-weight", type=float, default=0.0, metavar="W",
                         help="at each segment's end, re-rank beam search's hypotheses by transducer + W x attention "
                              "decoder log-prob (models trained with --attention-decoder; default: 0, off)")
     parser.add_argument("--lm", type=Path, default=None, metavar="DIR",
                         help="fuse this token LM (the dir `asr train-lm` wrote) in beam search (switches greedy to beam)")
-    parser.add_argument("--lm-scale", type=float, default=DEFAULT_LM_SCALE, metavar="X",
-                        help=f"weight of the LM's log-probabilities in beam search, >= 0 (default: {DEFAULT_LM_SCALE})")
+    parser.add_argument("--lm-scale", type=float, default=None, metavar="X",
+                        help="weight of the LM's log-probabilities in beam search, >= 0 (default: the LM dir's "
+                             f"fusion.json, else {DEFAULT_LM_SCALE})")
     if nbest:
         parser.add_argument("--nbest", type=int, default=0, metavar="N",
                             help="jsonl: add the N best hypotheses of each segment as `nbest` (beam search)")
 
 
-def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple[str, float]:
-    """Check the shared flags; the decoding method to use (greedy switched to beam where needed) and the penalty."""
+def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> str:
+    """Check the shared flags; the decoding method to use (greedy switched to beam where needed)."""
     check_score(args.hotwords_score, "--hotwords-score")
-    if not math.isfinite(args.blank_penalty):
+    if args.blank_penalty is not None and not math.isfinite(args.blank_penalty):
         raise ConfigError(f"--blank-penalty must be a finite number, got {args.blank_penalty}; 0 disables it")
     nbest = getattr(args, "nbest", 0)
     if nbest < 0:
         raise ConfigError(f"--nbest must be 0 (none) or more, got {nbest}")
     if nbest > args.beam:
         raise ConfigError(f"--nbest {nbest} is more than --beam {args.beam} hypotheses; raise --beam or lower --nbest")
-    if not (math.isfinite(args.lm_scale) and args.lm_scale >= 0):
+    if args.lm_scale is not None and not (math.isfinite(args.lm_scale) and args.lm_scale >= 0):
         raise ConfigError(f"--lm-scale must be a finite number >= 0, got {args.lm_scale}; "
                           f"0 leaves the scores as they are, {DEFAULT_LM_SCALE} is the default")
     rescore = check_weight(args.rescore_weight) > 0
@@ -89,7 +91,14 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> tuple
         print(f"asr {command}: note: {why} needs beam search; decoding with --decoding beam --beam {args.beam}",
               file=err, flush=True)
         decoding = "beam"
-    return decoding, args.blank_penalty
+    return decoding
+
+
+def resolve_fusion(args: argparse.Namespace, lm_dir: Path | None) -> FusionSettings:
+    """--lm-scale and --blank-penalty where given, else the fused LM's fusion.json (the defaults without an LM)."""
+    tuned = FusionSettings() if lm_dir is None else FusionSettings.from_dir(lm_dir)
+    return FusionSettings(tuned.lm_scale if args.lm_scale is None else args.lm_scale,
+                          tuned.blank_penalty if args.blank_penalty is None else args.blank_penalty)
 
 
 def recognizer_from_args(
@@ -107,14 +116,16 @@ def recognizer_from_args(
     from asr.runtime.recognizer import Recognizer  # onnxruntime: only once a command runs, not to parse
 
     model_dir, int8 = resolve_model_dir(args.model, args.int8)
-    method, blank_penalty = resolve_search(args, err, command)
+    method = resolve_search(args, err, command)
     lm = args.lm
     if (default_lm := shipped_lm(args)) is not None:  # the shipped model's own LM needs no note: it is the default
         lm, method = default_lm, "beam"
+    fusion = resolve_fusion(args, lm)
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
-        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=blank_penalty, lm_scale=args.lm_scale),
+        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=fusion.blank_penalty,
+                               lm_scale=fusion.lm_scale),
         int8=int8,
         rescore_weight=args.rescore_weight,
         lm=lm,

@@ -112,8 +112,8 @@ def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> Recogniti
 
 # Flags that choose the local model and search: with --server, the server's flags decide them.
 LOCAL_ONLY = {"model": None, "int8": False, "num_threads": 1, "decoding": None, "beam": SearchOptions.beam,
-              "hotwords": None, "blank_penalty": 0.0, "rescore_weight": 0.0, "offline": False,
-              "lm": None, "no_lm": False}
+              "hotwords": None, "blank_penalty": None, "rescore_weight": 0.0, "offline": False,
+              "lm": None, "lm_scale": None, "no_lm": False}
 
 
 def check_client_flags(args: argparse.Namespace) -> None:

@@ -7,8 +7,9 @@ Stages, each timed and reported:
     corpus     asr.synth: a synthetic corpus (espeak-ng/flite/festival)   WORK/corpus
     train      `asr train` for M minutes: a streaming LSTM transducer     WORK/exp
     export     `asr export --int8`: verified fp32 and int8 ONNX files      WORK/model
-    evaluate   synth-test and synth-test-voice through the streaming runtime, fp32 and int8
-               (the code path of `asr transcribe`): WER
+    evaluate   synth-test, synth-test-voice and synth-test-everyday through the streaming runtime
+               (the code path of `asr transcribe`), greedy with fp32 and int8, and int8 with beam
+               search and the shipped LM (at its tuned fusion settings) where it fits: WER
     bench      `asr bench` against sherpa-onnx on a few test files
 
 The LSTM encoder is chosen because sherpa-onnx can run its exports, so the
@@ -41,6 +42,7 @@ from asr.options import float_in, int_in
 
 if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
     from asr.bench.report import BenchReport
+    from asr.runtime.recognizer import Recognizer
 
 TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
 TEST_SUBSETS = ("synth-test", "synth-test-voice", "synth-test-everyday")  # training voices; held-out voices; their hand-written sentences
@@ -110,6 +112,7 @@ class SubsetWer:
     utterances: int  # how many were decoded
     fp32: float  # WER in percent with the fp32 files
     int8: float  # WER in percent with the int8 files
+    int8_lm: float | None  # int8, beam search with the shipped LM; None where no shipped LM fits the model
 
 
 @dataclass(frozen=True)
@@ -209,20 +212,40 @@ def evaluate(options: DemoOptions, out: TextIO) -> tuple[SubsetWer, ...]:
     from asr.runtime.recognizer import Recognizer
     from asr.runtime.transcribe import transcribe_file
 
+    recognizers = {"fp32": Recognizer.from_dir(options.model_dir), "int8": Recognizer.from_dir(options.model_dir, int8=True)}
+    if (with_lm := _with_shipped_lm(options.model_dir, out)) is not None:
+        recognizers["int8+LM"] = with_lm
     results = []
     for subset in TEST_SUBSETS:
         utterances = load_subset(options.corpus, subset)
-        wer = {}
-        for int8 in (False, True):
-            recognizer = Recognizer.from_dir(options.model_dir, int8=int8)
+        wer: dict[str, float] = {}
+        for name, recognizer in recognizers.items():
             counts = ErrorCounts()
-            label = f"{subset} {'int8' if int8 else 'fp32'}"
+            label = f"{subset} {name}"
             for utterance in tqdm(utterances, desc=f"decoding {label}", unit="utt", file=out, disable=None):
                 counts += word_errors(utterance.text, transcribe_file(recognizer, Path(utterance.audio_path)).text)
             print(f"{label}: {format_report(counts)}", file=out, flush=True)
-            wer[int8] = 100 * counts.wer
-        results.append(SubsetWer(subset, len(utterances), wer[False], wer[True]))
+            wer[name] = 100 * counts.wer
+        results.append(SubsetWer(subset, len(utterances), wer["fp32"], wer["int8"], wer.get("int8+LM")))
     return tuple(results)
+
+
+def _with_shipped_lm(model_dir: Path, out: TextIO) -> Recognizer | None:
+    """The int8 model with beam search and the shipped LM at its fusion settings; None (said) where none fits."""
+    from asr.runtime.default_model import shipped_lm_dir
+    from asr.runtime.lm import FusionSettings
+    from asr.runtime.recognizer import Recognizer
+    from asr.runtime.search import SearchOptions
+
+    if (lm := shipped_lm_dir()) is None:
+        return None
+    fusion = FusionSettings.from_dir(lm)
+    decoding = SearchOptions(method="beam", lm_scale=fusion.lm_scale, blank_penalty=fusion.blank_penalty)
+    try:
+        return Recognizer.from_dir(model_dir, int8=True, decoding=decoding, lm=lm)
+    except ModelFilesError as error:  # another tokenizer than the shipped model's (--tokens bpe)
+        print(f"not decoding with the shipped LM: {error}", file=out, flush=True)
+        return None
 
 
 def bench(options: DemoOptions, out: TextIO) -> BenchReport:
@@ -295,12 +318,16 @@ def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchRep
 
 def format_summary(summary: DemoSummary) -> str:
     """The closing table."""
+    with_lm = all(w.int8_lm is not None for w in summary.wers)
     lines = [
         "", "== demo summary ==",
         f"model        {summary.model_dir}  (fp32 {summary.sizes_mb['fp32']:.2f} MB, int8 {summary.sizes_mb['int8']:.2f} MB)",
-        f"{'WER':<22}{'fp32':>8}{'int8':>8}",
+        f"{'WER':<22}{'fp32':>8}{'int8':>8}" + (f"{'int8+LM':>10}" if with_lm else ""),
     ]
-    lines += [f"  {w.subset:<20}{w.fp32:>7.2f}%{w.int8:>7.2f}%" for w in summary.wers]
+    lines += [f"  {w.subset:<20}{w.fp32:>7.2f}%{w.int8:>7.2f}%" + (f"{w.int8_lm:>9.2f}%" if with_lm else "")
+              for w in summary.wers]
+    if with_lm:
+        lines.append("  (fp32, int8: greedy search; int8+LM: beam search with the shipped LM)")
     runtimes = list(summary.rtf)
     lines.append(f"{'speed, 1 thread':<22}" + "".join(f"{name:>14}" for name in runtimes))
     lines.append(f"  {'RTF':<20}" + "".join(f"{summary.rtf[n]:>14.4f}" for n in runtimes))
@@ -318,6 +345,10 @@ def format_summary(summary: DemoSummary) -> str:
         f"try it:  asr transcribe --model {summary.model_dir} FILE.wav",
         f"         asr live --model {summary.model_dir}",
     ]
+    if with_lm:
+        from asr.runtime.default_model import DEFAULT_LM_DIR
+
+        lines.append(f"         (add --lm {DEFAULT_LM_DIR} for the int8+LM column's decoding)")
     return "\n".join(lines + plateau_warning(summary.best_dev))
 
 

@@ -2,7 +2,7 @@
 
     python tests/benchmarks/attention_rescoring.py --model MODEL_DIR --data CORPUS_ROOT
         [--subsets synth-test,synth-test-noisy] [--max-utterances 200] [--beam 4]
-        [--weights 0,0.1,0.3,0.5,1] [--int8]
+        [--weights 0,0.1,0.3,0.5,1] [--int8] [--lm LM_DIR]
 
 MODEL_DIR is an export of a model trained with `asr train --attention-decoder` (it
 holds attention_decoder.onnx); CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's
@@ -17,6 +17,9 @@ printed: the n-best oracle WER (the best a re-ranking of these lists could do).
 Latency: the wall time of the rescore call per endpoint (milliseconds, p50 / p99 /
 max, one onnxruntime thread, after one warm-up utterance), with the n-best size and
 segment length it had.
+
+--lm fuses an LM (`asr train-lm`'s dir) in the beam search at its fusion.json settings, as the
+shipped model decodes by default: rescoring is then measured on top of LM fusion.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 from asr.audio import load
 from asr.corpus.librispeech import load_subset
 from asr.metrics import ErrorCounts, format_report, word_errors
+from asr.runtime.lm import FusionSettings
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.search import SearchOptions
 
@@ -70,12 +74,15 @@ def main() -> int:
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--weights", default="0,0.1,0.3,0.5,1")
     parser.add_argument("--int8", action="store_true", help="the int8 transducer files (the head is fp32 either way)")
+    parser.add_argument("--lm", type=Path, default=None, help="fuse this LM dir at its fusion.json settings")
     args = parser.parse_args()
     weights = [float(w) for w in args.weights.split(",")]
-    recognizer = Recognizer.from_dir(args.model, num_threads=1, int8=args.int8,
-                                     decoding=SearchOptions(method="beam", beam=args.beam), rescore_weight=PROBE_WEIGHT)
+    fusion = FusionSettings() if args.lm is None else FusionSettings.from_dir(args.lm)
+    decoding = SearchOptions(method="beam", beam=args.beam, lm_scale=fusion.lm_scale, blank_penalty=fusion.blank_penalty)
+    recognizer = Recognizer.from_dir(args.model, num_threads=1, int8=args.int8, decoding=decoding,
+                                     rescore_weight=PROBE_WEIGHT, lm=args.lm)
     print(f"model {args.model} ({'int8' if args.int8 else 'fp32'} transducer), beam {args.beam}, "
-          f"weights {weights}")
+          f"LM {args.lm or 'none'} ({fusion}), weights {weights}")
     print("| subset | utterances | " + " | ".join(f"WER w={w:g}" for w in weights) + " | n-best oracle |")
     print("|---|---|" + "---|" * (len(weights) + 1))
     latencies, hypotheses, frames = [], [], []

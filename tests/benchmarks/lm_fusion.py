@@ -1,12 +1,15 @@
 """LM shallow fusion on the shipped default model: the scale chosen on dev, WER, non-words and RTF on every test subset.
 
     python tests/benchmarks/lm_fusion.py --data CORPUS_ROOT --lm LM_DIR [--scales 0.1,0.2,0.3,0.5]
-        [--dev-utterances 300] [--subsets synth-test,...] [--max-utterances N] [--beam 4]
-        [--rtf-utterances 40] [--workers 2]
+        [--blank-penalties 0,0.5,1] [--dev-utterances 300] [--subsets synth-test,...]
+        [--max-utterances N] [--beam 4] [--rtf-utterances 40] [--workers 2] [--write-fusion]
 
 CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written there.
 1. Dev: decode the first --dev-utterances of synth-dev with beam search, without the LM and
-   with it at each of --scales; the scale of the lowest dev WER is chosen (test is never looked at).
+   with it at each of --scales and each --blank-penalties (the LM's cost per token favours short
+   hypotheses; a blank penalty buys the tokens back); the pair of the lowest dev WER is chosen
+   (test is never looked at). --write-fusion saves it as LM_DIR/fusion.json, the LM's defaults
+   in `asr transcribe`, `live`, `serve` and `eval` (asr.runtime.lm.FusionSettings).
 2. Test: every subset (default: every synth-test* subset under CORPUS_ROOT), without the LM and
    with it at the chosen scale: WER, and non-words per 100 reference words (hypothesis words that
    are neither in the synth lexicon nor in synth-train's transcripts: the words spelt from their
@@ -30,12 +33,14 @@ from pathlib import Path
 from asr.audio import load
 from asr.metrics import ErrorCounts, alignment, word_errors
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
+from asr.runtime.lm import FusionSettings
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.search import SearchOptions
 from hotwords import lexicon_words, read_subset  # tests/benchmarks/hotwords.py: the same corpus reading
 
 BATCH = 16  # test utterances decoded together by one worker (Recognizer.decode_streams)
-_recognizers: dict[float | None, Recognizer] = {}  # per worker process: scale (None: no LM) -> recognizer
+Setting = tuple[float, float] | None  # (LM scale, blank penalty); None: plain beam search, no LM
+_recognizers: dict[Setting, Recognizer] = {}  # per worker process
 _settings: dict[str, object] = {}
 
 
@@ -43,19 +48,20 @@ def _init_worker(lm: str, beam: int) -> None:
     _settings.update(lm=lm, beam=beam)
 
 
-def recognizer(scale: float | None) -> Recognizer:
-    if scale not in _recognizers:
-        options = SearchOptions(method="beam", beam=int(_settings["beam"]), lm_scale=scale or 0.0)
-        _recognizers[scale] = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=options,
-                                                  lm=None if scale is None else str(_settings["lm"]))
-    return _recognizers[scale]
+def recognizer(setting: Setting) -> Recognizer:
+    if setting not in _recognizers:
+        scale, penalty = setting or (0.0, 0.0)
+        options = SearchOptions(method="beam", beam=int(_settings["beam"]), lm_scale=scale, blank_penalty=penalty)
+        _recognizers[setting] = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=options,
+                                                    lm=None if setting is None else str(_settings["lm"]))
+    return _recognizers[setting]
 
 
-def decode(job: tuple[list[str], float | None]) -> list[str]:
+def decode(job: tuple[list[str], Setting]) -> list[str]:
     """Texts of audio files decoded together (decode_streams: each as it would be alone), without
-    (scale None) or with the LM."""
-    paths, scale = job
-    rec = recognizer(scale)
+    (setting None) or with the LM."""
+    paths, setting = job
+    rec = recognizer(setting)
     streams = [rec.create_stream() for _ in paths]
     for stream, path in zip(streams, paths):
         stream.accept_waveform(16000, load(path, 16000))
@@ -101,32 +107,41 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True, help="corpus root holding LibriSpeech/<subset>/")
     parser.add_argument("--lm", required=True, help="LM dir written by `asr train-lm`")
     parser.add_argument("--scales", default="0.1,0.2,0.3,0.5")
+    parser.add_argument("--blank-penalties", default="0", help="with the LM, tried with every scale on dev")
     parser.add_argument("--dev-utterances", type=int, default=300)
     parser.add_argument("--subsets", default=None, help="default: every synth-test* subset under --data")
     parser.add_argument("--max-utterances", type=int, default=100_000, help="per test subset")
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--rtf-utterances", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--write-fusion", action="store_true", help="save the chosen pair as LM_DIR/fusion.json")
     args = parser.parse_args()
 
     subsets = (args.subsets.split(",") if args.subsets else
                sorted(p.name for p in (args.data / "LibriSpeech").iterdir() if p.name.startswith("synth-test")))
     known = set(lexicon_words())
     known |= {w for _, ref in read_subset(args.data, "synth-train", 10**9) for w in ref.split()}
-    scales = [float(s) for s in args.scales.split(",")]
+    settings = [(float(s), float(p)) for s in args.scales.split(",") for p in args.blank_penalties.split(",")]
     report: dict[str, object] = {"lm": args.lm, "beam": args.beam}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam)) as pool:
-        def run(items: list[tuple[Path, str]], scale: float | None) -> list[str]:
+        def run(items: list[tuple[Path, str]], setting: Setting) -> list[str]:
             paths = [str(p) for p, _ in items]
-            jobs = [(paths[i : i + BATCH], scale) for i in range(0, len(paths), BATCH)]
+            jobs = [(paths[i : i + BATCH], setting) for i in range(0, len(paths), BATCH)]
             return [text for texts in pool.map(decode, jobs) for text in texts]
 
         dev = read_subset(args.data, "synth-dev", args.dev_utterances)
         dev_refs = [ref for _, ref in dev]
-        dev_rows = {str(scale): score(dev_refs, run(dev, scale), known) for scale in [None, *scales]}
-        chosen = min(scales, key=lambda s: dev_rows[str(s)]["wer"])
-        report.update(dev=dev_rows, chosen_scale=chosen)
-        print(json.dumps({"dev": dev_rows, "chosen_scale": chosen}), flush=True)
+        dev_rows = {}
+        for setting in [None, *settings]:
+            dev_rows[_name(setting)] = score(dev_refs, run(dev, setting), known)
+            print(json.dumps({"dev": {_name(setting): dev_rows[_name(setting)]}}), flush=True)
+        chosen = min(settings, key=lambda s: dev_rows[_name(s)]["wer"])
+        report.update(dev=dev_rows, chosen=_name(chosen))
+        print(json.dumps({"chosen": _name(chosen)}), flush=True)
+        if args.write_fusion:
+            tuned_on = (f"the shipped model (int8), beam {args.beam}, lowest WER on the first {len(dev)} "
+                        f"utterances of synth-dev (tests/benchmarks/lm_fusion.py)")
+            print(f"wrote {FusionSettings(*chosen).write(args.lm, tuned_on)}", flush=True)
         rows = {}
         for subset in subsets:
             items = read_subset(args.data, subset, args.max_utterances)
@@ -143,15 +158,19 @@ def main() -> int:
     sample = read_subset(args.data, subsets[0], args.rtf_utterances)
     seconds = sum(len(load(p, 16000)) for p, _ in sample) / 16000
     rtf = {}
-    for name, scale in (("without", None), ("with", chosen)):
-        decode(([str(sample[0][0])], scale))  # sessions loaded and warm before timing
+    for name, setting in (("without", None), ("with", chosen)):
+        decode(([str(sample[0][0])], setting))  # sessions loaded and warm before timing
         started = time.process_time()
         for path, _ in sample:  # one stream at a time, as on a device
-            decode(([str(path)], scale))
+            decode(([str(path)], setting))
         rtf[name] = (time.process_time() - started) / seconds
     report.update(rtf=rtf, rtf_audio_seconds=seconds)
     print(json.dumps(report, indent=1))
     return 0
+
+
+def _name(setting: Setting) -> str:
+    return "no LM" if setting is None else f"scale {setting[0]:g}, blank penalty {setting[1]:g}"
 
 
 if __name__ == "__main__":
