@@ -82,7 +82,8 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subsets", required=True, help="comma-separated subsets, e.g. synth-test,synth-test-voice")
     p.add_argument("--decoding", choices=("greedy", "beam", "ctc"), default="greedy",
                    help="greedy or (modified) beam transducer search, or greedy CTC (default: greedy)")
-    p.add_argument("--beam", type=int_in(1, MAX_BEAM), default=4, help="beam size for --decoding beam (default: 4)")
+    p.add_argument("--beam", type=int_in(1, MAX_BEAM), default=None,
+                   help="beam size for --decoding beam (default: the --lm dir's fusion.json, else 4)")
     p.add_argument("--streaming", action="store_true",
                    help="encode window by window as a device does (default: whole utterances, faster)")
     p.add_argument("--chunk-frames", type=int_in(1, MAX_CHUNK_FRAMES), default=None,

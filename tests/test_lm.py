@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -25,7 +26,7 @@ from asr.synth.corpus import text_subset
 from asr.synth.everyday import load_everyday
 from asr.training.lm_text import corpus_transcripts, read_text_file, synth_sentences
 from asr.training.lm_train import TorchLm, save_lm
-from export.lm_export import export_lm
+from export.lm_export import INT8_TOLERANCE, export_lm, verify_lm
 from exported_models import TOKENS, exported_model_dir
 from models.lm import build_lm
 from models.lm_config import LM_KINDS, LmConfig
@@ -177,6 +178,10 @@ def test_fusion_settings_are_the_defaults_without_a_file_and_read_back_as_writte
     ('{"lm_scale": "high", "blank_penalty": 0}', "is not a fusion settings file"),
     ('{"lm_scale": -1, "blank_penalty": 0}', "finite number >= 0"),
     ('{"lm_scale": 0.5, "blank_penalty": NaN}', "finite number >= 0"),
+    ('{"lm_scale": 0.5, "blank_penalty": 1, "beam": 0}', "beam 1 to"),
+    ('{"lm_scale": 0.5, "blank_penalty": 1, "beam": 2.5}', "is not a whole number"),
+    ('{"lm_scale": 0.5, "blank_penalty": 1, "beam": "8"}', "is not a whole number"),
+    ('[0.5, 1]', "is not a fusion settings file"),
 ])
 def test_a_bad_fusion_file_is_refused_naming_it(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / LM_FUSION).write_text(content, encoding="utf-8")
@@ -188,18 +193,21 @@ def test_a_bad_fusion_file_is_refused_naming_it(tmp_path: Path, content: str, me
 def test_the_lms_fusion_file_sets_scale_and_penalty_unless_flags_do(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     lm = shutil.copytree(DEFAULT_LM_DIR, tmp_path / "lm")
-    FusionSettings(0.3, 1.0).write(lm, tuned_on="a test")
-    namespace = argparse.Namespace(lm_scale=None, blank_penalty=None)
-    assert resolve_fusion(namespace, lm) == FusionSettings(0.3, 1.0)
-    assert resolve_fusion(namespace, None) == FusionSettings(DEFAULT_LM_SCALE, 0.0)
-    assert resolve_fusion(argparse.Namespace(lm_scale=0.9, blank_penalty=None), lm) == FusionSettings(0.9, 1.0)
+    FusionSettings(0.3, 1.0, beam=6).write(lm, tuned_on="a test")
+    namespace = argparse.Namespace(lm_scale=None, blank_penalty=None, beam=None)
+    assert resolve_fusion(namespace, lm) == FusionSettings(0.3, 1.0, 6)
+    assert resolve_fusion(namespace, None) == FusionSettings(DEFAULT_LM_SCALE, 0.0, SearchOptions.beam)
+    flags = argparse.Namespace(lm_scale=0.9, blank_penalty=None, beam=3)
+    assert resolve_fusion(flags, lm) == FusionSettings(0.9, 1.0, 3)
+    with pytest.raises(ConfigError, match="--nbest 7 is more than the beam's 6 hypotheses"):
+        resolve_fusion(argparse.Namespace(lm_scale=None, blank_penalty=None, beam=None, nbest=7), lm)
 
     def text(*argv: str) -> str:
         assert cli.main(["transcribe", *argv, str(FLAC)]) == 0
         return capsys.readouterr().out
 
     tuned = text("--lm", str(lm))
-    assert tuned == text("--lm", str(lm), "--lm-scale", "0.3", "--blank-penalty", "1")
+    assert tuned == text("--lm", str(lm), "--lm-scale", "0.3", "--blank-penalty", "1", "--beam", "6")
     (lm / LM_FUSION).write_text("{}", encoding="utf-8")
     assert cli.main(["transcribe", "--lm", str(lm), str(FLAC)]) == 2
     assert "is not a fusion settings file" in capsys.readouterr().err
@@ -253,6 +261,21 @@ def test_train_lm_then_transcribe_with_it(tmp_path: Path, capsys: pytest.Capture
     assert "--lm needs beam search" in captured.err
     assert captured.out.startswith(str(FLAC)) and len(captured.out.split("\t")[1].strip()) > 0
     assert OnnxLm.from_dir(exp, TokenTable.read(DEFAULT_MODEL_DIR / TOKENS_FILE)).vocab_size == 30
+
+
+def test_train_lm_int8_writes_int8_weights_that_score_like_torch(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat\nhello world\n" * 20, encoding="utf-8")
+    exp = tmp_path / "lm"
+    assert cli.main(["train-lm", "--text", str(text), "--exp-dir", str(exp), "--kind", "lstm", "--dim", "32",
+                     "--max-steps", "3", "--num-threads", "1", "--int8"]) == 0
+    assert "(int8 weights) matches torch" in capsys.readouterr().out
+    ops = {node.op_type for node in onnx.load(str(exp / LM_ONNX)).graph.node}
+    assert "MatMulInteger" in ops and "MatMul" not in ops
+    model = TorchLm.from_dir(exp, TokenTable.read(exp / TOKENS_FILE)).model
+    assert verify_lm(model, OnnxLm(exp / LM_ONNX), probabilities=True) <= INT8_TOLERANCE
+    assert cli.main(["transcribe", "--lm", str(exp), str(FLAC)]) == 0
 
 
 def test_an_exp_dir_that_is_a_file_is_refused_before_training(tmp_path: Path,

@@ -112,7 +112,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
                           "use --decoding greedy or beam")
     decoding = args.decoding if args.decoding == "ctc" else resolve_search(args, sys.stderr, "eval")
     fusion = resolve_fusion(args, args.lm)
-    options = EvalOptions(decoding=decoding, beam=args.beam, streaming=args.streaming,
+    options = EvalOptions(decoding=decoding, beam=fusion.beam, streaming=args.streaming,
                           chunk_frames=args.chunk_frames, blank_penalty=fusion.blank_penalty,
                           rescore_weight=args.rescore_weight, lm_scale=fusion.lm_scale)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))

@@ -5,8 +5,8 @@ An LM dir (what `asr train-lm` writes):
     lm.onnx      one step: token (H,) int64, *state -> log_probs (H, V), *next_<state>
     lm.pt        the torch checkpoint (`asr eval` fuses with it; the runtime never reads it)
     tokens.txt   the token table it was trained on
-    fusion.json  optional: the fusion settings tuned on dev for this LM (FusionSettings), the
-                 defaults whenever the LM is fused and --lm-scale / --blank-penalty are not given
+    fusion.json  optional: the decoding settings tuned on dev for this LM (FusionSettings), the
+                 defaults whenever the LM is fused and --lm-scale / --blank-penalty / --beam are not given
 
 lm.onnx's metadata_props (values are strings; JSON where structured):
     lm_format_version   LM_FORMAT_VERSION
@@ -37,7 +37,8 @@ from asr.errors import ModelFilesError
 from asr.runtime.model_dir import read_metadata_props
 from asr.runtime.model_metadata import StateSpec, next_state_name
 from asr.runtime.onnx_backend import create_session, zero_state
-from asr.runtime.search import DEFAULT_LM_SCALE, HYP_AXIS, PredictorState
+from asr.options import MAX_BEAM
+from asr.runtime.search import DEFAULT_LM_SCALE, HYP_AXIS, PredictorState, SearchOptions
 from asr.runtime.tokens import TokenTable
 
 LM_FORMAT_VERSION = 1
@@ -115,15 +116,18 @@ def lm_file(directory: str | Path, name: str = LM_ONNX) -> Path:
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """How strongly to fuse an LM: the pair tuned on dev for it (tests/benchmarks/lm_fusion.py --write-fusion).
+    """How to decode with an LM: the settings tuned on dev for it (tests/benchmarks/lm_fusion.py --write-fusion).
 
     The LM's cost per token (its log-probability, always < 0) makes a fused search prefer
-    short hypotheses; a blank penalty buys the deleted tokens back. Both depend on the
-    acoustic model too, so fusion.json records what it was tuned with (`tuned_on`, free text).
+    short hypotheses; a blank penalty buys the deleted tokens back. A wider beam lets the LM
+    rescue words the acoustic model ranks low; the best scale grows with it. All three
+    depend on the acoustic model too, so fusion.json records what it was tuned with
+    (`tuned_on`, free text). `beam` may be left out of the file (then the default beam).
     """
 
     lm_scale: float = DEFAULT_LM_SCALE
     blank_penalty: float = 0.0
+    beam: int = SearchOptions.beam
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> FusionSettings:
@@ -131,16 +135,21 @@ class FusionSettings:
         path = Path(directory) / LM_FUSION
         if not path.is_file():
             return cls()
-        fix = (f"fix it or delete it to fuse at the defaults (--lm-scale {DEFAULT_LM_SCALE}, --blank-penalty 0); "
-               'it holds e.g. {"lm_scale": 0.5, "blank_penalty": 0}')
+        fix = (f"fix it or delete it to fuse at the defaults (--lm-scale {DEFAULT_LM_SCALE}, --blank-penalty 0, "
+               f'--beam {cls.beam}); it holds e.g. {{"lm_scale": 0.5, "blank_penalty": 0, "beam": 4}}')
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            settings = cls(float(raw["lm_scale"]), float(raw["blank_penalty"]))
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            beam = raw.get("beam", cls.beam)
+            if not isinstance(beam, int):
+                raise TypeError(f"beam {beam!r} is not a whole number")
+            settings = cls(float(raw["lm_scale"]), float(raw["blank_penalty"]), beam)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelFilesError(f"{path} is not a fusion settings file ({error!r}); {fix}") from None
-        if not (np.isfinite(settings.lm_scale) and settings.lm_scale >= 0 and np.isfinite(settings.blank_penalty)):
-            raise ModelFilesError(f"{path}: lm_scale must be a finite number >= 0 and blank_penalty finite, got "
-                                  f"{settings.lm_scale} and {settings.blank_penalty}; {fix}")
+        if not (np.isfinite(settings.lm_scale) and settings.lm_scale >= 0 and np.isfinite(settings.blank_penalty)
+                and 1 <= settings.beam <= MAX_BEAM):
+            raise ModelFilesError(f"{path}: lm_scale must be a finite number >= 0, blank_penalty finite and beam "
+                                  f"1 to {MAX_BEAM}, got {settings.lm_scale}, {settings.blank_penalty} and "
+                                  f"{settings.beam}; {fix}")
         return settings
 
     def write(self, directory: str | Path, tuned_on: str) -> Path:

@@ -33,8 +33,9 @@ def add_decoding_flags(parser: argparse.ArgumentParser, beam_help: str = "") -> 
     parser.add_argument("--decoding", choices=["greedy", "beam"], default=None,
                         help="greedy or modified beam search (default: beam search with the shipped LM for the "
                              "shipped model, greedy for a --model)")
-    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=SearchOptions.beam,
-                        help="hypotheses kept per frame (--decoding beam)" + beam_help)
+    parser.add_argument("--beam", type=int_in(1, MAX_BEAM), default=None,
+                        help="hypotheses kept per frame (--decoding beam; default: the fused LM's fusion.json, "
+                             f"else {SearchOptions.beam})" + beam_help)
     parser.add_argument("--no-lm", action="store_true",
                         help="decode the shipped model without the shipped LM (what --decoding greedy also does)")
 
@@ -77,8 +78,6 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> str:
     nbest = getattr(args, "nbest", 0)
     if nbest < 0:
         raise ConfigError(f"--nbest must be 0 (none) or more, got {nbest}")
-    if nbest > args.beam:
-        raise ConfigError(f"--nbest {nbest} is more than --beam {args.beam} hypotheses; raise --beam or lower --nbest")
     if args.lm_scale is not None and not (math.isfinite(args.lm_scale) and args.lm_scale >= 0):
         raise ConfigError(f"--lm-scale must be a finite number >= 0, got {args.lm_scale}; "
                           f"0 leaves the scores as they are, {DEFAULT_LM_SCALE} is the default")
@@ -88,17 +87,24 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> str:
     decoding = args.decoding or "greedy"
     if decoding == "greedy" and any(needs_beam.values()):
         why = next(flag for flag, needed in needs_beam.items() if needed)
-        print(f"asr {command}: note: {why} needs beam search; decoding with --decoding beam --beam {args.beam}",
+        beam = "" if args.beam is None else f" --beam {args.beam}"
+        print(f"asr {command}: note: {why} needs beam search; decoding with --decoding beam{beam}",
               file=err, flush=True)
         decoding = "beam"
     return decoding
 
 
 def resolve_fusion(args: argparse.Namespace, lm_dir: Path | None) -> FusionSettings:
-    """--lm-scale and --blank-penalty where given, else the fused LM's fusion.json (the defaults without an LM)."""
+    """--lm-scale, --blank-penalty and --beam where given, else the fused LM's fusion.json (the defaults without
+    an LM); ConfigError for an --nbest longer than the beam."""
     tuned = FusionSettings() if lm_dir is None else FusionSettings.from_dir(lm_dir)
-    return FusionSettings(tuned.lm_scale if args.lm_scale is None else args.lm_scale,
-                          tuned.blank_penalty if args.blank_penalty is None else args.blank_penalty)
+    fusion = FusionSettings(tuned.lm_scale if args.lm_scale is None else args.lm_scale,
+                            tuned.blank_penalty if args.blank_penalty is None else args.blank_penalty,
+                            tuned.beam if args.beam is None else args.beam)
+    if (nbest := getattr(args, "nbest", 0)) > fusion.beam:
+        raise ConfigError(f"--nbest {nbest} is more than the beam's {fusion.beam} hypotheses; raise --beam or "
+                          "lower --nbest")
+    return fusion
 
 
 def recognizer_from_args(
@@ -124,7 +130,7 @@ def recognizer_from_args(
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
-        decoding=SearchOptions(method=method, beam=args.beam, blank_penalty=fusion.blank_penalty,
+        decoding=SearchOptions(method=method, beam=fusion.beam, blank_penalty=fusion.blank_penalty,
                                lm_scale=fusion.lm_scale),
         int8=int8,
         rescore_weight=args.rescore_weight,

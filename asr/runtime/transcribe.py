@@ -31,7 +31,6 @@ from asr.options import threads
 from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.result import RecognitionResult
-from asr.runtime.search import SearchOptions
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.search_flags import add_decoding_flags, add_search_flags, recognizer_from_args
 from asr.runtime.segments import decode_to_endpoint, finish_segment, keep_last, spoken
@@ -111,7 +110,7 @@ def transcribe_samples(recognizer: Recognizer, samples: np.ndarray) -> Recogniti
 
 
 # Flags that choose the local model and search: with --server, the server's flags decide them.
-LOCAL_ONLY = {"model": None, "int8": False, "num_threads": 1, "decoding": None, "beam": SearchOptions.beam,
+LOCAL_ONLY = {"model": None, "int8": False, "num_threads": 1, "decoding": None, "beam": None,
               "hotwords": None, "blank_penalty": None, "rescore_weight": 0.0, "offline": False,
               "lm": None, "lm_scale": None, "no_lm": False}
 

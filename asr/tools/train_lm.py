@@ -42,6 +42,8 @@ def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-threads", type=int_in(1, MAX_THREADS), default=1,
                    help="torch CPU threads (1 is fastest per core on a small, busy machine)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="same seed and text, same sentences drawn")
+    p.add_argument("--int8", action="store_true",
+                   help="write lm.onnx with int8 weights (a quarter of the size; checked against torch)")
 
 
 def run_train_lm_command(args: argparse.Namespace) -> int:
@@ -78,9 +80,11 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     save_lm(args.exp_dir / LM_CHECKPOINT, model, table, steps, loss)
     table.write(args.exp_dir / TOKENS_FILE)
-    diff = export_lm(model, table, args.exp_dir / LM_ONNX, loss)
+    check = export_lm(model, table, args.exp_dir / LM_ONNX, loss, int8=args.int8)
     parameters = sum(p.numel() for p in model.parameters())
+    matches = (f"matches torch to {check.fp32_log_prob:.1e}" if check.int8_prob is None else
+               f"(int8 weights) matches torch to {check.int8_prob:.3f} in probability")
     print(f"{args.kind} LM, {parameters / 1e6:.2f}M parameters: {steps} steps in {minutes:.1f} min, dev loss "
-          f"{loss:.3f} nats/token (perplexity {math.exp(loss):.2f}); {args.exp_dir / LM_ONNX} matches torch "
-          f"to {diff:.1e}; use it with --lm {args.exp_dir}")
+          f"{loss:.3f} nats/token (perplexity {math.exp(loss):.2f}); {args.exp_dir / LM_ONNX} {matches}; "
+          f"use it with --lm {args.exp_dir}")
     return 0

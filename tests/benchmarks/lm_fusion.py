@@ -8,8 +8,8 @@ CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written
 1. Dev: decode the first --dev-utterances of synth-dev with beam search, without the LM and
    with it at each of --scales and each --blank-penalties (the LM's cost per token favours short
    hypotheses; a blank penalty buys the tokens back); the pair of the lowest dev WER is chosen
-   (test is never looked at). --write-fusion saves it as LM_DIR/fusion.json, the LM's defaults
-   in `asr transcribe`, `live`, `serve` and `eval` (asr.runtime.lm.FusionSettings).
+   (test is never looked at). --write-fusion saves it and --beam as LM_DIR/fusion.json, the LM's
+   defaults in `asr transcribe`, `live`, `serve` and `eval` (asr.runtime.lm.FusionSettings).
 2. Test: every subset (default: every synth-test* subset under CORPUS_ROOT), without the LM and
    with it at the chosen scale: WER, and non-words per 100 reference words (hypothesis words that
    are neither in the synth lexicon nor in synth-train's transcripts: the words spelt from their
@@ -141,7 +141,7 @@ def main() -> int:
         if args.write_fusion:
             tuned_on = (f"the shipped model (int8), beam {args.beam}, lowest WER on the first {len(dev)} "
                         f"utterances of synth-dev (tests/benchmarks/lm_fusion.py)")
-            print(f"wrote {FusionSettings(*chosen).write(args.lm, tuned_on)}", flush=True)
+            print(f"wrote {FusionSettings(*chosen, beam=args.beam).write(args.lm, tuned_on)}", flush=True)
         rows = {}
         for subset in subsets:
             items = read_subset(args.data, subset, args.max_utterances)
