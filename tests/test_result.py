@@ -50,6 +50,7 @@ def test_search_extends_hypotheses_without_copying(method: str) -> None:
     state = searcher.init_state()
     encoder_out = random_encoder_out(rng, 1, 400)
     seen: set[int] = {id(EMPTY_PATH)}  # every node any earlier best path held
+    alive = []  # ...kept referenced: a collected node's id may be reused by a new one, which would look old
     for start in range(0, 400, 4):
         searcher.advance(encoder_out[:, start : start + 4], [state])
         nodes = state.best_path().nodes()
@@ -59,6 +60,7 @@ def test_search_extends_hypotheses_without_copying(method: str) -> None:
         if method == "greedy":
             assert len(fresh) <= 4  # at most one token per frame of the chunk
         seen.update(id(node) for node in nodes)
+        alive.extend(nodes)
     assert state.best_path().length > 100
 
 
