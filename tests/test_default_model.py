@@ -111,12 +111,17 @@ def _cli_text(*argv: str) -> str:
     return out.getvalue()
 
 
-def test_the_shipped_model_decodes_with_the_shipped_lm_unless_told_not_to() -> None:
+def test_the_shipped_model_decodes_with_the_shipped_lm_unless_told_not_to(tmp_path: Path) -> None:
     OnnxLm.from_dir(DEFAULT_LM_DIR, ModelFiles.from_dir(DEFAULT_MODEL_DIR, int8=True).token_table)  # it fits
     default = _cli_text()
     assert default == _cli_text("--lm", str(DEFAULT_LM_DIR), "--decoding", "beam")
     greedy = _cli_text("--no-lm")
     assert greedy == _cli_text("--decoding", "greedy") != default
+    # Hotwords on top of the LM (beam search already, so no note): the phrase the LM alone misses comes out.
+    hotwords = tmp_path / "hotwords.txt"
+    hotwords.write_text("WOULD ENCOURAGE\n", encoding="utf-8")
+    assert "SHE WOULD ENCOURAGE VICTOR" not in default
+    assert "SHE WOULD ENCOURAGE VICTOR" in _cli_text("--hotwords", str(hotwords))
     assert _cli_text("--decoding", "beam", "--no-lm") != default  # beam search alone is not what the LM gives
 
 

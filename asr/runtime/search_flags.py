@@ -70,8 +70,9 @@ def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> No
                             help="jsonl: add the N best hypotheses of each segment as `nbest` (beam search)")
 
 
-def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> str:
-    """Check the shared flags; the decoding method to use (greedy switched to beam where needed)."""
+def resolve_search(args: argparse.Namespace, err: TextIO, command: str, default: str = "greedy") -> str:
+    """Check the shared flags; the decoding method to use: --decoding, else `default` (greedy switched to beam
+    where a flag needs it, with a note)."""
     check_score(args.hotwords_score, "--hotwords-score")
     if args.blank_penalty is not None and not math.isfinite(args.blank_penalty):
         raise ConfigError(f"--blank-penalty must be a finite number, got {args.blank_penalty}; 0 disables it")
@@ -84,7 +85,7 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str) -> str:
     rescore = check_weight(args.rescore_weight) > 0
     needs_beam = {"--hotwords": args.hotwords is not None, "--lm": args.lm is not None, "--rescore-weight": rescore,
                   "--nbest": nbest > 1}
-    decoding = args.decoding or "greedy"
+    decoding = args.decoding or default
     if decoding == "greedy" and any(needs_beam.values()):
         why = next(flag for flag, needed in needs_beam.items() if needed)
         beam = "" if args.beam is None else f" --beam {args.beam}"
@@ -122,10 +123,9 @@ def recognizer_from_args(
     from asr.runtime.recognizer import Recognizer  # onnxruntime: only once a command runs, not to parse
 
     model_dir, int8 = resolve_model_dir(args.model, args.int8)
-    method = resolve_search(args, err, command)
-    lm = args.lm
-    if (default_lm := shipped_lm(args)) is not None:  # the shipped model's own LM needs no note: it is the default
-        lm, method = default_lm, "beam"
+    default_lm = shipped_lm(args)  # the shipped model decodes with its LM, so with beam search, by default
+    method = resolve_search(args, err, command, default="greedy" if default_lm is None else "beam")
+    lm = args.lm if default_lm is None else default_lm
     fusion = resolve_fusion(args, lm)
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
