@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import io
 import json
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from asr.runtime.rescore import attention_scores, rescore_state, teacher_forcing
 from asr.runtime.beam_search import BeamSearcher
 from asr.runtime.search import EMPTY_PATH, SearchOptions, SearchState
 from asr.runtime.segments import finish_segment
-from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command
 from asr.training.command import load_initial_weights, with_attention_head
 from asr.training.config import TrainConfig
 from asr.training.decoding import EvalOptions, check_compatible, decode_features
@@ -32,6 +29,7 @@ from asr.training.tokenizers import CharTokenizer
 from asr.training.torch_backend import SILENCE_FEATURE, TorchAttentionScorer, TorchBackend, stream_utterance
 from export.onnx_export import ExportOptions, export_model
 from exported_models import TOKENS, exported_model_dir, gated_model, speech
+from test_transcribe import run as transcribe_cli
 from models.config import ATTENTION_SCORES, AttentionDecoderConfig, TransducerConfig
 from models.presets import tiny
 from models.transducer import RnntLoss, Transducer
@@ -278,21 +276,13 @@ def test_init_from_a_model_without_the_head_adds_one() -> None:
         load_initial_weights(model, weights)
 
 
-def _transcribe(argv: list[str]) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="asr transcribe")
-    add_transcribe_arguments(parser)
-    out, err = io.StringIO(), io.StringIO()
-    status = run_transcribe_command(parser.parse_args(argv), out, err)
-    return status, out.getvalue(), err.getvalue()
-
-
 def test_transcribe_rescores_and_says_it_switched_to_beam(headed_dir: Path, tmp_path: Path,
                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
     audio = tmp_path / "a.wav"
     soundfile.write(audio, speech(2.0, 3), 16000, subtype="FLOAT")
-    status, out, err = _transcribe(["--model", str(headed_dir), "--rescore-weight", "1", str(audio)])
+    status, out, err = transcribe_cli(["--model", str(headed_dir), "--rescore-weight", "1", str(audio)])
     assert status == 0 and "--rescore-weight needs beam search" in err
     assert out.split(None, 1)[1].strip() == _runtime_nbest(headed_dir, 1.0)[0][0]
     plain = exported_model_dir(tmp_path_factory, "lstm", "stateless")
     with pytest.raises(ConfigError, match="no attention_decoder.onnx"):
-        _transcribe(["--model", str(plain), "--rescore-weight", "1", str(audio)])
+        transcribe_cli(["--model", str(plain), "--rescore-weight", "1", str(audio)])
