@@ -21,7 +21,6 @@ from asr.metrics import ErrorCounts, word_errors
 from asr.runtime import Recognizer
 from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR, resolve_model_dir
 from asr.runtime.lm import FusionSettings, OnnxLm
-from asr.runtime.search import SearchOptions
 from asr.runtime.model_dir import MANIFEST_FILE, ModelFiles, write_manifest
 from asr.runtime.transcribe import add_transcribe_arguments, run_transcribe_command, transcribe_file
 
@@ -86,9 +85,7 @@ def _wers(recognizer: Recognizer) -> dict[str, float]:
 @pytest.mark.parametrize("with_lm", [False, True], ids=["greedy", "beam-with-shipped-lm"])
 def test_shipped_model_wer_stays_under_its_bounds(with_lm: bool) -> None:
     if with_lm:
-        fusion = FusionSettings.from_dir(DEFAULT_LM_DIR)  # the scale, blank penalty and beam the commands use
-        decoding = SearchOptions(method="beam", beam=fusion.beam, lm_scale=fusion.lm_scale,
-                                 blank_penalty=fusion.blank_penalty)
+        decoding = FusionSettings.from_dir(DEFAULT_LM_DIR).search_options()  # the search the commands run
         recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=decoding, lm=DEFAULT_LM_DIR)
     else:
         recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True)

@@ -14,7 +14,8 @@ from asr.tools.demo import (
     format_summary, plateau_warning, run_demo_command,
 )
 from asr.errors import AsrError
-from asr.runtime.default_model import DEFAULT_MODEL_DIR
+from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR
+from asr.runtime.lm import FusionSettings
 from asr.runtime.model_dir import ModelFiles
 from exported_models import exported_model_dir
 
@@ -68,7 +69,9 @@ def test_the_plateau_warning_fires_above_its_threshold_only() -> None:
 
 def test_the_shipped_lm_decodes_a_model_of_its_tokenizer_only(tmp_path_factory: pytest.TempPathFactory) -> None:
     out = io.StringIO()
-    assert _with_shipped_lm(DEFAULT_MODEL_DIR, out) is not None and out.getvalue() == ""
+    with_lm = _with_shipped_lm(DEFAULT_MODEL_DIR, out)
+    assert with_lm is not None and out.getvalue() == ""
+    assert with_lm.decoding == FusionSettings.from_dir(DEFAULT_LM_DIR).search_options()  # what `--lm` decodes with
     assert _with_shipped_lm(exported_model_dir(tmp_path_factory, int8=True), out) is None
     assert "not decoding with the shipped LM" in out.getvalue() and "another tokenizer" in out.getvalue()
 

@@ -152,6 +152,10 @@ class FusionSettings:
                                   f"{settings.beam}; {fix}")
         return settings
 
+    def search_options(self, method: str = "beam") -> SearchOptions:
+        """The search these settings describe (the one place that maps them onto SearchOptions)."""
+        return SearchOptions(method=method, beam=self.beam, lm_scale=self.lm_scale, blank_penalty=self.blank_penalty)
+
     def write(self, directory: str | Path, tuned_on: str) -> Path:
         """Save as `directory`/fusion.json with a note of what they were tuned on; the path."""
         path = Path(directory) / LM_FUSION

@@ -130,8 +130,7 @@ def recognizer_from_args(
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
-        decoding=SearchOptions(method=method, beam=fusion.beam, blank_penalty=fusion.blank_penalty,
-                               lm_scale=fusion.lm_scale),
+        decoding=fusion.search_options(method),
         int8=int8,
         rescore_weight=args.rescore_weight,
         lm=lm,

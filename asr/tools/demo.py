@@ -235,14 +235,11 @@ def _with_shipped_lm(model_dir: Path, out: TextIO) -> Recognizer | None:
     from asr.runtime.default_model import shipped_lm_dir
     from asr.runtime.lm import FusionSettings
     from asr.runtime.recognizer import Recognizer
-    from asr.runtime.search import SearchOptions
 
     if (lm := shipped_lm_dir()) is None:
         return None
-    fusion = FusionSettings.from_dir(lm)
-    decoding = SearchOptions(method="beam", lm_scale=fusion.lm_scale, blank_penalty=fusion.blank_penalty)
     try:
-        return Recognizer.from_dir(model_dir, int8=True, decoding=decoding, lm=lm)
+        return Recognizer.from_dir(model_dir, int8=True, decoding=FusionSettings.from_dir(lm).search_options(), lm=lm)
     except ModelFilesError as error:  # another tokenizer than the shipped model's (--tokens bpe)
         print(f"not decoding with the shipped LM: {error}", file=out, flush=True)
         return None

@@ -25,6 +25,7 @@ shipped model decodes by default: rescoring is then measured on top of LM fusion
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,6 @@ from asr.corpus.librispeech import load_subset
 from asr.metrics import ErrorCounts, format_report, word_errors
 from asr.runtime.lm import FusionSettings
 from asr.runtime.recognizer import Recognizer
-from asr.runtime.search import SearchOptions
 
 PROBE_WEIGHT = 1.0  # the weight the timed rescore call runs with; others are re-ranked from its scores
 
@@ -77,9 +77,9 @@ def main() -> int:
     parser.add_argument("--lm", type=Path, default=None, help="fuse this LM dir at its fusion.json settings")
     args = parser.parse_args()
     weights = [float(w) for w in args.weights.split(",")]
-    fusion = FusionSettings() if args.lm is None else FusionSettings.from_dir(args.lm)
-    decoding = SearchOptions(method="beam", beam=args.beam, lm_scale=fusion.lm_scale, blank_penalty=fusion.blank_penalty)
-    recognizer = Recognizer.from_dir(args.model, num_threads=1, int8=args.int8, decoding=decoding,
+    tuned = FusionSettings() if args.lm is None else FusionSettings.from_dir(args.lm)
+    fusion = dataclasses.replace(tuned, beam=args.beam)  # --beam decides: rescoring is measured at several
+    recognizer = Recognizer.from_dir(args.model, num_threads=1, int8=args.int8, decoding=fusion.search_options(),
                                      rescore_weight=PROBE_WEIGHT, lm=args.lm)
     print(f"model {args.model} ({'int8' if args.int8 else 'fp32'} transducer), beam {args.beam}, "
           f"LM {args.lm or 'none'} ({fusion}), weights {weights}")
