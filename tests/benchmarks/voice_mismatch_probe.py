@@ -2,9 +2,9 @@
 
     python tests/benchmarks/voice_mismatch_probe.py --exp-dir EXP --data DATA \
         --subsets synth-test,synth-test-natural [--max-utterances 200] \
-        [--warps 0.8,0.9,0.95,1.0,1.05,1.1] [--blank-penalties 0,0.5,1,1.5]
+        [--warps 0.8,0.9,0.95,1.0,1.05,1.1] [--blank-penalties 0,0.5,1,1.5] [--no-mean-norm]
 
-Two questions, each a sweep over one subset's fbank features, greedy torch decoding:
+Three questions, each a sweep over one subset's fbank features, greedy torch decoding:
 
 - Formant scale (vocal tract length). Each utterance's log-mel is warped along the
   frequency axis by a factor a, as if every formant moved from f to a*f (the
@@ -12,6 +12,11 @@ Two questions, each a sweep over one subset's fbank features, greedy torch decod
   If the held-out voice's error came from a vocal tract longer or shorter than
   the training voices', some a != 1 would lower its WER; then warping in training
   would be the cheap fix.
+- Channel and level. Each utterance's per-bin mean over time is moved onto the
+  training corpus's mean (the model's input normalisation statistics), as a
+  per-speaker mean normalisation would do at test time. If the held-out voice
+  differed from the training voices mainly by a fixed spectral tilt or level, this
+  would lower its WER; then per-speaker normalisation would be the fix.
 - Deletions. A blank penalty trades deletions for insertions; if the errors were
   mostly deletions, it would lower the WER.
 
@@ -58,6 +63,19 @@ def warp_features(features: np.ndarray, factor: float, config: FbankConfig) -> n
     return (features[:, below] * (1.0 - weight) + features[:, above] * weight).astype(np.float32)
 
 
+def training_mean(loaded: LoadedModel) -> np.ndarray:
+    """(D,) the per-bin feature mean the model normalises its input with (the training corpus's)."""
+    for name, buffer in loaded.model.named_buffers():
+        if name.endswith("feature_mean"):
+            return buffer.detach().cpu().numpy()
+    raise SystemExit("this model stores no input normalisation statistics (feature_mean)")
+
+
+def mean_normalised(features: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """(T, D) with each bin's mean over the utterance moved onto `mean`."""
+    return (features - features.mean(axis=0, keepdims=True) + mean[None, :]).astype(np.float32)
+
+
 def error_counts(loaded: LoadedModel, texts: list[str], features: list[np.ndarray], options: EvalOptions) -> ErrorCounts:
     counts = ErrorCounts()
     for text, tokens in zip(texts, decode_features(loaded.model, features, options)):
@@ -82,6 +100,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-utterances", type=int, default=200)
     parser.add_argument("--warps", type=floats, default=floats("0.8,0.9,0.95,1.0,1.05,1.1"))
     parser.add_argument("--blank-penalties", type=floats, default=floats("0,0.5,1,1.5"))
+    parser.add_argument("--no-mean-norm", action="store_true", help="skip the per-utterance mean normalisation row")
     parser.add_argument("--num-threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.num_threads)
@@ -94,6 +113,10 @@ def main(argv: list[str]) -> int:
         for factor in args.warps:
             warped = [warp_features(f, factor, loaded.features) for f in features]
             print(row(subset, f"warp {factor:g}", error_counts(loaded, texts, warped, EvalOptions())), flush=True)
+        if not args.no_mean_norm:
+            shifted = [mean_normalised(f, training_mean(loaded)) for f in features]
+            print(row(subset, "utterance mean -> training mean", error_counts(loaded, texts, shifted, EvalOptions())),
+                  flush=True)
         for penalty in args.blank_penalties:
             counts = error_counts(loaded, texts, features, EvalOptions(blank_penalty=penalty))
             print(row(subset, f"blank penalty {penalty:g}", counts), flush=True)
