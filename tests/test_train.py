@@ -305,6 +305,35 @@ def test_max_minutes_stops_early_and_saves(tmp_path: Path, capsys: pytest.Captur
     assert "time budget is already spent" in err and "--resume --max-minutes 0.0002" in err
 
 
+def test_max_minutes_keeps_the_last_validation_in_reserve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final checkpoint's validation ends within the budget: training stops once the time left is less
+    than the last validation took. On a fake clock, a step costs 1 s and a validation 5 s, budget 15 s."""
+    import types
+
+    import asr.training.loop as loop
+
+    now = [0.0]
+    real_step, real_validate = loop.train_step, loop.validate
+
+    def step(*args: object, **kwargs: object):
+        now[0] += 1.0
+        return real_step(*args, **kwargs)
+
+    def validate(run: object):
+        now[0] += 5.0
+        return real_validate(run)
+
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(loop, "validate", validate)
+    summary = train(_start(tiny_config(epochs=50, max_minutes=15 / 60, checkpoint_every_steps=4), tmp_path,
+                           random_run_data()))
+    # Steps 1-4 (4 s), a validation (9 s), step 5 (10 s): 10 + 5 reaches 15, so the run stops and its final
+    # validation ends at 15 s. Without the reserve it would train to step 9 and end at 24 s.
+    assert summary.stopped_by == "time" and summary.steps == 5
+    assert now[0] == 15.0
+
+
 # --- non-finite losses and weights ---------------------------------------------------------------------
 
 

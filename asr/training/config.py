@@ -288,8 +288,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--exp-dir", type=Path, required=True, help="experiment dir: config, checkpoints, logs, plots")
     run.add_argument("--resume", action="store_true", help="continue from the latest good checkpoint in --exp-dir")
     run.add_argument("--epochs", type=int_in(1, 100_000), help=f"epochs to train (default: {DEFAULT_EPOCHS} unless --max-minutes)")
-    run.add_argument("--max-minutes", type=float_in(0, 10**6, low_open=True), help="stop after this many minutes of training (with --epochs: "
-                     "whichever comes first)")
+    run.add_argument("--max-minutes", type=float_in(0, 10**6, low_open=True), help="stop after this many minutes of training, the final "
+                     "checkpoint's validation included (with --epochs: whichever comes first)")
     run.add_argument("--max-batch-seconds", type=float_in(0, 36_000, low_open=True),
                      help=f"padded audio seconds per batch (default: {d('max_batch_seconds')})")
     run.add_argument("--rnnt-loss", choices=RNNT_LOSSES, help=f"transducer loss (default: {d('rnnt_loss')})")

@@ -84,6 +84,10 @@ class TrainingRun:
     tokenizer_bytes: bytes  # tokenizer.to_bytes(), stored in checkpoints
     progress: Progress = dataclasses.field(default_factory=Progress)  # position, restored on resume
     last_saved_step: int = -1  # step of the newest checkpoint written by this process
+    # Wall time of this process's last validation and checkpoint. --max-minutes keeps it in reserve, so
+    # that the run's final checkpoint (validated too) ends within the budget instead of after it: on a
+    # busy machine one validation takes a minute, which a caller with a deadline (the demo) cannot see.
+    save_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def train(run: TrainingRun) -> TrainSummary:
     clock = _Clock(progress.elapsed_seconds)
     final_loss = None
     stopped_by = "epochs"
-    if progress.step > 0 and _out_of_time(run):  # a resumed run whose budget was already spent
+    if progress.step > 0 and _out_of_time(run, reserve=0.0):  # a resumed run whose budget was already spent
         if run.world.is_main:
             print(f"note: the time budget is already spent: {progress.elapsed_seconds / 60:.1f} minutes trained "
                   f"of --max-minutes {config.max_minutes:g} (summed over this run's resumes); nothing to train. "
@@ -120,7 +124,7 @@ def train(run: TrainingRun) -> TrainSummary:
         best = run.checkpoints.best()
         return TrainSummary(progress.step, progress.epoch, None, best.dev_wer if best else None, "time")
     while config.stop_epochs is None or progress.epoch < config.stop_epochs:
-        if _out_of_time(run):
+        if _out_of_time(run, reserve=run.save_seconds):
             stopped_by = "time"
             break
         final_loss, out_of_time = train_one_epoch(run, clock, final_loss)
@@ -159,7 +163,7 @@ def train_one_epoch(run: TrainingRun, clock: _Clock, last_loss: float | None) ->
             last_loss = result.loss  # a skipped batch's NaN is no loss to report
         run.monitor.step(progress.step, result, batch.seconds)
         progress.elapsed_seconds = clock.elapsed()
-        if _out_of_time(run):
+        if _out_of_time(run, reserve=run.save_seconds):
             return last_loss, True
         if progress.step % config.checkpoint_every_steps == 0:
             save_and_validate(run)
@@ -199,6 +203,7 @@ def save_and_validate(run: TrainingRun) -> None:
             f"training diverged: at step {run.progress.step} the weights are not finite ({broken}); nothing was saved. Lower --lr or raise --warmup-steps and "
             "start again, or --resume from the last checkpoint"
         )
+    started = time.monotonic()
     rng = gather_objects(run.world, _rng_state(run.world))  # a collective: every rank takes part
     result = validate(run)
     if run.world.is_main:
@@ -209,6 +214,7 @@ def save_and_validate(run: TrainingRun) -> None:
         run.monitor.write(f"saved {path}")
     run.last_saved_step = run.progress.step
     barrier(run.world)
+    run.save_seconds = time.monotonic() - started
 
 
 def checkpoint_state(run: TrainingRun, rng: list[dict[str, Any]], dev_wer: float | None) -> dict[str, Any]:
@@ -273,12 +279,12 @@ class _Clock:
         return time.monotonic() - self._start
 
 
-def _out_of_time(run: TrainingRun) -> bool:
-    """Whether --max-minutes is used up; rank 0 decides for all so every rank stops at the same step."""
+def _out_of_time(run: TrainingRun, reserve: float) -> bool:
+    """Whether --max-minutes, less `reserve` seconds, is used up; rank 0 decides for all so every rank stops at the same step."""
     limit = run.config.max_minutes
     if limit is None:
         return False
-    done = torch.tensor([run.progress.elapsed_seconds >= limit * 60.0])
+    done = torch.tensor([run.progress.elapsed_seconds + reserve >= limit * 60.0])
     if run.world.distributed:
         dist.broadcast(done, src=0)
     return bool(done.item())
