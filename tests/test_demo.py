@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import asr.tools.demo as demo
 from asr.tools.demo import (
-    DONE_FILE, PLATEAU_WER, TEST_SUBSETS, DemoSummary, StageTime, SubsetWer, _with_shipped_lm, add_demo_arguments,
-    format_summary, plateau_warning, run_demo_command,
+    DONE_FILE, PLATEAU_WER, TEST_SUBSETS, DemoOptions, DemoSummary, StageTime, SubsetWer, _with_shipped_lm,
+    add_demo_arguments, format_summary, plateau_warning, run_demo_command, train,
 )
 from asr.errors import AsrError
 from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR
@@ -52,12 +53,60 @@ def test_the_demo_builds_trains_exports_evaluates_benchmarks_and_then_reuses(tmp
 def test_bad_scale_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="2"):  # the flag's range is checked as it is parsed (asr.options)
         _demo(tmp_path, "--minutes", "0")
+    with pytest.raises(SystemExit, match="2"):
+        _demo(tmp_path, "--total-minutes", "0")
     parser = argparse.ArgumentParser()
     add_demo_arguments(parser)
     args = parser.parse_args(["--work-dir", str(tmp_path)])
     args.minutes = 0.0  # and again for callers that skip argparse
     with pytest.raises(AsrError, match="--minutes must be > 0"):
         run_demo_command(args, io.StringIO())
+
+
+@pytest.mark.parametrize("started_at", ["4102444800", "nan"])  # 2100-01-01: a clock that starts in the future
+def test_a_start_time_that_is_not_in_the_past_is_refused(tmp_path: Path, started_at: str) -> None:
+    with pytest.raises(AsrError, match=r"--started-at .* is not a time before now.*date \+%s"):
+        _demo(tmp_path, "--started-at", started_at)
+    assert not (tmp_path / "corpus").exists()  # refused before any work
+
+
+def _options(work_dir: Path, **changes: object) -> DemoOptions:
+    options = DemoOptions(work_dir=work_dir, hours=0.02, minutes=9.0, total_minutes=14.0, started_at=0.0,
+                          preset="tiny", tokens="char", lr=3e-3, warmup_steps=200, batch_seconds=20.0,
+                          rnnt_loss="pruned", fresh=False)
+    return dataclasses.replace(options, **changes)
+
+
+def test_a_finished_run_is_reused_if_it_trained_long_enough_and_resumed_if_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def fake_train(*args: str) -> None:  # what `asr train` leaves behind, minus the model
+        calls.append(args)
+        exp = Path(args[args.index("--exp-dir") + 1])
+        exp.mkdir(parents=True, exist_ok=True)
+        (exp / "config.json").write_text("{}", encoding="utf-8")
+
+    monkeypatch.setattr(demo, "_run_cli", fake_train)
+    options = _options(tmp_path)
+    assert train(options, 3.0) is False
+    assert "--resume" not in calls[-1] and calls[-1][calls[-1].index("--max-minutes") + 1] == "3.000"
+    assert train(options, 3.0) is True and train(options, 2.0) is True and len(calls) == 1  # long enough
+    # The total budget is no training setting: a later run with more time resumes the same model.
+    assert train(dataclasses.replace(options, total_minutes=30.0, started_at=99.0), 5.0) is False
+    assert "--resume" in calls[-1] and calls[-1][calls[-1].index("--max-minutes") + 1] == "5.000"
+    (options.exp_dir / "marker").touch()
+    assert train(dataclasses.replace(options, lr=1e-3), 5.0) is False  # another model: start over
+    assert "--resume" not in calls[-1] and not (options.exp_dir / "marker").exists()
+
+
+def test_a_damaged_done_file_means_train_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "_run_cli", lambda *args: Path(args[args.index("--exp-dir") + 1]).mkdir(parents=True))
+    options = _options(tmp_path)
+    options.exp_dir.mkdir(parents=True)
+    (options.exp_dir / DONE_FILE).write_text('{"settings": {', encoding="utf-8")
+    assert train(options, 1.0) is False
+    assert '"minutes": 1.0' in (options.exp_dir / DONE_FILE).read_text(encoding="utf-8")
 
 
 def test_the_plateau_warning_fires_above_its_threshold_only() -> None:

@@ -1,23 +1,29 @@
 """`asr demo` (what `make demo` runs): the whole pipeline on one machine, from nothing to a live-ready model.
 
-    asr demo [--work-dir work/demo] [--minutes M] [--fresh]
+    asr demo [--work-dir work/demo] [--minutes M] [--total-minutes T] [--fresh]
 
 Stages, each timed and reported:
 
     corpus     asr.synth: a synthetic corpus (espeak-ng/flite/festival)   WORK/corpus
-    train      `asr train` for M minutes: a streaming LSTM transducer     WORK/exp
+    train      `asr train` for M minutes at most: a streaming LSTM transducer  WORK/exp
     export     `asr export --int8`: verified fp32 and int8 ONNX files      WORK/model
     evaluate   synth-test, synth-test-voice and synth-test-everyday through the streaming runtime
                (the code path of `asr transcribe`), greedy with fp32 and int8, and int8 with beam
                search and the shipped LM (at its tuned fusion settings) where it fits: WER
     bench      `asr bench` against sherpa-onnx on a few test files
 
+The whole demo aims to end within T minutes of its start (`make demo` passes the
+time it began, so set-up counts): training gets what is left after the other
+stages' expected time, which grows with the machine's load (asr.tools.demo_budget),
+and at most M minutes.
+
 The LSTM encoder is chosen because sherpa-onnx can run its exports, so the
 bench compares the two runtimes on the same files. Training and export run as
 `python -m cli` child processes, so their own progress bars show and their
 torch threads end with them. A re-run reuses the corpus, and the trained model
 and its export when they are complete (the demo writes DONE_FILE into the
-experiment dir after training); an interrupted training run is resumed.
+experiment dir after training, with the minutes it trained); an interrupted
+run, or a finished one that trained fewer minutes than this run may, is resumed.
 --fresh deletes WORK and starts over. Training and export import torch in the
 children; this process does only at the end, to read the best checkpoint's step
 and dev WER for the summary.
@@ -43,11 +49,12 @@ from asr.options import float_in, int_in
 if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
     from asr.bench.report import BenchReport
     from asr.runtime.recognizer import Recognizer
+    from asr.tools.demo_budget import TrainingBudget
 
 TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
 TEST_SUBSETS = ("synth-test", "synth-test-voice", "synth-test-everyday")  # training voices; held-out voices; their hand-written sentences
 ENCODER = "lstm"  # sherpa-onnx runs LSTM exports, so the bench can compare
-DONE_FILE = "demo-trained.json"  # written into the exp dir once training finished: its settings
+DONE_FILE = "demo-trained.json"  # written into the exp dir once training finished: its settings and minutes
 # One round over 4 files (13 s of audio) put the ours / sherpa-onnx ratio within noise (1.04 in one
 # demo, 0.92 over 5 rounds of 12 files on the same kind of model); 5 rounds of 12 cost seconds.
 BENCH_FILES = 12  # test utterances the bench streams
@@ -60,6 +67,9 @@ SHORT_RUN_FLAGS = ("--no-spec-augment", "--speeds", "1.0", "--acoustic-variants"
 # A dev WER above this after training means the run never left the blank plateau (too few steps:
 # a busy machine, or too few --minutes); the demo says so instead of handing the model over silently.
 PLATEAU_WER = 90.0
+# The default --total-minutes is --minutes plus this: set-up, corpus and the stages after training on an
+# idle machine take about 3 minutes, and the rest is the margin a busy machine eats into.
+OTHER_STAGES_MINUTES = 5.0
 T = TypeVar("T")
 
 
@@ -69,7 +79,9 @@ class DemoOptions:
 
     work_dir: Path  # everything goes under it
     hours: float  # synthetic corpus size, all subsets
-    minutes: float  # training time budget
+    minutes: float  # training time budget, at most
+    total_minutes: float  # the whole demo's time budget, counted from started_at
+    started_at: float  # wall-clock seconds (time.time()) when the demo's clock started
     preset: str  # model size (models.presets)
     tokens: str  # tokenizer kind: char or bpe
     lr: float  # peak learning rate
@@ -90,9 +102,15 @@ class DemoOptions:
     def model_dir(self) -> Path:
         return self.work_dir / "model"
 
+    @property
+    def deadline(self) -> float:
+        """Wall-clock seconds by which the demo should end."""
+        return self.started_at + 60.0 * self.total_minutes
+
     def training_settings(self) -> dict[str, object]:
-        """What makes a trained model reusable: the same corpus and training settings."""
-        return {k: v for k, v in asdict(self).items() if k not in ("work_dir", "fresh")}
+        """What makes a trained model reusable or resumable: the same corpus and training settings."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("work_dir", "fresh", "minutes", "total_minutes", "started_at")}
 
 
 @dataclass(frozen=True)
@@ -135,7 +153,13 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("work/demo"),
                         help="where the corpus, experiment and model go (default: work/demo)")
     parser.add_argument("--minutes", type=float_in(0, 24 * 60, low_open=True), default=9.0,
-                        help="training time budget in minutes (default: 9)")
+                        help="training time budget in minutes, at most (default: 9)")
+    parser.add_argument("--total-minutes", type=float_in(0, 24 * 60, low_open=True), default=None,
+                        help="the whole demo's time budget: training gets what the other stages leave of it, "
+                             f"at most --minutes (default: --minutes + {OTHER_STAGES_MINUTES:g})")
+    parser.add_argument("--started-at", type=float, default=None,
+                        help="when the demo's clock started, in seconds since the epoch (default: now); "
+                             "`make demo` passes the time it began, so set-up counts")
     parser.add_argument("--fresh", action="store_true", help="delete --work-dir first and redo every stage")
     # Scale knobs for tests and experiments; the defaults are the tuned demo.
     parser.add_argument("--hours", type=float_in(0, 1000, low_open=True), default=6.0, help=argparse.SUPPRESS)
@@ -170,13 +194,30 @@ def demo_voices() -> list[str]:
     return [voice.name for voice in ALL_VOICES if not voice.natural]
 
 
-def train(options: DemoOptions) -> bool:
-    """Train (or resume) the model; True when a finished run with these settings was reused."""
+def plan_training(options: DemoOptions, out: TextIO) -> TrainingBudget:
+    """The minutes training may take so that the demo ends by its deadline; said when fewer than asked."""
+    from asr.tools.demo_budget import runnable_elsewhere, training_budget
+
+    budget = training_budget(options.minutes, options.deadline, time.time(), runnable_elsewhere())
+    if budget.cut:
+        print(budget.describe(options.total_minutes), file=out, flush=True)
+    return budget
+
+
+def train(options: DemoOptions, minutes: float) -> bool:
+    """Train (or resume) the model for `minutes` in all; True when a finished run was reused.
+
+    A finished run with these settings is reused when it trained at least `minutes`, and resumed
+    to `minutes` when it trained fewer (`asr train` sums --max-minutes over resumes).
+    """
     done = options.exp_dir / DONE_FILE
     settings = options.training_settings()
-    if done.is_file() and json.loads(done.read_text(encoding="utf-8")) == settings:
+    finished = _finished_run(done)
+    if finished is not None and finished[0] == settings and finished[1] >= minutes:
         return True
-    if done.is_file() or (options.exp_dir.exists() and not (options.exp_dir / "config.json").is_file()):
+    same_settings = finished is not None and finished[0] == settings
+    if (done.is_file() and not same_settings) or (options.exp_dir.exists()
+                                                  and not (options.exp_dir / "config.json").is_file()):
         shutil.rmtree(options.exp_dir)  # trained with other settings, or not a training run at all
     resume = ["--resume"] if (options.exp_dir / "config.json").is_file() else []
     _run_cli(
@@ -184,10 +225,23 @@ def train(options: DemoOptions) -> bool:
         "--exp-dir", str(options.exp_dir), "--encoder", ENCODER, "--preset", options.preset,
         "--tokens", options.tokens, "--lr", str(options.lr), "--warmup-steps", str(options.warmup_steps),
         "--max-batch-seconds", str(options.batch_seconds), "--rnnt-loss", options.rnnt_loss,
-        "--max-minutes", str(options.minutes), *SHORT_RUN_FLAGS, *resume,
+        "--max-minutes", f"{minutes:.3f}", *SHORT_RUN_FLAGS, *resume,
     )
-    done.write_text(json.dumps(settings, sort_keys=True) + "\n", encoding="utf-8")
+    done.write_text(json.dumps({"settings": settings, "minutes": minutes}, sort_keys=True) + "\n", encoding="utf-8")
     return False
+
+
+def _finished_run(done: Path) -> tuple[dict[str, object], float] | None:
+    """(settings, minutes) of DONE_FILE; None when there is none, or it is of an older demo's format."""
+    if not done.is_file():
+        return None
+    try:
+        record = json.loads(done.read_text(encoding="utf-8"))
+    except ValueError:  # cut short while written: retrain rather than guess
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        return None
+    return record["settings"], float(record.get("minutes", 0.0))
 
 
 def export(options: DemoOptions, trained_now: bool) -> bool:
@@ -282,7 +336,8 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
     options.work_dir.mkdir(parents=True, exist_ok=True)
     stages: list[StageTime] = []
     _timed("corpus", stages, out, lambda: make_corpus(options), bool)
-    trained_before = _timed("train", stages, out, lambda: train(options), bool)
+    budget = plan_training(options, out)
+    trained_before = _timed("train", stages, out, lambda: train(options, budget.minutes), bool)
     _timed("export", stages, out, lambda: export(options, trained_now=not trained_before), bool)
     wers = _timed("evaluate", stages, out, lambda: evaluate(options, out), lambda _: False)
     report = _timed("bench", stages, out, lambda: bench(options, out), lambda _: False)
@@ -366,11 +421,19 @@ def plateau_warning(best_dev: tuple[int, float] | None) -> list[str]:
 def run_demo_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`asr demo`: run every stage and print the summary."""
     out = sys.stdout if out is None else out
-    for name in ("minutes", "hours", "lr", "batch_seconds"):
-        if not getattr(args, name) > 0:
-            raise AsrError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    total_minutes = args.minutes + OTHER_STAGES_MINUTES if args.total_minutes is None else args.total_minutes
+    for flag, value in (("minutes", args.minutes), ("total-minutes", total_minutes), ("hours", args.hours),
+                        ("lr", args.lr), ("batch-seconds", args.batch_seconds)):
+        if not value > 0:
+            raise AsrError(f"--{flag} must be > 0, got {value}")
+    now = time.time()
+    started_at = now if args.started_at is None else args.started_at
+    if not started_at <= now + 1.0:  # NaN too
+        raise AsrError(f"--started-at {args.started_at} is not a time before now ({now:.0f} s since the epoch): "
+                       "pass when the demo began (`date +%s` taken before it), or leave it out to start the clock now")
     options = DemoOptions(
-        work_dir=args.work_dir, hours=args.hours, minutes=args.minutes, preset=args.preset, tokens=args.tokens,
+        work_dir=args.work_dir, hours=args.hours, minutes=args.minutes, total_minutes=total_minutes,
+        started_at=started_at, preset=args.preset, tokens=args.tokens,
         lr=args.lr, warmup_steps=args.warmup_steps, batch_seconds=args.batch_seconds, rnnt_loss=args.rnnt_loss,
         fresh=args.fresh,
     )

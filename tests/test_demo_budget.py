@@ -1,0 +1,54 @@
+"""The demo's training budget: what a deadline and a busy machine leave for training."""
+
+from __future__ import annotations
+
+import pytest
+
+from asr.tools.demo_budget import (
+    IDLE_OTHER_SECONDS, MIN_TRAINING_MINUTES, runnable_elsewhere, slowdown, training_budget,
+)
+
+
+def _reader(*counts: int):
+    values = iter(counts)
+    return lambda: f"0.52 0.58 0.59 {next(values)}/321 4567\n"
+
+
+def test_runnable_tasks_other_than_the_reader_are_averaged_over_the_samples() -> None:
+    assert runnable_elsewhere(_reader(3, 3, 4, 2), samples=4, interval=0.0) == pytest.approx(2.0)
+    assert runnable_elsewhere(_reader(1, 1), samples=2, interval=0.0) == 0.0  # the reader alone: idle
+
+
+@pytest.mark.parametrize("text", ["", "0.5 0.5 0.5\n", "0.5 0.5 0.5 x/12 3\n"])
+def test_an_unreadable_or_strange_loadavg_means_unknown(text: str) -> None:
+    assert runnable_elsewhere(lambda: text, samples=2, interval=0.0) is None
+
+    def missing() -> str:
+        raise FileNotFoundError("/proc/loadavg")
+
+    assert runnable_elsewhere(missing, samples=2, interval=0.0) is None
+
+
+def test_slowdown_is_the_share_of_the_cores_a_full_job_gets() -> None:
+    assert slowdown(0.0, cores=2) == 1.0
+    assert slowdown(None, cores=2) == 1.0  # unknown: plan as if idle
+    assert slowdown(2.0, cores=2) == 2.0  # two busy loops beside a 2-thread job: half the machine
+    assert slowdown(5.0, cores=2) == 3.5
+
+
+def test_an_idle_machine_with_time_to_spare_trains_what_was_asked() -> None:
+    budget = training_budget(9.0, deadline=1000.0 + 12 * 60, now=1000.0, others=0.0, cores=2)
+    assert budget.minutes == 9.0 and not budget.cut
+
+
+def test_a_busy_machine_trains_less_so_the_stages_after_it_fit_before_the_deadline() -> None:
+    budget = training_budget(9.0, deadline=1000.0 + 11 * 60, now=1000.0, others=2.0, cores=2)
+    assert budget.cut and budget.slowdown == 2.0
+    assert budget.minutes == pytest.approx(11 - 2 * IDLE_OTHER_SECONDS / 60)
+    line = budget.describe(total_minutes=14)
+    assert f"{budget.minutes:.1f} of its 9 minutes" in line and "within 14 minutes" in line and "2.0x" in line
+
+
+def test_a_spent_deadline_still_trains_the_minimum_and_a_short_request_is_kept() -> None:
+    assert training_budget(9.0, deadline=1000.0, now=1500.0, others=0.0, cores=2).minutes == MIN_TRAINING_MINUTES
+    assert training_budget(0.1, deadline=1000.0, now=1500.0, others=0.0, cores=2).minutes == 0.1
