@@ -1,10 +1,11 @@
 """LM shallow fusion on the shipped default model: the scale chosen on dev, WER, non-words and RTF on every test subset.
 
-    python tests/benchmarks/lm_fusion.py --data CORPUS_ROOT --lm LM_DIR [--scales 0.1,0.2,0.3,0.5]
+    python tests/benchmarks/lm_fusion.py --data CORPUS_ROOT --lm LM_DIR [--model MODEL_DIR] [--scales 0.1,0.2,0.3,0.5]
         [--blank-penalties 0,0.5,1] [--dev-utterances 300] [--subsets synth-test,...]
         [--max-utterances N] [--beam 4] [--rtf-utterances 40] [--workers 2] [--write-fusion]
 
-CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written there.
+CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written there. The model
+is the shipped default's int8 files unless --model names another model dir (its int8 files).
 1. Dev: decode the first --dev-utterances of synth-dev with beam search, without the LM and
    with it at each of --scales and each --blank-penalties (the LM's cost per token favours short
    hypotheses; a blank penalty buys the tokens back); the pair of the lowest dev WER is chosen
@@ -44,15 +45,15 @@ _recognizers: dict[Setting, Recognizer] = {}  # per worker process
 _settings: dict[str, object] = {}
 
 
-def _init_worker(lm: str, beam: int) -> None:
-    _settings.update(lm=lm, beam=beam)
+def _init_worker(lm: str, beam: int, model: Path) -> None:
+    _settings.update(lm=lm, beam=beam, model=model)
 
 
 def recognizer(setting: Setting) -> Recognizer:
     if setting not in _recognizers:
         scale, penalty = setting or (0.0, 0.0)
         options = SearchOptions(method="beam", beam=int(_settings["beam"]), lm_scale=scale, blank_penalty=penalty)
-        _recognizers[setting] = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=options,
+        _recognizers[setting] = Recognizer.from_dir(Path(_settings["model"]), int8=True, decoding=options,
                                                     lm=None if setting is None else str(_settings["lm"]))
     return _recognizers[setting]
 
@@ -106,6 +107,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="corpus root holding LibriSpeech/<subset>/")
     parser.add_argument("--lm", required=True, help="LM dir written by `asr train-lm`")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="model dir (default: the shipped model)")
     parser.add_argument("--scales", default="0.1,0.2,0.3,0.5")
     parser.add_argument("--blank-penalties", default="0", help="with the LM, tried with every scale on dev")
     parser.add_argument("--dev-utterances", type=int, default=300)
@@ -122,8 +124,8 @@ def main() -> int:
     known = set(lexicon_words())
     known |= {w for _, ref in read_subset(args.data, "synth-train", 10**9) for w in ref.split()}
     settings = [(float(s), float(p)) for s in args.scales.split(",") for p in args.blank_penalties.split(",")]
-    report: dict[str, object] = {"lm": args.lm, "beam": args.beam}
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam)) as pool:
+    report: dict[str, object] = {"lm": args.lm, "model": str(args.model), "beam": args.beam}
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam, args.model)) as pool:
         def run(items: list[tuple[Path, str]], setting: Setting) -> list[str]:
             paths = [str(p) for p, _ in items]
             jobs = [(paths[i : i + BATCH], setting) for i in range(0, len(paths), BATCH)]
@@ -139,7 +141,8 @@ def main() -> int:
         report.update(dev=dev_rows, chosen=_name(chosen))
         print(json.dumps({"chosen": _name(chosen)}), flush=True)
         if args.write_fusion:
-            tuned_on = (f"the shipped model (int8), beam {args.beam}, lowest WER on the first {len(dev)} "
+            model = "the shipped model" if args.model == DEFAULT_MODEL_DIR else f"the model {args.model.name}"
+            tuned_on = (f"{model} (int8), beam {args.beam}, lowest WER on the first {len(dev)} "
                         f"utterances of synth-dev (tests/benchmarks/lm_fusion.py)")
             print(f"wrote {FusionSettings(*chosen, beam=args.beam).write(args.lm, tuned_on)}", flush=True)
         rows = {}
@@ -154,7 +157,7 @@ def main() -> int:
             print(json.dumps({subset: rows[subset]}), flush=True)
         report["test"] = rows
 
-    _init_worker(args.lm, args.beam)
+    _init_worker(args.lm, args.beam, args.model)
     sample = read_subset(args.data, subsets[0], args.rtf_utterances)
     seconds = sum(len(load(p, 16000)) for p, _ in sample) / 16000
     rtf = {}
