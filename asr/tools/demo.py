@@ -15,7 +15,7 @@ Stages, each timed and reported:
 The whole demo aims to end within T minutes of its start (`make demo` passes the
 time it began, so set-up counts): training gets what is left after the other
 stages' expected time, which grows with the machine's load (asr.tools.demo_budget),
-and at most M minutes.
+and at most M minutes, on the cores the other work leaves free.
 
 The LSTM encoder is chosen because sherpa-onnx can run its exports, so the
 bench compares the two runtimes on the same files. Training and export run as
@@ -199,13 +199,13 @@ def plan_training(options: DemoOptions, out: TextIO) -> TrainingBudget:
     from asr.tools.demo_budget import runnable_elsewhere, training_budget
 
     budget = training_budget(options.minutes, options.deadline, time.time(), runnable_elsewhere())
-    if budget.cut:
+    if budget.busy:
         print(budget.describe(options.total_minutes), file=out, flush=True)
     return budget
 
 
-def train(options: DemoOptions, minutes: float) -> bool:
-    """Train (or resume) the model for `minutes` in all; True when a finished run was reused.
+def train(options: DemoOptions, minutes: float, threads: int = 0) -> bool:
+    """Train (or resume) the model for `minutes` in all, on `threads` (0: every core); True when a finished run was reused.
 
     A finished run with these settings is reused when it trained at least `minutes`, and resumed
     to `minutes` when it trained fewer (`asr train` sums --max-minutes over resumes).
@@ -225,7 +225,7 @@ def train(options: DemoOptions, minutes: float) -> bool:
         "--exp-dir", str(options.exp_dir), "--encoder", ENCODER, "--preset", options.preset,
         "--tokens", options.tokens, "--lr", str(options.lr), "--warmup-steps", str(options.warmup_steps),
         "--max-batch-seconds", str(options.batch_seconds), "--rnnt-loss", options.rnnt_loss,
-        "--max-minutes", f"{minutes:.3f}", *SHORT_RUN_FLAGS, *resume,
+        "--max-minutes", f"{minutes:.3f}", "--num-threads", str(threads), *SHORT_RUN_FLAGS, *resume,
     )
     done.write_text(json.dumps({"settings": settings, "minutes": minutes}, sort_keys=True) + "\n", encoding="utf-8")
     return False
@@ -337,7 +337,7 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
     stages: list[StageTime] = []
     _timed("corpus", stages, out, lambda: make_corpus(options), bool)
     budget = plan_training(options, out)
-    trained_before = _timed("train", stages, out, lambda: train(options, budget.minutes), bool)
+    trained_before = _timed("train", stages, out, lambda: train(options, budget.minutes, budget.threads), bool)
     _timed("export", stages, out, lambda: export(options, trained_now=not trained_before), bool)
     wers = _timed("evaluate", stages, out, lambda: evaluate(options, out), lambda _: False)
     report = _timed("bench", stages, out, lambda: bench(options, out), lambda _: False)
