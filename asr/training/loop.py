@@ -280,7 +280,7 @@ class _Clock:
 
 
 def _out_of_time(run: TrainingRun, reserve: float) -> bool:
-    """Whether --max-minutes, less `reserve` seconds, is used up; rank 0 decides for all so every rank stops at the same step."""
+    """Whether --max-minutes, less `reserve` seconds, is used up; rank 0 decides for every rank (same stopping step)."""
     limit = run.config.max_minutes
     if limit is None:
         return False
