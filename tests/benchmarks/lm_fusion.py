@@ -36,7 +36,6 @@ from asr.metrics import ErrorCounts, alignment, word_errors
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
 from asr.runtime.lm import FusionSettings
 from asr.runtime.recognizer import Recognizer
-from asr.runtime.search import SearchOptions
 from hotwords import lexicon_words, read_subset  # tests/benchmarks/hotwords.py: the same corpus reading
 
 BATCH = 16  # test utterances decoded together by one worker (Recognizer.decode_streams)
@@ -52,7 +51,7 @@ def _init_worker(lm: str, beam: int, model: Path) -> None:
 def recognizer(setting: Setting) -> Recognizer:
     if setting not in _recognizers:
         scale, penalty = setting or (0.0, 0.0)
-        options = SearchOptions(method="beam", beam=int(_settings["beam"]), lm_scale=scale, blank_penalty=penalty)
+        options = FusionSettings(scale, penalty, int(_settings["beam"])).search_options()
         _recognizers[setting] = Recognizer.from_dir(Path(_settings["model"]), int8=True, decoding=options,
                                                     lm=None if setting is None else str(_settings["lm"]))
     return _recognizers[setting]
