@@ -213,9 +213,9 @@ def train(options: DemoOptions, minutes: float, threads: int = 0) -> bool:
     done = options.exp_dir / DONE_FILE
     settings = options.training_settings()
     finished = _finished_run(done)
-    if finished is not None and finished[0] == settings and finished[1] >= minutes:
-        return True
     same_settings = finished is not None and finished[0] == settings
+    if same_settings and finished[1] >= minutes:
+        return True
     if (done.is_file() and not same_settings) or (options.exp_dir.exists()
                                                   and not (options.exp_dir / "config.json").is_file()):
         shutil.rmtree(options.exp_dir)  # trained with other settings, or not a training run at all
