@@ -17,7 +17,14 @@ DEMO_DIR ?= work/demo
 # When this `make` began: the demo's time budget counts set-up too (`asr demo --started-at`).
 STARTED_AT := $(shell date +%s)
 
-.PHONY: setup system-packages demo test clean
+# Optional voices for `asr synth --voices` (asr/synth/voices.py, EXTRA_PACKAGES): mbrola's diphone
+# speakers and SVOX Pico, from Debian's contrib and non-free sections. `make extra-voices` reads
+# those sections for this one install only (a temporary source list), leaving the machine's apt
+# sources as they are. The mbrola voices are free for non-commercial, non-military use only.
+EXTRA_VOICE_PACKAGES := mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 festvox-us1 festvox-us2 \
+	festvox-us3 libttspico-utils
+
+.PHONY: setup system-packages extra-voices demo test clean
 
 setup: system-packages $(SETUP_STAMP)
 
@@ -31,6 +38,17 @@ system-packages:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+extra-voices: system-packages
+	@set -e; codename=$$(. /etc/os-release && echo $$VERSION_CODENAME); \
+	lists=$$(mktemp -d); trap 'rm -rf "$$lists"' EXIT; mkdir -p "$$lists/parts" "$$lists/state/partial"; \
+	chmod -R a+rx "$$lists"; chown _apt "$$lists/state/partial" 2>/dev/null || true; \
+	printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	  "$$codename" > "$$lists/parts/extra-voices.sources"; \
+	apt_options="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$$lists/parts -o Dir::State::Lists=$$lists/state"; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get $$apt_options update -qq; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get $$apt_options install -y -qq $(EXTRA_VOICE_PACKAGES)
 
 $(SETUP_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

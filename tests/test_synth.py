@@ -23,7 +23,10 @@ from asr.synth.lexicon import load_lexicon, make_verb, past_of, plural_of, third
 from asr.synth.sentences import (
     MAX_WORDS, MIN_WORDS, SentenceGenerator, be_group, number_words, verb_group, with_article, year_words,
 )
-from asr.synth.voices import ALL_VOICES, ESPEAK, FESTIVAL, FLITE, Style, Voice, select_voices, speak, voice_cycle
+import asr.synth.voices as synth_voices
+from asr.synth.voices import (
+    ALL_VOICES, ESPEAK, EXTRA_PACKAGES, FESTIVAL, FLITE, PICO, Style, Voice, select_voices, speak, voice_cycle,
+)
 from asr.text import normalize_transcript
 
 BASIC_VOICES = ["espeak:en-us+m1", "flite:slt", "espeak:en-us+m7", "flite:rms"]  # two seen, two held out
@@ -232,11 +235,12 @@ def test_voices_need_seen_and_held_out(tmp_path: Path) -> None:
 
 def test_held_out_set_covers_every_engine() -> None:
     engines = {voice.engine for voice in ALL_VOICES if voice.held_out}
-    assert engines == {ESPEAK, FLITE, FESTIVAL}
+    assert engines == {ESPEAK, FLITE, FESTIVAL, PICO}
     assert len({voice.speaker_id for voice in ALL_VOICES}) == len(ALL_VOICES)
     festival = {voice.name: voice.held_out for voice in ALL_VOICES if voice.engine == FESTIVAL}
     assert festival == {
-        "festival:kal_diphone": False, "festival:cmu_us_slt_arctic_hts": False, "festival:ked_diphone": True
+        "festival:kal_diphone": False, "festival:cmu_us_slt_arctic_hts": False, "festival:ked_diphone": True,
+        "festival:us1_mbrola": False, "festival:us2_mbrola": False, "festival:us3_mbrola": False,
     }
 
 
@@ -244,6 +248,7 @@ def test_speaker_ids_are_append_only() -> None:
     ids = {voice.name: voice.speaker_id for voice in ALL_VOICES}
     assert (ids["espeak:en-us+m1"], ids["flite:slt"], ids["flite:rms"]) == (9500, 9527, 9532)
     assert ids["festival:ked_diphone"] == 9535
+    assert (ids["festival:us1_mbrola"], ids["pico:en-GB"]) == (9536, 9541)
 
 
 def test_command_lists_voices(capsys: pytest.CaptureFixture[str]) -> None:
@@ -299,6 +304,70 @@ def test_festival_rate_and_pitch_change_the_audio(name: str) -> None:
     low, high = (_f0(speak(voice, SENTENCE, Style(rate=1.0, pitch=pitch, gain=0.5))) for pitch in (0.8, 1.25))
     expected = (1.25 / 0.8) ** (0.5 if name.endswith("_hts") else 1.0)  # HTS: square root, see voices.py
     assert high / low == pytest.approx(expected, rel=0.1)
+
+
+# ----- extra voices (mbrola, Pico) ----------------------------------------
+
+EXTRA_VOICES = list(EXTRA_PACKAGES)
+
+
+def _extra_installed(name: str) -> bool:
+    try:
+        select_voices([name])
+    except DataError:
+        return False
+    return True
+
+
+def test_extra_voices_are_natural_and_used_only_when_named() -> None:
+    extra = [voice for voice in ALL_VOICES if voice.extra]
+    assert [voice.name for voice in extra] == EXTRA_VOICES
+    assert all(voice.natural and voice.weight > 1 for voice in extra)
+    assert not any(voice.extra for voice in select_voices())  # not even where they are installed
+    assert [voice.name for voice in extra if voice.held_out] == ["pico:en-GB"]
+
+
+def test_missing_mbrola_voice_names_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synth_voices, "_MBROLA_DIR", tmp_path)  # no mbrola voice in it
+    with pytest.raises(DataError, match=r"espeak:mb-en1 needs the mbrola voice en1, which is not installed; "
+                                        r"install it \(make extra-voices, which installs mbrola-en1"):
+        select_voices(["espeak:mb-en1"])
+
+
+def test_missing_pico_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(synth_voices.shutil, "which", lambda name: None if name == PICO else real_which(name))
+    with pytest.raises(DataError, match=r"pico:en-US needs pico2wave.*make extra-voices.*libttspico-utils"):
+        select_voices(["pico:en-US"])
+
+
+def test_pico_gets_rate_and_pitch_as_markup_and_escaped_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    commands = []
+
+    def fake_run(command: list[str]) -> None:
+        commands.append(command)
+        soundfile.write(command[command.index("-w") + 1], np.full(1600, 0.1, np.float32), SAMPLE_RATE)
+
+    monkeypatch.setattr(synth_voices, "_run", fake_run)
+    samples = speak(_voice("pico:en-GB"), "Salt & <pepper>", Style(rate=0.8, pitch=1.25, gain=0.5))
+    assert commands[0][:3] == [PICO, "-l", "en-GB"]
+    assert commands[0][-1] == '<speed level="80"><pitch level="125">Salt &amp; &lt;pepper&gt;</pitch></speed>'
+    assert np.max(np.abs(samples)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", EXTRA_VOICES)
+def test_extra_voice_rate_and_pitch_change_the_audio(name: str) -> None:
+    if not _extra_installed(name):
+        pytest.skip(f"{name} is not installed (make extra-voices)")
+    voice = _voice(name)
+    slow, fast = (speak(voice, SENTENCE, Style(rate=rate, pitch=1.0, gain=0.5)) for rate in (0.8, 1.15))
+    assert 2.0 < len(fast) / SAMPLE_RATE < 6.0
+    assert len(slow) / len(fast) == pytest.approx(1.15 / 0.8, rel=0.15)  # Pico's speed is not quite linear
+    low, high = (_f0(speak(voice, SENTENCE, Style(rate=1.0, pitch=pitch, gain=0.5))) for pitch in (0.8, 1.25))
+    if voice.engine == ESPEAK:  # espeak-ng's -p is a 0-99 scale, not a factor: mbrola's pitch moves less
+        assert high / low > 1.15
+    else:
+        assert high / low == pytest.approx(1.25 / 0.8, rel=0.15)
 
 
 @needs_festival

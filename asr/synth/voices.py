@@ -1,14 +1,16 @@
-"""The synthetic speakers: espeak-ng, flite and festival voices, and which are held out.
+"""The synthetic speakers: espeak-ng, flite, festival and SVOX Pico voices, and which are held out.
 
 A voice is an engine plus a voice name: `espeak:<accent>+<variant>` (an
-espeak-ng English accent with one of its voice variants), `flite:<name>` or
-`festival:<name>` (a voice festival lists in `(voice.list)`). Each voice is one
-speaker of the corpus, with a fixed numeric speaker id.
+espeak-ng English accent with one of its voice variants, or `mb-<id>` for an
+mbrola diphone voice spoken through espeak-ng), `flite:<name>`,
+`festival:<name>` (a voice festival lists in `(voice.list)`) or
+`pico:<language>` (pico2wave). Each voice is one speaker of the corpus, with a
+fixed numeric speaker id.
 
 Held out (never in train, dev or test):
     espeak:en-us+m7, espeak:en-gb-x-rp+f5, espeak:en-gb-scotland+m7,
     espeak:en-029+f5, flite:rms          -> synth-test-voice
-    festival:ked_diphone                 -> synth-test-natural
+    festival:ked_diphone, pico:en-GB     -> synth-test-natural
     all six                              -> synth-test-everyday
 The espeak variants m7 and f5 occur in no training voice, so these speakers
 differ from every training speaker in timbre, not just in accent mix; rms is
@@ -18,6 +20,16 @@ festival speaker training never hears. Training keeps festival's kal_diphone
 two are recordings of the same people as flite's kal/kal16 and slt, through a
 different synthesizer (prosody, units, vocoder), so they add naturalness more
 than new speakers.
+
+Extra voices (EXTRA_PACKAGES) come from Debian's contrib and non-free sections,
+which `make setup` does not use: four mbrola diphone speakers (us1 female, us2
+and us3 male through festival, en1 British male through espeak-ng) and SVOX
+Pico's en-US and en-GB. They are new people, not new renderings of the same
+ones, and sound nearer to people than formant synthesis. A corpus gets them only
+when --voices names them (`make extra-voices` installs them), so the corpus a
+seed makes does not depend on which optional packages a machine has. Pico's
+en-GB is held out: named, it joins ked in synth-test-natural, a second unseen
+natural speaker from an engine training never hears.
 
 Festival voices sound nearest to people, so each one takes NATURAL_VOICE_WEIGHT
 turns for every turn of an espeak or flite voice when a subset cycles through
@@ -33,6 +45,7 @@ import io
 import shutil
 import subprocess
 import tempfile
+import xml.sax.saxutils
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -46,16 +59,25 @@ from asr.errors import DataError
 ESPEAK = "espeak-ng"
 FLITE = "flite"
 FESTIVAL = "text2wave"  # festival's batch front end; the `festival` package installs both
-_ENGINES = {"espeak": ESPEAK, "flite": FLITE, "festival": FESTIVAL}  # voice-name prefix -> program
+PICO = "pico2wave"
+_ENGINES = {"espeak": ESPEAK, "flite": FLITE, "festival": FESTIVAL, "pico": PICO}  # voice-name prefix -> program
 _FESTIVAL_PACKAGES = {  # festival voice -> the Debian package that installs it
     "kal_diphone": "festvox-kallpc16k",
     "ked_diphone": "festvox-kdlpc16k",
     "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
 }
+# Extra voice -> the Debian package that installs it, from contrib or non-free (see the module docstring).
+EXTRA_PACKAGES = {
+    "festival:us1_mbrola": "festvox-us1", "festival:us2_mbrola": "festvox-us2", "festival:us3_mbrola": "festvox-us3",
+    "espeak:mb-en1": "mbrola-en1", "pico:en-US": "libttspico-utils", "pico:en-GB": "libttspico-utils",
+}
+EXTRA_INSTALL = "make extra-voices"  # installs EXTRA_PACKAGES from contrib and non-free for that one install
+_MBROLA_DIR = Path("/usr/share/mbrola")  # where espeak-ng looks for mbrola voices, and Debian puts them
 _INSTALL = {
     ESPEAK: "apt-get install espeak-ng",
     FLITE: "apt-get install flite",
     FESTIVAL: "apt-get install festival " + " ".join(_FESTIVAL_PACKAGES.values()),
+    PICO: EXTRA_INSTALL,
 }
 # Festival voices get this many turns per turn of an espeak/flite voice. They are the
 # most human-sounding voices we have, but only 2 of 30 training voices; at 4 they read
@@ -86,6 +108,8 @@ _VOICE_TABLE: tuple[tuple[str, bool], ...] = (
     ("espeak:en-us+m7", True), ("espeak:en-gb-x-rp+f5", True), ("espeak:en-gb-scotland+m7", True),
     ("espeak:en-029+f5", True), ("flite:rms", True),
     ("festival:kal_diphone", False), ("festival:cmu_us_slt_arctic_hts", False), ("festival:ked_diphone", True),
+    ("festival:us1_mbrola", False), ("festival:us2_mbrola", False), ("festival:us3_mbrola", False),
+    ("espeak:mb-en1", False), ("pico:en-US", False), ("pico:en-GB", True),
 )
 
 
@@ -109,13 +133,18 @@ class Voice:
 
     @property
     def natural(self) -> bool:
-        """True for festival voices: held out, they form synth-test-natural; training weighs them up."""
-        return self.engine == FESTIVAL
+        """True for festival, mbrola and Pico voices: held out, they form synth-test-natural; training weighs them up."""
+        return self.engine in (FESTIVAL, PICO) or self.engine_voice.startswith("mb-")
 
     @property
     def weight(self) -> int:
-        """Turns per cycle in subsets with training voices (NATURAL_VOICE_WEIGHT for festival, else 1)."""
+        """Turns per cycle in subsets with training voices (NATURAL_VOICE_WEIGHT for natural voices, else 1)."""
         return NATURAL_VOICE_WEIGHT if self.natural else 1
+
+    @property
+    def extra(self) -> bool:
+        """True for the voices from Debian's contrib and non-free: in a corpus only when --voices names them."""
+        return self.name in EXTRA_PACKAGES
 
 
 @dataclass(frozen=True)
@@ -140,11 +169,11 @@ def draw_style(rng: np.random.Generator) -> Style:
 
 
 def select_voices(names: Sequence[str] | None = None) -> list[Voice]:
-    """The voices named (all installed voices when None), or DataError naming the fix."""
+    """The voices named (when None, every installed voice but the extra ones), or DataError naming the fix."""
     known = {voice.name: voice for voice in ALL_VOICES}
     installed = _installed_festival_voices()
     if names is None:
-        voices = [voice for voice in ALL_VOICES if _missing(voice, installed) is None]
+        voices = [voice for voice in ALL_VOICES if not voice.extra and _missing(voice, installed) is None]
         if not voices:
             raise DataError(f"no speech synthesizer is installed; install one ({_INSTALL[ESPEAK]})")
         return voices
@@ -175,6 +204,8 @@ def voice_table() -> str:
             use = "held out: synth-test-voice, synth-test-everyday"
         missing = _missing(voice, installed)
         note = "" if missing is None else f"  ({missing} not installed: {_install_command(voice)})"
+        if voice.extra:
+            note = "  (extra: only when --voices names it)" + note
         lines.append(f"{voice.name:31s} speaker {voice.speaker_id}  {use}{note}")
     return "\n".join(lines)
 
@@ -204,12 +235,7 @@ def voice_cycle(voices: Sequence[Voice], weighted: bool) -> list[Voice]:
 
 def speak(voice: Voice, text: str, style: Style) -> np.ndarray:
     """Synthesize `text`: float32 mono at SAMPLE_RATE, shape (N,), peak amplitude `style.gain`."""
-    if voice.engine == ESPEAK:
-        samples, rate = _espeak(voice.engine_voice, text, style)
-    elif voice.engine == FLITE:
-        samples, rate = _flite(voice.engine_voice, text, style)
-    else:
-        samples, rate = _festival(voice.engine_voice, text, style)
+    samples, rate = _SYNTHESIZERS[voice.engine](voice.engine_voice, text, style)
     samples = resample(samples, rate, SAMPLE_RATE)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak == 0.0:
@@ -266,6 +292,20 @@ def _festival(name: str, text: str, style: Style) -> tuple[np.ndarray, int]:
     return samples, round(sample_rate * shift)
 
 
+def _pico(name: str, text: str, style: Style) -> tuple[np.ndarray, int]:
+    """Speak through pico2wave, which has no rate or pitch option: its markup sets both, in percent."""
+    markup = (f'<speed level="{round(100 * style.rate)}"><pitch level="{round(100 * style.pitch)}">'
+              f"{xml.sax.saxutils.escape(text)}</pitch></speed>")
+    with tempfile.TemporaryDirectory(prefix="asr-pico-") as directory:
+        path = Path(directory) / "out.wav"  # pico2wave picks its output format by the .wav name
+        _run([PICO, "-l", name, "-w", str(path), markup])
+        samples, sample_rate = soundfile.read(str(path), dtype="float32")
+    return samples, sample_rate
+
+
+_SYNTHESIZERS = {ESPEAK: _espeak, FLITE: _flite, FESTIVAL: _festival, PICO: _pico}
+
+
 def _installed_festival_voices() -> frozenset[str]:
     """The voices festival lists (empty when festival is missing); asked once per call, about 0.1 s."""
     if not shutil.which("festival"):
@@ -282,10 +322,15 @@ def _missing(voice: Voice, festival_voices: frozenset[str]) -> str | None:
         return voice.engine
     if voice.engine == FESTIVAL and voice.engine_voice not in festival_voices:
         return f"the festival voice {voice.engine_voice}"
+    mbrola_id = voice.engine_voice.removeprefix("mb-")
+    if voice.engine == ESPEAK and mbrola_id != voice.engine_voice and not (_MBROLA_DIR / mbrola_id / mbrola_id).is_file():
+        return f"the mbrola voice {mbrola_id}"
     return None
 
 
 def _install_command(voice: Voice) -> str:
+    if voice.extra:
+        return f"{EXTRA_INSTALL}, which installs {EXTRA_PACKAGES[voice.name]} from Debian's contrib and non-free"
     if voice.engine == FESTIVAL:
         return f"apt-get install festival {_FESTIVAL_PACKAGES[voice.engine_voice]}"
     return _INSTALL[voice.engine]
