@@ -4,29 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asr.tools.demo_budget import (
-    IDLE_OTHER_SECONDS, MIN_TRAINING_MINUTES, runnable_elsewhere, slowdown, training_budget,
-)
-
-
-def _reader(*counts: int):
-    values = iter(counts)
-    return lambda: f"0.52 0.58 0.59 {next(values)}/321 4567\n"
-
-
-def test_runnable_tasks_other_than_the_reader_are_averaged_over_the_samples() -> None:
-    assert runnable_elsewhere(_reader(3, 3, 4, 2), samples=4, interval=0.0) == pytest.approx(2.0)
-    assert runnable_elsewhere(_reader(1, 1), samples=2, interval=0.0) == 0.0  # the reader alone: idle
-
-
-@pytest.mark.parametrize("text", ["", "0.5 0.5 0.5\n", "0.5 0.5 0.5 x/12 3\n"])
-def test_an_unreadable_or_strange_loadavg_means_unknown(text: str) -> None:
-    assert runnable_elsewhere(lambda: text, samples=2, interval=0.0) is None
-
-    def missing() -> str:
-        raise FileNotFoundError("/proc/loadavg")
-
-    assert runnable_elsewhere(missing, samples=2, interval=0.0) is None
+from asr.tools.demo_budget import IDLE_OTHER_SECONDS, MIN_TRAINING_MINUTES, slowdown, training_budget
 
 
 def test_slowdown_is_the_share_of_the_cores_a_full_job_gets() -> None:

@@ -196,7 +196,8 @@ def demo_voices() -> list[str]:
 
 def plan_training(options: DemoOptions, out: TextIO) -> TrainingBudget:
     """The minutes training may take so that the demo ends by its deadline; said when fewer than asked."""
-    from asr.tools.demo_budget import runnable_elsewhere, training_budget
+    from asr.machine_load import runnable_elsewhere
+    from asr.tools.demo_budget import training_budget
 
     budget = training_budget(options.minutes, options.deadline, time.time(), runnable_elsewhere())
     if budget.busy:

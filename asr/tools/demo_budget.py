@@ -5,22 +5,17 @@ start-up take about IDLE_OTHER_SECONDS on an idle 2-core machine, and proportion
 longer on a busy one. Training gets what is left before the deadline after that
 reserve, at most the minutes asked for. How busy the machine is comes from the
 kernel's count of runnable tasks (/proc/loadavg), sampled for a moment: a 1-minute
-load average would still count the corpus synthesis the demo has just run.
-
-Training also takes only the cores the other work leaves free (at least one). torch's
-intra-op threads wait for each other at every operation; with more threads than free
-cores, each step waits for a thread the scheduler has put aside. Measured on the 2-core
-machine beside another 2-thread `asr train`: the demo's 2 threads made 23 steps a
-minute; with one thread each, the same model on the same 60-s batches made about 210.
+load average would still count the corpus synthesis the demo has just run
+(asr.machine_load). Training also takes only the cores the other work leaves free (at
+least one; asr.machine_load says why).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+
+from asr.machine_load import free_cores
 
 # What follows training, and the training child's start-up, on the idle 2-core machine: 73 s in a
 # fresh-clone demo (start-up and final checkpoint 11 s, export 3 s, evaluation with beam 16 and the
@@ -29,7 +24,6 @@ IDLE_OTHER_SECONDS = 90.0
 # Below this the model would not leave the blank plateau anyway; training gets it even past the
 # deadline, and the demo's plateau warning says what came of it.
 MIN_TRAINING_MINUTES = 2.0
-LOADAVG = Path("/proc/loadavg")
 
 
 @dataclass(frozen=True)
@@ -55,27 +49,6 @@ class TrainingBudget:
                 f"are expected to take {self.slowdown:.1f}x their idle {IDLE_OTHER_SECONDS:g} s)")
 
 
-def read_loadavg() -> str:
-    return LOADAVG.read_text(encoding="ascii")
-
-
-def runnable_elsewhere(read: Callable[[], str] = read_loadavg, samples: int = 10, interval: float = 0.05
-                       ) -> float | None:
-    """Mean number of runnable tasks other than this one over a moment; None where the kernel does not say.
-
-    /proc/loadavg's fourth field is `runnable/total` right now; the reader itself is one of the runnable.
-    """
-    counts = []
-    for index in range(samples):
-        if index:
-            time.sleep(interval)
-        try:
-            counts.append(int(read().split()[3].split("/")[0]))
-        except (OSError, IndexError, ValueError):
-            return None
-    return max(0.0, sum(counts) / len(counts) - 1.0)
-
-
 def slowdown(others: float | None, cores: int) -> float:
     """How many times longer than idle a job using every core takes beside `others` runnable tasks."""
     if others is None:
@@ -91,5 +64,5 @@ def training_budget(requested: float, deadline: float, now: float, others: float
     left = deadline - now
     fits = (left - IDLE_OTHER_SECONDS * factor) / 60.0
     minutes = min(requested, max(MIN_TRAINING_MINUTES, fits))
-    threads = cores if others is None else max(1, cores - round(others))
-    return TrainingBudget(minutes=minutes, requested=requested, seconds_left=left, slowdown=factor, threads=threads)
+    return TrainingBudget(minutes=minutes, requested=requested, seconds_left=left, slowdown=factor,
+                          threads=free_cores(others, cores))

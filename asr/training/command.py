@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -63,7 +64,11 @@ def run_train_command(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
     world = init_world(config.device)
     try:
-        torch.set_num_threads(threads_per_process(config.num_threads, world))
+        threads = threads_per_process(config.num_threads, world)
+        torch.set_num_threads(threads)
+        if config.num_threads == 0 and world.world_size == 1 and threads < (os.cpu_count() or 1):
+            print(f"other work is running: training on {threads} of {os.cpu_count()} cores (--num-threads sets it)",
+                  file=sys.stderr)
         summary = run_training(config, exp_dir, world, resume=args.resume)
     finally:
         close_world(world)

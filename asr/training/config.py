@@ -130,7 +130,7 @@ class TrainConfig:
     keep_last: int = 5  # checkpoints kept besides the best one
     log_every_steps: int = 20  # TensorBoard scalars every this many steps
     device: str = "auto"  # auto (cuda when available) | cpu | cuda
-    num_threads: int = 0  # torch intra-op threads per process; 0: all cores (divided among local ranks)
+    num_threads: int = 0  # torch intra-op threads per process; 0: the free cores (divided among local ranks)
     max_bad_files: int = DEFAULT_MAX_BAD_FILES  # unreadable audio files skipped (and reported) before the run stops
 
     def __post_init__(self) -> None:
@@ -197,7 +197,7 @@ def _problems(config: TrainConfig) -> list[str]:
     if config.max_bad_files < 0:
         problems.append(f"--max-bad-files must be >= 0 (0 stops at the first unreadable file), got {config.max_bad_files}")
     if not 0 <= config.num_threads <= MAX_THREADS:
-        problems.append(f"--num-threads must be in [0, {MAX_THREADS}] (0: all cores), got {config.num_threads}")
+        problems.append(f"--num-threads must be in [0, {MAX_THREADS}] (0: the free cores), got {config.num_threads}")
     positive = ("max_dev_utterances", "max_utterance_seconds", "max_batch_seconds", "num_buckets", "lr",
                 "vocab_size", "checkpoint_every_steps", "keep_last", "log_every_steps", "decay_steps")
     for name in positive:
@@ -304,7 +304,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision: auto is bf16 (else fp16) on CUDA, and bf16 on a CPU with bf16 "
                           f"instructions, else off (default: {d('amp')})")
     run.add_argument("--device", choices=DEVICES, help=f"where to train (default: {d('device')})")
-    run.add_argument("--num-threads", type=threads(zero_means="all cores"), help="torch threads per process (default: all cores)")
+    run.add_argument("--num-threads", type=threads(zero_means="the free cores"),
+                     help="torch threads per process (default: the cores other work leaves free when training "
+                          "starts, at least one; under torchrun, the cores shared among the ranks)")
     run.add_argument("--max-bad-files", type=int_in(0, MAX_BAD_FILES), help="unreadable audio files to skip and "
                      f"report before stopping (default: {d('max_bad_files')}; 0 stops at the first)")
     run.add_argument("--checkpoint-every-steps", type=int_in(1, 10**7),

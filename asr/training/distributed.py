@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 
 from asr.errors import AsrError
+from asr.machine_load import free_cores, runnable_elsewhere
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,18 @@ def gather_objects(world: WorldInfo, value: Any) -> list[Any]:
     return gathered
 
 
-def threads_per_process(requested: int, world: WorldInfo) -> int:
-    """Intra-op threads: `requested`, or the machine's cores shared among the ranks on it."""
+def threads_per_process(requested: int, world: WorldInfo,
+                        runnable: Callable[[], float | None] = runnable_elsewhere) -> int:
+    """Intra-op threads: `requested`; else, alone, the cores other work leaves free; else the cores per local rank.
+
+    Alone, a job that took every core beside other work would be slowed
+    several-fold (asr.machine_load says why), so it takes only the free ones,
+    counted once at the start. A torchrun job's ranks would count each other, so
+    they share the cores evenly instead.
+    """
     if requested > 0:
         return requested
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world.world_size))
-    return max(1, (os.cpu_count() or 1) // max(1, local_ranks))
+    if local_ranks <= 1:
+        return free_cores(runnable())
+    return max(1, (os.cpu_count() or 1) // local_ranks)
