@@ -133,7 +133,7 @@ class Voice:
 
     @property
     def natural(self) -> bool:
-        """True for festival, mbrola and Pico voices: held out, they form synth-test-natural; training weighs them up."""
+        """Festival, mbrola and Pico voices: held out, they form synth-test-natural; training weighs them up."""
         return self.engine in (FESTIVAL, PICO) or self.engine_voice.startswith("mb-")
 
     @property
@@ -323,7 +323,8 @@ def _missing(voice: Voice, festival_voices: frozenset[str]) -> str | None:
     if voice.engine == FESTIVAL and voice.engine_voice not in festival_voices:
         return f"the festival voice {voice.engine_voice}"
     mbrola_id = voice.engine_voice.removeprefix("mb-")
-    if voice.engine == ESPEAK and mbrola_id != voice.engine_voice and not (_MBROLA_DIR / mbrola_id / mbrola_id).is_file():
+    mbrola_voice = voice.engine == ESPEAK and mbrola_id != voice.engine_voice
+    if mbrola_voice and not (_MBROLA_DIR / mbrola_id / mbrola_id).is_file():
         return f"the mbrola voice {mbrola_id}"
     return None
 
