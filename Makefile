@@ -12,6 +12,8 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 # torch's CPU build, installed before the project so the open `torch>=2.1` range is already met.
 TORCH_PIN := torch==2.13.0
 SETUP_STAMP := $(VENV)/.setup-done
+# apt-get runs as root: directly when make does, else through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Where `make demo` leaves its work; the README names the exported model inside it.
 DEMO_DIR ?= work/demo
 # When this `make` began: the demo's time budget counts set-up too (`asr demo --started-at`).
@@ -35,8 +37,7 @@ system-packages:
 	python3 -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing system packages:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
 extra-voices: system-packages
@@ -46,9 +47,8 @@ extra-voices: system-packages
 	printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
 	  "$$codename" > "$$lists/parts/extra-voices.sources"; \
 	apt_options="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$$lists/parts -o Dir::State::Lists=$$lists/state"; \
-	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	$$SUDO apt-get $$apt_options update -qq; \
-	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get $$apt_options install -y -qq $(EXTRA_VOICE_PACKAGES)
+	$(SUDO) apt-get $$apt_options update -qq; \
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get $$apt_options install -y -qq $(EXTRA_VOICE_PACKAGES)
 
 $(SETUP_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
