@@ -134,12 +134,19 @@ class Voice:
     @property
     def natural(self) -> bool:
         """Festival, mbrola and Pico voices: held out, they form synth-test-natural; training weighs them up."""
-        return self.engine in (FESTIVAL, PICO) or self.engine_voice.startswith("mb-")
+        return self.engine in (FESTIVAL, PICO) or self.mbrola_id is not None
 
     @property
     def weight(self) -> int:
         """Turns per cycle in subsets with training voices (NATURAL_VOICE_WEIGHT for natural voices, else 1)."""
         return NATURAL_VOICE_WEIGHT if self.natural else 1
+
+    @property
+    def mbrola_id(self) -> str | None:
+        """The mbrola voice espeak-ng speaks through (`espeak:mb-en1` -> "en1"), else None."""
+        if self.engine == ESPEAK and self.engine_voice.startswith("mb-"):
+            return self.engine_voice.removeprefix("mb-")
+        return None
 
     @property
     def extra(self) -> bool:
@@ -322,9 +329,8 @@ def _missing(voice: Voice, festival_voices: frozenset[str]) -> str | None:
         return voice.engine
     if voice.engine == FESTIVAL and voice.engine_voice not in festival_voices:
         return f"the festival voice {voice.engine_voice}"
-    mbrola_id = voice.engine_voice.removeprefix("mb-")
-    mbrola_voice = voice.engine == ESPEAK and mbrola_id != voice.engine_voice
-    if mbrola_voice and not (_MBROLA_DIR / mbrola_id / mbrola_id).is_file():
+    mbrola_id = voice.mbrola_id
+    if mbrola_id is not None and not (_MBROLA_DIR / mbrola_id / mbrola_id).is_file():
         return f"the mbrola voice {mbrola_id}"
     return None
 

@@ -206,7 +206,7 @@ def plan_training(options: DemoOptions, out: TextIO) -> TrainingBudget:
 
 
 def train(options: DemoOptions, minutes: float, threads: int = 0) -> bool:
-    """Train (or resume) the model for `minutes` in all on `threads` (0: every core); True when reused.
+    """Train (or resume) the model for `minutes` in all on `threads` (0: the free cores); True when reused.
 
     A finished run with these settings is reused when it trained at least `minutes`, and resumed
     to `minutes` when it trained fewer (`asr train` sums --max-minutes over resumes).
