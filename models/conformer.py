@@ -1,8 +1,11 @@
 """Chunk-wise streaming Conformer and Transformer encoders (kinds "conformer" and "transformer").
 
-    x4 conv front -> layers -> Linear(output_dim), each layer:
-      x + 1/2 FFN -> x + chunked self-attention -> x + causal conv -> x + 1/2 FFN -> LayerNorm
+    x4 conv front -> layers -> LayerNorm -> Linear(output_dim), each layer:
+      x + 1/2 FFN -> x + chunked self-attention -> x + causal conv -> x + 1/2 FFN
 The transformer is the same layer without the conv module (config.has_conv False).
+Every block normalises its own input (pre-norm); the presets put the only other LayerNorm
+after the last layer (config.final_norm_only), so the residual path runs unnormalised from
+the front to the output. Checkpoints from before have a LayerNorm closing every layer.
 
 Attention is chunk-wise causal: a frame in chunk k attends to every frame of
 chunks k - left_context_chunks .. k and nothing later. forward builds that
@@ -92,6 +95,11 @@ class FeedForward(nn.Sequential):
             nn.Dropout(dropout),
         )
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The Linear that writes the block's result back to the residual path."""
+        return self[4]
+
 
 class ChunkedSelfAttention(nn.Module):
     """Pre-norm multi-head self-attention over [cached frames; new frames] with RoPE."""
@@ -162,7 +170,13 @@ class ConformerLayer(nn.Module):
         self.attention = ChunkedSelfAttention(dim, config.num_heads, config.dropout)
         self.conv = CausalConvModule(dim, config.conv_kernel, config.dropout) if config.has_conv else None
         self.ff_out = FeedForward(dim, config.ff_dim, config.dropout)
-        self.norm = nn.LayerNorm(dim)
+        # With final_norm_only the encoder normalises once after the last layer instead.
+        self.norm = nn.Identity() if config.final_norm_only else nn.LayerNorm(dim)
+
+    def branch_outputs(self) -> list[nn.Linear]:
+        """The last Linear of each residual branch: what each block adds to x comes out of these."""
+        outputs = [self.ff_in.output_layer, self.attention.out, self.ff_out.output_layer]
+        return outputs + ([self.conv.pointwise_out] if self.conv is not None else [])
 
     def forward(self, x: Tensor, mask: Tensor, cache: LayerCache) -> tuple[Tensor, LayerCache]:
         """x (B, T, D) -> (B, T, D), and the context grown by these T frames."""
@@ -184,7 +198,22 @@ class ConformerEncoder(Encoder):
         super().__init__(config, config.hidden_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(ConformerLayer(config) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(config.hidden_dim) if config.final_norm_only else nn.Identity()
         self.output = nn.Linear(config.hidden_dim, config.output_dim)
+
+    @torch.no_grad()
+    def prepare_for_training(self) -> None:
+        """Zero every residual branch's output Linear, so that each layer starts as the identity.
+
+        The first steps then train front -> final LayerNorm -> output, a frame classifier that
+        learns fast, and each branch grows from zero as its gradient asks: the small conformer's dev
+        loss at step 300 fell from 74 to 70 (README "Accuracy"). The weights still get gradients
+        (their inputs are not zero), only the layers below them wait one step.
+        """
+        for layer in self.layers:
+            for linear in layer.branch_outputs():
+                linear.weight.zero_()
+                linear.bias.zero_()
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> ConformerState | TransformerState:
         device, dtype = self._state_device_dtype(device)
@@ -205,7 +234,7 @@ class ConformerEncoder(Encoder):
         for layer, cache in zip(self.layers, caches):
             h, new_cache = layer(h, mask, cache)
             grown.append(new_cache)
-        return self.output(self.dropout(h)), grown
+        return self.output(self.dropout(self.final_norm(h))), grown
 
     def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, T, F), x_lens (B,) -> out (B, T', D), out_lens (B,)."""

@@ -70,6 +70,13 @@ class Encoder(nn.Module, ABC):
         """Feature frames of a stream window that yields n encoder frames."""
         return self.subsampling_factor * n + self.pad_frames
 
+    def prepare_for_training(self) -> None:
+        """Initialisation that only a run from scratch wants, beyond the constructor's; none for most kinds.
+
+        Not in __init__: it may leave paths of a freshly built model carrying nothing (zeroed
+        branches), which would make the parity tests' random models blind to those paths.
+        """
+
     # --- states ---
 
     @abstractmethod

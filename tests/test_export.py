@@ -71,6 +71,8 @@ def _props(path: Path) -> dict[str, str]:
         ("rnn", {"residual": True}),
         ("conformer", {}),
         ("conformer", {"use_conv": False}),
+        ("conformer", {"final_norm_only": True}),
+        ("transformer", {"final_norm_only": True}),
         ("transformer", {}),
         ("peephole", {}),
         ("esn", {}),
@@ -78,7 +80,8 @@ def _props(path: Path) -> dict[str, str]:
         ("bilstm", {}),
     ],
     ids=["lstmp", "lstm", "gru", "rnn", "residual-lstmp", "residual-lstm", "residual-gru", "residual-rnn",
-         "conformer", "conformer-no-conv", "transformer", "peephole", "esn", "tcn", "bilstm"],
+         "conformer", "conformer-no-conv", "conformer-final-norm-only", "transformer-final-norm-only", "transformer",
+         "peephole", "esn", "tcn", "bilstm"],
 )
 def test_every_encoder_exports_and_matches_torch(tmp_path: Path, encoder: str, changes: dict) -> None:
     model = _model(encoder, **changes)

@@ -5,6 +5,7 @@ Shapes: B batch, T feature frames, T' encoder frames, U tokens, D dims, J joiner
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -183,6 +184,7 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
         (lambda: EncoderConfig(dropout=1.0), "dropout"),
         (lambda: EncoderConfig(kind="conformer", residual=True), "residual is for the recurrent kinds"),
         (lambda: EncoderConfig(kind="tcn", residual=True), "residual is for the recurrent kinds"),
+        (lambda: EncoderConfig(kind="lstm", final_norm_only=True), "final_norm_only is for the attention kinds"),
         (lambda: EncoderConfig(kind="bilstm"), "encoder kind 'bilstm' needs residual=True"),
         (lambda: PredictorConfig(kind="transformer"), "predictor kind"),
         (lambda: TransducerConfig(EncoderConfig(), PredictorConfig(), vocab_size=10, blank_id=10), "blank_id"),
@@ -199,6 +201,46 @@ def test_configs_written_before_residual_stacks_load_as_plain_stacks() -> None:
     del data["encoder"]["residual"]  # what a checkpoint from before the option holds
     old = Transducer(TransducerConfig.from_dict(data))
     assert old.config.encoder.residual is False and hasattr(old.encoder, "rnn")
+
+
+@pytest.mark.parametrize("kind", ["conformer", "transformer"])
+def test_attention_configs_written_before_final_norm_only_load_with_a_norm_closing_every_layer(kind: str) -> None:
+    data = build_config("small", kind).to_dict()
+    new = Transducer(TransducerConfig.from_dict(data))
+    assert data["encoder"]["final_norm_only"] is True  # every preset's attention stack is pure pre-norm
+    assert all(isinstance(layer.norm, torch.nn.Identity) for layer in new.encoder.layers)
+    assert isinstance(new.encoder.final_norm, torch.nn.LayerNorm)
+    del data["encoder"]["final_norm_only"]  # what a checkpoint from before the option holds
+    old = Transducer(TransducerConfig.from_dict(data))
+    assert all(isinstance(layer.norm, torch.nn.LayerNorm) for layer in old.encoder.layers)
+    assert isinstance(old.encoder.final_norm, torch.nn.Identity)
+    # Identity holds no weights, so each layout's checkpoint names exactly its own norms.
+    assert {k for k in old.state_dict() if "norm" in k} != {k for k in new.state_dict() if "norm" in k}
+
+
+@pytest.mark.parametrize("kind", ["conformer", "transformer"])
+def test_attention_layers_prepared_for_training_start_as_the_identity(kind: str) -> None:
+    torch.manual_seed(0)
+    config = tiny(kind)  # in the layout of the trained presets, one LayerNorm after the last layer
+    config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, final_norm_only=True))
+    encoder = Transducer(config).encoder.eval()
+    x, x_lens = torch.randn(2, 40, 80), torch.tensor([40, 31])
+    before, _ = encoder(x, x_lens)
+    encoder.prepare_for_training()
+    after, out_lens = encoder(x, x_lens)
+
+    expected = encoder.output(encoder.final_norm(encoder.subsampling(x)))  # front -> final norm -> output
+    expected = expected * (torch.arange(after.shape[1])[None, :, None] < out_lens[:, None, None])
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(before, after, atol=1e-3)  # a fresh build's layers do change the signal
+
+
+@pytest.mark.parametrize("kind", [kind for kind in ENCODER_KINDS if kind not in ("conformer", "transformer")])
+def test_other_encoders_need_no_preparation_for_training(kind: str) -> None:
+    encoder = Transducer(tiny(kind)).encoder
+    before = {name: value.clone() for name, value in encoder.state_dict().items()}
+    encoder.prepare_for_training()
+    assert all(torch.equal(before[name], value) for name, value in encoder.state_dict().items())
 
 
 def test_build_config_names_the_choices() -> None:

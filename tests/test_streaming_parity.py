@@ -33,6 +33,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not sup
 # The offline kinds (bilstm) refuse to stream: tests/test_models.py checks the message.
 ENCODERS = {kind: tiny(kind).encoder for kind in STREAMING_KINDS}
 ENCODERS["conformer-no-conv"] = dataclasses.replace(ENCODERS["conformer"], use_conv=False)
+# The tiny attention kinds close every layer with a LayerNorm; the larger presets normalise once, at the end.
+ENCODERS.update({f"{kind}-final-norm-only": dataclasses.replace(ENCODERS[kind], final_norm_only=True)
+                 for kind in ("conformer", "transformer")})
 # The presets' recurrent stacks: one module per layer, each adding its output to its input.
 ENCODERS.update({f"residual-{kind}": dataclasses.replace(ENCODERS[kind], residual=True) for kind in ("lstm", "gru", "rnn")})
 

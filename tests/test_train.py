@@ -27,7 +27,7 @@ from asr.training.config import CONFIG_NAME, DEFAULT_EPOCHS, TrainConfig, add_tr
 from asr.training.corpus import TRAINING_FEATURES, RunData, feature_statistics, load_run_data
 from asr.training.distributed import init_world
 from asr.training.ema import WeightAverage
-from asr.training.loop import restore, train
+from asr.training.loop import restore, train, unwrap
 from asr.training.schedule import PRUNED_SCALE_AT_START, loss_at, lr_at
 from asr.training.step import amp_dtype
 from asr.training.tokenizers import CharTokenizer
@@ -289,6 +289,21 @@ def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path: Path
         assert torch.equal(a["model_avg"][key], b["model_avg"][key]), key
     assert (tmp_path / "full" / "curves.png").stat().st_size > 10_000
     assert list((tmp_path / "full" / "tensorboard").iterdir())
+
+
+def test_a_fresh_attention_run_starts_every_layer_as_the_identity_and_a_restored_one_keeps_its_weights(
+    tmp_path: Path,
+) -> None:
+    data = random_run_data()
+
+    def branch_outputs_are_zero(model: torch.nn.Module) -> bool:
+        linears = [linear for layer in model.encoder.layers for linear in layer.branch_outputs()]
+        return all(not linear.weight.any() and not linear.bias.any() for linear in linears)
+
+    fresh = _start(tiny_config(encoder="conformer"), tmp_path / "fresh", data)
+    assert branch_outputs_are_zero(unwrap(fresh.model)) and branch_outputs_are_zero(fresh.ema.model)
+    restored = _start(tiny_config(encoder="conformer"), tmp_path / "restored", data, fresh=False)
+    assert not branch_outputs_are_zero(unwrap(restored.model))  # its checkpoint's weights will be loaded
 
 
 def test_max_minutes_stops_early_and_saves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -230,6 +230,7 @@ def build_run(
     if fresh:  # before the EMA copy is taken, so both normalise alike
         mean, std = feature_statistics(data.features, data.train_set.ids)
         model.encoder.subsampling.set_feature_stats(torch.from_numpy(mean), torch.from_numpy(std))
+        model.encoder.prepare_for_training()
     if config.freeze_transducer:  # before the optimizer sees the parameters: AdamW then skips the frozen ones
         model.requires_grad_(False)
         model.attention_decoder.requires_grad_(True)
