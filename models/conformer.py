@@ -3,9 +3,9 @@
     x4 conv front -> layers -> LayerNorm -> Linear(output_dim), each layer:
       x + 1/2 FFN -> x + chunked self-attention -> x + causal conv -> x + 1/2 FFN
 The transformer is the same layer without the conv module (config.has_conv False).
-Every block normalises its own input (pre-norm); the presets put the only other LayerNorm
-after the last layer (config.final_norm_only), so the residual path runs unnormalised from
-the front to the output. Checkpoints from before have a LayerNorm closing every layer.
+Every block normalises its own input (pre-norm); the presets but tiny put the only other
+LayerNorm after the last layer (config.final_norm_only), so the residual path runs unnormalised
+from the front to the output. Checkpoints from before have a LayerNorm closing every layer.
 
 Attention is chunk-wise causal: a frame in chunk k attends to every frame of
 chunks k - left_context_chunks .. k and nothing later. forward builds that
@@ -207,7 +207,7 @@ class ConformerEncoder(Encoder):
 
         The first steps then train front -> final LayerNorm -> output, a frame classifier that
         learns fast, and each branch grows from zero as its gradient asks: the small conformer's dev
-        loss at step 300 fell from 74 to 70 (README "Accuracy"). The weights still get gradients
+        loss at step 300 fell from 74 to 66 (README "Accuracy"). The weights still get gradients
         (their inputs are not zero), only the layers below them wait one step.
         """
         for layer in self.layers:
