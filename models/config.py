@@ -57,7 +57,8 @@ class EncoderConfig:
     # Conformer paper; a norm on the residual path between every two layers. True: only once, after
     # the last layer (pure pre-norm), so the front's output reaches the last layer through identity
     # sums. The small conformer was at 89% dev WER at step 300 at its best rate with the first and
-    # 81% with the second (README "Accuracy"). False only for checkpoints written before it existed.
+    # 80-81% with the second (README "Accuracy"). False in checkpoints written before it existed,
+    # and in the tiny test preset (see presets.tiny).
     final_norm_only: bool = False
     # conformer: False drops the conv module. Kind "transformer" never has one; this flag stays for
     # conformer checkpoints written with use_conv=False before that kind existed.

@@ -42,7 +42,7 @@ def _transducer(
 
 
 def _attention(kind: str, **sizes: Any) -> EncoderConfig:
-    """A conformer or transformer layout as every preset builds it: pre-norm, one LayerNorm after the last layer."""
+    """A conformer or transformer as the trained presets build it: pre-norm, one LayerNorm after the last layer."""
     return EncoderConfig(kind, final_norm_only=True, **sizes)
 
 
