@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from asr.errors import AsrError, ConfigError, DataError, ModelFilesError, ShapeError
-from models.config import ENCODER_KINDS, OFFLINE_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig
+from models.config import (
+    ATTENTION_KINDS, ENCODER_KINDS, OFFLINE_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig,
+)
 from models.presets import PRESETS, build_config, format_parameter_table, parameter_table, print_parameter_table, tiny
 from models.subsampling import Conv2dSubsampling
 from models.transducer import FULL_LOSS, LossOutput, RnntLoss, Transducer
@@ -203,7 +205,7 @@ def test_configs_written_before_residual_stacks_load_as_plain_stacks() -> None:
     assert old.config.encoder.residual is False and hasattr(old.encoder, "rnn")
 
 
-@pytest.mark.parametrize("kind", ["conformer", "transformer"])
+@pytest.mark.parametrize("kind", ATTENTION_KINDS)
 def test_attention_configs_written_before_final_norm_only_load_with_a_norm_closing_every_layer(kind: str) -> None:
     data = build_config("small", kind).to_dict()
     new = Transducer(TransducerConfig.from_dict(data))
@@ -218,7 +220,7 @@ def test_attention_configs_written_before_final_norm_only_load_with_a_norm_closi
     assert {k for k in old.state_dict() if "norm" in k} != {k for k in new.state_dict() if "norm" in k}
 
 
-@pytest.mark.parametrize("kind", ["conformer", "transformer"])
+@pytest.mark.parametrize("kind", ATTENTION_KINDS)
 def test_attention_layers_prepared_for_training_start_as_the_identity(kind: str) -> None:
     torch.manual_seed(0)
     config = tiny(kind)  # in the layout of the trained presets, one LayerNorm after the last layer
@@ -235,7 +237,7 @@ def test_attention_layers_prepared_for_training_start_as_the_identity(kind: str)
     assert not torch.allclose(before, after, atol=1e-3)  # a fresh build's layers do change the signal
 
 
-@pytest.mark.parametrize("kind", [kind for kind in ENCODER_KINDS if kind not in ("conformer", "transformer")])
+@pytest.mark.parametrize("kind", [kind for kind in ENCODER_KINDS if kind not in ATTENTION_KINDS])
 def test_other_encoders_need_no_preparation_for_training(kind: str) -> None:
     encoder = Transducer(tiny(kind)).encoder
     before = {name: value.clone() for name, value in encoder.state_dict().items()}

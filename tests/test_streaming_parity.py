@@ -35,7 +35,7 @@ ENCODERS = {kind: tiny(kind).encoder for kind in STREAMING_KINDS}
 ENCODERS["conformer-no-conv"] = dataclasses.replace(ENCODERS["conformer"], use_conv=False)
 # The tiny attention kinds close every layer with a LayerNorm; the larger presets normalise once, at the end.
 ENCODERS.update({f"{kind}-final-norm-only": dataclasses.replace(ENCODERS[kind], final_norm_only=True)
-                 for kind in ("conformer", "transformer")})
+                 for kind in ATTENTION_KINDS})
 # The presets' recurrent stacks: one module per layer, each adding its output to its input.
 ENCODERS.update({f"residual-{kind}": dataclasses.replace(ENCODERS[kind], residual=True) for kind in ("lstm", "gru", "rnn")})
 
