@@ -31,7 +31,8 @@ from asr.errors import ModelFilesError
 from asr.features import fbank
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.onnx_backend import OnnxModel
-from asr.runtime.search import GreedySearcher, SearchOptions
+from asr.runtime.greedy_search import GreedySearcher
+from asr.runtime.search import SearchOptions
 from export.attention import compare_attention_decoder
 from export.wrappers import DecoderWrapper, EncoderWrapper, JoinerWrapper, OfflineEncoderWrapper
 from models.transducer import Transducer

@@ -12,6 +12,7 @@ import pytest
 from asr.runtime.search import SearchOptions, TransducerBackend, create_searcher
 
 ROOT = Path(__file__).resolve().parents[1]
+SEARCH_MODULES = ("search.py", "greedy_search.py", "beam_search.py")  # the interfaces and the searchers on them
 
 
 def foreign_private_accesses(path: Path) -> list[str]:
@@ -28,16 +29,17 @@ def foreign_private_accesses(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", ["recognizer.py", "result.py", "search.py"])
+@pytest.mark.parametrize("module", ["recognizer.py", "result.py", *SEARCH_MODULES])
 def test_runtime_objects_use_public_surfaces_only(module: str) -> None:
     assert foreign_private_accesses(ROOT / "asr" / "runtime" / module) == []
 
 
 def test_search_reads_only_declared_backend_members() -> None:
     """Every `self.backend.X` in the search is a member of TransducerBackend."""
-    tree = ast.parse((ROOT / "asr" / "runtime" / "search.py").read_text())
+    trees = [ast.parse((ROOT / "asr" / "runtime" / module).read_text()) for module in SEARCH_MODULES]
     used = {
         node.attr
+        for tree in trees
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Attribute)

@@ -18,9 +18,9 @@ from asr.runtime.search import (
     SearchState,
     Searcher,
     create_searcher,
-    ctc_greedy,
 )
 from asr.runtime.beam_search import log_add, top_k
+from asr.runtime.ctc import ctc_greedy
 
 VOCAB = 5
 JOINER_DIM = 6
