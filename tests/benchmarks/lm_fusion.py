@@ -1,12 +1,12 @@
 """LM shallow fusion on the shipped default model: the scale chosen on dev, WER, non-words and RTF on every test subset.
 
     python tests/benchmarks/lm_fusion.py --data CORPUS_ROOT --lm LM_DIR [--model MODEL_DIR] [--scales 0.1,0.2,0.3,0.5]
-        [--blank-penalties 0,0.5,1] [--dev-utterances 300] [--subsets synth-test,...]
+        [--blank-penalties 0,0.5,1] [--dev-subsets synth-dev,...] [--dev-utterances 300] [--subsets synth-test,...]
         [--max-utterances N] [--beam 4] [--rtf-utterances 40] [--workers 2] [--write-fusion]
 
 CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written there. The model
 is the shipped default's int8 files unless --model names another model dir (its int8 files).
-1. Dev: decode the first --dev-utterances of synth-dev with beam search, without the LM and
+1. Dev: decode the first --dev-utterances of each --dev-subsets (default synth-dev) with beam search, without the LM and
    with it at each of --scales and each --blank-penalties (the LM's cost per token favours short
    hypotheses; a blank penalty buys the tokens back); the pair of the lowest dev WER is chosen
    (test is never looked at). --write-fusion saves it and --beam as LM_DIR/fusion.json, the LM's
@@ -109,7 +109,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="model dir (default: the shipped model)")
     parser.add_argument("--scales", default="0.1,0.2,0.3,0.5")
     parser.add_argument("--blank-penalties", default="0", help="with the LM, tried with every scale on dev")
-    parser.add_argument("--dev-utterances", type=int, default=300)
+    parser.add_argument("--dev-subsets", default="synth-dev", help="subsets the scale and penalty are chosen on")
+    parser.add_argument("--dev-utterances", type=int, default=300, help="per dev subset")
     parser.add_argument("--subsets", default=None, help="default: every synth-test* subset under --data")
     parser.add_argument("--max-utterances", type=int, default=100_000, help="per test subset")
     parser.add_argument("--beam", type=int, default=4)
@@ -130,7 +131,8 @@ def main() -> int:
             jobs = [(paths[i : i + BATCH], setting) for i in range(0, len(paths), BATCH)]
             return [text for texts in pool.map(decode, jobs) for text in texts]
 
-        dev = read_subset(args.data, "synth-dev", args.dev_utterances)
+        dev_subsets = args.dev_subsets.split(",")
+        dev = [item for subset in dev_subsets for item in read_subset(args.data, subset, args.dev_utterances)]
         dev_refs = [ref for _, ref in dev]
         dev_rows = {}
         for setting in [None, *settings]:
@@ -141,8 +143,8 @@ def main() -> int:
         print(json.dumps({"chosen": _name(chosen)}), flush=True)
         if args.write_fusion:
             model = "the shipped model" if args.model == DEFAULT_MODEL_DIR else f"the model {args.model.name}"
-            tuned_on = (f"{model} (int8), beam {args.beam}, lowest WER on the first {len(dev)} "
-                        f"utterances of synth-dev (tests/benchmarks/lm_fusion.py)")
+            tuned_on = (f"{model} (int8), beam {args.beam}, lowest WER on {len(dev)} utterances of "
+                        f"{' and '.join(dev_subsets)} (tests/benchmarks/lm_fusion.py)")
             print(f"wrote {FusionSettings(*chosen, beam=args.beam).write(args.lm, tuned_on)}", flush=True)
         rows = {}
         for subset in subsets:
