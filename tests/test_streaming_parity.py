@@ -21,7 +21,7 @@ from models.config import ATTENTION_KINDS, PREDICTOR_KINDS, STREAMING_KINDS
 from models.encoder import Encoder
 from models.predictor import build_predictor
 from models.presets import tiny
-from models.state import stack_states, unstack_states
+from models.state import stack_states
 from models.transducer import build_encoder
 
 TOLERANCE = 1e-4  # float32, absolute and relative
