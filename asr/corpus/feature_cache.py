@@ -25,7 +25,9 @@ than its limit fail) and tried again by the next build.
 
 New shards get fresh file names and index.json is replaced atomically after
 they are complete, so a build killed at any point leaves the previous cache
-readable. A speed factor s plays the audio s times faster before fbank (sox
+readable. Builds of one cache take turns (an flock on its .build.lock): two
+trainings started together on one corpus each deleted the shards the other had
+just written, and both stopped with "cannot map cached features". A speed factor s plays the audio s times faster before fbank (sox
 `speed`: resampled from s * rate to rate), one cache per factor. An acoustic
 variant (asr.corpus.acoustics.AcousticVariant) then corrupts the sped-up audio with
 noise and/or reverberation, one cache per (speed, variant); variant 0, the
@@ -34,11 +36,13 @@ clean audio, has none and keeps the cache it always had.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import secrets
-from contextlib import closing
+import sys
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -57,6 +61,7 @@ from asr.parallel import ordered_map
 
 NUM_SHARDS = 64  # shard = SHA-1 of the utterance id modulo this; fixed, so shards are stable across builds
 INDEX_NAME = "index.json"
+LOCK_NAME = ".build.lock"  # held by the build in progress; never deleted (removing it would let two builds in)
 DTYPES = ("float32", "float16")
 
 
@@ -113,11 +118,26 @@ class FeatureCache:
         """
         bad = BadAudio(0, flag=None) if bad is None else bad
         cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with _build_lock(cache_dir):  # the index read below must be the one the last build wrote
+            return cls._build_locked(utterances, cache_dir, config, num_workers, speed, dtype, acoustic, bad)
+
+    @classmethod
+    def _build_locked(
+        cls,
+        utterances: Sequence[Utterance],
+        cache_dir: Path,
+        config: FbankConfig,
+        num_workers: int | None,
+        speed: float,
+        dtype: str,
+        acoustic: AcousticVariant | None,
+        bad: BadAudio,
+    ) -> FeatureCache:
         setting = _setting(config, speed, dtype, acoustic)
         old = _read_index(cache_dir)
         if old is not None and old["setting"] != setting:
             old = None  # another feature setting: nothing in it is reusable
-        cache_dir.mkdir(parents=True, exist_ok=True)
         valid = _still_valid(old)
         wanted = _fingerprints(utterances, bad)
         unique = [u for u in {u.id: u for u in utterances}.values() if u.id in wanted]
@@ -199,6 +219,23 @@ class FeatureCache:
                     f"{path}: cannot map cached features ({error}); delete {self.cache_dir} and build it again"
                 ) from None
         return self._maps[shard]
+
+
+@contextmanager
+def _build_lock(cache_dir: Path) -> Iterator[None]:
+    """Hold `cache_dir`'s build lock for the body, waiting (and saying so) while another process holds it."""
+    with open(cache_dir / LOCK_NAME, "a") as lock:  # closing the file releases the lock, also if the body raises
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say_waiting(cache_dir)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _say_waiting(cache_dir: Path) -> None:
+    print(f"{cache_dir}: another process is building this feature cache; waiting for it to finish",
+          file=sys.stderr, flush=True)
 
 
 def default_cache_dir(root: Path, speed: float = 1.0, acoustic: AcousticVariant | None = None) -> Path:
