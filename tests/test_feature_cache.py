@@ -254,8 +254,11 @@ def test_a_second_build_of_one_cache_waits_for_the_first(
     with feature_cache._build_lock(cache_dir):  # the first build, in progress
         second.start()
         assert waiting.wait(timeout=60)  # the second found the lock taken ...
-        assert not list(cache_dir.glob("shard-*.bin")) and not (cache_dir / "index.json").exists()  # ... and waits
-        first = FeatureCache._build_locked(utterances, cache_dir, FbankConfig(), 1, 1.0, "float32", None, BadAudio(0))
+        assert not list(cache_dir.glob("shard-*.bin"))  # ... and waits, writing nothing
+        assert not (cache_dir / "index.json").exists()
+        first = FeatureCache._build_locked(
+            utterances, cache_dir, FbankConfig(), 1, 1.0, "float32", None, BadAudio(0)
+        )
     second.join(timeout=60)
     assert not second.is_alive() and len(built) == 1
     assert sorted(p.name for p in cache_dir.glob("shard-*.bin")) == sorted(i["file"] for i in built[0]._shards.values())

@@ -168,8 +168,12 @@ def test_flags_build_a_config_with_auto_dev_subset(tmp_path: Path) -> None:
     assert config.data == str(data.resolve())
 
 
-@pytest.mark.parametrize("encoder, expected", [("lstm", 3e-3), ("tcn", 3e-3), ("conformer", 2e-3), ("transformer", 1e-3)])
-def test_runs_without_lr_get_their_encoder_kinds_rate_and_save_it(tmp_path: Path, encoder: str, expected: float) -> None:
+@pytest.mark.parametrize(
+    "encoder, expected", [("lstm", 3e-3), ("tcn", 3e-3), ("conformer", 2e-3), ("transformer", 1e-3)]
+)
+def test_runs_without_lr_get_their_encoder_kinds_rate_and_save_it(
+    tmp_path: Path, encoder: str, expected: float
+) -> None:
     data = _corpus(tmp_path / "data", "synth-train")
     args = _parse("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "exp"),
                   "--encoder", encoder)

@@ -27,7 +27,9 @@ New shards get fresh file names and index.json is replaced atomically after
 they are complete, so a build killed at any point leaves the previous cache
 readable. Builds of one cache take turns (an flock on its .build.lock): two
 trainings started together on one corpus each deleted the shards the other had
-just written, and both stopped with "cannot map cached features". A speed factor s plays the audio s times faster before fbank (sox
+just written, and both stopped with "cannot map cached features".
+
+A speed factor s plays the audio s times faster before fbank (sox
 `speed`: resampled from s * rate to rate), one cache per factor. An acoustic
 variant (asr.corpus.acoustics.AcousticVariant) then corrupts the sped-up audio with
 noise and/or reverberation, one cache per (speed, variant); variant 0, the

@@ -9,6 +9,7 @@ import numpy as np
 from asr.checks import check_shape
 from asr.runtime.search import Hypothesis, check_lengths
 
+
 def ctc_greedy(
     log_probs: np.ndarray,
     lengths: np.ndarray | Sequence[int] | None = None,

@@ -215,7 +215,8 @@ def _problems(config: TrainConfig) -> list[str]:
     positive = ("max_dev_utterances", "max_utterance_seconds", "max_batch_seconds", "num_buckets", "lr",
                 "vocab_size", "checkpoint_every_steps", "keep_last", "log_every_steps", "decay_steps")
     for name in positive:
-        if getattr(config, name) is not None and not getattr(config, name) > 0:  # lr None: the encoder is unknown
+        value = getattr(config, name)
+        if value is not None and not value > 0:  # lr stays None only when the encoder is unknown (reported above)
             problems.append(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
     for name in ("epochs", "max_minutes", "max_hours"):
         value = getattr(config, name)
@@ -310,8 +311,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--prune-range", type=int_in(2, 100), help=f"pruned loss rows per frame (default: {d('prune_range')})")
     run.add_argument("--dev-decoding", choices=DEV_DECODINGS,
                      help=f"dev WER decoding: transducer greedy or CTC greedy (default: {d('dev_decoding')})")
-    run.add_argument("--lr", type=float_in(0, 1, low_open=True), help="peak learning rate (default: per encoder kind, "
-                     f"{', '.join(f'{kind} {lr:g}' for kind, lr in ENCODER_LR.items())}, the others {DEFAULT_LR:g})")
+    kind_rates = ", ".join(f"{kind} {lr:g}" for kind, lr in ENCODER_LR.items())
+    run.add_argument("--lr", type=float_in(0, 1, low_open=True),
+                     help=f"peak learning rate (default: per encoder kind, {kind_rates}, the others {DEFAULT_LR:g})")
     run.add_argument("--warmup-steps", type=int_in(0, 10**7), help=f"learning-rate warm-up steps (default: {d('warmup_steps')})")
     run.add_argument("--seed", type=int_in(0, MAX_SEED), help=f"seed for data order, augmentation and init (default: {d('seed')})")
     run.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
