@@ -244,22 +244,21 @@ def test_unreadable_audio_is_left_out_and_counted_up_to_the_limit(utterances: li
 def test_a_second_build_of_one_cache_waits_for_the_first(
     utterances: list[Utterance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two trainings started together on one corpus: the second build waits, then reuses what the first wrote."""
+    """Two trainings started together on one corpus: the second build waits for the first, and neither
+    deletes what the other wrote."""
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
     waiting = threading.Event()
     monkeypatch.setattr(feature_cache, "_say_waiting", lambda directory: waiting.set())
     built: list[FeatureCache] = []
     second = threading.Thread(target=lambda: built.append(FeatureCache.build(utterances, cache_dir, num_workers=1)))
-    with feature_cache._build_lock(cache_dir):  # the first build, in progress
+    with feature_cache._build_lock(cache_dir):  # another build, in progress
         second.start()
         assert waiting.wait(timeout=60)  # the second found the lock taken ...
         assert not list(cache_dir.glob("shard-*.bin"))  # ... and waits, writing nothing
         assert not (cache_dir / "index.json").exists()
-        first = FeatureCache._build_locked(
-            utterances, cache_dir, FbankConfig(), 1, 1.0, "float32", None, BadAudio(0)
-        )
     second.join(timeout=60)
+    first = FeatureCache.build(utterances, cache_dir, num_workers=1)  # one more build of the same cache, after it
     assert not second.is_alive() and len(built) == 1
     assert sorted(p.name for p in cache_dir.glob("shard-*.bin")) == sorted(i["file"] for i in built[0]._shards.values())
     for cache in (first, built[0]):  # neither build deleted what the other's index names

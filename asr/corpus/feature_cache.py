@@ -122,43 +122,30 @@ class FeatureCache:
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
         with _build_lock(cache_dir):  # the index read below must be the one the last build wrote
-            return cls._build_locked(utterances, cache_dir, config, num_workers, speed, dtype, acoustic, bad)
-
-    @classmethod
-    def _build_locked(
-        cls,
-        utterances: Sequence[Utterance],
-        cache_dir: Path,
-        config: FbankConfig,
-        num_workers: int | None,
-        speed: float,
-        dtype: str,
-        acoustic: AcousticVariant | None,
-        bad: BadAudio,
-    ) -> FeatureCache:
-        setting = _setting(config, speed, dtype, acoustic)
-        old = _read_index(cache_dir)
-        if old is not None and old["setting"] != setting:
-            old = None  # another feature setting: nothing in it is reusable
-        valid = _still_valid(old)
-        wanted = _fingerprints(utterances, bad)
-        unique = [u for u in {u.id: u for u in utterances}.values() if u.id in wanted]
-        todo = sorted(
-            (u for u in unique if valid.get(u.id, (None,))[0] != wanted[u.id]), key=lambda u: (_shard(u.id), u.id)
-        )
-        redo = {u.id for u in todo}
-        entries = {uid: entry for uid, (_, entry) in valid.items() if uid not in redo}
-        shards = dict(old["shards"]) if old else {}
-        dim = int(old["dim"]) if old else config.num_mel_bins
-        source = cls(cache_dir, old) if old else None
-        with closing(_computed(todo, config, speed, dtype, acoustic, num_workers)) as frames:
-            for shard in sorted({_shard(u.id) for u in todo}):
-                shards[shard] = _write_shard(cache_dir, shard, source, entries, todo, frames, dtype, bad)
-        index = {"setting": setting, "dim": dim, "shards": shards,
-                 "utterances": {uid: _entry_to_json(entry) for uid, entry in sorted(entries.items())}}
-        _write_index(cache_dir, index)
-        _remove_unused_files(cache_dir, shards)
-        return cls(cache_dir, index)
+            setting = _setting(config, speed, dtype, acoustic)
+            old = _read_index(cache_dir)
+            if old is not None and old["setting"] != setting:
+                old = None  # another feature setting: nothing in it is reusable
+            valid = _still_valid(old)
+            wanted = _fingerprints(utterances, bad)
+            unique = [u for u in {u.id: u for u in utterances}.values() if u.id in wanted]
+            todo = sorted(
+                (u for u in unique if valid.get(u.id, (None,))[0] != wanted[u.id]),
+                key=lambda u: (_shard(u.id), u.id),
+            )
+            redo = {u.id for u in todo}
+            entries = {uid: entry for uid, (_, entry) in valid.items() if uid not in redo}
+            shards = dict(old["shards"]) if old else {}
+            dim = int(old["dim"]) if old else config.num_mel_bins
+            source = cls(cache_dir, old) if old else None
+            with closing(_computed(todo, config, speed, dtype, acoustic, num_workers)) as frames:
+                for shard in sorted({_shard(u.id) for u in todo}):
+                    shards[shard] = _write_shard(cache_dir, shard, source, entries, todo, frames, dtype, bad)
+            index = {"setting": setting, "dim": dim, "shards": shards,
+                     "utterances": {uid: _entry_to_json(entry) for uid, entry in sorted(entries.items())}}
+            _write_index(cache_dir, index)
+            _remove_unused_files(cache_dir, shards)
+            return cls(cache_dir, index)
 
     @classmethod
     def open(
