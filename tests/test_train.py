@@ -175,14 +175,11 @@ def test_runs_without_lr_get_their_encoder_kinds_rate_and_save_it(
     tmp_path: Path, encoder: str, expected: float
 ) -> None:
     data = _corpus(tmp_path / "data", "synth-train")
-    args = _parse("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "exp"),
-                  "--encoder", encoder)
-    config = resolve_config(args, tmp_path / "exp")
+    flags = ("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "exp"), "--encoder", encoder)
+    config = resolve_config(_parse(*flags), tmp_path / "exp")
     assert config.lr == expected
     assert TrainConfig.from_json(config.to_json()).lr == expected  # config.json names the rate, not None
-    given = _parse("--data", str(data), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "exp"),
-                   "--encoder", encoder, "--lr", "5e-4")
-    assert resolve_config(given, tmp_path / "exp").lr == 5e-4
+    assert resolve_config(_parse(*flags, "--lr", "5e-4"), tmp_path / "exp").lr == 5e-4
 
 
 def test_context_size_flag_sets_the_stateless_predictor_of_the_model(tmp_path: Path) -> None:

@@ -217,7 +217,7 @@ def _problems(config: TrainConfig) -> list[str]:
     for name in positive:
         value = getattr(config, name)
         if value is not None and not value > 0:  # lr stays None only when the encoder is unknown (reported above)
-            problems.append(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
+            problems.append(f"--{name.replace('_', '-')} must be > 0, got {value}")
     for name in ("epochs", "max_minutes", "max_hours"):
         value = getattr(config, name)
         if value is not None and not value > 0:
