@@ -65,6 +65,27 @@ def test_lr_without_warmup_starts_at_the_peak() -> None:
     assert lr_at(0, _config(warmup_steps=0)) == pytest.approx(1e-3)
 
 
+def test_lr_cools_down_linearly_over_the_last_share_of_the_time_budget() -> None:
+    config = _config(max_minutes=10.0, lr_cooldown=0.25)
+    step = 3000
+    plain = lr_at(step, _config())
+    assert lr_at(step, config, 0.0) == lr_at(step, config, 0.75) == pytest.approx(plain)  # before the cool-down
+    assert lr_at(step, config, 0.875) == pytest.approx(plain / 2)
+    assert lr_at(step, config, 1.0) == 0.0 and lr_at(step, config, 1.2) == 0.0  # a final validation runs past
+    cooling = [lr_at(step, config, used / 100) for used in range(75, 101)]
+    assert all(a > b for a, b in zip(cooling, cooling[1:]))
+    assert lr_at(step, _config(max_minutes=10.0), 0.99) == pytest.approx(plain)  # 0 turns it off
+
+
+def test_lr_cooldown_is_checked_and_absent_from_older_configs() -> None:
+    with pytest.raises(AsrError, match=r"--lr-cooldown must be a share of --max-minutes in \[0, 1\]"):
+        _config(max_minutes=10.0, lr_cooldown=1.5)
+    with pytest.raises(AsrError, match="--lr-cooldown is a share of the time budget; give --max-minutes too"):
+        _config(lr_cooldown=0.3)
+    older = {k: v for k, v in _config(max_minutes=10.0, lr_cooldown=0.3).to_dict().items() if k != "lr_cooldown"}
+    assert TrainConfig.from_dict(older).lr_cooldown == 0.0  # that run trained without one
+
+
 def test_pruned_loss_weights_move_linearly_from_simple_to_pruned() -> None:
     config = _config(rnnt_loss="pruned", prune_range=4, simple_loss_scale=0.5, loss_warmup_steps=100)
     start, middle, end, later = (loss_at(s, config) for s in (0, 50, 100, 10_000))
@@ -363,6 +384,34 @@ def test_max_minutes_keeps_the_last_validation_in_reserve(tmp_path: Path, monkey
     assert now[0] == 15.0
 
 
+def test_training_passes_the_share_of_the_time_budget_used_to_the_lr(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fake clock where a step costs 1 s, budget 20 s: step k starts with k - 1 seconds spent."""
+    import types
+
+    import asr.training.loop as loop
+    import asr.training.step as step_module
+
+    now, shares = [0.0], []
+    real_step, real_lr_at = loop.train_step, step_module.lr_at
+
+    def step(*args: object, **kwargs: object):
+        now[0] += 1.0
+        return real_step(*args, **kwargs)
+
+    def lr_at(step: int, config: TrainConfig, budget_used: float = 0.0) -> float:
+        shares.append(budget_used)
+        return real_lr_at(step, config, budget_used)
+
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(step_module, "lr_at", lr_at)
+    train(_start(tiny_config(epochs=50, max_minutes=20 / 60, lr_cooldown=0.5, checkpoint_every_steps=100), tmp_path,
+                 random_run_data()))
+    assert len(shares) >= 10
+    assert shares[:4] == pytest.approx([0.0, 0.05, 0.10, 0.15])
+
+
 # --- non-finite losses and weights ---------------------------------------------------------------------
 
 
@@ -404,7 +453,7 @@ def test_persistent_nan_losses_stop_the_run(tmp_path: Path, monkeypatch: pytest.
 def test_weights_gone_non_finite_are_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import asr.training.step as step_module
 
-    monkeypatch.setattr(step_module, "lr_at", lambda step, config: math.inf)  # what --lr inf did
+    monkeypatch.setattr(step_module, "lr_at", lambda *args: math.inf)  # what --lr inf did
     with pytest.raises(AsrError, match="weights are not finite.*nothing was saved"):
         train(_start(tiny_config(), tmp_path, random_run_data()))
     assert not list_checkpoints(tmp_path) and not (tmp_path / "best.pt").exists()

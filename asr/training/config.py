@@ -128,6 +128,8 @@ class TrainConfig:
     lr: float | None = None  # peak learning rate, reached at warmup_steps; None: encoder_learning_rate(encoder)
     warmup_steps: int = 200  # linear warm-up from 0 to lr
     decay_steps: int = 5000  # lr falls as (1 + (step / decay_steps)^2)^-1/4: flat early, ~1/sqrt late
+    # Over this last share of a --max-minutes budget the lr falls linearly towards 0 (no effect without one).
+    lr_cooldown: float = 0.0
     weight_decay: float = 1e-3  # AdamW decoupled weight decay
     grad_clip: float = 5.0  # max global L2 norm of the gradients
     ema_decay: float = 0.999  # per-step decay of the weight average used for eval and export
@@ -179,6 +181,7 @@ class TrainConfig:
         if values.get("spec_augment") is not None:
             values["spec_augment"] = SpecAugmentConfig(**values["spec_augment"])
         values.setdefault("acoustic_variants", 0)  # written before acoustic augmentation: the run had none
+        values.setdefault("lr_cooldown", 0.0)  # written before the cool-down existed: the run had none
         if "acoustic" in values:
             values["acoustic"] = AcousticAugment.from_dict(values["acoustic"])
         return cls(**values)
@@ -240,6 +243,11 @@ def _problems(config: TrainConfig) -> list[str]:
     for name in ("simple_loss_scale", "loss_warmup_steps", "warmup_steps", "weight_decay", "grad_clip", "num_threads"):
         if getattr(config, name) < 0:
             problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if not 0.0 <= config.lr_cooldown <= 1.0:
+        problems.append(f"--lr-cooldown must be a share of --max-minutes in [0, 1] (0 turns it off), "
+                        f"got {config.lr_cooldown}")
+    elif config.lr_cooldown > 0.0 and config.max_minutes is None and config.lr_cooldown != _default("lr_cooldown"):
+        problems.append("--lr-cooldown is a share of the time budget; give --max-minutes too, or leave it out")
     if not 0.0 <= config.ema_decay < 1.0:
         problems.append(f"--ema-decay must be in [0, 1), got {config.ema_decay}")
     if not config.speeds or any(not 0.5 <= s <= 2.0 for s in config.speeds):
@@ -315,6 +323,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--lr", type=float_in(0, 1, low_open=True),
                      help=f"peak learning rate (default: per encoder kind, {kind_rates}, the others {DEFAULT_LR:g})")
     run.add_argument("--warmup-steps", type=int_in(0, 10**7), help=f"learning-rate warm-up steps (default: {d('warmup_steps')})")
+    run.add_argument("--lr-cooldown", type=float_in(0, 1), metavar="SHARE",
+                     help="over this last share of --max-minutes the learning rate falls linearly towards 0 "
+                          f"(default: {d('lr_cooldown')}; 0 turns it off)")
     run.add_argument("--seed", type=int_in(0, MAX_SEED), help=f"seed for data order, augmentation and init (default: {d('seed')})")
     run.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
                      help="start from this checkpoint's weights, tokenizer and input statistics (default: random)")

@@ -147,7 +147,7 @@ def train_one_epoch(run: TrainingRun, clock: _Clock, last_loss: float | None) ->
     skipped = 0
     for batch in iterate_batches(run.train_set, run.features, plan, config.speeds, start=progress.batch_in_epoch):
         result = train_step(run.model, run.optimizer, run.scaler, batch, config, progress.step, run.world.rank,
-                            run.world.device)
+                            run.world.device, _budget_used(run))
         progress.step += 1
         progress.batch_in_epoch += 1
         skipped = 0 if result.updated else skipped + 1
@@ -277,6 +277,16 @@ class _Clock:
 
     def elapsed(self) -> float:
         return time.monotonic() - self._start
+
+
+def _budget_used(run: TrainingRun) -> float:
+    """The share of --max-minutes spent so far (summed over resumes); 0 without a time budget.
+
+    Under torchrun every rank reads its own clock; the ranks step in lockstep, so their shares, and
+    the learning rates drawn from them, differ by no more than one step's time.
+    """
+    limit = run.config.max_minutes
+    return 0.0 if limit is None else run.progress.elapsed_seconds / (limit * 60.0)
 
 
 def _out_of_time(run: TrainingRun, reserve: float) -> bool:

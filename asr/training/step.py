@@ -97,13 +97,16 @@ def train_step(
     step: int,
     rank: int,
     device: torch.device,
+    budget_used: float = 0.0,
 ) -> StepResult:
     """One update on `batch` (on the CPU; moved here): lr from the schedule, SpecAugment, backward, clip, step.
+
+    `budget_used` is the share of --max-minutes already spent (0 without one), for the lr cool-down.
 
     `model` may be DDP-wrapped: its backward all-reduces the gradients, so the
     clipping norm, the skip decision and the update are the same on every rank.
     """
-    lr = lr_at(step, config)
+    lr = lr_at(step, config, budget_used)
     for group in optimizer.param_groups:
         group["lr"] = lr
     if config.spec_augment is not None:
