@@ -32,8 +32,9 @@ from asr.checks import check_shape
 from asr.errors import ConfigError, ShapeError
 from asr.runtime.context_graph import ROOT, ContextGraph
 
-# Shallow-fusion weight of the LM: the best on synth-dev for the shipped model with the README's
-# 0.31M-parameter LSTM LM (tests/benchmarks/lm_fusion.py; README "Language model fusion").
+# Shallow-fusion weight of an LM that comes without a fusion.json (the shipped LM's own settings are in
+# its fusion.json). 0.5 was the best on synth-dev in session 7, for that session's shipped model and a
+# 0.31M-parameter LSTM LM; a new pair is best measured with tests/benchmarks/lm_fusion.py.
 DEFAULT_LM_SCALE = 0.5
 DECODER_CACHE_SIZE = 1024  # contexts a searcher remembers for all its streams; the oldest goes first
 # Cached stateless predictor outputs: context (C tokens) -> (1, J).
