@@ -264,3 +264,53 @@ def test_a_second_build_of_one_cache_waits_for_the_first(
     for cache in (first, built[0]):  # neither build deleted what the other's index names
         for utterance in utterances:
             np.testing.assert_allclose(cache.get(utterance.id), expected(utterance), rtol=0, atol=1e-5)
+
+
+def test_a_reader_keeps_its_shards_when_another_build_replaces_them(
+    utterances: list[Utterance], tmp_path: Path
+) -> None:
+    """A training reads the cache while another process's build rewrites a shard (here: changed audio) and
+    deletes the file it replaces: what the reader had opened stays readable, as it was."""
+    cache_dir = tmp_path / "cache"
+    FeatureCache.build(utterances, cache_dir, num_workers=1)
+    before = {u.id: expected(u) for u in utterances}
+    reader = FeatureCache.open(cache_dir)  # nothing read from it yet
+    old_files = set(cache_dir.glob("shard-*.bin"))
+    write_audio(Path(utterances[0].audio_path), 0.5, seed=99)
+    os.utime(utterances[0].audio_path, ns=(1, 1))
+    rebuilt = FeatureCache.build(utterances, cache_dir, num_workers=1)
+    assert old_files - set(cache_dir.glob("shard-*.bin"))  # the build did delete a file the reader had opened
+    for utterance in utterances:
+        np.testing.assert_array_equal(reader.get(utterance.id), before[utterance.id])
+    np.testing.assert_array_equal(rebuilt.get(utterances[0].id), expected(utterances[0]))
+
+
+def test_open_waits_for_a_build_in_progress(
+    utterances: list[Utterance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_dir = tmp_path / "cache"
+    FeatureCache.build(utterances, cache_dir, num_workers=1)
+    waiting = threading.Event()
+    monkeypatch.setattr(feature_cache, "_say_waiting", lambda directory: waiting.set())
+    opened: list[FeatureCache] = []
+    reader = threading.Thread(target=lambda: opened.append(FeatureCache.open(cache_dir)))
+    with feature_cache._build_lock(cache_dir):  # a build, in progress
+        reader.start()
+        assert waiting.wait(timeout=60)
+        assert not opened  # it waits for the build's index and shards
+    reader.join(timeout=60)
+    assert len(opened) == 1 and len(opened[0]) == len(utterances)
+    both = [FeatureCache.open(cache_dir), FeatureCache.open(cache_dir)]  # readers do not wait for each other
+    assert all(len(cache) == len(utterances) for cache in both)
+
+
+def test_a_cache_without_a_writable_lock_file_still_opens(utterances: list[Utterance], tmp_path: Path) -> None:
+    """A read-only cache: the lock file cannot be opened for writing (here it is a directory), and a reader
+    reads without it, while a build, which must lock, says why it cannot."""
+    cache_dir = tmp_path / "cache"
+    FeatureCache.build(utterances, cache_dir, num_workers=1)
+    (cache_dir / feature_cache.LOCK_NAME).unlink()
+    (cache_dir / feature_cache.LOCK_NAME).mkdir()
+    np.testing.assert_array_equal(FeatureCache.open(cache_dir).get(utterances[1].id), expected(utterances[1]))
+    with pytest.raises(DataError, match="cannot open its build lock.*needs a writable directory"):
+        FeatureCache.build(utterances, cache_dir, num_workers=1)

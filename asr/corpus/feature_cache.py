@@ -27,7 +27,10 @@ New shards get fresh file names and index.json is replaced atomically after
 they are complete, so a build killed at any point leaves the previous cache
 readable. Builds of one cache take turns (an flock on its .build.lock): two
 trainings started together on one corpus each deleted the shards the other had
-just written, and both stopped with "cannot map cached features".
+just written, and both stopped with "cannot map cached features". A reader maps
+every shard as it opens the cache, holding that lock shared, so a later build
+(one that adds utterances) may delete the files it replaces: a mapped file stays
+readable after its deletion.
 
 A speed factor s plays the audio s times faster before fbank (sox
 `speed`: resampled from s * rate to rate), one cache per factor. An acoustic
@@ -44,7 +47,7 @@ import json
 import os
 import secrets
 import sys
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -98,7 +101,10 @@ class FeatureCache:
         self.dtype = np.dtype(index["setting"]["dtype"])
         self._shards: dict[str, dict] = index["shards"]  # name -> {"file": ..., "frames": ...}
         self._entries = {uid: _entry_from_json(value) for uid, value in index["utterances"].items()}
-        self._maps: dict[str, np.memmap] = {}
+        # Every shard is mapped now rather than on first use: another process's build of this cache (one
+        # that adds utterances, say) writes new shard files and deletes the ones they replace, and a
+        # deleted file stays readable through a map taken before, while one not yet mapped is gone.
+        self._maps: dict[str, np.ndarray] = {name: self._open_shard(name) for name in self._shards}
 
     @classmethod
     def build(
@@ -157,17 +163,19 @@ class FeatureCache:
         acoustic: AcousticVariant | None = None,
     ) -> FeatureCache:
         """An existing cache built with this setting, without checking the audio; DataError otherwise."""
-        index = _read_index(Path(cache_dir))
-        if index is None:
-            raise DataError(
-                f"{cache_dir}: no feature cache; build it with `asr manifest --features` or FeatureCache.build"
-            )
-        if index["setting"] != _setting(config, speed, dtype, acoustic):
-            raise DataError(
-                f"{cache_dir}: cached features were made with {index['setting']}, not the requested setting; "
-                "rebuild the cache (FeatureCache.build) or use a separate cache directory per setting"
-            )
-        return cls(Path(cache_dir), index)
+        cache_dir = Path(cache_dir)
+        with _build_lock(cache_dir, shared=True):  # no build may replace the index's shards while they are mapped
+            index = _read_index(cache_dir)
+            if index is None:
+                raise DataError(
+                    f"{cache_dir}: no feature cache; build it with `asr manifest --features` or FeatureCache.build"
+                )
+            if index["setting"] != _setting(config, speed, dtype, acoustic):
+                raise DataError(
+                    f"{cache_dir}: cached features were made with {index['setting']}, not the requested setting; "
+                    "rebuild the cache (FeatureCache.build) or use a separate cache directory per setting"
+                )
+            return cls(cache_dir, index)
 
     def get(self, utterance_id: str) -> np.ndarray:
         """(T, D) features of one utterance, memory-mapped (read-only)."""
@@ -185,7 +193,7 @@ class FeatureCache:
         return utterance_id in self._entries
 
     def __getstate__(self) -> dict:
-        # Memory maps would pickle as full arrays; worker processes reopen them on first use.
+        # Memory maps would pickle as full arrays; a copy in another process reopens them on first use.
         return {**self.__dict__, "_maps": {}}
 
     def _entry(self, utterance_id: str) -> _Entry:
@@ -197,33 +205,53 @@ class FeatureCache:
             )
         return entry
 
-    def _map(self, shard: str) -> np.memmap:
-        if shard not in self._maps:
-            info = self._shards[shard]
-            path = self.cache_dir / info["file"]
-            try:
-                self._maps[shard] = np.memmap(path, dtype=self.dtype, mode="r", shape=(info["frames"], self.dim))
-            except (OSError, ValueError) as error:
-                raise DataError(
-                    f"{path}: cannot map cached features ({error}); delete {self.cache_dir} and build it again"
-                ) from None
+    def _map(self, shard: str) -> np.ndarray:
+        if shard not in self._maps:  # only in an unpickled copy
+            self._maps[shard] = self._open_shard(shard)
         return self._maps[shard]
+
+    def _open_shard(self, shard: str) -> np.ndarray:
+        """(frames, D) of one shard file, memory-mapped read-only (an empty array for an empty shard, which
+        np.memmap cannot map)."""
+        info = self._shards[shard]
+        if info["frames"] == 0:
+            return np.empty((0, self.dim), dtype=self.dtype)
+        path = self.cache_dir / info["file"]
+        try:
+            return np.memmap(path, dtype=self.dtype, mode="r", shape=(info["frames"], self.dim))
+        except (OSError, ValueError) as error:
+            raise DataError(
+                f"{path}: cannot map cached features ({error}); delete {self.cache_dir} and build it again"
+            ) from None
 
 
 @contextmanager
-def _build_lock(cache_dir: Path) -> Iterator[None]:
-    """Hold `cache_dir`'s build lock for the body, waiting (and saying so) while another process holds it."""
-    with open(cache_dir / LOCK_NAME, "a") as lock:  # closing the file releases the lock, also if the body raises
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _say_waiting(cache_dir)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+def _build_lock(cache_dir: Path, shared: bool = False) -> Iterator[None]:
+    """Hold `cache_dir`'s build lock for the body, waiting (and saying so) while another process holds it.
+
+    A build holds it exclusively; opening a cache (reading its index and mapping the shards it names)
+    holds it shared. A reader that cannot create the lock file (a read-only cache) reads without it.
+    """
+    try:
+        lock = open(cache_dir / LOCK_NAME, "a")
+    except OSError as error:
+        if not shared:
+            raise DataError(f"{cache_dir}: cannot open its build lock ({error}); building a feature cache needs a "
+                            "writable directory: make it writable, or copy the corpus to one") from None
+        lock = None
+    with lock or nullcontext():  # closing the file releases the lock, also if the body raises
+        if lock is not None:
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            try:
+                fcntl.flock(lock, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _say_waiting(cache_dir)
+                fcntl.flock(lock, mode)
         yield
 
 
 def _say_waiting(cache_dir: Path) -> None:
-    print(f"{cache_dir}: another process is building this feature cache; waiting for it to finish",
+    print(f"{cache_dir}: another process is building or opening this feature cache; waiting for it to finish",
           file=sys.stderr, flush=True)
 
 
