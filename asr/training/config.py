@@ -246,7 +246,7 @@ def _problems(config: TrainConfig) -> list[str]:
     if not 0.0 <= config.lr_cooldown <= 1.0:
         problems.append(f"--lr-cooldown must be a share of --max-minutes in [0, 1] (0 turns it off), "
                         f"got {config.lr_cooldown}")
-    elif config.lr_cooldown > 0.0 and config.max_minutes is None and config.lr_cooldown != _default("lr_cooldown"):
+    elif config.lr_cooldown > 0.0 and config.max_minutes is None:
         problems.append("--lr-cooldown is a share of the time budget; give --max-minutes too, or leave it out")
     if not 0.0 <= config.ema_decay < 1.0:
         problems.append(f"--ema-decay must be in [0, 1), got {config.ema_decay}")
