@@ -47,7 +47,7 @@ import json
 import os
 import secrets
 import sys
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -238,15 +238,15 @@ def _build_lock(cache_dir: Path, shared: bool = False) -> Iterator[None]:
         if not shared:
             raise DataError(f"{cache_dir}: cannot open its build lock ({error}); building a feature cache needs a "
                             "writable directory: make it writable, or copy the corpus to one") from None
-        lock = None
-    with lock or nullcontext():  # closing the file releases the lock, also if the body raises
-        if lock is not None:
-            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-            try:
-                fcntl.flock(lock, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                _say_waiting(cache_dir)
-                fcntl.flock(lock, mode)
+        yield  # read-only: no build can replace its shards either
+        return
+    with lock:  # closing the file releases the lock, also if the body raises
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say_waiting(cache_dir)
+            fcntl.flock(lock, mode)
         yield
 
 
