@@ -355,9 +355,9 @@ def test_max_minutes_stops_early_and_saves(tmp_path: Path, capsys: pytest.Captur
     assert "time budget is already spent" in err and "--resume --max-minutes 0.0002" in err
 
 
-def test_max_minutes_keeps_the_last_validation_in_reserve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The final checkpoint's validation ends within the budget: training stops once the time left is less
-    than the last validation took. On a fake clock, a step costs 1 s and a validation 5 s, budget 15 s."""
+def _fake_training_clock(monkeypatch: pytest.MonkeyPatch, validation_seconds: float = 0.0) -> list[float]:
+    """Replace the training loop's clock by one where a step costs 1 s and a validation `validation_seconds`;
+    the returned list holds the time now."""
     import types
 
     import asr.training.loop as loop
@@ -370,12 +370,19 @@ def test_max_minutes_keeps_the_last_validation_in_reserve(tmp_path: Path, monkey
         return real_step(*args, **kwargs)
 
     def validate(run: object):
-        now[0] += 5.0
+        now[0] += validation_seconds
         return real_validate(run)
 
     monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
     monkeypatch.setattr(loop, "train_step", step)
     monkeypatch.setattr(loop, "validate", validate)
+    return now
+
+
+def test_max_minutes_keeps_the_last_validation_in_reserve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final checkpoint's validation ends within the budget: training stops once the time left is less
+    than the last validation took. On a fake clock, a step costs 1 s and a validation 5 s, budget 15 s."""
+    now = _fake_training_clock(monkeypatch, validation_seconds=5.0)
     summary = train(_start(tiny_config(epochs=50, max_minutes=15 / 60, checkpoint_every_steps=4), tmp_path,
                            random_run_data()))
     # Steps 1-4 (4 s), a validation (9 s), step 5 (10 s): 10 + 5 reaches 15, so the run stops and its final
@@ -387,24 +394,16 @@ def test_max_minutes_keeps_the_last_validation_in_reserve(tmp_path: Path, monkey
 def test_training_passes_the_share_of_the_time_budget_used_to_the_lr(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """On a fake clock where a step costs 1 s, budget 20 s: step k starts with k - 1 seconds spent."""
-    import types
-
-    import asr.training.loop as loop
     import asr.training.step as step_module
 
-    now, shares = [0.0], []
-    real_step, real_lr_at = loop.train_step, step_module.lr_at
-
-    def step(*args: object, **kwargs: object):
-        now[0] += 1.0
-        return real_step(*args, **kwargs)
+    shares = []
+    real_lr_at = step_module.lr_at
 
     def lr_at(step: int, config: TrainConfig, budget_used: float = 0.0) -> float:
         shares.append(budget_used)
         return real_lr_at(step, config, budget_used)
 
-    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
-    monkeypatch.setattr(loop, "train_step", step)
+    _fake_training_clock(monkeypatch)
     monkeypatch.setattr(step_module, "lr_at", lr_at)
     train(_start(tiny_config(epochs=50, max_minutes=20 / 60, lr_cooldown=0.5, checkpoint_every_steps=100), tmp_path,
                  random_run_data()))
