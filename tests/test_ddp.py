@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from asr.training.checkpoints import CheckpointManager
 from asr.training.command import build_run
-from asr.training.distributed import close_world, init_world
+from asr.training.distributed import joined_world
 from asr.training.loop import train, unwrap
 from models.presets import build_config
 from test_train import random_run_data, tiny_config
@@ -30,8 +30,7 @@ def _rank_main(rank: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    world = init_world("cpu")
-    try:
+    with joined_world("cpu") as world:
         config = tiny_config(epochs=1, checkpoint_every_steps=2)
         data = random_run_data(count=32)
         model_config = build_config(config.preset, config.encoder, vocab_size=data.tokenizer.vocab_size)
@@ -48,8 +47,6 @@ def _rank_main(rank: int, port: int, out: str) -> None:
             },
             Path(out) / f"rank{rank}.pt",
         )
-    finally:
-        close_world(world)
 
 
 @pytest.mark.slow
@@ -64,3 +61,20 @@ def test_two_ranks_agree_after_training(tmp_path: Path) -> None:
     changed = [k for k, v in ranks[0]["final"].items() if not torch.equal(v, ranks[0]["initial"][k])]
     assert changed, "no parameter moved: no step was taken"
     assert (tmp_path / "exp" / "checkpoints.json").is_file()  # rank 0 wrote checkpoints
+
+
+def test_joined_world_waits_for_every_rank_only_on_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The success path meets the other ranks before the group goes; an error closes at once (no hang)."""
+    import asr.training.distributed as distributed
+
+    calls: list[str] = []
+    monkeypatch.setattr(distributed, "barrier", lambda world: calls.append("barrier"))
+    monkeypatch.setattr(distributed, "close_world", lambda world: calls.append("close"))
+    with distributed.joined_world("cpu"):
+        calls.append("body")
+    assert calls == ["body", "barrier", "close"]
+    calls.clear()
+    with pytest.raises(RuntimeError, match="rank failed"):
+        with distributed.joined_world("cpu"):
+            raise RuntimeError("rank failed")
+    assert calls == ["close"]

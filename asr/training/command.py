@@ -43,7 +43,7 @@ from asr.training.config import (
 )
 from asr.training.corpus import RunData, feature_statistics, load_run_data
 from asr.training.dev_wer import dev_wer_fn
-from asr.training.distributed import WorldInfo, close_world, init_world, threads_per_process
+from asr.training.distributed import WorldInfo, joined_world, threads_per_process
 from asr.training.ema import WeightAverage
 from asr.training.loop import DevSet, TrainingRun, TrainSummary, restore, train, unwrap
 from asr.training.monitor import PLOT_NAME, TrainMonitor
@@ -62,16 +62,13 @@ def run_train_command(args: argparse.Namespace) -> int:
     check_output_dir(exp_dir, "--exp-dir")  # before the data is read and the caches built, not an hour later
     # torch says this on every LSTMP forward on CPU; it is about speed, not correctness, and drowns the log.
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-    world = init_world(config.device)
-    try:
+    with joined_world(config.device) as world:
         threads = threads_per_process(config.num_threads, world)
         torch.set_num_threads(threads)
         if config.num_threads == 0 and world.world_size == 1 and threads < (os.cpu_count() or 1):
             print(f"other work is running: training on {threads} of {os.cpu_count()} cores (--num-threads sets it)",
                   file=sys.stderr)
         summary = run_training(config, exp_dir, world, resume=args.resume)
-    finally:
-        close_world(world)
     if world.is_main:
         _print_summary(summary, exp_dir)
     return 0

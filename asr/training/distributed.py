@@ -7,8 +7,9 @@ every helper here degrades to a no-op.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -63,6 +64,24 @@ def init_world(device_choice: str) -> WorldInfo:
 def close_world(world: WorldInfo) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def joined_world(device_choice: str) -> Iterator[WorldInfo]:
+    """init_world, then close_world however the body ends; on success, only once every rank got there.
+
+    A rank that destroys the process group (and exits) while another still finishes its last
+    checkpoint tears gloo's connections down under that rank's worker threads, which can abort
+    it ("terminate called without an active exception"). The barrier that prevents this runs on
+    the success path only: after an error the other rank may never arrive, and a barrier in a
+    `finally` would hang instead of reporting it.
+    """
+    world = init_world(device_choice)
+    try:
+        yield world
+        barrier(world)
+    finally:
+        close_world(world)
 
 
 def barrier(world: WorldInfo) -> None:
