@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--subsets", default=None, help="default: every synth-test* subset under --data")
     parser.add_argument("--max-utterances", type=int, default=100_000, help="per test subset")
     parser.add_argument("--beam", type=int, default=4)
-    parser.add_argument("--rtf-utterances", type=int, default=40)
+    parser.add_argument("--rtf-utterances", type=int, default=40, help="0: no RTF, WER only")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write-fusion", action="store_true", help="save the chosen pair as LM_DIR/fusion.json")
     args = parser.parse_args()
@@ -158,19 +158,25 @@ def main() -> int:
             print(json.dumps({subset: rows[subset]}), flush=True)
         report["test"] = rows
 
+    if args.rtf_utterances > 0:  # 0: WER only
+        report.update(_rtf(args, subsets[0], chosen))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _rtf(args: argparse.Namespace, subset: str, chosen: Setting) -> dict[str, object]:
+    """CPU seconds per audio second without and with the LM, one stream at a time as on a device."""
     _init_worker(args.lm, args.beam, args.model)
-    sample = read_subset(args.data, subsets[0], args.rtf_utterances)
+    sample = read_subset(args.data, subset, args.rtf_utterances)
     seconds = sum(len(load(p, 16000)) for p, _ in sample) / 16000
     rtf = {}
     for name, setting in (("without", None), ("with", chosen)):
         decode(([str(sample[0][0])], setting))  # sessions loaded and warm before timing
         started = time.process_time()
-        for path, _ in sample:  # one stream at a time, as on a device
+        for path, _ in sample:
             decode(([str(path)], setting))
         rtf[name] = (time.process_time() - started) / seconds
-    report.update(rtf=rtf, rtf_audio_seconds=seconds)
-    print(json.dumps(report, indent=1))
-    return 0
+    return {"rtf": rtf, "rtf_audio_seconds": seconds}
 
 
 def _name(setting: Setting) -> str:
