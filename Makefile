@@ -6,9 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian packages: speech synthesis for the synthetic corpus (espeak-ng, flite, festival and
 # three festival voices), PortAudio for sounddevice, PulseAudio for the real-microphone test
-# path, libsndfile for soundfile, Chromium and its WebDriver for the `asr serve` browser-page test.
+# path, libsndfile for soundfile, Chromium and its WebDriver for the `asr serve` browser-page test,
+# and WordNet's usage examples (wordnet-base), everyday English for `asr train-lm --wordnet`.
 APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-	libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver
+	libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver wordnet-base
 # torch's CPU build, installed before the project so the open `torch>=2.1` range is already met.
 TORCH_PIN := torch==2.13.0
 SETUP_STAMP := $(VENV)/.setup-done

@@ -278,6 +278,30 @@ def test_train_lm_int8_writes_int8_weights_that_score_like_torch(tmp_path: Path,
     assert cli.main(["transcribe", "--lm", str(exp), str(FLAC)]) == 0
 
 
+def test_init_from_starts_at_that_lms_weights_and_keeps_its_architecture(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat\nhello world\n" * 20, encoding="utf-8")
+    first, second = tmp_path / "lm", tmp_path / "lm2"
+    assert cli.main(["train-lm", "--text", str(text), "--exp-dir", str(first), "--kind", "lstm", "--dim", "16",
+                     "--max-steps", "3", "--num-threads", "1"]) == 0
+    # one step at a negligible rate: what comes out is what went in, so the weights were loaded, not drawn
+    assert cli.main(["train-lm", "--text", str(text), "--exp-dir", str(second), "--init-from", str(first),
+                     "--kind", "lstm", "--lr", "1e-12", "--max-steps", "1", "--num-threads", "1"]) == 0
+    before, after = (torch.load(d / LM_CHECKPOINT, weights_only=True) for d in (first, second))
+    assert after["config"] == before["config"]
+    for name, weight in before["state_dict"].items():
+        torch.testing.assert_close(after["state_dict"][name], weight, rtol=0, atol=1e-6)
+    capsys.readouterr()
+    assert cli.main(["train-lm", "--text", str(text), "--exp-dir", str(tmp_path / "lm3"), "--init-from", str(first),
+                     "--dim", "32", "--layers", "2"]) == 2
+    assert "--dim 32 (it has 16) disagree" in capsys.readouterr().err  # --layers 2 agrees: not named
+    assert cli.main(["train-lm", "--text", str(text), "--exp-dir", str(tmp_path / "lm3"),
+                     "--init-from", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "lm3").exists()
+
+
 def test_an_exp_dir_that_is_a_file_is_refused_before_training(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"

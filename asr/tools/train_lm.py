@@ -1,12 +1,14 @@
 """`asr train-lm`: train a token LM for shallow fusion, save it, and export lm.onnx beside it.
 
-    asr train-lm --text FILE... [--data DIR --subsets synth-train] [--synth-sentences N]
-                 --exp-dir DIR [--kind transformer|lstm] [--tokens MODEL_DIR] [--max-minutes M]
+    asr train-lm --text FILE... [--wordnet] [--data DIR --subsets synth-train] [--synth-sentences N]
+                 --exp-dir DIR [--kind transformer|lstm | --init-from LM_DIR] [--tokens MODEL_DIR] [--max-minutes M]
 
 Training is asr.training.lm_train (text and tokenizer: asr.training.lm_text), the export
 and its check against torch export.lm_export; this command runs one after the other. The
 exp dir then holds lm.pt (config, weights, token table), lm.onnx and tokens.txt: the dir
-that `--lm` takes on transcribe, live and eval.
+that `--lm` takes on transcribe, live and eval. `--init-from LM_DIR` starts from that LM's
+weights instead of random ones (more training, or other text); its architecture is kept, so an
+architecture flag that disagrees with it is an error.
 """
 
 from __future__ import annotations
@@ -16,25 +18,36 @@ import math
 import time
 from pathlib import Path
 
+from asr.errors import ConfigError
 from asr.options import MAX_THREADS, check_output_dir, float_in, int_in
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
+from asr.training.wordnet_text import WORDNET_DIR
 from models.lm_config import LM_KINDS, LmConfig
+
+# Architecture flag -> LmConfig field. The flags default to None (a new LM then takes LmConfig's default), so
+# that --init-from can tell a flag given on the command line, checked against the checkpoint, from one that was not.
+ARCHITECTURE_FLAGS = {"kind": "kind", "dim": "dim", "layers": "num_layers", "heads": "num_heads", "context": "context"}
 
 
 def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", type=Path, nargs="*", default=[], metavar="FILE", help="text files, one sentence a line")
+    p.add_argument("--wordnet", type=Path, nargs="?", const=WORDNET_DIR, default=None, metavar="DIR",
+                   help=f"add WordNet's usage examples, everyday English (DIR: its data files; default {WORDNET_DIR}, "
+                        "Debian's wordnet-base)")
     p.add_argument("--data", type=Path, default=None, help="corpus root holding LibriSpeech/<subset>/ (with --subsets)")
     p.add_argument("--subsets", default="", help="training subsets whose transcripts to add, e.g. synth-train")
     p.add_argument("--synth-sentences", type=int_in(0, 10_000_000), default=0, metavar="N",
                    help="add N sentences of the synthetic grammar (synth-train's text bucket only)")
     p.add_argument("--exp-dir", type=Path, required=True, help="where lm.pt, lm.onnx and tokens.txt go")
-    p.add_argument("--kind", choices=LM_KINDS, default="transformer", help="causal Transformer or the cheaper LSTM")
+    p.add_argument("--init-from", type=Path, default=None, metavar="LM_DIR",
+                   help="start from the weights of the LM there (its lm.pt) and keep its architecture")
+    p.add_argument("--kind", choices=LM_KINDS, help="causal Transformer or the cheaper LSTM (default: transformer)")
     p.add_argument("--tokens", type=Path, default=DEFAULT_MODEL_DIR,
                    help="the acoustic model's tokenizer: its model dir, exp dir or tokens.txt (default: the shipped model)")
-    p.add_argument("--dim", type=int_in(8, 4096), default=128, help="embedding and hidden size")
-    p.add_argument("--layers", type=int_in(1, 48), default=2, help="layers")
-    p.add_argument("--heads", type=int_in(1, 64), default=4, help="transformer: attention heads")
-    p.add_argument("--context", type=int_in(1, 4096), default=64, help="transformer: tokens attended to")
+    p.add_argument("--dim", type=int_in(8, 4096), help="embedding and hidden size (default: 128)")
+    p.add_argument("--layers", type=int_in(1, 48), help="layers (default: 2)")
+    p.add_argument("--heads", type=int_in(1, 64), help="transformer: attention heads (default: 4)")
+    p.add_argument("--context", type=int_in(1, 4096), help="transformer: tokens attended to (default: 64)")
     p.add_argument("--batch-size", type=int_in(1, 4096), default=32, help="sentences per step")
     p.add_argument("--lr", type=float_in(0, 1, low_open=True), default=2e-3, help="peak learning rate")
     p.add_argument("--max-steps", type=int_in(1, 10_000_000), default=100_000, help="stop after N steps")
@@ -54,7 +67,7 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     from asr.runtime.lm import LM_CHECKPOINT, LM_ONNX
     from asr.runtime.tokens import TOKENS_FILE
     from asr.training.lm_text import encode_sentences, gather_text, load_model_tokenizer
-    from asr.training.lm_train import LmTrainOptions, dev_loss, save_lm, split_held_out, train_lm
+    from asr.training.lm_train import LmTrainOptions, dev_loss, load_lm, save_lm, split_held_out, train_lm
     from export.lm_export import export_lm
     from models.lm import build_lm
 
@@ -62,16 +75,18 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.num_threads)
     tokenizer = load_model_tokenizer(args.tokens)
     table = tokenizer.token_table
-    config = LmConfig(kind=args.kind, vocab_size=table.vocab_size, dim=args.dim, num_layers=args.layers,
-                      num_heads=args.heads, context=args.context, boundary_id=table.blank_id)  # checked before text
+    if args.init_from is not None:  # the checkpoint and the flags are checked before the text is read
+        model = load_lm(args.init_from, table)
+        check_architecture_flags(args, model.config)
+    else:
+        model = build_lm(new_lm_config(args, table.vocab_size, table.blank_id))
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
-    text = gather_text(args.text, args.data, subsets, args.synth_sentences, args.seed)
+    text = gather_text(args.text, args.data, subsets, args.synth_sentences, args.seed, wordnet=args.wordnet)
     encoded = encode_sentences(tokenizer, text.sentences)
     train, dev = split_held_out(encoded, args.seed)
     print("text: " + ", ".join(f"{source} {n}" for source, n in text.counts.items())
           + f"; {len(train)} sentences to train, {len(dev)} held out, "
           f"{sum(map(len, train))} tokens", flush=True)
-    model = build_lm(config)
     options = LmTrainOptions(args.batch_size, args.lr, args.max_steps, args.max_minutes, args.seed)
     started = time.monotonic()
     steps = train_lm(model, train, options)
@@ -84,7 +99,23 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     parameters = sum(p.numel() for p in model.parameters())
     matches = (f"matches torch to {check.fp32_log_prob:.1e}" if check.int8_prob is None else
                f"(int8 weights) matches torch to {check.int8_prob:.3f} in probability")
-    print(f"{args.kind} LM, {parameters / 1e6:.2f}M parameters: {steps} steps in {minutes:.1f} min, dev loss "
+    print(f"{model.config.kind} LM, {parameters / 1e6:.2f}M parameters: {steps} steps in {minutes:.1f} min, dev loss "
           f"{loss:.3f} nats/token (perplexity {math.exp(loss):.2f}); {args.exp_dir / LM_ONNX} {matches}; "
           f"use it with --lm {args.exp_dir}")
     return 0
+
+
+def new_lm_config(args: argparse.Namespace, vocab_size: int, boundary_id: int) -> LmConfig:
+    """The architecture the flags ask for; a flag not given keeps LmConfig's default."""
+    given = {field: getattr(args, flag) for flag, field in ARCHITECTURE_FLAGS.items() if getattr(args, flag) is not None}
+    return LmConfig(vocab_size=vocab_size, boundary_id=boundary_id, **given)
+
+
+def check_architecture_flags(args: argparse.Namespace, config: LmConfig) -> None:
+    """ConfigError naming every architecture flag given with --init-from that disagrees with the checkpoint."""
+    clashes = [f"--{flag} {getattr(args, flag)} (it has {getattr(config, field)})"
+               for flag, field in ARCHITECTURE_FLAGS.items()
+               if getattr(args, flag) is not None and getattr(args, flag) != getattr(config, field)]
+    if clashes:
+        raise ConfigError(f"--init-from {args.init_from}: that LM's architecture is kept, and {', '.join(clashes)} "
+                          "disagree with it; leave those flags out")

@@ -2,6 +2,7 @@
 
 Sources, in this order, one sentence each:
 - user text files (`--text FILE...`): one sentence per line, normalised as transcripts are;
+- WordNet's usage examples (`--wordnet`; asr.training.wordnet_text), everyday English;
 - transcripts of corpus subsets (`--data DIR --subsets synth-train`): the acoustic model's
   training text. Dev and test subsets are refused: an LM that has read the test sentences
   would make the fused WER a lie, and the fusion scale is chosen on dev;
@@ -30,6 +31,7 @@ from asr.synth.sentences import default_generator
 from asr.text import normalize_transcript
 from asr.training.corpus import TOKENIZER_DIR
 from asr.training.tokenizers import BPE_MODEL_FILE, BpeTokenizer, CharTokenizer, Tokenizer
+from asr.training.wordnet_text import wordnet_examples
 
 HELD_OUT_WORDS = ("dev", "test")  # subset names that must not train an LM (LibriSpeech's and synth's)
 SYNTH_TRAIN = "synth-train"
@@ -80,13 +82,18 @@ def synth_sentences(count: int, seed: int) -> list[str]:
     return sentences
 
 
-def gather_text(files: Sequence[Path], data: Path | None, subsets: Sequence[str], synth: int, seed: int) -> LmText:
-    """All sentences from the three sources; DataError when there are none."""
+def gather_text(files: Sequence[Path], data: Path | None, subsets: Sequence[str], synth: int, seed: int,
+                wordnet: Path | None = None) -> LmText:
+    """All sentences from the four sources (`wordnet`: WordNet's data dir, or None); DataError when there are none."""
     counts: dict[str, int] = {}
     sentences: list[str] = []
     for path in files:
         lines = read_text_file(path)
         counts[str(path)] = len(lines)
+        sentences += lines
+    if wordnet is not None:
+        lines = wordnet_examples(wordnet)
+        counts["WordNet examples"] = len(lines)
         sentences += lines
     if subsets:
         if data is None:
@@ -99,7 +106,7 @@ def gather_text(files: Sequence[Path], data: Path | None, subsets: Sequence[str]
         counts["synthetic grammar"] = len(lines)
         sentences += lines
     if not sentences:
-        raise DataError("no text to train the LM on; give --text FILE..., --data DIR --subsets NAMES "
+        raise DataError("no text to train the LM on; give --text FILE..., --wordnet, --data DIR --subsets NAMES "
                         "and/or --synth-sentences N")
     return LmText(tuple(sentences), counts)
 

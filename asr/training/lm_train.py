@@ -122,6 +122,20 @@ def save_lm(path: Path, model: LanguageModel, table: TokenTable, step: int, loss
     write_bytes_atomically(path, buffer.getvalue())
 
 
+def load_lm(directory: str | Path, table: TokenTable) -> LanguageModel:
+    """The model of `directory`/lm.pt, in eval mode; ModelFilesError if unreadable or trained for other tokens."""
+    path = lm_file(directory, LM_CHECKPOINT)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_lm(LmConfig.from_dict(saved["config"]))
+        model.load_state_dict(saved["state_dict"])
+        lm_table = TokenTable.parse(saved["tokens"], source=str(path))
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as error:
+        raise ModelFilesError(f"{path}: not a readable LM checkpoint ({error}); rerun `asr train-lm`") from None
+    check_lm_tokens(tokens_hash(lm_table), lm_table.vocab_size, table, f"the LM in {directory}")
+    return model.eval()
+
+
 class TorchLm:
     """`asr.runtime.search.LanguageModel` over an lm.pt checkpoint (numpy in and out), for `asr eval`.
 
@@ -135,16 +149,7 @@ class TorchLm:
     @classmethod
     def from_dir(cls, directory: str | Path, table: TokenTable) -> TorchLm:
         """Load `directory`/lm.pt for a transducer with `table`; ModelFilesError if it was trained for other tokens."""
-        path = lm_file(directory, LM_CHECKPOINT)
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            model = build_lm(LmConfig.from_dict(saved["config"]))
-            model.load_state_dict(saved["state_dict"])
-            lm_table = TokenTable.parse(saved["tokens"], source=str(path))
-        except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as error:
-            raise ModelFilesError(f"{path}: not a readable LM checkpoint ({error}); rerun `asr train-lm`") from None
-        check_lm_tokens(tokens_hash(lm_table), lm_table.vocab_size, table, f"the LM in {directory}")
-        return cls(model)
+        return cls(load_lm(directory, table))
 
     @property
     def vocab_size(self) -> int:
