@@ -9,9 +9,9 @@ import pytest
 
 import cli
 from asr.errors import DataError
-from asr.synth.everyday import load_everyday
+from asr.synth.everyday import EVERYDAY_DEV_PATH, EVERYDAY_TEST_PATH, load_everyday
 from asr.training.lm_text import gather_text
-from asr.training.wordnet_text import EVERYDAY_DEV_PATH, WORDNET_DIR, WORDNET_PARTS, wordnet_examples
+from asr.training.wordnet_text import WORDNET_DIR, WORDNET_PARTS, wordnet_examples
 
 LICENCE_HEADER = '  1 This software and database is being provided "as is" to you\n'
 
@@ -62,8 +62,7 @@ def test_wordnet_without_examples_is_refused(tmp_path: Path) -> None:
 def test_debians_wordnet_gives_tens_of_thousands_of_sentences_and_no_everyday_one() -> None:
     """`make setup` installs wordnet-base; these are the sentences the shipped LM read."""
     examples = wordnet_examples(WORDNET_DIR)
-    everyday = {s.transcript for path in (None, EVERYDAY_DEV_PATH)
-                for s in (load_everyday() if path is None else load_everyday(path))}
+    everyday = {s.transcript for path in (EVERYDAY_TEST_PATH, EVERYDAY_DEV_PATH) for s in load_everyday(path)}
     assert len(examples) > 40_000 and len(set(examples)) == len(examples)
     assert not everyday & set(examples)
     assert all(len(sentence.split()) >= 3 and set(sentence) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ' ")

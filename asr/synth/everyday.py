@@ -17,6 +17,8 @@ from asr.errors import DataError
 from asr.text import normalize_transcript
 
 EVERYDAY_TEST_PATH = Path(__file__).resolve().parent.parent / "resources" / "everyday_test.txt"
+# More hand-written sentences, never spoken by any subset nor trained on: text coverage and LM perplexity are measured on them.
+EVERYDAY_DEV_PATH = EVERYDAY_TEST_PATH.parent / "everyday_dev.txt"
 
 
 @dataclass(frozen=True)

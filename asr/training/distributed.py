@@ -71,10 +71,10 @@ def joined_world(device_choice: str) -> Iterator[WorldInfo]:
     """init_world, then close_world however the body ends; on success, only once every rank got there.
 
     A rank that destroys the process group (and exits) while another still finishes its last
-    checkpoint tears gloo's connections down under that rank's worker threads, which can abort
-    it ("terminate called without an active exception"). The barrier that prevents this runs on
-    the success path only: after an error the other rank may never arrive, and a barrier in a
-    `finally` would hang instead of reporting it.
+    checkpoint tears gloo's connections down under that rank's worker threads: the likely cause
+    of a rare abort at the end of a good run ("terminate called without an active exception").
+    The barrier against it runs on the success path only: after an error the other rank may
+    never arrive, and a barrier in a `finally` would hang instead of reporting the error.
     """
     world = init_world(device_choice)
     try:

@@ -5,7 +5,8 @@ luxury can be extremely medical near our trail"). An LM trained on them alone le
 and syntax, not what people say: the shipped LM's perplexity per character is 2.27 on synth-dev
 and 3.77 on the hand-written everyday_dev.txt. WordNet's glosses hold about 42,000 short usage
 examples written by lexicographers ("when you have to hiccup, drink a glass of cold water").
-Debian's wordnet-base installs them under /usr/share/wordnet; Princeton's licence allows any use.
+Debian's wordnet-base installs them under /usr/share/wordnet; Princeton's licence allows any use
+that keeps its copyright notice.
 
 The examples are the quoted strings after the "|" of each synset line of data.noun, data.verb,
 data.adj and data.adv. Kept: three words or more, no digits (a number is spoken as words, and
@@ -20,13 +21,12 @@ import re
 from pathlib import Path
 
 from asr.errors import DataError
-from asr.synth.everyday import EVERYDAY_TEST_PATH, load_everyday
+from asr.synth.everyday import EVERYDAY_DEV_PATH, EVERYDAY_TEST_PATH, load_everyday
 from asr.text import normalize_transcript
 
 WORDNET_DIR = Path("/usr/share/wordnet")  # Debian's wordnet-base
 WORDNET_PARTS = ("noun", "verb", "adj", "adv")
-EVERYDAY_DEV_PATH = EVERYDAY_TEST_PATH.parent / "everyday_dev.txt"
-MIN_WORDS = 3  # shorter examples are mostly bare phrases ("a tall man")
+MIN_WORDS = 3  # two-word examples are mostly bare phrases ("tall men", "very quickly")
 _QUOTED = re.compile(r'"([^"]+)"')
 _DIGIT = re.compile(r"[0-9]")
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from pathlib import Path
 
 from asr.synth.coverage import FUNCTION_WORDS, oov_rate, text_words, training_transcripts, vocabulary
+from asr.synth.everyday import EVERYDAY_DEV_PATH, EVERYDAY_TEST_PATH
 
-RESOURCES = Path(__file__).resolve().parents[2] / "asr" / "resources"
 
 
 def main() -> None:
@@ -37,12 +36,12 @@ def main() -> None:
     known = vocabulary(transcripts)
     print(f"{len(transcripts)} synth-train sentences (seed {args.seed}) in {seconds:.2f} s: "
           f"{len(transcripts) / seconds:.0f} sentences/s, {len(known)} distinct words")
-    dev = text_words(RESOURCES / "everyday_dev.txt")
+    dev = text_words(EVERYDAY_DEV_PATH)
     print(f"everyday_dev.txt: {len(dev)} tokens, OOV {oov_rate(dev, known):.1%}")
     missing = Counter(word for word in dev if word not in known)
     print("  never generated:", " ".join(f"{word}({n})" if n > 1 else word for word, n in missing.most_common()))
     if args.test:
-        test = text_words(RESOURCES / "everyday_test.txt")
+        test = text_words(EVERYDAY_TEST_PATH)
         print(f"everyday_test.txt: {len(test)} tokens, OOV {oov_rate(test, known):.1%}")
     absent = [word for word in FUNCTION_WORDS if word not in known]
     print(f"function words missing: {len(absent)} of {len(FUNCTION_WORDS)}", " ".join(absent))
