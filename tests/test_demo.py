@@ -109,6 +109,24 @@ def test_a_damaged_done_file_means_train_again(tmp_path: Path, monkeypatch: pyte
     assert '"minutes": 1.0' in (options.exp_dir / DONE_FILE).read_text(encoding="utf-8")
 
 
+def test_a_corpus_an_older_synth_wrote_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from asr.synth.corpus import OlderCorpusError
+
+    options = _options(tmp_path)
+    (options.corpus / "LibriSpeech").mkdir(parents=True)
+    (options.corpus / "corpus.json").write_text("{}", encoding="utf-8")
+    calls: list[bool] = []
+
+    def generate(out: Path, hours: float, voices: list[str]) -> None:
+        calls.append(out.exists())
+        if len(calls) == 1:
+            raise OlderCorpusError(f"{out} holds this corpus as an older `asr synth` wrote it")
+
+    monkeypatch.setattr("asr.synth.generate_corpus", generate)
+    assert demo.make_corpus(options) is False  # made again, not reused
+    assert calls == [True, False]  # the old corpus was removed before the second try
+
+
 def test_the_plateau_warning_fires_above_its_threshold_only() -> None:
     assert plateau_warning(None) == []
     assert plateau_warning((900, PLATEAU_WER)) == []

@@ -17,8 +17,10 @@ from asr.corpus.manifest import Utterance
 from asr.errors import DataError
 from asr.synth import generate_corpus, run_synth_command
 import asr.synth.corpus as synth_corpus
-from asr.synth.corpus import CORPUS_FORMAT, MIN_UTTERANCES, SHARES, SUBSETS, _plan, text_subset
-from asr.synth.everyday import load_everyday
+from asr.synth.corpus import (
+    CORPUS_FORMAT, EVERYDAY_FILES, MIN_UTTERANCES, SHARES, SUBSETS, OlderCorpusError, _plan, text_subset,
+)
+from asr.synth.everyday import EVERYDAY_DEV_PATH, load_everyday
 from asr.synth.lexicon import load_lexicon, make_verb, past_of, plural_of, third_person_of
 from asr.synth.sentences import (
     MAX_WORDS, MIN_WORDS, SentenceGenerator, be_group, number_words, verb_group, with_article, year_words,
@@ -94,13 +96,16 @@ def test_test_sentences_never_in_train(corpus: tuple[Path, dict[str, list[Uttera
     texts = {subset: [u.text for u in utterances] for subset, utterances in result.items()}
     for subset, subset_texts in texts.items():
         assert len(set(subset_texts)) == len(subset_texts), f"{subset} repeats a sentence"
-        if subset != "synth-test-everyday":
+        if subset not in EVERYDAY_FILES:
             assert all(text_subset(text) == subset for text in subset_texts)
     train = set(texts["synth-train"])
     for subset in SUBSETS[1:]:
         assert not train & set(texts[subset])
     everyday = [sentence.transcript for sentence in load_everyday()]
     assert set(texts["synth-test-everyday"]) == set(everyday[:MIN_UTTERANCES])  # file order, each sentence once
+    everyday_dev = [sentence.transcript for sentence in load_everyday(EVERYDAY_DEV_PATH)]
+    assert set(texts["synth-dev-everyday"]) == set(everyday_dev[:MIN_UTTERANCES])
+    assert not set(everyday) & set(everyday_dev)
 
 
 def test_grammar_plan_skips_everyday_sentences(tmp_path: Path) -> None:
@@ -121,7 +126,7 @@ def test_held_out_voices_only_in_their_subsets(corpus: tuple[Path, dict[str, lis
     assert speakers["synth-test-everyday"] == {
         _speaker("espeak:en-us+m7"), _speaker("flite:rms"), _speaker("festival:ked_diphone")
     }
-    for subset in ("synth-train", "synth-dev", "synth-test"):
+    for subset in ("synth-train", "synth-dev", "synth-test", "synth-dev-everyday"):
         assert speakers[subset] <= seen
     assert speakers["synth-train"] == seen
 
@@ -187,12 +192,24 @@ def test_rerun_reuses_or_refuses(corpus: tuple[Path, dict[str, list[Utterance]]]
         generate_corpus(out, HOURS, seed=4, voices=VOICES)
 
 
+def test_a_corpus_an_older_synth_wrote_is_named_as_such(tmp_path: Path) -> None:
+    """Same request, older format: the message says so (and what the new format adds), before any synthesis."""
+    request = {"hours": HOURS, "seed": 3, "voices": VOICES, "format": CORPUS_FORMAT - 1}
+    (tmp_path / "corpus.json").write_text(json.dumps({"request": request, "subsets": {}}), encoding="utf-8")
+    with pytest.raises(OlderCorpusError, match="older `asr synth` wrote it .*synth-dev-everyday"):
+        generate_corpus(tmp_path, HOURS, seed=3, voices=VOICES)
+    with pytest.raises(DataError, match="already holds a synthetic corpus") as other:
+        generate_corpus(tmp_path, HOURS, seed=4, voices=VOICES)  # another request: not merely older
+    assert not isinstance(other.value, OlderCorpusError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.json"]
+
+
 def test_without_festival_natural_is_left_out_and_a_short_file_is_all_of_everyday(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     short = tmp_path / "everyday.txt"
     short.write_text("Could you pass me the salt, please?\n\nWe're running a little late this morning.\n")
-    monkeypatch.setattr(synth_corpus, "load_everyday", lambda: load_everyday(short))
+    monkeypatch.setitem(synth_corpus.EVERYDAY_FILES, "synth-test-everyday", short)
     result = generate_corpus(tmp_path / "c", 0.01, seed=1, voices=BASIC_VOICES, workers=1)
     assert "synth-test-natural: left out" in capsys.readouterr().out
     assert list(result) == [subset for subset in SUBSETS if subset != "synth-test-natural"]

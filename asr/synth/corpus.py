@@ -12,9 +12,13 @@ synth-test-everyday (5% at most) with all held-out voices reading the
 hand-written sentences of asr/resources/everyday_test.txt, each once, voices in
 turn. That file holds 150 sentences (about 8 minutes of speech), so from about
 2.6 hours on the subset is the whole file and the corpus falls short of
---hours by the rest of its share. A subset whose voices are all missing from
---voices (synth-test-natural without festival) is left out with a note. Each
-subset gets at least MIN_UTTERANCES utterances (or all the file has).
+--hours by the rest of its share. synth-dev-everyday (format 3) is the same for
+dev: the training voices reading asr/resources/everyday_dev.txt, on top of the
+--hours (5% of them at most, 8 minutes at most), so that what is chosen on dev
+(fusion settings, an LM) can see hand-written English as well as the grammar's.
+A subset whose voices are all missing from --voices (synth-test-natural without
+festival) is left out with a note. Each subset gets at least MIN_UTTERANCES
+utterances (or all the file has).
 
 Training voices take turns by weight (asr.synth.voices.voice_cycle): each
 festival voice reads NATURAL_VOICE_WEIGHT times as many train, dev and test
@@ -24,7 +28,7 @@ voices equally, so each held-out voice counts the same in their WER.
 Grammar sentences come from asr.synth.sentences. A sentence's subset is fixed by
 the SHA-1 of its transcript (TEXT_BUCKETS), so no transcript of dev or the tests
 ever occurs in train, and no subset repeats a transcript. Grammar sentences equal
-to an everyday test sentence are skipped, so those never occur in train either.
+to an everyday test or dev sentence are skipped, so those never occur in train either.
 
 Determinism: utterance i of a subset draws its sentence and speaking style from
 a numpy Generator seeded with (seed, subset, i); synthesis in worker processes
@@ -58,16 +62,17 @@ from asr.errors import DataError
 from asr.options import check_output_dir
 from asr.parallel import WorkerPool
 from asr.synth.corrupt import write_corrupted_subsets
-from asr.synth.everyday import EverydaySentence, load_everyday
+from asr.synth.everyday import EVERYDAY_DEV_PATH, EVERYDAY_TEST_PATH, EverydaySentence, load_everyday
 from asr.synth.sentences import default_generator
 from asr.synth.voices import Style, Voice, draw_style, select_voices, speak, voice_cycle, voice_table
 
 SUBSETS = (  # appended, never reordered: a subset's index seeds its plan and numbers its chapters
     "synth-train", "synth-dev", "synth-test", "synth-test-voice", "synth-test-natural", "synth-test-everyday",
+    "synth-dev-everyday",
 )
-SHARES = {  # of --hours; synth-test-everyday is capped by the sentences its file holds
+SHARES = {  # of --hours; the everyday subsets are capped by the sentences their files hold
     "synth-train": 0.75, "synth-dev": 0.05, "synth-test": 0.05, "synth-test-voice": 0.05,
-    "synth-test-natural": 0.05, "synth-test-everyday": 0.05,
+    "synth-test-natural": 0.05, "synth-test-everyday": 0.05, "synth-dev-everyday": 0.05,
 }
 TEXT_BUCKETS = {  # SHA-1 of the transcript modulo 40 -> subset; disjoint, so test text never trains
     "synth-train": range(0, 32),
@@ -76,9 +81,12 @@ TEXT_BUCKETS = {  # SHA-1 of the transcript modulo 40 -> subset; disjoint, so te
     "synth-test-natural": range(36, 37),  # taken from synth-test's, so train and test-voice text stay as they were
     "synth-test-voice": range(37, 40),
 }
-EVERYDAY_SUBSET = "synth-test-everyday"  # the one subset read from a file, not the grammar
-_WEIGHTED = ("synth-train", "synth-dev", "synth-test")  # voices by weight, so dev and test mirror train's mix
-CORPUS_FORMAT = 2  # in corpus.json's request; bump when the same request would now write a different corpus
+EVERYDAY_SUBSET = "synth-test-everyday"
+EVERYDAY_FILES = {EVERYDAY_SUBSET: EVERYDAY_TEST_PATH, "synth-dev-everyday": EVERYDAY_DEV_PATH}  # read, not generated
+_WEIGHTED = ("synth-train", "synth-dev", "synth-test", "synth-dev-everyday")  # voices by weight: dev and test
+# mirror train's mix
+CORPUS_FORMAT = 3  # in corpus.json's request; bump when the same request would now write a different corpus
+# (3: synth-dev-everyday added)
 MIN_UTTERANCES = 4  # per subset, however small --hours is
 MIN_SECONDS, MAX_SECONDS = 1.0, 15.0  # clips outside are dropped (in index order, so deterministically)
 UTTERANCES_PER_CHAPTER = 100  # LibriSpeech-like chapter directories
@@ -128,8 +136,8 @@ def generate_corpus(
     for subset in SUBSETS:
         if not split[subset]:
             print(f"{subset}: left out, no voice for it among --voices (see `asr synth --list-voices`)")
-    everyday = load_everyday()
-    excluded = frozenset(sentence.transcript for sentence in everyday)
+    everyday = {subset: load_everyday(path) for subset, path in EVERYDAY_FILES.items()}
+    excluded = frozenset(sentence.transcript for sentences in everyday.values() for sentence in sentences)
     _check_no_partial_corpus(out)
     staging = out / _STAGING
     shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
@@ -139,8 +147,8 @@ def generate_corpus(
     with WorkerPool(workers) as pool, progress:
         for subset in (subset for subset in SUBSETS if split[subset]):
             cycle = voice_cycle(split[subset], weighted=subset in _WEIGHTED)
-            if subset == EVERYDAY_SUBSET:
-                plan = _plan_everyday(seed, cycle, everyday, staging / "clips")
+            if subset in EVERYDAY_FILES:
+                plan = _plan_everyday(subset, seed, cycle, everyday[subset], staging / "clips")
             else:
                 plan = _plan(subset, seed, cycle, staging / "clips", excluded)
             with closing(pool.map(synthesize, plan)) as synthesized:
@@ -191,6 +199,7 @@ def _split_voices(voices: Sequence[Voice]) -> dict[str, list[Voice]]:
         "synth-test-voice": [v for v in held_out if not v.natural],
         "synth-test-natural": [v for v in held_out if v.natural],
         EVERYDAY_SUBSET: held_out,
+        "synth-dev-everyday": seen,
     }
 
 
@@ -218,10 +227,10 @@ def _plan(subset: str, seed: int, cycle: Sequence[Voice], clip_dir: Path, exclud
 
 
 def _plan_everyday(
-    seed: int, cycle: Sequence[Voice], sentences: Sequence[EverydaySentence], clip_dir: Path
+    subset: str, seed: int, cycle: Sequence[Voice], sentences: Sequence[EverydaySentence], clip_dir: Path
 ) -> Iterator[Job]:
-    """Each everyday sentence once, in file order, voices in turn; the plan ends with the file."""
-    code = SUBSETS.index(EVERYDAY_SUBSET)
+    """Each of the subset's everyday sentences once, in file order, voices in turn; the plan ends with the file."""
+    code = SUBSETS.index(subset)
     for index, sentence in enumerate(sentences):
         yield Job(
             index=index,
@@ -229,7 +238,7 @@ def _plan_everyday(
             text=sentence.text,
             transcript=sentence.transcript,
             style=draw_style(np.random.default_rng([seed, code, index])),
-            path=str(clip_dir / f"{EVERYDAY_SUBSET}-{index:07d}.flac"),
+            path=str(clip_dir / f"{subset}-{index:07d}.flac"),
         )
 
 
@@ -296,13 +305,23 @@ def _check_no_partial_corpus(out: Path) -> None:
         )
 
 
+class OlderCorpusError(DataError):
+    """`out` holds the corpus of the same request, as an older CORPUS_FORMAT wrote it."""
+
+
 def _existing_corpus(out: Path, request: dict) -> list[str] | None:
     """The subsets of the finished corpus for this request in `out`, None when there is none; DataError for another."""
     info_path = out / CORPUS_INFO
     if not info_path.is_file():
         return None
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    if info.get("request") != request:
+    written = info.get("request")
+    if isinstance(written, dict) and written != request and {**written, "format": CORPUS_FORMAT} == request:
+        raise OlderCorpusError(
+            f"{out} holds this corpus as an older `asr synth` wrote it (format {written.get('format', 1)}; "
+            f"format {CORPUS_FORMAT} adds synth-dev-everyday); delete it and run again, or pick another --out"
+        )
+    if written != request:
         raise DataError(
             f"{out} already holds a synthetic corpus made with {info.get('request')}; "
             "delete it or pick another --out"
@@ -316,7 +335,7 @@ def _write_info(out: Path, request: dict, split: dict[str, list[Voice]], result:
         "request": request,
         "sample_rate": SAMPLE_RATE,
         "sentence_source": "seeded English grammar over asr/resources/lexicon.txt (asr.synth.sentences); "
-        f"{EVERYDAY_SUBSET}: asr/resources/everyday_test.txt",
+        + "; ".join(f"{subset}: asr/resources/{path.name}" for subset, path in EVERYDAY_FILES.items()),
         "text_split": "sha1(transcript) mod 40: " + ", ".join(
             f"{subset} {r.start}-{r.stop - 1}" for subset, r in TEXT_BUCKETS.items()
         ),

@@ -7,7 +7,7 @@ mbrola diphone voice spoken through espeak-ng), `flite:<name>`,
 `pico:<language>` (pico2wave). Each voice is one speaker of the corpus, with a
 fixed numeric speaker id.
 
-Held out (never in train, dev or test):
+Held out (never in train, dev or test; the training voices read synth-dev-everyday):
     espeak:en-us+m7, espeak:en-gb-x-rp+f5, espeak:en-gb-scotland+m7,
     espeak:en-029+f5, flite:rms          -> synth-test-voice
     festival:ked_diphone, pico:en-GB     -> synth-test-natural
@@ -204,7 +204,7 @@ def voice_table() -> str:
     lines = []
     for voice in ALL_VOICES:
         if not voice.held_out:
-            use = "synth-train, synth-dev, synth-test"
+            use = "synth-train, synth-dev, synth-test, synth-dev-everyday"
         elif voice.natural:
             use = "held out: synth-test-natural, synth-test-everyday"
         else:

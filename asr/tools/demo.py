@@ -179,11 +179,22 @@ def _run_cli(*args: str) -> None:
 
 
 def make_corpus(options: DemoOptions) -> bool:
-    """The synthetic corpus; True when an existing one was reused."""
+    """The synthetic corpus; True when an existing one was reused.
+
+    The demo's corpus is its own: one an older `asr synth` wrote is made again (its training
+    text is unchanged, so a model trained on it stays reusable).
+    """
     from asr.synth import generate_corpus
+    from asr.synth.corpus import OlderCorpusError
 
     existed = (options.corpus / "corpus.json").is_file()
-    generate_corpus(options.corpus, options.hours, voices=demo_voices())
+    try:
+        generate_corpus(options.corpus, options.hours, voices=demo_voices())
+    except OlderCorpusError:
+        print(f"{options.corpus}: written by an older `asr synth`; making it again", flush=True)
+        shutil.rmtree(options.corpus)
+        generate_corpus(options.corpus, options.hours, voices=demo_voices())
+        return False
     return existed
 
 
