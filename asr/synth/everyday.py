@@ -29,6 +29,11 @@ class EverydaySentence:
     transcript: str  # normalised as trans.txt transcripts are (asr.text.normalize_transcript)
 
 
+def hand_written_transcripts() -> frozenset[str]:
+    """The transcripts of both files, test and dev: text that nothing may train on."""
+    return frozenset(s.transcript for path in (EVERYDAY_TEST_PATH, EVERYDAY_DEV_PATH) for s in load_everyday(path))
+
+
 def load_everyday(path: Path = EVERYDAY_TEST_PATH) -> list[EverydaySentence]:
     """The file's sentences in file order; blank lines are skipped. DataError names a bad line."""
     try:

@@ -7,7 +7,7 @@ Sources, in this order, one sentence each:
   training text. Dev and test subsets are refused: an LM that has read the test sentences
   would make the fused WER a lie, and the fusion scale is chosen on dev;
 - sentences of the synthetic grammar (`--synth-sentences N`), drawn only from the synth-train
-  text bucket (asr.synth.corpus.text_subset) and never one of the everyday test sentences:
+  text bucket (asr.synth.corpus.text_subset) and never one of the everyday test or dev sentences:
   exactly the text `asr synth` may put in synth-train, so no dev or test sentence can occur.
 
 Every sentence is encoded with the acoustic model's tokenizer (`--tokens`: a model dir, an
@@ -26,7 +26,7 @@ from asr.corpus.librispeech import load_subsets
 from asr.errors import DataError, TokenError
 from asr.runtime.tokens import TOKENS_FILE, TokenTable
 from asr.synth.corpus import text_subset
-from asr.synth.everyday import load_everyday
+from asr.synth.everyday import hand_written_transcripts
 from asr.synth.sentences import default_generator
 from asr.text import normalize_transcript
 from asr.training.corpus import TOKENIZER_DIR
@@ -70,9 +70,9 @@ def corpus_transcripts(data: Path, subsets: Sequence[str]) -> list[str]:
 
 
 def synth_sentences(count: int, seed: int) -> list[str]:
-    """`count` grammar sentences of the synth-train text bucket, none an everyday test sentence."""
+    """`count` grammar sentences of the synth-train text bucket, none an everyday test or dev sentence."""
     generator = default_generator()
-    excluded = {s.transcript for s in load_everyday()}
+    excluded = hand_written_transcripts()
     rng = np.random.default_rng([seed, 7919])  # its own stream: not the corpus plan of any subset
     sentences: list[str] = []
     while len(sentences) < count:

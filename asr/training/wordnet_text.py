@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from asr.errors import DataError
-from asr.synth.everyday import EVERYDAY_DEV_PATH, EVERYDAY_TEST_PATH, load_everyday
+from asr.synth.everyday import hand_written_transcripts
 from asr.text import normalize_transcript
 
 WORDNET_DIR = Path("/usr/share/wordnet")  # Debian's wordnet-base
@@ -39,7 +39,7 @@ def wordnet_examples(directory: Path = WORDNET_DIR) -> list[str]:
         raise DataError(f"--wordnet {directory}: no WordNet data there ({', '.join(missing)} missing); install "
                         "Debian's wordnet-base (`apt-get install wordnet-base`; `make setup` does), or pass the "
                         "directory that holds WordNet 3.0's data.noun ... data.adv")
-    excluded = {s.transcript for path in (EVERYDAY_TEST_PATH, EVERYDAY_DEV_PATH) for s in load_everyday(path)}
+    excluded = hand_written_transcripts()
     seen: set[str] = set()
     examples: list[str] = []
     for path in paths:
