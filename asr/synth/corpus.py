@@ -14,7 +14,7 @@ turn. That file holds 150 sentences (about 8 minutes of speech), so from about
 2.6 hours on the subset is the whole file and the corpus falls short of
 --hours by the rest of its share. synth-dev-everyday (format 3) is the same for
 dev: the training voices reading asr/resources/everyday_dev.txt, on top of the
---hours (5% of them at most, 8 minutes at most), so that what is chosen on dev
+--hours (5% of them at most, about 7 minutes at most), so that what is chosen on dev
 (fusion settings, an LM) can see hand-written English as well as the grammar's.
 A subset whose voices are all missing from --voices (synth-test-natural without
 festival) is left out with a note. Each subset gets at least MIN_UTTERANCES

@@ -179,23 +179,20 @@ def _run_cli(*args: str) -> None:
 
 
 def make_corpus(options: DemoOptions) -> bool:
-    """The synthetic corpus; True when an existing one was reused.
-
-    The demo's corpus is its own: one an older `asr synth` wrote is made again (its training
-    text is unchanged, so a model trained on it stays reusable).
-    """
+    """The synthetic corpus; True when an existing one was reused. The demo's own corpus, if an older
+    `asr synth` wrote it, is made again (its training text is the same, so a trained model stays reusable)."""
     from asr.synth import generate_corpus
     from asr.synth.corpus import OlderCorpusError
 
-    existed = (options.corpus / "corpus.json").is_file()
+    reused = (options.corpus / "corpus.json").is_file()
     try:
         generate_corpus(options.corpus, options.hours, voices=demo_voices())
     except OlderCorpusError:
         print(f"{options.corpus}: written by an older `asr synth`; making it again", flush=True)
         shutil.rmtree(options.corpus)
         generate_corpus(options.corpus, options.hours, voices=demo_voices())
-        return False
-    return existed
+        reused = False
+    return reused
 
 
 def demo_voices() -> list[str]:
