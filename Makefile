@@ -51,10 +51,13 @@ extra-voices: system-packages
 	$(SUDO) apt-get $$apt_options update -qq; \
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get $$apt_options install -y -qq $(EXTRA_VOICE_PACKAGES)
 
+# A disk too full for the virtualenv is named before pip fills it (asr/tools/disk_space.py). pip keeps
+# no cache of what it downloads: the wheels would take a second copy of the space on a fresh machine.
 $(SETUP_STAMP): pyproject.toml
+	test -x $(PY) || python3 asr/tools/disk_space.py $(VENV)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PY) -m pip install -q --no-cache-dir "$(TORCH_PIN)"
+	$(PY) -m pip install -q --no-cache-dir -e ".[train,dev]"
 	touch $@
 
 test: setup
