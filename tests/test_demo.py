@@ -11,9 +11,9 @@ import pytest
 
 import asr.tools.demo as demo
 from asr.tools.demo import (
-    DONE_FILE, PLATEAU_WER, TEST_SUBSETS, DemoOptions, DemoSummary, StageTime, SubsetWer, _with_shipped_lm,
-    add_demo_arguments, format_summary, plateau_warning, run_demo_command, train,
+    DONE_FILE, TEST_SUBSETS, DemoOptions, _with_shipped_lm, add_demo_arguments, run_demo_command, train,
 )
+from asr.tools.demo_summary import PLATEAU_WER, DemoSummary, StageTime, SubsetWer, format_summary, plateau_warning
 from asr.errors import AsrError
 from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR
 from asr.runtime.lm import FusionSettings

@@ -1,1 +1,1 @@
-"""Tools over the whole pipeline: demo (`asr demo`: synthesize, train, export, evaluate, benchmark)."""
+"""Tools over the whole pipeline: `asr demo` (synthesize, train, export, evaluate, bench), set-up's disk check."""
