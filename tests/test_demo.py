@@ -11,7 +11,7 @@ import pytest
 
 import asr.tools.demo as demo
 from asr.tools.demo import (
-    DONE_FILE, TEST_SUBSETS, DemoOptions, _with_shipped_lm, add_demo_arguments, run_demo_command, train,
+    DONE_FILE, TEST_SUBSETS, DemoOptions, _shipped_lm_decoding, add_demo_arguments, run_demo_command, train,
 )
 from asr.tools.demo_summary import PLATEAU_WER, DemoSummary, StageTime, SubsetWer, format_summary, plateau_warning
 from asr.errors import AsrError
@@ -136,10 +136,11 @@ def test_the_plateau_warning_fires_above_its_threshold_only() -> None:
 
 def test_the_shipped_lm_decodes_a_model_of_its_tokenizer_only(tmp_path_factory: pytest.TempPathFactory) -> None:
     out = io.StringIO()
-    with_lm = _with_shipped_lm(DEFAULT_MODEL_DIR, out)
+    with_lm = _shipped_lm_decoding(DEFAULT_MODEL_DIR, out)
     assert with_lm is not None and out.getvalue() == ""
-    assert with_lm.decoding == FusionSettings.from_dir(DEFAULT_LM_DIR).search_options()  # what `--lm` decodes with
-    assert _with_shipped_lm(exported_model_dir(tmp_path_factory, int8=True), out) is None
+    # what `--lm` decodes with
+    assert with_lm.recognizer().decoding == FusionSettings.from_dir(DEFAULT_LM_DIR).search_options()
+    assert _shipped_lm_decoding(exported_model_dir(tmp_path_factory, int8=True), out) is None
     assert "not decoding with the shipped LM" in out.getvalue() and "another tokenizer" in out.getvalue()
 
 

@@ -9,13 +9,15 @@ Stages, each timed and reported:
     export     `asr export --int8`: verified fp32 and int8 ONNX files      WORK/model
     evaluate   synth-test, synth-test-voice and synth-test-everyday through the streaming runtime
                (the code path of `asr transcribe`), greedy with fp32 and int8, and int8 with beam
-               search and the shipped LM (at its tuned fusion settings) where it fits: WER
+               search and the shipped LM (at its tuned fusion settings) where it fits: WER; one
+               worker process per core training had (asr.tools.demo_decode)
     bench      `asr bench` against sherpa-onnx on a few test files
 
 The whole demo aims to end within T minutes of its start (`make demo` passes the
 time it began, so set-up counts): training gets what is left after the other
-stages' expected time, which grows with the machine's load (asr.tools.demo_budget),
-and at most M minutes, on the cores the other work leaves free.
+stages' expected time (the evaluation's timed on this machine before training, from the
+shipped model decoding a few test files; the rest grows with the machine's load:
+asr.tools.demo_budget), and at most M minutes, on the cores the other work leaves free.
 
 The LSTM encoder is chosen because sherpa-onnx can run its exports, so the
 bench compares the two runtimes on the same files. Training and export run as
@@ -49,8 +51,8 @@ from asr.tools.demo_summary import DemoSummary, StageTime, SubsetWer, format_sum
 
 if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
     from asr.bench.report import BenchReport
-    from asr.runtime.recognizer import Recognizer
     from asr.tools.demo_budget import TrainingBudget
+    from asr.tools.demo_decode import Decoding
 
 TRAIN_SUBSET, DEV_SUBSET = "synth-train", "synth-dev"
 TEST_SUBSETS = ("synth-test", "synth-test-voice", "synth-test-everyday")  # training voices; held-out voices; their hand-written sentences
@@ -60,6 +62,8 @@ DONE_FILE = "demo-trained.json"  # written into the exp dir once training finish
 # demo, 0.92 over 5 rounds of 12 files on the same kind of model); 5 rounds of 12 cost seconds.
 BENCH_FILES = 12  # test utterances the bench streams
 BENCH_ROUNDS = 5  # interleaved rounds per runtime; the report takes medians
+# Test files the shipped model decodes before training, to time this machine's decoding (asr.tools.demo_decode).
+PROBE_UTTERANCES = 3
 # A run of minutes is all early convergence: SpecAugment, speed perturbation and noisy copies
 # (which pay off over long runs) slow it down, and frequent validation lets best.pt pick the best
 # of few steps.
@@ -167,13 +171,38 @@ def demo_voices() -> list[str]:
 
 def plan_training(options: DemoOptions, out: TextIO) -> TrainingBudget:
     """The minutes training may take so that the demo ends by its deadline; said when fewer than asked."""
-    from asr.machine_load import runnable_elsewhere
+    from asr.machine_load import free_cores, runnable_elsewhere
     from asr.tools.demo_budget import training_budget
 
-    budget = training_budget(options.minutes, options.deadline, time.time(), runnable_elsewhere())
+    others = runnable_elsewhere()
+    evaluation = _evaluation_seconds(options, workers=free_cores(others))
+    budget = training_budget(options.minutes, options.deadline, time.time(), others, evaluation_seconds=evaluation)
     if budget.busy:
         print(budget.describe(options.total_minutes), file=out, flush=True)
     return budget
+
+
+def _evaluation_seconds(options: DemoOptions, workers: int) -> float | None:
+    """What `evaluate` will take on this machine now, from the shipped model decoding a few test files.
+
+    The shipped model is the demo's kind and size (small LSTM, stateless predictor), so it decodes at the
+    trained model's speed; greedy int8 stands in for both greedy columns. None without a shipped model.
+    """
+    from asr.corpus.librispeech import load_subset
+    from asr.runtime.default_model import DEFAULT_MODEL_DIR, shipped_lm_dir
+    from asr.tools.demo_decode import Decoding, seconds_per_audio_second
+
+    subsets = [load_subset(options.corpus, subset) for subset in TEST_SUBSETS]
+    probe = subsets[0][:PROBE_UTTERANCES]
+    columns = [(2, Decoding(DEFAULT_MODEL_DIR, int8=True))]
+    if (lm := shipped_lm_dir()) is not None:
+        columns.append((1, Decoding(DEFAULT_MODEL_DIR, int8=True, lm_dir=lm)))
+    try:
+        per_audio_second = sum(count * seconds_per_audio_second(decoding, probe) for count, decoding in columns)
+    except ModelFilesError:
+        return None
+    audio_seconds = sum(utterance.duration for utterances in subsets for utterance in utterances)
+    return per_audio_second * audio_seconds / workers
 
 
 def train(options: DemoOptions, minutes: float, threads: int = 0) -> bool:
@@ -231,44 +260,48 @@ def export(options: DemoOptions, trained_now: bool) -> bool:
     return False
 
 
-def evaluate(options: DemoOptions, out: TextIO) -> tuple[SubsetWer, ...]:
-    """WER of each test subset, fp32 and int8, decoded as `asr transcribe` decodes a file."""
+def evaluate(options: DemoOptions, out: TextIO, workers: int) -> tuple[SubsetWer, ...]:
+    """WER of each test subset, fp32 and int8, decoded as `asr transcribe` decodes a file, in `workers` processes."""
     from asr.corpus.librispeech import load_subset
     from asr.metrics import ErrorCounts, format_report, word_errors
-    from asr.runtime.recognizer import Recognizer
-    from asr.runtime.transcribe import transcribe_file
+    from asr.parallel import WorkerPool
+    from asr.tools.demo_decode import Decoding, transcribe_all
 
-    recognizers = {"fp32": Recognizer.from_dir(options.model_dir), "int8": Recognizer.from_dir(options.model_dir, int8=True)}
-    if (with_lm := _with_shipped_lm(options.model_dir, out)) is not None:
-        recognizers["int8+LM"] = with_lm
+    decodings = {"fp32": Decoding(options.model_dir, int8=False), "int8": Decoding(options.model_dir, int8=True)}
+    if (with_lm := _shipped_lm_decoding(options.model_dir, out)) is not None:
+        decodings["int8+LM"] = with_lm
     results = []
-    for subset in TEST_SUBSETS:
-        utterances = load_subset(options.corpus, subset)
-        wer: dict[str, float] = {}
-        for name, recognizer in recognizers.items():
-            counts = ErrorCounts()
-            label = f"{subset} {name}"
-            for utterance in tqdm(utterances, desc=f"decoding {label}", unit="utt", file=out, disable=None):
-                counts += word_errors(utterance.text, transcribe_file(recognizer, Path(utterance.audio_path)).text)
-            print(f"{label}: {format_report(counts)}", file=out, flush=True)
-            wer[name] = 100 * counts.wer
-        results.append(SubsetWer(subset, len(utterances), wer["fp32"], wer["int8"], wer.get("int8+LM")))
+    with WorkerPool(workers) as pool:
+        for subset in TEST_SUBSETS:
+            utterances = load_subset(options.corpus, subset)
+            wer: dict[str, float] = {}
+            for name, decoding in decodings.items():
+                counts = ErrorCounts()
+                label = f"{subset} {name}"
+                texts = transcribe_all(pool, decoding, utterances)
+                for utterance, text in tqdm(zip(utterances, texts), desc=f"decoding {label}", unit="utt",
+                                            total=len(utterances), file=out, disable=None):
+                    counts += word_errors(utterance.text, text)
+                print(f"{label}: {format_report(counts)}", file=out, flush=True)
+                wer[name] = 100 * counts.wer
+            results.append(SubsetWer(subset, len(utterances), wer["fp32"], wer["int8"], wer.get("int8+LM")))
     return tuple(results)
 
 
-def _with_shipped_lm(model_dir: Path, out: TextIO) -> Recognizer | None:
+def _shipped_lm_decoding(model_dir: Path, out: TextIO) -> Decoding | None:
     """The int8 model with beam search and the shipped LM at its fusion settings; None (said) where none fits."""
     from asr.runtime.default_model import shipped_lm_dir
-    from asr.runtime.lm import FusionSettings
-    from asr.runtime.recognizer import Recognizer
+    from asr.tools.demo_decode import Decoding
 
     if (lm := shipped_lm_dir()) is None:
         return None
+    decoding = Decoding(model_dir, int8=True, lm_dir=lm)
     try:
-        return Recognizer.from_dir(model_dir, int8=True, decoding=FusionSettings.from_dir(lm).search_options(), lm=lm)
+        decoding.recognizer()
     except ModelFilesError as error:  # another tokenizer than the shipped model's (--tokens bpe)
         print(f"not decoding with the shipped LM: {error}", file=out, flush=True)
         return None
+    return decoding
 
 
 def bench(options: DemoOptions, out: TextIO) -> BenchReport:
@@ -311,7 +344,7 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
     budget = plan_training(options, out)
     trained_before = _timed("train", stages, out, lambda: train(options, budget.minutes, budget.threads), bool)
     _timed("export", stages, out, lambda: export(options, trained_now=not trained_before), bool)
-    wers = _timed("evaluate", stages, out, lambda: evaluate(options, out), lambda _: False)
+    wers = _timed("evaluate", stages, out, lambda: evaluate(options, out, budget.threads), lambda _: False)
     report = _timed("bench", stages, out, lambda: bench(options, out), lambda _: False)
     return _summary(options, wers, report, stages)
 
