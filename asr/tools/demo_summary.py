@@ -82,9 +82,14 @@ def format_summary(summary: DemoSummary) -> str:
     return "\n".join(lines + plateau_warning(summary.best_dev))
 
 
+def on_plateau(best_dev: tuple[int, float] | None) -> bool:
+    """Whether the (step, dev WER %) of the exported checkpoint shows it never left the blank plateau."""
+    return best_dev is not None and best_dev[1] > PLATEAU_WER
+
+
 def plateau_warning(best_dev: tuple[int, float] | None) -> list[str]:
     """Lines that say the model is not usable yet, when its dev WER shows it never left the blank plateau."""
-    if best_dev is None or best_dev[1] <= PLATEAU_WER:
+    if best_dev is None or not on_plateau(best_dev):
         return []
     step, wer = best_dev
     return [
