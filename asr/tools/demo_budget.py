@@ -1,9 +1,11 @@
 """How long the demo may train so that the whole of it, set-up included, ends within its time budget.
 
-The demo's other stages (export, evaluation, the bench) and the training run's own
-start-up take about IDLE_OTHER_SECONDS on an idle 2-core machine, and proportionally
-longer on a busy one. Training gets what is left before the deadline after that
-reserve, at most the minutes asked for. How busy the machine is comes from the
+The evaluation's time is measured on the machine before training (asr.tools.demo_decode:
+machines differ about 3.5x here); the demo's other stages (export, the bench) and the
+training run's own start-up take about IDLE_NON_EVALUATION_SECONDS on an idle 2-core
+machine, and proportionally longer on a busy one. Without a measurement, every stage
+after training is planned as IDLE_OTHER_SECONDS. Training gets what is left before the
+deadline after that reserve, at most the minutes asked for. How busy the machine is comes from the
 kernel's count of runnable tasks (/proc/loadavg), sampled for a moment: a 1-minute
 load average would still count the corpus synthesis the demo has just run
 (asr.machine_load). Training also takes only the cores the other work leaves free (at
