@@ -9,7 +9,14 @@ weights) is rewritten, with x (..., K) its input and W (K, M) its weight, as
     y = float(MatMulInteger(q, W8, 128)) * w * s  (+ bias)
 
 where W8 is W in int8 with one symmetric scale w per output column, stored in
-the file (a quarter of the float32 size).
+the file (a quarter of the float32 size), in [-63, 63]: seven bits. On x86 CPUs
+without AVX-512 VNNI, onnxruntime's uint8 x int8 kernel adds each pair of
+products into 16 bits with saturation (vpmaddubsw), so 255 x 127 x 2 overflowed:
+on the AVX2-only machine of session 15 the integer products were wrong by up to
+half their size (tests/test_export.py) and int8 files decoded differently than on
+an AVX-512 machine. With |W8| <= 63 every pair sum fits (255 x 63 x 2 = 32130),
+so the product is exact on every CPU; onnxruntime's own quantizer offers the same
+remedy (reduce_range).
 
 Why per row: onnxruntime's `quantize_dynamic`, used before, picks one scale per
 call over the whole input tensor, so a stream's output moved with the other
@@ -47,15 +54,16 @@ from asr.runtime.model_metadata import PER_ROW, ModelMetadata
 from export.metadata import write_props
 
 QUANTIZED_OPS = ("MatMul", "Gemm")
-LEVELS = 127  # symmetric int8 range [-127, 127], for weights and activations alike
+LEVELS = 127  # activations: symmetric range [-127, 127] around the zero point
+WEIGHT_LEVELS = 63  # weights: [-63, 63], so no pair of uint8 x int8 products saturates 16 bits (see above)
 ZERO_POINT = 128  # activations are stored as uint8 q + 128 (see the module docstring)
 
 
 def quantize_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """weight (K, M) float -> int8 (K, M) and one float32 scale per column (M,): weight ~ int8 * scale."""
     peak = np.abs(weight).max(axis=0)
-    scale = np.where(peak > 0, peak / LEVELS, 1.0).astype(np.float32)  # an all-zero column stays zero
-    return np.clip(np.round(weight / scale), -LEVELS, LEVELS).astype(np.int8), scale
+    scale = np.where(peak > 0, peak / WEIGHT_LEVELS, 1.0).astype(np.float32)  # an all-zero column stays zero
+    return np.clip(np.round(weight / scale), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8), scale
 
 
 class _Rewriter:
