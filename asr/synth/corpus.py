@@ -62,7 +62,9 @@ from asr.errors import DataError
 from asr.options import check_output_dir
 from asr.parallel import WorkerPool
 from asr.synth.corrupt import write_corrupted_subsets
-from asr.synth.everyday import EVERYDAY_DEV_PATH, EVERYDAY_TEST_PATH, EverydaySentence, load_everyday
+from asr.synth.everyday import (
+    EVERYDAY_DEV_PATH, EVERYDAY_TEST_PATH, EverydaySentence, hand_written_transcripts, load_everyday,
+)
 from asr.synth.sentences import default_generator
 from asr.synth.voices import Style, Voice, draw_style, select_voices, speak, voice_cycle, voice_table
 
@@ -137,7 +139,7 @@ def generate_corpus(
         if not split[subset]:
             print(f"{subset}: left out, no voice for it among --voices (see `asr synth --list-voices`)")
     everyday = {subset: load_everyday(path) for subset, path in EVERYDAY_FILES.items()}
-    excluded = frozenset(sentence.transcript for sentences in everyday.values() for sentence in sentences)
+    excluded = hand_written_transcripts()
     _check_no_partial_corpus(out)
     staging = out / _STAGING
     shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
