@@ -6,7 +6,9 @@ only when needed. Only the command being run gets its flags (and so imports its
 flag module), so `asr transcribe` on a device never loads torch and `asr train`
 never loads onnxruntime. Errors a user can fix (asr.errors.AsrError) print one
 line and exit with status 2, and so does an OSError (a path that cannot be
-written or read: one line naming it); nothing else is caught.
+written or read: one line naming it); nothing else is caught. SIGTERM stops a
+command as Ctrl+C does (status 143 instead of 130): `with` blocks and finally
+clauses run, so worker pools shut down instead of outliving the command.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from asr.corpus.bad_audio import DEFAULT_MAX_BAD_FILES
 from asr.options import MAX_BEAM, MAX_SEED, MAX_THREADS, MAX_UTTERANCES, describe_os_error, float_in, int_in
@@ -189,6 +194,34 @@ def _sub_parser(parser: argparse.ArgumentParser, name: str) -> argparse.Argument
     raise KeyError(name)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is. A BaseException, as KeyboardInterrupt is, so that
+    `except Exception` clauses let it through."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated in this (main) thread while the block runs; the old handler after.
+
+    Without it SIGTERM ends Python at once: a WorkerPool's forkserver and workers were left running
+    (`asr synth` stopped by pkill, session 15). `asr live` and `asr serve` set their own handlers
+    inside the block and restore this one. Elsewhere than the main thread (a test calling main)
+    Python allows no handler, and SIGTERM keeps its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -200,13 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     from asr.errors import AsrError
 
     try:
-        return handlers[args.command](args)
+        with sigterm_raises():
+            return handlers[args.command](args)
     except AsrError as error:
         print(f"asr {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"asr {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"asr {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         # The reader went away (`asr ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

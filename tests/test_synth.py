@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -506,3 +507,71 @@ def test_lexicon_errors_name_the_line(tmp_path: Path) -> None:
     bad.write_text("[verb motion]\ngo/went/gone/goes/going/extra\n")
     with pytest.raises(DataError, match=r"lexicon.txt:2: 'go/went/gone/goes/going/extra' has a bad form list"):
         load_lexicon(bad)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, theirs, ...), read from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
+        except OSError:  # the process ended while we read
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_synth_and_its_workers(tmp_path: Path) -> None:
+    """SIGTERM runs the worker pool's shutdown: the command exits 143 and leaves no process behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "corpus"
+    repo = Path(__file__).resolve().parent.parent
+    err_path = tmp_path / "stderr.txt"  # a file, not a pipe: workers left behind would hold a pipe open
+    with open(err_path, "w") as err_file:
+        process = subprocess.Popen(
+            [sys.executable, "cli.py", "synth", "--out", str(out), "--hours", "2", "--seed", "3", "--workers", "2",
+             "--voices", *BASIC_VOICES],
+            cwd=repo, stdout=subprocess.DEVNULL, stderr=err_file,
+        )
+    clips = out / synth_corpus._STAGING / "clips"
+    workers: set[int] = set()
+    try:
+        # Wait for the first clip: the forkserver and both workers are running then. The deadline only
+        # bounds a failure (2 hours of audio take minutes on any machine).
+        deadline = time.monotonic() + 300
+        while not (clips.is_dir() and any(clips.iterdir())) and process.poll() is None:
+            assert time.monotonic() < deadline, "no clip was written in 300 s"
+            time.sleep(0.2)
+        assert process.poll() is None, err_path.read_text()
+        workers = _descendants(process.pid)
+        assert len(workers) >= 3  # the forkserver and two workers
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=300)
+        err = err_path.read_text()
+        assert process.returncode == 128 + signal.SIGTERM, err
+        assert err.strip().endswith("asr synth: terminated (SIGTERM)"), err
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the command"
+    finally:
+        process.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
