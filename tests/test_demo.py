@@ -144,6 +144,30 @@ def test_the_shipped_lm_decodes_a_model_of_its_tokenizer_only(tmp_path_factory: 
     assert "not decoding with the shipped LM" in out.getvalue() and "another tokenizer" in out.getvalue()
 
 
+def test_the_evaluation_estimate_counts_the_lm_only_for_the_tokens_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asr.corpus.manifest import Utterance
+    from asr.tools import demo_decode
+
+    utterances = [Utterance(f"u{i}", f"u{i}.flac", 10.0, "A", "s") for i in range(5)]
+    monkeypatch.setattr("asr.corpus.librispeech.load_subset", lambda corpus, subset: utterances)
+    decoded = []
+
+    def seconds_per_audio_second(decoding: demo_decode.Decoding, probe: list[Utterance]) -> float:
+        decoded.append(decoding.lm_dir)
+        return 0.01
+
+    monkeypatch.setattr(demo_decode, "seconds_per_audio_second", seconds_per_audio_second)
+    audio = len(TEST_SUBSETS) * 5 * 10.0
+    # greedy counts twice (fp32 and int8 columns), beam search with the LM once; two workers share the audio
+    assert demo._evaluation_seconds(_options(tmp_path), workers=2) == pytest.approx(3 * 0.01 * audio / 2)
+    assert decoded == [None, DEFAULT_LM_DIR]
+    decoded.clear()
+    assert demo._evaluation_seconds(_options(tmp_path, tokens="bpe"), workers=2) == pytest.approx(2 * 0.01 * audio / 2)
+    assert decoded == [None]
+
+
 def test_the_summary_shows_the_lm_column_when_every_subset_has_it() -> None:
     wers = tuple(SubsetWer(subset, 10, 50.0, 51.0, 40.0) for subset in TEST_SUBSETS)
     summary = DemoSummary(model_dir=Path("m"), sizes_mb={"fp32": 4.0, "int8": 1.0}, wers=wers, rtf={"ours": 0.01},

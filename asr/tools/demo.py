@@ -188,7 +188,8 @@ def _evaluation_seconds(options: DemoOptions, workers: int) -> float | None:
     """What `evaluate` will take on this machine now, from the shipped model decoding a few test files.
 
     The shipped model is the demo's kind and size (small LSTM, stateless predictor), so it decodes at the
-    trained model's speed; greedy int8 stands in for both greedy columns. None without a shipped model.
+    trained model's speed; greedy int8 stands in for both greedy columns, and the shipped LM's column
+    counts where the demo's tokens let `evaluate` decode with it. None without a shipped model.
     """
     from asr.corpus.librispeech import load_subset
     from asr.runtime.default_model import DEFAULT_MODEL_DIR, shipped_lm_dir
@@ -197,7 +198,8 @@ def _evaluation_seconds(options: DemoOptions, workers: int) -> float | None:
     subsets = [load_subset(options.corpus, subset) for subset in TEST_SUBSETS]
     probe = subsets[0][:PROBE_UTTERANCES]
     columns = [(2, Decoding(DEFAULT_MODEL_DIR, int8=True))]
-    if (lm := shipped_lm_dir()) is not None:
+    # The shipped LM reads the char table: with other tokens `evaluate` cannot use it, so it is not counted.
+    if options.tokens == "char" and (lm := shipped_lm_dir()) is not None:
         columns.append((1, Decoding(DEFAULT_MODEL_DIR, int8=True, lm_dir=lm)))
     try:
         per_audio_second = sum(count * seconds_per_audio_second(decoding, probe) for count, decoding in columns)
