@@ -234,6 +234,17 @@ def test_resume_keeps_the_saved_config_but_takes_run_options(tmp_path: Path, cap
     assert "ignoring preset='base' (saved: 'tiny')" in capsys.readouterr().err
 
 
+def test_resume_may_add_a_cool_down_for_its_new_time_budget(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / CONFIG_NAME).write_text(_config(preset="tiny", max_minutes=30.0).to_json())
+    flags = ("--exp-dir", str(exp), "--resume", "--max-minutes", "60", "--lr-cooldown", "0.3")
+    config = resolve_config(_parse(*flags), exp)
+    assert (config.max_minutes, config.lr_cooldown) == (60.0, 0.3) and "ignoring" not in capsys.readouterr().err
+    with pytest.raises(AsrError, match="--lr-cooldown is a share of the time budget; give --max-minutes too"):
+        resolve_config(_parse("--exp-dir", str(exp), "--resume", "--epochs", "3", "--lr-cooldown", "0.3"), exp)
+
+
 def test_resume_without_anything_saved_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(AsrError, match="nothing to resume"):
         resolve_config(_parse("--exp-dir", str(tmp_path), "--resume"), tmp_path)

@@ -5,7 +5,7 @@ transcribe` must not pay for (or need) torch.
 
 The config is saved as config.json in the experiment dir and inside every
 checkpoint. Fields in RUN_OPTIONS say how long and where this invocation runs
-and may change on `--resume`; every other field defines the experiment, so a
+(and how its time budget ends) and may change on `--resume`; every other field defines the experiment, so a
 mismatch there means "a different experiment" (an error without --resume, the
 saved value wins with it).
 """
@@ -51,8 +51,10 @@ def encoder_learning_rate(encoder: str) -> float:
     return ENCODER_LR.get(encoder, DEFAULT_LR)
 
 
-# How long and where this invocation runs: may differ between a run and its --resume.
-RUN_OPTIONS = frozenset({"epochs", "max_minutes", "device", "num_threads", "max_bad_files"})
+# How long and where this invocation runs: may differ between a run and its --resume. The cool-down is a
+# share of --max-minutes, which a resume may change, so it may change with it: a run resumed to go on
+# longer can add one, or move it, for its new end.
+RUN_OPTIONS = frozenset({"epochs", "max_minutes", "lr_cooldown", "device", "num_threads", "max_bad_files"})
 
 
 @dataclass(frozen=True)
