@@ -8,7 +8,9 @@ use in conversation, home, work, shops and travel: contractions ("I'm", "we've",
 of", "the end of the week"), it- and there-clauses, relative clauses with who /
 which / that, passives with by, perfect and past perfect with just / already /
 still, requests, everyday questions, comparisons, prices, clock times, dates,
-durations and distances in words.
+durations and distances in words. The clauses and phrases they combine are
+asr.synth.conversation_phrases; requests, questions, opinions and replies are
+asr.synth.conversation_exchanges.
 
 Every random choice comes from the numpy Generator passed in. Each template
 returns (phrases, kind) like the descriptive ones: every clause of a
@@ -18,85 +20,23 @@ wh-word; commands with a verb.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
-
 import numpy as np
 
+from asr.synth.conversation_exchanges import ExchangeTemplates
+from asr.synth.conversation_phrases import CHAT_TENSES, HAVE, OPEN, OPINIONS, SPEAKERS, PhraseSource, Template
 from asr.synth.english import (
     TIME_OF_TENSE, NounPhrase, Phrase, auxiliary, be_form, be_group, chance, clock_words, comparative, contract,
     number_words, ordinal_words, pick, verb_group, with_article, year_words,
 )
-from asr.synth.lexicon import Lexicon, Verb, make_verb, with_particles
+from asr.synth.lexicon import Lexicon, make_verb, with_particles
 
-Template = Callable[[np.random.Generator], tuple[list[Phrase], str]]
-
-
-class PhraseSource(Protocol):
-    """What the templates borrow from the descriptive grammar (asr.synth.sentences.SentenceGenerator)."""
-
-    people: tuple[str, ...]  # first names
-
-    def subject(self, rng: np.random.Generator) -> NounPhrase: ...
-    def object(self, rng: np.random.Generator, cls: str, subject_person: str) -> NounPhrase: ...
-    def noun_phrase(
-        self, rng: np.random.Generator, cls: str, modifier: bool = False, indefinite: bool = False
-    ) -> NounPhrase: ...
-    def adjective_phrase(self, rng: np.random.Generator, cls: str) -> str: ...
-    def place(self, rng: np.random.Generator) -> str: ...
-    def destination(self, rng: np.random.Generator) -> str: ...
-    def time(self, rng: np.random.Generator, tense: str) -> str: ...
-    def tense_for(self, verb: Verb, tense: str) -> str: ...
-
-
-CHAT_TENSES = ("present", "past", "past", "future", "present_progressive", "present_perfect", "present_perfect",
-               "past_perfect", "modal", "going_to")  # conversation leans on the past and the perfect
-_SPEAKERS = {"I": "1sg", "you": "2", "we": "1pl", "they": "3pl", "he": "3sg", "she": "3sg"}
-_FAMILY = ("mum", "dad", "sister", "brother", "wife", "husband", "son", "daughter", "parents", "grandmother",
-           "grandfather", "grandparents", "kids", "children", "boss", "friend", "friends", "neighbours",
-           "neighbour", "cousin", "aunt", "uncle", "partner", "flatmate", "colleague", "teacher", "doctor")
-_PLURAL_FAMILY = frozenset(("parents", "grandparents", "kids", "children", "friends", "neighbours"))
-_INDEFINITE = ("something", "anything", "nothing", "everything", "someone", "anyone", "everyone", "nobody",
-               "somebody", "everybody")
-_PERFECT_ADVERBS = ("just", "already", "never", "recently", "finally", "always", "only just")
-_BEFORE_VERB = ("still", "already", "just", "never", "always", "often", "finally", "almost", "nearly", "also",
-                "even", "only", "really", "hardly", "actually", "probably", "usually", "sometimes", "still", "also")
-_PLACE_PREPOSITIONS = ("under", "against", "between the door and", "through", "above", "below", "along", "behind",
-                       "in front of", "on top of", "next to", "opposite", "round", "towards", "across", "beside")
-_END_ADVERBS = ("again", "first", "as well", "too", "together", "anyway", "though", "once again", "at first",
-                "for the first time", "in the end", "all day", "all the time", "at all", "any more",
-                "for a while", "by mistake", "on purpose", "in a minute", "one by one", "over and over again",
-                "right away", "after all", "instead", "either", "along the way", "along the river", "not yet",
-                "despite the rain", "despite everything", "except on Sundays", "between the two", "in such a hurry",
-                "between meals", "for such a long time", "on holiday", "during the holidays", "for an hour",
-                "every hour", "up the stairs", "down the stairs", "all over the place", "without thinking",
-                "above the door", "against the wall", "still", "under the bed", "on my own", "on their own",
-                "without asking", "during the week", "each time", "the other day", "every other week",
-                "at the same time", "unless it rains", "or something", "in the same place", "immediately",
-                "eventually", "straight away", "in a million years", "at the moment", "these days",
-                "through the window", "through the park", "above all")
-_CONJUNCTIONS = ((", and", "same"), (", but", "same"), (", so", "same"), ("because", "same"), ("so that", "same"),
-                 ("if", "condition"), ("when", "condition"), ("as soon as", "condition"), ("unless", "condition"),
-                 ("until", "condition"), ("before", "condition"), ("after", "condition"), ("while", "same"),
-                 ("although", "same"), ("even though", "same"), ("in case", "condition"), ("since", "past"),
-                 ("as", "same"), (", or", "same"), ("whereas", "same"), ("once", "condition"))
-_CONTAINERS = ("cup", "glass", "bottle", "box", "bag", "packet", "piece", "bowl", "plate", "jar", "tin", "slice")
-_QUANTIFIERS_MASS = ("a lot of", "a bit of", "some of the", "most of the", "all of the", "the rest of the",
-                     "plenty of", "a little bit of", "half of the", "much of the", "a great deal of", "enough")
-_TIME_SPANS = ("the day", "the week", "the month", "the year", "the morning", "the afternoon", "the evening",
-               "the night", "the summer", "the holidays", "the meeting", "the film", "the match", "the term")
-_TRANSPORT = ("train", "bus", "car", "taxi", "bike", "plane", "coach", "boat", "tram", "underground")
-_UNITS_OF_TIME = ("minute", "hour", "day", "week", "month", "year")
-_MONEY = ("pounds", "pence", "dollars", "euros")
-# Verbs the templates name themselves (the lexicon's classes do not say which verb means "cost").
+# Verbs these templates name themselves (the lexicon's classes do not say which verb means "cost").
 _TAKE, _COST = make_verb("take", "took", "taken"), make_verb("cost", "cost", "cost")
-_HAVE = make_verb("have", "had", "had", "has")
-_TALK, _THINK, _WORRY = make_verb("talk"), make_verb("think", "thought", "thought"), make_verb("worry")
-_COMPLAIN, _FORGET = make_verb("complain"), make_verb("forget", "forgot", "forgotten", ing="forgetting")
-_DREAM, _START, _OPEN = make_verb("dream", "dreamt"), make_verb("start"), make_verb("open")
-_CLOSE, _LEAVE, _FINISH = make_verb("close"), make_verb("leave", "left", "left"), make_verb("finish")
+_START, _CLOSE = make_verb("start"), make_verb("close")
+_LEAVE, _FINISH = make_verb("leave", "left", "left"), make_verb("finish")
 _ARRIVE, _WAIT, _LIVE, _WORK = make_verb("arrive"), make_verb("wait"), make_verb("live"), make_verb("work")
-_STUDY, _STAY, _BORROW, _USE = make_verb("study"), make_verb("stay"), make_verb("borrow"), make_verb("use")
-_TRY, _RAIN, _SNOW, _STOP = make_verb("try"), make_verb("rain"), make_verb("snow"), make_verb("stop", "stopped")
+_STUDY, _STAY = make_verb("study"), make_verb("stay")
+_RAIN, _SNOW, _STOP = make_verb("rain"), make_verb("snow"), make_verb("stop", "stopped")
 _GET_WORSE = with_particles(make_verb("get", "got", "got"), "worse")
 _CLEAR_UP = with_particles(make_verb("clear"), "up")
 _HURT, _BREAK = make_verb("hurt", "hurt", "hurt"), make_verb("break", "broke", "broken")
@@ -104,58 +44,13 @@ _CUT = make_verb("cut", "cut", "cut")
 _WASH, _INJURE, _HIT = make_verb("wash"), make_verb("injure"), make_verb("hit", "hit", "hit")
 _ACHE, _ITCH = make_verb("ache"), make_verb("itch")
 _GET, _CATCH = make_verb("get", "got", "got"), make_verb("catch", "caught", "caught")
+_CONJUNCTIONS = ((", and", "same"), (", but", "same"), (", so", "same"), ("because", "same"), ("so that", "same"),
+                 ("if", "condition"), ("when", "condition"), ("as soon as", "condition"), ("unless", "condition"),
+                 ("until", "condition"), ("before", "condition"), ("after", "condition"), ("while", "same"),
+                 ("although", "same"), ("even though", "same"), ("in case", "condition"), ("since", "past"),
+                 ("as", "same"), (", or", "same"), ("whereas", "same"), ("once", "condition"))
+_UNITS_OF_TIME = ("minute", "hour", "day", "week", "month", "year")
 _SEPARABLE = frozenset(("up", "down", "off", "on", "away", "back", "in", "over", "out"))
-_REPLIES = ("yes,", "no,", "oh,", "well,", "sorry,", "thanks,", "okay,", "right,", "of course,", "no thanks,",
-            "thank you,", "excuse me,", "hang on,", "look,", "listen,", "oh dear,", "all right,", "anyway,",
-            "by the way,", "to be honest,", "in fact,", "so,", "hello,", "good morning,", "good night,", "bye,",
-            "please,", "oh no,", "never mind,", "fair enough,", "great,", "lovely,", "I see,", "wait,")
-
-
-_QUANTITIES = ("a lot of", "lots of", "some of OWNER", "most of OWNER", "all OWNER", "none of OWNER", "a couple of",
-               "plenty of", "a few of OWNER", "both of OWNER", "half OWNER", "the rest of OWNER", "loads of",
-               "a number of", "several of OWNER", "many of OWNER", "any of OWNER", "enough", "too many", "so many")
-_SINGLE_OF = ("one of OWNER", "each of OWNER", "either of OWNER", "neither of OWNER", "another one of OWNER")
-_PARTS_OF_TIME = ("the end of", "the start of", "the beginning of", "the middle of", "the rest of", "most of",
-                  "half of", "part of")
-_PARTS_OF_THING = ("the top of", "the bottom of", "the back of", "the front of", "the side of", "the edge of",
-                   "the inside of", "the outside of", "the corner of", "the price of", "the name of", "the size of",
-                   "the colour of", "the smell of", "the shape of", "the owner of", "a photo of", "a picture of",
-                   "the key of", "the history of", "the rest of", "the other side of", "a list of")
-# (subject, verb): frames that take a that-clause ("I think that ...", "the problem is that ...")
-_OPINIONS = (("I", "think"), ("I", "don't think"), ("I", "'m sure"), ("I", "'m not sure if"), ("I", "guess"),
-             ("I", "suppose"), ("I", "hope"), ("I", "believe"), ("I", "know"), ("I", "didn't know"),
-             ("I", "forgot"), ("I", "heard"), ("I", "wonder if"), ("I", "'m afraid"), ("I", "'m glad"),
-             ("it", "seems"), ("the thing", "is"), ("the problem", "is"), ("the good news", "is"),
-             ("it", "turns out"), ("it", "'s a shame"), ("it", "'s true"), ("it", "'s possible"),
-             ("I", "can't believe"), ("I", "'d say"), ("I", "told you"), ("she", "told me"), ("he", "said"),
-             ("they", "said"), ("we", "found out"), ("I", "realised"), ("I", "noticed"), ("it", "looks like"),
-             ("it", "sounds like"), ("I", "feel like"), ("the fact", "is"), ("nobody", "knows whether"),
-             ("we", "can't decide whether"), ("I", "asked her whether"), ("I", "wish"), ("I", "bet"),
-             ("she", "explained why"), ("he", "asked me how"), ("I", "don't understand why"),
-             ("I", "was wondering if"), ("we", "were wondering whether"))
-_ASKING = (("did", "you know"), ("do", "you think"), ("are", "you sure"), ("do", "you know if"),
-           ("do", "you remember when"), ("is", "it true"), ("have", "you heard"))
-# (auxiliary, subject, verb prefix, form): polite requests and offers
-_REQUESTS = (("could", "you", "", "base"), ("can", "you", "", "base"), ("would", "you", "", "base"),
-             ("will", "you", "", "base"), ("could", "you", "please", "base"), ("would", "you", "mind", "ing"),
-             ("do", "you", "mind", "ing"), ("can", "I", "", "base"), ("could", "I", "just", "base"),
-             ("may", "I", "", "base"), ("shall", "I", "", "base"), ("shall", "we", "", "base"),
-             ("would", "you", "like to", "base"), ("do", "you", "want me to", "base"))
-_COMMAND_OPENERS = ("let's", "please", "don't", "don't forget to", "remember to", "try to", "make sure you",
-                    "go and", "just", "let me", "help me", "never", "always", "come and", "please don't")
-_QUESTION_WORDS = ("how long", "how often", "how much", "how many times", "what time", "where", "why", "when",
-                   "how", "how far", "how soon", "where else")
-# (wh-word, verb, rest): set phrases of everyday questions
-_SET_QUESTIONS = (("what", "'s the matter", "with PLACE"), ("what", "'s wrong", "with PERSON"),
-                  ("what", "'s going on", "in PLACE"), ("what", "happened", "to PERSON"),
-                  ("what", "'s the time", "in CITY"), ("what", "'s the weather like", "in CITY"),
-                  ("what", "'s for", "dinner tonight"), ("who", "'s", "there"), ("what", "'s", "your name"),
-                  ("where", "'s", "the nearest PLACE_NOUN"), ("what", "'s the best way", "to PLACE"),
-                  ("which", "is", "the way to PLACE"), ("whose", "is", "PLACE"), ("who", "was", "that on the phone"),
-                  ("what", "was", "that noise"), ("how", "was", "your day"), ("how", "'s", "PERSON"),
-                  ("how", "are", "you getting on"), ("what", "time is it", "now"), ("where", "were", "you"),
-                  ("whose", "turn is it", "now"), ("whose", "coat is", "this"), ("whose", "idea was", "that"),
-                  ("whose", "car is", "parked outside"))
 _EVENTS = ("the film", "the meeting", "the match", "the concert", "the party", "the lesson", "the show", "the class",
            "the game", "the wedding", "the interview", "the appointment", "the course", "the sale", "the exam")
 _JOURNEYS = ("the train", "the bus", "the flight", "the plane", "the coach", "the ferry", "the last train",
@@ -172,20 +67,14 @@ _FRAMES = (("used to", "used to"), ("didn't use to", "didn't use to"), ("had to"
            ("keep trying to", "keeps trying to"))
 
 
-class ConversationTemplates:
+class ConversationTemplates(ExchangeTemplates):
     """The everyday templates over a lexicon; `templates` pairs each with its relative weight."""
 
     def __init__(self, lexicon: Lexicon, phrases: PhraseSource) -> None:
-        self.lexicon = lexicon
-        self.phrases = phrases
-        lx = lexicon
-        self._objects = tuple(c for c in ("object", "food", "abstract", "place") if c in lx.verbs)
-        self._doings = tuple(c for c in ("intransitive", "activity") if c in lx.verbs)
-        self._count_nouns = {cls: tuple(n for n in nouns if n.plural) for cls, nouns in lx.nouns.items()}
-        self._mass_nouns = {cls: tuple(n for n in nouns if not n.plural) for cls, nouns in lx.nouns.items()}
+        super().__init__(lexicon, phrases)
         self._separable = tuple(
-            v for v in lx.verbs.get("object", ()) if v.base.count(" ") == 1 and v.base.split()[1] in _SEPARABLE
-        ) or lx.verbs["object"]
+            v for v in lexicon.verbs.get("object", ()) if v.base.count(" ") == 1 and v.base.split()[1] in _SEPARABLE
+        ) or lexicon.verbs["object"]
         self.templates: tuple[tuple[float, Template], ...] = (
             (3.0, lambda rng: (self.clause(rng, pick(rng, CHAT_TENSES)), "statement")),
             (1.6, self._joined),
@@ -206,163 +95,6 @@ class ConversationTemplates:
             (0.5, self._body),
             (0.8, self._phrasal_pronoun),
         )
-
-    # ----- clauses and phrases ---------------------------------------------------
-
-    def speaker(self, rng: np.random.Generator) -> NounPhrase:
-        """A subject as conversation has them: mostly pronouns, then family, then anyone."""
-        draw = rng.random()
-        if draw < 0.55:
-            text = pick(rng, tuple(_SPEAKERS))
-            return NounPhrase(text, _SPEAKERS[text])
-        if draw < 0.7:
-            who = pick(rng, _FAMILY)
-            owner = pick(rng, ("my", "my", "our", "your", "his", "her", "their"))
-            return NounPhrase(f"{owner} {who}", "3pl" if who in _PLURAL_FAMILY else "3sg")
-        if draw < 0.75:
-            return NounPhrase(pick(rng, _INDEFINITE[4:]), "3sg")
-        return self.phrases.subject(rng)
-
-    def finite(
-        self, rng: np.random.Generator, subject: NounPhrase, verb: Verb | None, tense: str, negative: bool = False
-    ) -> list[Phrase]:
-        """Subject and verb group ("be" when `verb` is None), contracted as speech does about half the time."""
-        modal = pick(rng, ("can", "could", "should", "might", "must", "would", "will", "may"))
-        contract_not = chance(rng, 0.6)
-        if tense == "going_to":
-            be = be_group("present", subject.person, negative, contract=contract_not)
-            group = f"{be} going to {verb.base if verb else 'be'}"
-        elif verb is None:
-            group = be_group(tense, subject.person, negative, modal, contract=contract_not)
-        else:
-            tense = self.phrases.tense_for(verb, tense)
-            group = verb_group(verb, tense, subject.person, negative, modal, contract=contract_not)
-            if not negative and tense in ("present_perfect", "past_perfect") and chance(rng, 0.5):
-                aux, _, rest = group.partition(" ")
-                group = f"{aux} {pick(rng, _PERFECT_ADVERBS)} {rest}"
-        joined = contract(subject.text, group) if chance(rng, 0.6) else None
-        if joined:  # "I" + "'m going": _assemble glues the apostrophe back on
-            return [Phrase("subject", subject.text), Phrase("verb", joined[len(subject.text):].strip())]
-        return [Phrase("subject", subject.text), Phrase("verb", group)]
-
-    def clause(self, rng: np.random.Generator, tense: str, subject: NounPhrase | None = None) -> list[Phrase]:
-        """One everyday clause: who, a verb group, what, and maybe an adverb, a place or a time."""
-        subject = subject or self.speaker(rng)
-        negative = chance(rng, 0.2)
-        draw = rng.random()
-        verb: Verb | None
-        if draw < 0.5:
-            cls = pick(rng, self._objects)
-            verb = pick(rng, self.lexicon.verbs[cls])
-            rest = [Phrase("object", self.thing(rng, cls, negative).text)]
-        elif draw < 0.62:
-            verb = pick(rng, self.lexicon.verbs["person"])
-            rest = [Phrase("object", self.phrases.object(rng, "person", subject.person).text)]
-        elif draw < 0.77:
-            verb, rest = pick(rng, self.lexicon.verbs[pick(rng, self._doings)]), []
-        elif draw < 0.9:
-            verb = pick(rng, self.lexicon.verbs["motion"])
-            rest = [Phrase("adverbial", self.phrases.destination(rng))]
-        else:
-            verb = None
-            rest = [Phrase("complement", self._adjective(rng, pick(rng, ("person", "predicative", "predicative"))))]
-        phrases = self.finite(rng, subject, verb, tense, negative)
-        adverbs = self.lexicon.adverbs
-        if chance(rng, 0.12) and "sentence" in adverbs:
-            phrases.insert(0, Phrase("adverbial", pick(rng, adverbs["sentence"]) + ","))
-        elif chance(rng, 0.3) and not negative and len(phrases[-1].text.split()) == 1:
-            # "I nearly missed it", "she still lives there": before a one-word verb group
-            phrases[-1] = Phrase("verb", f"{pick(rng, _BEFORE_VERB)} {phrases[-1].text}")
-        if negative and tense == "present_perfect" and chance(rng, 0.5):
-            return [*phrases, *rest, Phrase("adverbial", "yet")]  # "I haven't finished it yet"
-        return [*phrases, *rest, *self._tail(rng, tense)]
-
-    def _tail(self, rng: np.random.Generator, tense: str) -> list[Phrase]:
-        """Nothing, or one adverbial: "again", "at first", a time that fits `tense`, a place, "by train"."""
-        draw = rng.random()
-        if draw < 0.12:
-            return [Phrase("adverbial", pick(rng, _END_ADVERBS))]
-        if draw < 0.2:
-            return [Phrase("adverbial", pick(rng, self.lexicon.adverbs.get("place") or _END_ADVERBS))]
-        if draw < 0.35:
-            return [Phrase("adverbial", self.phrases.time(rng, "future" if tense == "going_to" else tense))]
-        if draw < 0.4:
-            return [Phrase("adverbial", self.phrases.place(rng))]
-        if draw < 0.45:
-            where = self.phrases.noun_phrase(rng, pick(rng, ("place", "object"))).text
-            return [Phrase("adverbial", f"{pick(rng, _PLACE_PREPOSITIONS)} {where}")]
-        if draw < 0.5:
-            return [Phrase("adverbial", f"by {pick(rng, _TRANSPORT)}")]
-        return []
-
-    def thing(self, rng: np.random.Generator, cls: str, negative: bool = False) -> NounPhrase:
-        """An object noun phrase, often with "of" ("a lot of the boxes", "the end of the film")."""
-        draw = rng.random()
-        if draw < 0.08:
-            words = ("anything", "anyone", "any of them") if negative else (
-                "something", "everything", "someone", "nothing")
-            return NounPhrase(pick(rng, words) + (" else" if chance(rng, 0.3) else ""), "3sg")
-        if draw < 0.3:
-            return self.of_phrase(rng, cls)
-        if draw < 0.31 and self.lexicon.names.get("nationality"):  # "an Italian restaurant", "some French cheese"
-            noun = self.phrases.noun_phrase(rng, cls, indefinite=True).text.split(" ", 1)
-            if len(noun) == 2:
-                nationality = pick(rng, self.lexicon.names["nationality"])
-                return NounPhrase(f"{noun[0]} {nationality} {noun[1]}".replace("an ", "a ", 1)
-                                  .replace(f"a {nationality}", with_article(nationality)), "3sg")
-        if draw < 0.33:  # "my brother's car"
-            noun = pick(rng, self.lexicon.nouns[cls]).singular
-            return NounPhrase(f"{pick(rng, ('my', 'our', 'your'))} {pick(rng, _FAMILY)}'s {noun}", "3sg")
-        if draw < 0.36:
-            return NounPhrase(pick(rng, ("it", "them", "this", "that", "one", "these", "those", "the other one",
-                                         "each other", "the same one", "my own", "mine", "yours", "hers", "his",
-                                         "ours", "theirs")), "3sg")
-        return self.phrases.noun_phrase(rng, cls)
-
-    def of_phrase(self, rng: np.random.Generator, cls: str) -> NounPhrase:
-        """ "a lot of apples", "one of the keys", "a cup of tea", "the end of the week", "the top of the hill"."""
-        draw = rng.random()
-        counts, masses = self._count_nouns.get(cls, ()), self._mass_nouns.get(cls, ())
-        owner = pick(rng, ("the", "the", "my", "your", "our", "their", "his", "her", "its", "these", "those"))
-        if draw < 0.3 and counts:
-            quantity = pick(rng, _QUANTITIES).replace("OWNER", owner)
-            return NounPhrase(f"{quantity} {pick(rng, counts).plural}", "3pl")
-        if draw < 0.4 and counts:
-            quantity = pick(rng, _SINGLE_OF).replace("OWNER", owner if owner not in ("these", "those") else "the")
-            return NounPhrase(f"{quantity} {pick(rng, counts).plural}", "3sg")
-        if draw < 0.5 and masses:
-            return NounPhrase(f"{pick(rng, _QUANTIFIERS_MASS)} {pick(rng, masses).singular}", "3sg")
-        if draw < 0.62:
-            food = pick(rng, self._mass_nouns.get("food") or self.lexicon.nouns["food"])
-            return NounPhrase(with_article(f"{pick(rng, _CONTAINERS)} of {food.singular}"), "3sg")
-        if draw < 0.78:
-            return NounPhrase(f"{pick(rng, _PARTS_OF_TIME)} {pick(rng, _TIME_SPANS)}", "3sg")
-        whole = self.phrases.noun_phrase(rng, pick(rng, ("place", "object")))
-        return NounPhrase(f"{pick(rng, _PARTS_OF_THING)} {whole.text}", "3sg")
-
-    def _adjective(self, rng: np.random.Generator, cls: str) -> str:
-        word = pick(rng, self.lexicon.adjectives.get(cls) or self.lexicon.adjectives["person"])
-        if chance(rng, 0.4):
-            degree = self.lexicon.adverbs.get("degree", ()) + ("very", "so", "too", "a bit", "not very", "not at all")
-            return f"{pick(rng, degree)} {word}"
-        return word
-
-    def _amount(self, rng: np.random.Generator, unit: str) -> str:
-        """ "an hour", "half an hour", "twenty five minutes"."""
-        n = 1 if chance(rng, 0.25) else int(rng.integers(2, 60))  # "an hour" is said far more than "one hour"
-        if n > 1:
-            return f"{number_words(n)} {unit}s"
-        return pick(rng, (with_article(unit), "half an hour" if unit == "hour" else f"one {unit}"))
-
-    def _price(self, rng: np.random.Generator) -> str:
-        pounds = number_words(int(rng.integers(2, 500)))
-        draw = rng.random()
-        if draw < 0.5:
-            return f"{pounds} {pick(rng, _MONEY)}"
-        if draw < 0.8:
-            return f"{pounds} pounds {number_words(int(rng.integers(1, 100)))}"
-        return pick(rng, (f"about {pounds} pounds", "a pound", f"under {pounds} pounds", "a fortune", "nothing",
-                          f"less than {pounds} pounds", f"more than {pounds} euros"))
 
     # ----- templates ------------------------------------------------------------
 
@@ -410,7 +142,7 @@ class ConversationTemplates:
                     "what I said", "a shame", "very kind of you", "exactly what I wanted", "the other one",
                     "either yours or mine", "less than I paid", "its own fault", "both of them", "such a pity"))
             return [Phrase("subject", subject), Phrase("verb", verb), Phrase("complement", rest)], "statement"
-        subject, frame = pick(rng, _OPINIONS[:12])
+        subject, frame = pick(rng, OPINIONS[:12])
         return [Phrase("subject", subject), Phrase("verb", frame), *self.finite(rng, it, None, tense),
                 Phrase("complement", self._adjective(rng, "abstract"))], "statement"
 
@@ -481,38 +213,12 @@ class ConversationTemplates:
                               "before lunch", "over the weekend", "during the night", "without any problems"))
         return [Phrase("subject", thing.text), Phrase("verb", group), Phrase("adverbial", tail)], "statement"
 
-    def _about(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
-        """ "what do you think about the new flat?", "we talked about it for ages", "how about a walk?"."""
-        thing = self.phrases.noun_phrase(rng, pick(rng, ("abstract", "object", "place", "person", "food")))
-        draw = rng.random()
-        if draw < 0.3:
-            wh, aux, rest = pick(rng, (("what", "do", "you think"), ("what", "did", "she say"),
-                                       ("how", "do", "you feel"), ("what", "do", "you know"),
-                                       ("what", "was", "it"), ("", "have", "you heard anything"),
-                                       ("", "did", "they tell you anything"), ("", "are", "you worried"),
-                                       ("", "are", "you sure"), ("", "is", "this")))
-            opener = [Phrase("question", wh)] if wh else []
-            return [*opener, Phrase("aux", aux), Phrase("verb", rest), Phrase("object", f"about {thing.text}")], \
-                "question"
-        if draw < 0.45:
-            doing = pick(rng, ("going to", "having", "trying", "asking", "looking at", "getting"))
-            return [Phrase("question", pick(rng, ("how about", "what about"))), Phrase("verb", doing),
-                    Phrase("object", thing.text)], "question"
-        subject = self.speaker(rng)
-        tense = pick(rng, ("past", "present", "present_perfect", "present_progressive", "future", "going_to"))
-        verb = pick(rng, (_TALK, _THINK, _WORRY, _COMPLAIN, _FORGET, _DREAM))
-        about = pick(rng, ("about", "about", "about", "all about", "a lot about", "a bit about"))
-        span = pick(rng, ("for ages", "all evening", "for a while", "again", "at first", "",
-                          f"for about {self._amount(rng, pick(rng, ('minute', 'hour')))}"))
-        return [*self.finite(rng, subject, verb, tense), Phrase("object", f"{about} {thing.text}"),
-                Phrase("adverbial", span)], "statement"
-
     def _numbers(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
         """Clock times, prices, dates, ages, durations and distances, all in words."""
         names = self.lexicon.names
         draw = rng.random()
         if draw < 0.2:
-            verb = pick(rng, (_START, _OPEN, _CLOSE, _LEAVE, _FINISH, _ARRIVE))
+            verb = pick(rng, (_START, OPEN, _CLOSE, _LEAVE, _FINISH, _ARRIVE))
             subject = pick(rng, _JOURNEYS) if verb in (_LEAVE, _ARRIVE) else (
                 pick(rng, _EVENTS) if verb in (_START, _FINISH) else self.phrases.noun_phrase(rng, "place").text)
             when = f"at {clock_words(rng)}" + pick(rng, ("", " in the morning", " tonight", " tomorrow",
@@ -563,69 +269,6 @@ class ConversationTemplates:
         return [Phrase("subject", subject.text), Phrase("verb", verb_text),
                 Phrase("adverbial", where), Phrase("adverbial", span)], "statement"
 
-    def _request(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
-        """ "could you pass me the salt, please?", "would you mind closing the door?", "let's go home"."""
-        cls = pick(rng, ("object", "food", "object", "abstract"))
-        verb = pick(rng, self.lexicon.verbs[cls])
-        thing = self.thing(rng, cls).text + (", please" if chance(rng, 0.3) else "")
-        if chance(rng, 0.55):
-            aux, subject, prefix, form = pick(rng, _REQUESTS)
-            if form == "ing" and self.phrases.tense_for(verb, "present_progressive") != "present_progressive":
-                aux, subject, prefix, form = _REQUESTS[0]  # "would you mind forgetting": no -ing of a state
-            if subject == "I" and chance(rng, 0.5):
-                verb = pick(rng, (_HAVE, _BORROW, _USE, _TRY, _OPEN))
-            return [Phrase("aux", aux), Phrase("subject", subject),
-                    Phrase("verb", f"{prefix} {getattr(verb, form)}".strip()), Phrase("object", thing)], "question"
-        opener = pick(rng, _COMMAND_OPENERS)
-        return [Phrase("verb", f"{opener} {verb.base}"), Phrase("object", thing), *self._tail(rng, "future")], \
-            "command"
-
-    def _question(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
-        """Everyday questions: have you ever, how long, set phrases, would you like to, what if."""
-        subject = self.speaker(rng)
-        if subject.text in ("I", "we") and chance(rng, 0.5):
-            subject = NounPhrase("you", "2")
-        cls = pick(rng, self._objects)
-        verb = pick(rng, self.lexicon.verbs[cls])
-        draw = rng.random()
-        if draw < 0.25:
-            tense = pick(rng, ("present_perfect", "present_perfect", "past", "present", "past_perfect"))
-            aux, form = auxiliary(self.phrases.tense_for(verb, tense), subject.person)
-            ever = pick(rng, ("ever", "ever", "already", "just", "really", "")) if "perfect" in tense else ""
-            return [Phrase("aux", aux), Phrase("subject", subject.text),
-                    Phrase("verb", f"{ever} {getattr(verb, form)}".strip()),
-                    Phrase("object", self.thing(rng, cls).text), *self._tail(rng, tense)], "question"
-        if draw < 0.5:
-            wh = pick(rng, _QUESTION_WORDS)
-            tense = pick(rng, ("present", "past", "present_perfect", "future", "modal"))
-            aux, form = auxiliary(self.phrases.tense_for(verb, tense), subject.person,
-                                  pick(rng, ("can", "should", "could", "would")))
-            return [Phrase("question", wh), Phrase("aux", aux), Phrase("subject", subject.text),
-                    Phrase("verb", getattr(verb, form)), Phrase("object", self.thing(rng, cls).text)], "question"
-        if draw < 0.7:
-            wh, verb_text, rest = pick(rng, _SET_QUESTIONS)
-            place = self.phrases.noun_phrase(rng, "place")
-            rest = (rest.replace("PLACE_NOUN", pick(rng, self.lexicon.nouns["place"]).singular)
-                    .replace("PLACE", place.text).replace("PERSON", self.phrases.object(rng, "person", "2").text)
-                    .replace("CITY", pick(rng, self.lexicon.names["city"])))
-            return [Phrase("question", wh), Phrase("verb", verb_text), Phrase("complement", rest)], "question"
-        if draw < 0.85:
-            aux, subject_text, verb_text = pick(rng, (
-                ("do", "you", "want to"), ("did", "you", "remember to"), ("would", "you", "like to"),
-                ("are", "you", "going to"), ("will", "you", "be able to"), ("have", "you", "got time to"),
-                ("did", "you", "manage to"), ("do", "we", "need to"), ("is", "it", "too late to"),
-                ("was", "it", "hard to"), ("should", "I", "try to"), ("shall", "we", "")))
-            return [Phrase("aux", aux), Phrase("subject", subject_text),
-                    Phrase("verb", f"{verb_text} {verb.base}".strip()), Phrase("object", self.thing(rng, cls).text),
-                    *self._tail(rng, "future")], "question"
-        aux, subject_text, verb_text = pick(rng, (
-            ("is", "it", "all right if"), ("do", "you", "mind if"), ("would", "it", "be okay if"),
-            ("", "what", "if"), ("", "what", "happens if"), ("is", "it", "true that"), ("do", "you", "know if"),
-            ("do", "you", "know whether"), ("have", "you", "noticed that"), ("did", "you", "hear that")))
-        head = [Phrase("question", subject_text), Phrase("verb", verb_text)] if not aux else [
-            Phrase("aux", aux), Phrase("subject", subject_text), Phrase("verb", verb_text)]
-        return [*head, *self.clause(rng, pick(rng, ("present", "past", "present_perfect")))], "question"
-
     def _comparison(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
         """ "the new flat is much bigger than the old one", "it was the best meal I've ever had"."""
         cls = pick(rng, ("object", "food", "place", "person"))
@@ -652,20 +295,6 @@ class ConversationTemplates:
                                                                    "ever", "yours", "mine", "we hoped"))
         return [Phrase("subject", thing.text), Phrase("verb", group), Phrase("complement", complement)], "statement"
 
-    def _opinion(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
-        """ "I think that ...", "I'm not sure if ...", "did you know that ...?": a frame and a clause."""
-        inner = self.clause(rng, pick(rng, CHAT_TENSES))
-        that = pick(rng, ("that", "", ""))
-        if chance(rng, 0.2):
-            aux, rest = pick(rng, _ASKING)
-            subject, _, verb = rest.partition(" ")
-            return [Phrase("aux", aux), Phrase("subject", subject), Phrase("verb", verb),
-                    Phrase("conjunction", that), *inner], "question"
-        subject, verb = pick(rng, _OPINIONS)
-        if verb.endswith(("if", "whether", "why", "how")):
-            that = ""
-        return [Phrase("subject", subject), Phrase("verb", verb), Phrase("conjunction", that), *inner], "statement"
-
     def _obligation(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
         """ "we have to leave by eight", "I used to live in Leeds", "she had to wait", "I'd rather stay in"."""
         subject = self.speaker(rng)
@@ -675,7 +304,7 @@ class ConversationTemplates:
         frame = third if subject.person == "3sg" else plain
         if subject.text == "I":
             frame = frame.replace("are ", "am ", 1).replace("were ", "was ", 1)
-        if frame.startswith("'") and subject.text not in _SPEAKERS:
+        if frame.startswith("'") and subject.text not in SPEAKERS:
             frame = {"'d": "would", "'ve": "have"}[frame.split()[0]] + frame[frame.index(" "):]
         return [Phrase("subject", subject.text), Phrase("verb", f"{frame} {verb.base}"),
                 Phrase("object", self.thing(rng, cls).text), *self._tail(rng, "present")], "statement"
@@ -698,10 +327,6 @@ class ConversationTemplates:
         ago = pick(rng, (ago, ago, "a long time ago", "not long ago", "a while ago", "ages ago"))
         return [*self.finite(rng, subject, verb, "past"), Phrase("object", other.text),
                 Phrase("adverbial", ago)], "statement"
-
-    def _reply(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
-        """A reply opener and a clause: "no, thanks, I've just eaten", "oh, I didn't know that"."""
-        return [Phrase("adverbial", pick(rng, _REPLIES)), *self.clause(rng, pick(rng, CHAT_TENSES))], "statement"
 
     def _weather(self, rng: np.random.Generator) -> tuple[list[Phrase], str]:
         """ "it's raining again", "it was cold and windy all day", "the snow has stopped"."""
@@ -735,7 +360,7 @@ class ConversationTemplates:
         illness = self.lexicon.nouns.get("illness")
         if illness and chance(rng, 0.3):
             ill = pick(rng, illness)
-            have = pick(rng, (_HAVE, _GET, _CATCH))
+            have = pick(rng, (HAVE, _GET, _CATCH))
             return [*self.finite(rng, subject, have, pick(rng, ("present", "past", "present_perfect"))),
                     Phrase("object", with_article(ill.singular) if ill.plural else f"the {ill.singular}"),
                     *self._tail(rng, "past")], "statement"
