@@ -20,8 +20,9 @@ from asr.runtime.model_dir import ATTENTION_FILE, ModelFiles, read_metadata_prop
 from asr.runtime.onnx_backend import OnnxAttentionScorer
 from asr.runtime.rescore import attention_scores, rescore_state, teacher_forcing
 from asr.runtime.beam_search import BeamSearcher
-from asr.runtime.search import EMPTY_PATH, SearchOptions, SearchState
+from asr.runtime.search import SearchOptions, SearchState
 from asr.runtime.segments import finish_segment
+from asr.runtime.token_path import EMPTY_PATH
 from asr.training.command import load_initial_weights, with_attention_head
 from asr.training.config import TrainConfig
 from asr.training.decoding import EvalOptions, check_compatible, decode_features

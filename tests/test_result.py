@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from asr.runtime.result import BLOCK, RecognitionResult, ResultBuilder, words_of
-from asr.runtime.search import EMPTY_PATH, SearchOptions, TokenPath, create_searcher
+from asr.runtime.search import SearchOptions, create_searcher
+from asr.runtime.token_path import EMPTY_PATH, TokenPath
 from asr.runtime.tokens import TokenTable
 from test_search import make_backend, random_encoder_out
 

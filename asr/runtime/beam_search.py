@@ -14,8 +14,9 @@ import numpy as np
 
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.search import (
-    PredictorState, Searcher, SearchState, TokenPath, concat_states, put_state, take_state,
+    PredictorState, Searcher, SearchState, concat_states, put_state, take_state,
 )
+from asr.runtime.token_path import TokenPath
 
 
 @dataclass(slots=True)

@@ -10,8 +10,9 @@ import numpy as np
 from asr.errors import AsrError, ConfigError
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.search import (
-    LanguageModel, Searcher, SearchState, TokenPath, concat_states, log_softmax, put_state, take_state,
+    LanguageModel, Searcher, SearchState, concat_states, log_softmax, put_state, take_state,
 )
+from asr.runtime.token_path import TokenPath
 
 # Greedy search scores at most this many frames of a stream per join call. Frames after
 # the first emission are scored again under the new predictor output, so a longer block

@@ -55,8 +55,9 @@ from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
 from asr.runtime.lm import OnnxLm, check_lm_fits
 from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.search import (
-    EMPTY_PATH, LanguageModel, Searcher, SearchOptions, SearchState, create_searcher, take_state,
+    LanguageModel, Searcher, SearchOptions, SearchState, create_searcher, take_state,
 )
+from asr.runtime.token_path import EMPTY_PATH
 from asr.runtime.tokens import TokenTable
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Generic, Sequence, TypeVar
 
 from asr.errors import TokenError
-from asr.runtime.search import EMPTY_PATH, TokenPath
+from asr.runtime.token_path import EMPTY_PATH, TokenPath
 from asr.runtime.tokens import SPECIAL_SYMBOLS, WORD_BOUNDARY, TokenTable
 
 BLOCK = 256  # tokens per frozen block: a read copies len / BLOCK block references plus < BLOCK tail items
