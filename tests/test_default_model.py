@@ -35,7 +35,8 @@ WER_BOUNDS = {"synth-test": 34.0, "synth-test-natural": 64.0, "synth-test-everyd
 # 0.0 / 12.9 / 30.6 with session 14's LM (it also read WordNet's usage examples) at beam 64, scale 1.2, blank
 # penalty 5 (eight-bit files: 0.0 / 16.1 / 30.6); session 8's LM gave 0.0 / 9.7 / 38.9 at beam 64, scale 1,
 # penalty 4. Three to six utterances a subset, so a single word moves a figure by several points: on every
-# utterance of each subset the settings give 6.2 / 30.6 / 27.3 and 6.1 / 30.0 / 29.4 (README "Default model").
+# utterance of each subset the settings give 6.2 / 30.9 / 27.3 with the seven-bit files (6.2 / 30.6 / 27.3, the
+# eight-bit ones on an AVX-512 CPU) and 6.1 / 30.0 / 29.4 with session 8's LM (README "Default model").
 LM_WER_BOUNDS = {"synth-test": 10.0, "synth-test-natural": 26.0, "synth-test-everyday": 41.0}
 
 
