@@ -20,7 +20,6 @@ Files already in seven bits come out unchanged.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from asr.atomic_write import write_bytes_atomically
 from asr.errors import ModelFilesError
 from asr.runtime.model_dir import INT8_SUFFIX, MANIFEST_FILE, ROLES, ModelFiles, write_manifest
 from export.quantize import quantize_weight
@@ -77,17 +77,16 @@ def requantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
 def requantize_dir(directory: Path) -> list[Path]:
     """Requantize every <role>.int8.onnx of `directory` in place, then its manifest; returns the files rewritten.
 
-    Every file is requantized before any is written, and each is written beside itself and renamed
-    over it once complete, so a file this cannot read leaves the directory as it was.
+    Every file is requantized and checked before any is written, and each is replaced in one step,
+    so a file this cannot read leaves the directory as it was.
     """
     model_hash = ModelFiles.from_dir(directory, int8=True).metadata.model_hash  # checks the set is whole and one export
     paths = [directory / f"{role}{INT8_SUFFIX}" for role in ROLES]
     protos = [requantize_model(onnx.load(str(path))) for path in paths]
-    for path, proto in zip(paths, protos):
+    for proto in protos:
         onnx.checker.check_model(proto)
-        staging = path.with_name(path.name + ".requantizing")
-        onnx.save(proto, str(staging))
-        os.replace(staging, path)
+    for path, proto in zip(paths, protos):
+        write_bytes_atomically(path, proto.SerializeToString())
     if (directory / MANIFEST_FILE).is_file():
         write_manifest(directory, model_hash)
     return paths
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"requantized {path}")
     except ModelFilesError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2  # as `asr` does for an error the user can fix
     return 0
 
 
