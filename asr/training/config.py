@@ -5,9 +5,9 @@ transcribe` must not pay for (or need) torch.
 
 The config is saved as config.json in the experiment dir and inside every
 checkpoint. Fields in RUN_OPTIONS say how long and where this invocation runs
-(and how its time budget ends) and may change on `--resume`; every other field defines the experiment, so a
-mismatch there means "a different experiment" (an error without --resume, the
-saved value wins with it).
+(and how its time budget ends) and may change on `--resume`; every other field
+defines the experiment, so a mismatch there means "a different experiment" (an
+error without --resume, the saved value wins with it).
 """
 
 from __future__ import annotations
