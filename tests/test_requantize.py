@@ -44,6 +44,11 @@ def _int8_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8}
 
 
+def _peak_level(model: onnx.ModelProto) -> int:
+    """The largest |int8 value| over every int8 weight of `model`: the range its weights use."""
+    return max(int(np.abs(w.astype(np.int32)).max()) for w in _int8_weights(model).values())
+
+
 def _dequantized(model: onnx.ModelProto) -> list[np.ndarray]:
     """Each int8 weight times its column scale, in the order the writer named them (w, then g)."""
     arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
@@ -56,9 +61,9 @@ def test_eight_bit_weights_come_out_in_seven_bits_near_their_floats(
 ) -> None:
     float_model, *floats = _two_layers(rng)
     old = _eight_bit(float_model, monkeypatch)
-    assert max(np.abs(w.astype(int)).max() for w in _int8_weights(old).values()) == EIGHT_BIT_LEVELS
+    assert _peak_level(old) == EIGHT_BIT_LEVELS
     new = requantize_model(old)
-    assert max(np.abs(w.astype(int)).max() for w in _int8_weights(new).values()) == WEIGHT_LEVELS
+    assert _peak_level(new) == WEIGHT_LEVELS
     assert [n.op_type for n in new.graph.node] == [n.op_type for n in old.graph.node]  # only the weights moved
     for before, after, exact in zip(_dequantized(old), _dequantized(new), floats):
         np.testing.assert_allclose(np.abs(after).max(axis=0), np.abs(before).max(axis=0), rtol=1e-6)  # peaks kept
@@ -89,7 +94,7 @@ def test_a_model_dir_is_rewritten_in_place_with_its_manifest(
         eight_bit = _eight_bit(onnx.load(str(path.with_name(path.name.replace(".int8", "")))), monkeypatch)
         del eight_bit.metadata_props[:]
         eight_bit.metadata_props.extend(onnx.load(str(path)).metadata_props)  # the int8 file's, as export writes
-        assert max(np.abs(w.astype(int)).max() for w in _int8_weights(eight_bit).values()) == EIGHT_BIT_LEVELS
+        assert _peak_level(eight_bit) == EIGHT_BIT_LEVELS
         onnx.save(eight_bit, str(path))
     write_manifest(directory, model_hash)
     assert main([str(directory)]) == 0
@@ -98,7 +103,7 @@ def test_a_model_dir_is_rewritten_in_place_with_its_manifest(
     files = ModelFiles.from_dir(directory, int8=True)  # the rewritten manifest verifies the new files
     assert files.metadata.model_hash == model_hash
     for path in (files.encoder, files.decoder, files.joiner):
-        assert max(np.abs(w.astype(int)).max() for w in _int8_weights(onnx.load(str(path))).values()) <= WEIGHT_LEVELS
+        assert _peak_level(onnx.load(str(path))) <= WEIGHT_LEVELS
     assert not [path for path in directory.iterdir() if path.name.endswith(".tmp")]  # no temp file left
 
 
