@@ -319,5 +319,10 @@ def test_eval_with_an_lm(corpus: Path, exp_dir: Path, tokenizer: CharTokenizer, 
     assert report["options"]["lm"] == "TorchLm" and report["options"]["decoding"] == "beam"  # --lm switched to beam
     assert report["subsets"]["synth-test"]["details"].endswith("synth-test-beam2-lm0-checkpoint-0000007.txt")
     assert hypotheses["zero"] == hypotheses["plain"]
+    (lm / "words.txt").write_text("A 1\nTHE 1\n", encoding="utf-8")  # the torch LM takes the word list too
+    assert run_eval(*base, "--lm", str(lm), "--lm-scale", "0.5", "--non-word-penalty", "2") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["options"]["lm"] == "LexiconLm"
+    assert report["subsets"]["synth-test"]["details"].endswith("synth-test-beam2-lm0.5-nw2-checkpoint-0000007.txt")
     with pytest.raises(ConfigError, match="--lm apply to the transducer search"):
         run_eval(*base, "--decoding", "ctc", "--lm", str(lm))

@@ -29,7 +29,8 @@ from asr.corpus.bad_audio import BadAudio
 from asr.errors import AsrError, AudioError, ConfigError, DataError
 from asr.features import FbankConfig, fbank
 from asr.metrics import alignment, format_report
-from asr.runtime.hotwords import load_context_graph
+from asr.runtime.hotwords import load_context_graph, read_hotwords
+from asr.runtime.lexicon import lexicon_lm
 from asr.runtime.search_flags import resolve_fusion, resolve_search
 from asr.training.checkpoints import LoadedModel, load_for_inference
 from asr.training.decoding import EvalOptions, EvalResult, evaluate
@@ -117,7 +118,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
                           rescore_weight=args.rescore_weight, lm_scale=fusion.lm_scale)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
     if args.lm is not None:  # the torch twin of the runtime's lm.onnx, checked against the model's tokens
-        options = dataclasses.replace(options, lm=TorchLm.from_dir(args.lm, loaded.tokenizer.token_table))
+        table = loaded.tokenizer.token_table
+        hotword_phrases = [] if args.hotwords is None else [p for p, _, _ in read_hotwords(args.hotwords)]
+        lm = lexicon_lm(TorchLm.from_dir(args.lm, table), args.lm, table, fusion.non_word_penalty, hotword_phrases)
+        options = dataclasses.replace(options, lm=lm)
     if args.hotwords is not None:
         graph = load_context_graph(loaded.tokenizer.token_table, args.hotwords, args.hotwords_score)
         options = dataclasses.replace(options, hotwords=graph)

@@ -6,7 +6,10 @@ An LM dir (what `asr train-lm` writes):
     lm.pt        the torch checkpoint (`asr eval` fuses with it; the runtime never reads it)
     tokens.txt   the token table it was trained on
     fusion.json  optional: the decoding settings tuned on dev for this LM (FusionSettings), the
-                 defaults whenever the LM is fused and --lm-scale / --blank-penalty / --beam are not given
+                 defaults whenever the LM is fused and --lm-scale / --blank-penalty / --beam /
+                 --non-word-penalty are not given
+    words.txt    optional: the words of its training text, one a line (asr.runtime.lexicon): with a
+                 non-word penalty > 0, search pays it for every word outside this list
 
 lm.onnx's metadata_props (values are strings; JSON where structured):
     lm_format_version   LM_FORMAT_VERSION
@@ -29,16 +32,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from asr.errors import ModelFilesError
+from asr.runtime.lexicon import lexicon_lm
 from asr.runtime.model_dir import read_metadata_props
 from asr.runtime.model_metadata import StateSpec, next_state_name
 from asr.runtime.onnx_backend import create_session, zero_state
 from asr.options import MAX_BEAM
-from asr.runtime.search import DEFAULT_LM_SCALE, HYP_AXIS, PredictorState, SearchOptions
+from asr.runtime.search import DEFAULT_LM_SCALE, HYP_AXIS, LanguageModel, PredictorState, SearchOptions
 from asr.runtime.tokens import TokenTable
 
 LM_FORMAT_VERSION = 1
@@ -122,12 +126,14 @@ class FusionSettings:
     short hypotheses; a blank penalty buys the deleted tokens back. A wider beam lets the LM
     rescue words the acoustic model ranks low; the best scale grows with it. All three
     depend on the acoustic model too, so fusion.json records what it was tuned with
-    (`tuned_on`, free text). `beam` may be left out of the file (then the default beam).
+    (`tuned_on`, free text). `beam` may be left out of the file (then the default beam), and
+    so may `non_word_penalty` (then 0: no word list is read; asr.runtime.lexicon).
     """
 
     lm_scale: float = DEFAULT_LM_SCALE
     blank_penalty: float = 0.0
     beam: int = SearchOptions.beam
+    non_word_penalty: float = 0.0  # taken from the LM's log-probability of each word outside words.txt
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> FusionSettings:
@@ -142,14 +148,16 @@ class FusionSettings:
             beam = raw.get("beam", cls.beam)
             if not isinstance(beam, int):
                 raise TypeError(f"beam {beam!r} is not a whole number")
-            settings = cls(float(raw["lm_scale"]), float(raw["blank_penalty"]), beam)
+            settings = cls(float(raw["lm_scale"]), float(raw["blank_penalty"]), beam,
+                           float(raw.get("non_word_penalty", cls.non_word_penalty)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelFilesError(f"{path} is not a fusion settings file ({error!r}); {fix}") from None
         if not (np.isfinite(settings.lm_scale) and settings.lm_scale >= 0 and np.isfinite(settings.blank_penalty)
-                and 1 <= settings.beam <= MAX_BEAM):
-            raise ModelFilesError(f"{path}: lm_scale must be a finite number >= 0, blank_penalty finite and beam "
-                                  f"1 to {MAX_BEAM}, got {settings.lm_scale}, {settings.blank_penalty} and "
-                                  f"{settings.beam}; {fix}")
+                and 1 <= settings.beam <= MAX_BEAM
+                and np.isfinite(settings.non_word_penalty) and settings.non_word_penalty >= 0):
+            raise ModelFilesError(f"{path}: lm_scale and non_word_penalty must be finite numbers >= 0, blank_penalty "
+                                  f"finite and beam 1 to {MAX_BEAM}, got {settings.lm_scale}, "
+                                  f"{settings.non_word_penalty}, {settings.blank_penalty} and {settings.beam}; {fix}")
         return settings
 
     def search_options(self, method: str = "beam") -> SearchOptions:
@@ -215,6 +223,14 @@ class OnnxLm:
         state = tuple(np.moveaxis(a, HYP_AXIS, axis) for a, axis in zip(state, self._axes))
         log_probs, *next_state = self.session.run(self._outputs, dict(zip(self._inputs, (tokens, *state))))
         return log_probs, tuple(np.moveaxis(a, axis, HYP_AXIS) for a, axis in zip(next_state, self._axes))
+
+
+def load_lm(directory: str | Path, token_table: TokenTable, num_threads: int = 1, non_word_penalty: float = 0.0,
+            known_words: Sequence[str] = ()) -> LanguageModel:
+    """`directory`/lm.onnx for a transducer with `token_table`, paying `non_word_penalty` for each word outside
+    the dir's words.txt and `known_words` when it is > 0; ModelFilesError if a file is missing or does not fit."""
+    lm = OnnxLm.from_dir(directory, token_table, num_threads)
+    return lexicon_lm(lm, directory, token_table, non_word_penalty, known_words)
 
 
 def check_lm_fits(lm: object, table: TokenTable) -> None:

@@ -18,6 +18,7 @@ Shapes: T feature frames, D fbank bins, T' encoder frames, J joiner dim.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from asr.errors import ConfigError
 from asr.features import fbank
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.model_dir import ModelFiles
-from asr.runtime.lm import OnnxLm, check_lm_fits
+from asr.runtime.lm import check_lm_fits, load_lm
 from asr.runtime.onnx_backend import LoadedModel, OnnxModel
 from asr.runtime.recognizer import attention_rescorer
 from asr.runtime.rescore import check_weight, rescore_state
@@ -58,14 +59,17 @@ class OfflineRecognizer(LoadedModel):
     @classmethod
     def from_dir(
         cls, model_dir: str | Path, num_threads: int = 1, decoding: SearchOptions = SearchOptions(), int8: bool = False,
-        rescore_weight: float = 0.0, lm: str | Path | None = None,
+        rescore_weight: float = 0.0, lm: str | Path | None = None, non_word_penalty: float = 0.0,
+        known_words: Sequence[str] = (),
     ) -> OfflineRecognizer:
         """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad.
 
-        lm: an LM dir (`asr train-lm`) to fuse in beam search, as for the streaming Recognizer.
+        lm, non_word_penalty, known_words: an LM dir (`asr train-lm`) to fuse in beam search, as for the
+        streaming Recognizer.
         """
         model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
-        language_model = None if lm is None else OnnxLm.from_dir(lm, model.files.token_table, num_threads)
+        language_model = None if lm is None else load_lm(lm, model.files.token_table, num_threads,
+                                                          non_word_penalty, known_words)
         return cls(model, decoding, rescore_weight, language_model)
 
 

@@ -52,7 +52,7 @@ from asr.runtime.onnx_backend import EncoderState, LoadedModel, OnnxAttentionSco
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
-from asr.runtime.lm import OnnxLm, check_lm_fits
+from asr.runtime.lm import check_lm_fits, load_lm
 from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.search import (
     LanguageModel, Searcher, SearchOptions, SearchState, create_searcher, take_state,
@@ -172,14 +172,19 @@ class Recognizer(LoadedModel):
         int8: bool = False,
         rescore_weight: float = 0.0,
         lm: str | Path | None = None,
+        non_word_penalty: float = 0.0,
+        known_words: Sequence[str] = (),
     ) -> Recognizer:
         """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad.
 
         lm: an LM dir (`asr train-lm`) to fuse in beam search with weight decoding.lm_scale;
         ModelFilesError if it is missing or was trained for other tokens, ConfigError with greedy search.
+        non_word_penalty > 0: the LM pays it for each word outside its dir's words.txt and `known_words` (say,
+        the words of the hotwords the streams will take; asr.runtime.lexicon).
         """
         model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
-        language_model = None if lm is None else OnnxLm.from_dir(lm, model.files.token_table, num_threads)
+        language_model = None if lm is None else load_lm(lm, model.files.token_table, num_threads,
+                                                          non_word_penalty, known_words)
         return cls(model, decoding, endpoint, rescore_weight, language_model)
 
     @property

@@ -48,7 +48,8 @@ def shipped_lm(args: argparse.Namespace) -> Path | None:
 
 
 def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> None:
-    """--hotwords, --hotwords-score, --blank-penalty, --lm, --lm-scale (and --nbest when `nbest`); argparse only."""
+    """--hotwords, --hotwords-score, --blank-penalty, --rescore-weight, --lm, --lm-scale, --non-word-penalty (and --nbest
+    when `nbest`); argparse only."""
     parser.add_argument("--hotwords", type=Path, default=None, metavar="FILE",
                         help="bias beam search towards these phrases: one per line, optional per-phrase score "
                              "as a trailing ':2.5'; # comments (switches greedy decoding to beam)")
@@ -65,6 +66,9 @@ def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> No
     parser.add_argument("--lm-scale", type=float, default=None, metavar="X",
                         help="weight of the LM's log-probabilities in beam search, >= 0 (default: the LM dir's "
                              f"fusion.json, else {DEFAULT_LM_SCALE})")
+    parser.add_argument("--non-word-penalty", type=float, default=None, metavar="W",
+                        help="taken from the LM's log-probability of each word outside the LM dir's words.txt, "
+                             ">= 0 (default: the LM dir's fusion.json, else 0: off)")
     if nbest:
         parser.add_argument("--nbest", type=int, default=0, metavar="N",
                             help="jsonl: add the N best hypotheses of each segment as `nbest` (beam search)")
@@ -82,6 +86,9 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str, default:
     if args.lm_scale is not None and not (math.isfinite(args.lm_scale) and args.lm_scale >= 0):
         raise ConfigError(f"--lm-scale must be a finite number >= 0, got {args.lm_scale}; "
                           f"0 leaves the scores as they are, {DEFAULT_LM_SCALE} is the default")
+    if args.non_word_penalty is not None and not (math.isfinite(args.non_word_penalty) and args.non_word_penalty >= 0):
+        raise ConfigError(f"--non-word-penalty must be a finite number >= 0, got {args.non_word_penalty}; "
+                          "0 turns it off")
     rescore = check_weight(args.rescore_weight) > 0
     needs_beam = {"--hotwords": args.hotwords is not None, "--lm": args.lm is not None, "--rescore-weight": rescore,
                   "--nbest": nbest > 1}
@@ -96,15 +103,20 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str, default:
 
 
 def resolve_fusion(args: argparse.Namespace, lm_dir: Path | None) -> FusionSettings:
-    """--lm-scale, --blank-penalty and --beam where given, else the fused LM's fusion.json (the defaults without
-    an LM); ConfigError for an --nbest longer than the beam."""
+    """--lm-scale, --blank-penalty, --beam and --non-word-penalty where given, else the fused LM's fusion.json
+    (the defaults without an LM); ConfigError for an --nbest longer than the beam or a non-word penalty without an
+    LM."""
     tuned = FusionSettings() if lm_dir is None else FusionSettings.from_dir(lm_dir)
+    given = getattr(args, "non_word_penalty", None)
     fusion = FusionSettings(tuned.lm_scale if args.lm_scale is None else args.lm_scale,
                             tuned.blank_penalty if args.blank_penalty is None else args.blank_penalty,
-                            tuned.beam if args.beam is None else args.beam)
+                            tuned.beam if args.beam is None else args.beam,
+                            tuned.non_word_penalty if given is None else given)
     if (nbest := getattr(args, "nbest", 0)) > fusion.beam:
         raise ConfigError(f"--nbest {nbest} is more than the beam's {fusion.beam} hypotheses; raise --beam or "
                           "lower --nbest")
+    if lm_dir is None and fusion.non_word_penalty > 0:
+        raise ConfigError("--non-word-penalty needs an LM with a word list (words.txt): give --lm DIR as well")
     return fusion
 
 
@@ -118,7 +130,7 @@ def recognizer_from_args(
     (whole files, offline models only) instead of the streaming Recognizer.
     """
     from asr.runtime.default_model import resolve_model_dir
-    from asr.runtime.hotwords import load_context_graph
+    from asr.runtime.hotwords import load_context_graph, read_hotwords
     from asr.runtime.offline import OfflineRecognizer
     from asr.runtime.recognizer import Recognizer  # onnxruntime: only once a command runs, not to parse
 
@@ -127,6 +139,8 @@ def recognizer_from_args(
     method = resolve_search(args, err, command, default="greedy" if default_lm is None else "beam")
     lm = args.lm if default_lm is None else default_lm
     fusion = resolve_fusion(args, lm)
+    # A hotword is a word the user wants heard, so a non-word penalty must not work against it.
+    hotword_phrases = [] if args.hotwords is None else [p for p, _, _ in read_hotwords(args.hotwords)]
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
@@ -134,6 +148,8 @@ def recognizer_from_args(
         int8=int8,
         rescore_weight=args.rescore_weight,
         lm=lm,
+        non_word_penalty=fusion.non_word_penalty,
+        known_words=hotword_phrases,
     )
     graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
                                                                   args.hotwords_score)

@@ -37,8 +37,9 @@ class Decoding:
 
         if self.lm_dir is None:
             return Recognizer.from_dir(self.model_dir, int8=self.int8)
-        decoding = FusionSettings.from_dir(self.lm_dir).search_options()
-        return Recognizer.from_dir(self.model_dir, int8=self.int8, decoding=decoding, lm=self.lm_dir)
+        fusion = FusionSettings.from_dir(self.lm_dir)
+        return Recognizer.from_dir(self.model_dir, int8=self.int8, decoding=fusion.search_options(), lm=self.lm_dir,
+                                   non_word_penalty=fusion.non_word_penalty)
 
 
 @functools.lru_cache(maxsize=None)

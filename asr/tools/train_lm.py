@@ -6,9 +6,12 @@
 Training is asr.training.lm_train (text and tokenizer: asr.training.lm_text), the export
 and its check against torch export.lm_export; this command runs one after the other. The
 exp dir then holds lm.pt (config, weights, token table), lm.onnx and tokens.txt: the dir
-that `--lm` takes on transcribe, live and eval. `--init-from LM_DIR` starts from that LM's
-weights instead of random ones (more training, or other text); its architecture is kept, so an
-architecture flag that disagrees with it is an error.
+that `--lm` takes on transcribe, live and eval, and words.txt: every word of the text with its
+count (asr.runtime.lexicon: the words a non-word penalty keeps search to). `--init-from LM_DIR`
+starts from that LM's weights instead of random ones (more training, or other text); its
+architecture is kept, so an architecture flag that disagrees with it is an error, and its
+words.txt is added to the new one. `--words-only` trains nothing: it adds the text's words to
+EXP/words.txt, for an LM trained before words.txt was written.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 from asr.errors import ConfigError
 from asr.options import MAX_THREADS, check_output_dir, float_in, int_in
@@ -57,6 +62,9 @@ def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="same seed and text, same sentences drawn")
     p.add_argument("--int8", action="store_true",
                    help="write lm.onnx with int8 weights (a quarter of the size; checked against torch)")
+    p.add_argument("--words-only", action="store_true",
+                   help="train nothing: add the words of the text to EXP_DIR/words.txt (for an LM trained before "
+                        "words.txt was written; give the text flags it was trained with)")
 
 
 def run_train_lm_command(args: argparse.Namespace) -> int:
@@ -71,6 +79,8 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     from export.lm_export import export_lm
     from models.lm import build_lm
 
+    if args.words_only:
+        return write_words_only(args)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.num_threads)
     tokenizer = load_model_tokenizer(args.tokens)
@@ -95,6 +105,7 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     save_lm(args.exp_dir / LM_CHECKPOINT, model, table, steps, loss)
     table.write(args.exp_dir / TOKENS_FILE)
+    write_words(args.exp_dir, text.sentences, args.init_from)
     check = export_lm(model, table, args.exp_dir / LM_ONNX, loss, int8=args.int8)
     parameters = sum(p.numel() for p in model.parameters())
     matches = (f"matches torch to {check.fp32_log_prob:.1e}" if check.int8_prob is None else
@@ -102,6 +113,32 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     print(f"{model.config.kind} LM, {parameters / 1e6:.2f}M parameters: {steps} steps in {minutes:.1f} min, dev loss "
           f"{loss:.3f} nats/token (perplexity {math.exp(loss):.2f}); {args.exp_dir / LM_ONNX} {matches}; "
           f"use it with --lm {args.exp_dir}")
+    return 0
+
+
+def write_words(exp_dir: Path, sentences: Sequence[str], also: Path | None) -> int:
+    """EXP/words.txt: the words of `sentences`, plus those of `also`/words.txt where there is one; how many."""
+    from asr.atomic_write import write_text_atomically
+    from asr.runtime.lexicon import WORDS_FILE, read_word_counts, word_list_text
+
+    counts = Counter(word for sentence in sentences for word in sentence.split())
+    if also is not None and (also / WORDS_FILE).is_file():
+        counts.update(read_word_counts(also / WORDS_FILE))
+    write_text_atomically(exp_dir / WORDS_FILE, word_list_text(counts))
+    return len(counts)
+
+
+def write_words_only(args: argparse.Namespace) -> int:
+    """`--words-only`: the text's words added to EXP/words.txt (created if need be), and nothing trained."""
+    from asr.runtime.lexicon import WORDS_FILE
+    from asr.training.lm_text import gather_text
+
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    text = gather_text(args.text, args.data, subsets, args.synth_sentences, args.seed, wordnet=args.wordnet)
+    args.exp_dir.mkdir(parents=True, exist_ok=True)
+    words = write_words(args.exp_dir, text.sentences, args.exp_dir)
+    print("text: " + ", ".join(f"{source} {n}" for source, n in text.counts.items())
+          + f"; {args.exp_dir / WORDS_FILE} holds {words} words", flush=True)
     return 0
 
 

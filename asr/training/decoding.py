@@ -28,6 +28,7 @@ from asr.metrics import ErrorCounts, word_errors
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.ctc import ctc_greedy
+from asr.runtime.lexicon import LexiconLm
 from asr.runtime.search import DEFAULT_LM_SCALE, LanguageModel, SearchOptions, create_searcher
 from asr.training.tokenizers import Tokenizer
 from asr.training.torch_backend import TorchAttentionScorer, TorchBackend, encode_batch, eval_mode, stream_batch
@@ -75,6 +76,8 @@ class EvalOptions:
             name += f"-rescore{self.rescore_weight:g}"
         if self.lm is not None:
             name += f"-lm{self.lm_scale:g}"
+            if isinstance(self.lm, LexiconLm):
+                name += f"-nw{self.lm.penalty:g}"
         if self.streaming:
             name += "-streaming" + (f"-chunk{self.chunk_frames}" if self.chunk_frames else "")
         return name
