@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,3 +58,24 @@ def test_a_symlink_at_the_path_is_replaced_not_followed(tmp_path: Path) -> None:
     write_text_atomically(dangling, "details")
     assert outside.read_text() == "untouched" and not link.is_symlink() and link.read_text() == "new config"
     assert not (tmp_path / "created-elsewhere.txt").exists() and dangling.read_text() == "details"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_a_new_file_gets_what_open_would_give_it(tmp_path: Path, umask: int) -> None:
+    # mkstemp's 0o600 made manifests and requantized model files unreadable to anyone but their writer.
+    previous = os.umask(umask)
+    try:
+        write_text_atomically(tmp_path / "manifest.json", "{}\n")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "manifest.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "manifest.json").stat().st_mode) == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "encoder.int8.onnx"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    write_bytes_atomically(path, b"new")
+    assert path.read_bytes() == b"new" and stat.S_IMODE(path.stat().st_mode) == 0o640
