@@ -32,12 +32,13 @@ DATA = Path(__file__).resolve().parent / "data" / "default_model"
 # 33.3; before that 31.6 / 80.6 / 47.2).
 WER_BOUNDS = {"synth-test": 34.0, "synth-test-natural": 64.0, "synth-test-everyday": 38.0}
 # The same with the shipped LM fused in beam search at its fusion.json settings (the commands' default):
-# 0.0 / 12.9 / 30.6 with session 14's LM (it also read WordNet's usage examples) at beam 64, scale 1.2, blank
-# penalty 5 (eight-bit files: 0.0 / 16.1 / 30.6); session 8's LM gave 0.0 / 9.7 / 38.9 at beam 64, scale 1,
-# penalty 4. Three to six utterances a subset, so a single word moves a figure by several points: on every
-# utterance of each subset the settings give 6.2 / 30.9 / 27.3 with the seven-bit files (6.2 / 30.6 / 27.3, the
-# eight-bit ones on an AVX-512 CPU) and 6.1 / 30.0 / 29.4 with session 8's LM (README "Default model").
-LM_WER_BOUNDS = {"synth-test": 10.0, "synth-test-natural": 26.0, "synth-test-everyday": 41.0}
+# 0.0 / 12.9 / 27.8 with session 14's LM at beam 64, scale 1.2, blank penalty 5 and (session 17) non-word
+# penalty 4 against its words.txt; without the penalty 0.0 / 12.9 / 30.6 (eight-bit files: 0.0 / 16.1 / 30.6);
+# session 8's LM gave 0.0 / 9.7 / 38.9 at beam 64, scale 1, penalty 4. Three to six utterances a subset, so a
+# single word moves a figure by several points: on every utterance of each subset the settings give 5.9 / 31.0 /
+# 27.1 with the seven-bit files (6.2 / 30.9 / 27.3 without the non-word penalty; 6.2 / 30.6 / 27.3, the eight-bit
+# ones on an AVX-512 CPU) and 6.1 / 30.0 / 29.4 with session 8's LM (README "Default model").
+LM_WER_BOUNDS = {"synth-test": 10.0, "synth-test-natural": 26.0, "synth-test-everyday": 38.0}
 
 
 def _utterances() -> list[tuple[Path, str]]:
@@ -106,8 +107,9 @@ def _wers(recognizer: Recognizer) -> dict[str, float]:
 @pytest.mark.parametrize("with_lm", [False, True], ids=["greedy", "beam-with-shipped-lm"])
 def test_shipped_model_wer_stays_under_its_bounds(with_lm: bool) -> None:
     if with_lm:
-        decoding = FusionSettings.from_dir(DEFAULT_LM_DIR).search_options()  # the search the commands run
-        recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=decoding, lm=DEFAULT_LM_DIR)
+        fusion = FusionSettings.from_dir(DEFAULT_LM_DIR)  # the search the commands run
+        recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=fusion.search_options(),
+                                         lm=DEFAULT_LM_DIR, non_word_penalty=fusion.non_word_penalty)
     else:
         recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True)
     bounds = LM_WER_BOUNDS if with_lm else WER_BOUNDS
@@ -138,10 +140,10 @@ def test_the_shipped_model_decodes_with_the_shipped_lm_unless_told_not_to(tmp_pa
     assert greedy == _cli_text("--decoding", "greedy") != default
     # Hotwords on top of the LM (beam search already, so no note): the phrase the LM alone misses comes out.
     hotwords = tmp_path / "hotwords.txt"
-    hotwords.write_text("HAD DINNER\n", encoding="utf-8")
-    dinner = [str(path) for path, text in _utterances() if text.startswith("WE HAD DINNER AT")]
-    assert "WE HAD DINNER AT" not in _cli_text(paths=dinner)
-    assert "WE HAD DINNER AT" in _cli_text("--hotwords", str(hotwords), paths=dinner)
+    hotwords.write_text("CUP OF TEA\n", encoding="utf-8")
+    tea = [str(path) for path, text in _utterances() if text.startswith("DO YOU WANT A CUP OF TEA")]
+    assert "CUP OF TEA" not in _cli_text(paths=tea)
+    assert "DO YOU WANT A CUP OF TEA" in _cli_text("--hotwords", str(hotwords), paths=tea)
     assert _cli_text("--decoding", "beam", "--no-lm") != default  # beam search alone is not what the LM gives
 
 
