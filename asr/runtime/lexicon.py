@@ -38,7 +38,9 @@ from asr.text import normalize_transcript
 WORDS_FILE = "words.txt"
 ROOT = 0  # between words
 OUTSIDE = 1  # in a word that has already left the lexicon (and paid for it)
-_ROW_CACHE_SIZE = 65536  # trie nodes whose dense rows a LexiconLm keeps; the oldest goes first
+# Trie nodes whose rows a LexiconLm keeps, the oldest going first: at most a few MB (about 300 bytes a node
+# with char tokens), for the nodes that streams visit again and again (the first letters of common words).
+_ROW_CACHE_SIZE = 16384
 
 
 class Lexicon:
@@ -149,8 +151,8 @@ class LexiconLm:
         self.penalty = float(penalty)
         self._blank = lm.boundary_id
         self._pieces = [_piece(symbol) for symbol in table.symbols]
-        self._next: dict[int, np.ndarray] = {}  # node -> (V,) int64 node after each token
-        self._cost: dict[int, np.ndarray] = {}  # node -> (V,) float64: -penalty x words each token charges
+        # node -> (V,) int32 the node after each token, and (V,) int8 how many words each token charges
+        self._rows_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -169,23 +171,23 @@ class LexiconLm:
         log_probs, inner = self.lm.step(tokens, inner)
         after = np.array([self._rows(node)[0][token] for node, token in zip(nodes[0].tolist(), tokens.tolist())],
                          dtype=np.int64)
-        costs = np.stack([self._rows(node)[1] for node in after.tolist()]) if len(after) else 0.0
-        return log_probs + costs, (after[None, :], *inner)  # hypotheses on HYP_AXIS (1)
+        if len(after):
+            charges = np.stack([self._rows(node)[1] for node in after.tolist()])  # (H, V) words charged
+            log_probs = log_probs - self.penalty * charges
+        return log_probs, (after[None, :], *inner)  # hypotheses on HYP_AXIS (1)
 
     def _rows(self, node: int) -> tuple[np.ndarray, np.ndarray]:
-        """(V,) the node after each token and (V,) its charge, built the first time `node` is reached."""
-        row = self._next.get(node)
-        if row is None:
+        """(V,) the node after each token and (V,) the words it charges, built the first time `node` is reached."""
+        rows = self._rows_of.get(node)
+        if rows is None:
             walks = [self._walk(node, piece) for piece in self._pieces]
-            if len(self._next) >= _ROW_CACHE_SIZE:  # dicts keep insertion order: drop the oldest
-                oldest = next(iter(self._next))
-                del self._next[oldest], self._cost[oldest]
-            row = np.array([after for after, _ in walks], dtype=np.int64)
-            row[self._blank] = node
-            cost = np.array([-self.penalty * charged for _, charged in walks])
-            cost[self._blank] = 0.0
-            self._next[node], self._cost[node] = row, cost
-        return row, self._cost[node]
+            if len(self._rows_of) >= _ROW_CACHE_SIZE:  # dicts keep insertion order: drop the oldest
+                self._rows_of.pop(next(iter(self._rows_of)))
+            rows = (np.array([after for after, _ in walks], dtype=np.int32),
+                    np.array([charged for _, charged in walks], dtype=np.int8))
+            rows[0][self._blank], rows[1][self._blank] = node, 0  # blank: the transducer's, not a letter
+            self._rows_of[node] = rows
+        return rows
 
     def _walk(self, node: int, piece: str | None) -> tuple[int, int]:
         """The node after `piece` from `node`, and how many words it charges; None: a special (<unk>)."""
