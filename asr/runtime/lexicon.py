@@ -24,6 +24,7 @@ normalised as transcripts are; blank lines and "#" comments are skipped.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -104,6 +105,7 @@ class Lexicon:
         return cls([*counts, *also])
 
 
+_NORMALISED = re.compile(r"[A-Z]+(?:'[A-Z]+)*")  # a word as normalize_transcript leaves it
 _WORDS_FIX = "write one word per line (as `asr train-lm` does beside lm.onnx), or leave out the non-word penalty"
 
 
@@ -119,7 +121,8 @@ def read_word_counts(path: str | Path) -> Counter[str]:
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
-        word = normalize_transcript(fields[0])
+        # What train-lm writes is normalised already; the full normalisation is for hand-written lists.
+        word = fields[0] if _NORMALISED.fullmatch(fields[0]) else normalize_transcript(fields[0])
         if len(fields) > 2 or (len(fields) == 2 and not fields[1].isdigit()):
             raise ModelFilesError(f"{path}, line {number}: expected `WORD` or `WORD COUNT`, got {line.strip()!r}; "
                                   f"{_WORDS_FIX}")
