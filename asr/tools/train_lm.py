@@ -69,6 +69,8 @@ def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_train_lm_command(args: argparse.Namespace) -> int:
     check_output_dir(args.exp_dir, "--exp-dir")  # before minutes of training, not after
+    if args.words_only:  # nothing to train or export
+        return write_words_only(args)
     # torch (training, export) only once the command runs: `asr --help` and the parser stay light.
     import torch
 
@@ -79,8 +81,6 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     from export.lm_export import export_lm
     from models.lm import build_lm
 
-    if args.words_only:
-        return write_words_only(args)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.num_threads)
     tokenizer = load_model_tokenizer(args.tokens)
