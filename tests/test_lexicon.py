@@ -137,6 +137,12 @@ def test_a_bad_penalty_is_refused(penalty: float) -> None:
         LexiconLm(SilentLm(table.vocab_size), Lexicon(WORDS), table, penalty)
 
 
+def test_a_table_of_another_size_than_the_lms_is_refused() -> None:
+    table = table_of(CHARS)
+    with pytest.raises(ValueError, match="the token table has 12 tokens but the LM scores 14"):
+        LexiconLm(SilentLm(14), Lexicon(WORDS), table, PENALTY)
+
+
 # --- in the recognizer and the commands (the shipped model and LM) ---
 
 NATURAL = Path(__file__).parent / "data" / "default_model" / "synth-test-natural-9535-5000-0000.flac"

@@ -18,6 +18,9 @@ import cli
 from asr.errors import ConfigError, DataError, ModelFilesError
 from asr.runtime import Recognizer
 from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR
+from asr.runtime.lexicon import Lexicon, LexiconLm
+from asr.runtime.model_dir import ModelFiles
+from asr.runtime.onnx_backend import OnnxModel
 from asr.runtime.lm import LM_CHECKPOINT, LM_FUSION, LM_ONNX, FusionSettings, OnnxLm
 from asr.runtime.search import DEFAULT_LM_SCALE, SearchOptions
 from asr.runtime.search_flags import resolve_fusion
@@ -142,6 +145,9 @@ def test_an_lm_for_another_tokenizer_is_refused(model_dir: Path, tmp_path: Path)
         Recognizer.from_dir(model_dir, decoding=BEAM, lm=foreign)
     with pytest.raises(ModelFilesError, match="another tokenizer"):
         TorchLm.from_dir(foreign, TOKENS)
+    behind_a_word_list = LexiconLm(OnnxLm(foreign / LM_ONNX), Lexicon(["A"]), other, 1.0)
+    with pytest.raises(ModelFilesError, match="another tokenizer"):
+        Recognizer(OnnxModel(ModelFiles.from_dir(model_dir)), BEAM, lm=behind_a_word_list)
 
 
 def test_greedy_search_refuses_an_lm(model_dir: Path, lm_dir: Path) -> None:

@@ -149,6 +149,9 @@ class LexiconLm:
     def __init__(self, lm: LanguageModel, lexicon: Lexicon, table: TokenTable, penalty: float) -> None:
         if not (np.isfinite(penalty) and penalty >= 0):
             raise ValueError(f"non-word penalty must be a finite number >= 0, got {penalty}")
+        if table.vocab_size != lm.vocab_size:
+            raise ValueError(f"the token table has {table.vocab_size} tokens but the LM scores {lm.vocab_size}; "
+                             "give the table the LM was trained on")
         self.lm = lm
         self.lexicon = lexicon
         self.penalty = float(penalty)

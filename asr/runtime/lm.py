@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from asr.errors import ModelFilesError
-from asr.runtime.lexicon import lexicon_lm
+from asr.runtime.lexicon import LexiconLm, lexicon_lm
 from asr.runtime.model_dir import read_metadata_props
 from asr.runtime.model_metadata import StateSpec, next_state_name
 from asr.runtime.onnx_backend import create_session, zero_state
@@ -234,6 +234,9 @@ def load_lm(directory: str | Path, token_table: TokenTable, num_threads: int = 1
 
 
 def check_lm_fits(lm: object, table: TokenTable) -> None:
-    """Refuse an exported LM (OnnxLm) trained for other tokens than `table`; other LMs check themselves."""
+    """Refuse an exported LM (OnnxLm, or one behind a word list) trained for other tokens than `table`; other LMs
+    check themselves."""
+    if isinstance(lm, LexiconLm):
+        lm = lm.lm
     if isinstance(lm, OnnxLm):
         check_lm_tokens(lm.metadata.tokens_hash, lm.vocab_size, table, str(lm.path))
