@@ -28,8 +28,7 @@ from asr.features import fbank
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.model_dir import ModelFiles
 from asr.runtime.lm import check_lm_fits, load_lm
-from asr.runtime.onnx_backend import LoadedModel, OnnxModel
-from asr.runtime.recognizer import attention_rescorer
+from asr.runtime.onnx_backend import LoadedModel, OnnxModel, attention_rescorer
 from asr.runtime.rescore import check_weight, rescore_state
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.search import LanguageModel, SearchOptions, create_searcher

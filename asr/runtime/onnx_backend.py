@@ -2,7 +2,8 @@
 
 `OnnxModel` runs encoder.onnx window by window for N streams at once, with the
 encoder state as a tuple of arrays in metadata order; `OnnxBackend` gives
-`asr.runtime.search` the predictor (decoder.onnx) and joiner (joiner.onnx). Input and
+`asr.runtime.search` the predictor (decoder.onnx) and joiner (joiner.onnx);
+`attention_rescorer` the attention decoder's scorer for rescoring, where asked. Input and
 output names come from the export contract (asr.runtime.model_metadata) and are bound once,
 so a call costs the session's run and nothing else the runtime could avoid.
 
@@ -247,3 +248,22 @@ class LoadedModel:
     def sample_rate(self) -> int:
         """Hz the model's features are computed at (other rates are resampled)."""
         return self.metadata.features.sample_rate
+
+
+def attention_rescorer(model: OnnxModel, weight: float, method: str) -> OnnxAttentionScorer | None:
+    """The scorer that rescores with `weight` (None for 0); ConfigError when the model dir has no attention decoder."""
+    if weight == 0:
+        return None
+    if method != "beam":
+        raise ConfigError(
+            f"rescoring (rescore_weight {weight:g}) re-ranks beam search's n-best, and {method} search keeps "
+            "one hypothesis; use SearchOptions(method='beam')"
+        )
+    files = model.files
+    if files.attention_decoder is None:
+        raise ConfigError(
+            f"rescoring (--rescore-weight {weight:g}) needs an attention decoder, but model dir {files.directory} has "
+            "no attention_decoder.onnx; export a model trained with `asr train --attention-decoder`, "
+            "or leave --rescore-weight out"
+        )
+    return OnnxAttentionScorer(files.attention_decoder, files.metadata, model.num_threads)

@@ -48,7 +48,7 @@ from asr.features import FbankStream, fbank
 from asr.runtime.endpoint import EndpointConfig, is_endpoint
 from asr.runtime.geometry import WindowGeometry
 from asr.runtime.model_dir import ModelFiles, ModelMetadata
-from asr.runtime.onnx_backend import EncoderState, LoadedModel, OnnxAttentionScorer, OnnxModel
+from asr.runtime.onnx_backend import EncoderState, LoadedModel, OnnxModel, attention_rescorer
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
@@ -108,25 +108,6 @@ def _new_segment(state: SearchState) -> SearchState:
     lm_scores = None if state.lm_scores is None else state.lm_scores[rows]
     return SearchState([EMPTY_PATH], np.zeros(1), state.decoder_out[rows], take_state(state.predictor_state, rows),
                        0, state.context_graph, contexts, take_state(state.lm_state, rows), lm_scores)
-
-
-def attention_rescorer(model: OnnxModel, weight: float, method: str) -> OnnxAttentionScorer | None:
-    """The scorer that rescores with `weight` (None for 0); ConfigError when the model dir has no attention decoder."""
-    if weight == 0:
-        return None
-    if method != "beam":
-        raise ConfigError(
-            f"rescoring (rescore_weight {weight:g}) re-ranks beam search's n-best, and {method} search keeps "
-            "one hypothesis; use SearchOptions(method='beam')"
-        )
-    files = model.files
-    if files.attention_decoder is None:
-        raise ConfigError(
-            f"rescoring (--rescore-weight {weight:g}) needs an attention decoder, but model dir {files.directory} has "
-            "no attention_decoder.onnx; export a model trained with `asr train --attention-decoder`, "
-            "or leave --rescore-weight out"
-        )
-    return OnnxAttentionScorer(files.attention_decoder, files.metadata, model.num_threads)
 
 
 class Recognizer(LoadedModel):
