@@ -29,7 +29,7 @@ from asr.corpus.bad_audio import BadAudio
 from asr.errors import AsrError, AudioError, ConfigError, DataError
 from asr.features import FbankConfig, fbank
 from asr.metrics import alignment, format_report
-from asr.runtime.hotwords import load_context_graph, read_hotwords
+from asr.runtime.hotwords import file_context_graph, read_hotwords
 from asr.runtime.lexicon import lexicon_lm
 from asr.runtime.search_flags import resolve_fusion, resolve_search
 from asr.training.checkpoints import LoadedModel, load_for_inference
@@ -116,15 +116,15 @@ def run_eval_command(args: argparse.Namespace) -> int:
     options = EvalOptions(decoding=decoding, beam=fusion.beam, streaming=args.streaming,
                           chunk_frames=args.chunk_frames, blank_penalty=fusion.blank_penalty,
                           rescore_weight=args.rescore_weight, lm_scale=fusion.lm_scale)
+    hotwords = None if args.hotwords is None else read_hotwords(args.hotwords, args.hotwords_score)
     loaded = load_for_inference(args.exp_dir, args.checkpoint, resolve_device(args.device))
+    table = loaded.tokenizer.token_table
     if args.lm is not None:  # the torch twin of the runtime's lm.onnx, checked against the model's tokens
-        table = loaded.tokenizer.token_table
-        hotword_phrases = [] if args.hotwords is None else [p for p, _, _ in read_hotwords(args.hotwords)]
-        lm = lexicon_lm(TorchLm.from_dir(args.lm, table), args.lm, table, fusion.non_word_penalty, hotword_phrases)
+        known_words = [phrase for phrase, _, _ in hotwords or ()]  # a non-word penalty must not work against them
+        lm = lexicon_lm(TorchLm.from_dir(args.lm, table), args.lm, table, fusion.non_word_penalty, known_words)
         options = dataclasses.replace(options, lm=lm)
-    if args.hotwords is not None:
-        graph = load_context_graph(loaded.tokenizer.token_table, args.hotwords, args.hotwords_score)
-        options = dataclasses.replace(options, hotwords=graph)
+    if hotwords is not None:
+        options = dataclasses.replace(options, hotwords=file_context_graph(table, hotwords))
     described = f"checkpoint {loaded.path} ({loaded.weights} weights, step {loaded.step})"
     bad = BadAudio(args.max_bad_files)  # over all subsets: a broken disk stops the run once
     reports = []

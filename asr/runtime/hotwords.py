@@ -132,9 +132,8 @@ def build_context_graph(table: TokenTable, hotwords: HotwordList, default_score:
     return ContextGraph(spelt, table.vocab_size, table.blank_id)
 
 
-def load_context_graph(table: TokenTable, path: str | Path, default_score: float = DEFAULT_SCORE) -> ContextGraph:
-    """The graph of a hotwords file, spelt with `table` (the CLI's --hotwords)."""
-    parsed = read_hotwords(path, default_score)
-    graph = build_context_graph(table, [(p, s) for p, s, _ in parsed], default_score, [w for _, _, w in parsed])
+def file_context_graph(table: TokenTable, parsed: Sequence[tuple[str, float, str]]) -> ContextGraph:
+    """The graph of a hotwords file as read_hotwords gives it (the CLI's --hotwords), spelt with `table`."""
+    graph = build_context_graph(table, [(p, s) for p, s, _ in parsed], places=[w for _, _, w in parsed])
     assert graph is not None  # read_hotwords refuses a file without phrases
     return graph

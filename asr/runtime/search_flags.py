@@ -130,7 +130,7 @@ def recognizer_from_args(
     (whole files, offline models only) instead of the streaming Recognizer.
     """
     from asr.runtime.default_model import resolve_model_dir
-    from asr.runtime.hotwords import load_context_graph, read_hotwords
+    from asr.runtime.hotwords import file_context_graph, read_hotwords
     from asr.runtime.offline import OfflineRecognizer
     from asr.runtime.recognizer import Recognizer  # onnxruntime: only once a command runs, not to parse
 
@@ -139,8 +139,7 @@ def recognizer_from_args(
     method = resolve_search(args, err, command, default="greedy" if default_lm is None else "beam")
     lm = args.lm if default_lm is None else default_lm
     fusion = resolve_fusion(args, lm)
-    # A hotword is a word the user wants heard, so a non-word penalty must not work against it.
-    hotword_phrases = [] if args.hotwords is None else [p for p, _, _ in read_hotwords(args.hotwords)]
+    hotwords = None if args.hotwords is None else read_hotwords(args.hotwords, args.hotwords_score)
     recognizer = (OfflineRecognizer if offline else Recognizer).from_dir(
         model_dir,
         num_threads=args.num_threads,
@@ -149,8 +148,7 @@ def recognizer_from_args(
         rescore_weight=args.rescore_weight,
         lm=lm,
         non_word_penalty=fusion.non_word_penalty,
-        known_words=hotword_phrases,
+        known_words=[phrase for phrase, _, _ in hotwords or ()],  # a non-word penalty must not work against them
     )
-    graph = None if args.hotwords is None else load_context_graph(recognizer.token_table, args.hotwords,
-                                                                  args.hotwords_score)
+    graph = None if hotwords is None else file_context_graph(recognizer.token_table, hotwords)
     return recognizer, graph
