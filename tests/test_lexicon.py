@@ -32,7 +32,6 @@ PENALTY = 2.5
 class SilentLm:
     """A LanguageModel whose every log-probability is 0, so a LexiconLm's scores are its charges alone."""
 
-    vocab_size = 0  # set per table
     boundary_id = 0
 
     def __init__(self, vocab_size: int) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from asr.errors import ModelFilesError
 from asr.runtime.search import LanguageModel, PredictorState
-from asr.runtime.tokens import WORD_BOUNDARY, TokenTable
+from asr.runtime.tokens import SPECIAL_SYMBOLS, WORD_BOUNDARY, TokenTable
 from asr.text import normalize_transcript
 
 WORDS_FILE = "words.txt"
@@ -213,9 +213,7 @@ class LexiconLm:
 
 def _piece(symbol: str) -> str | None:
     """What a token spells in the trie's terms: its characters, ▁ for a word boundary; None for a special."""
-    if symbol.startswith("<") and symbol.endswith(">"):
-        return None
-    return symbol
+    return None if symbol in SPECIAL_SYMBOLS else symbol
 
 
 def lexicon_lm(lm: LanguageModel, lm_dir: str | Path, table: TokenTable, penalty: float,
