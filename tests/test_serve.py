@@ -12,6 +12,8 @@ import argparse
 import asyncio
 import io
 import json
+import os
+import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -315,6 +317,42 @@ def test_sigterm_closes_streams_with_1001_and_exits_0() -> None:
         messages, code = asyncio.run(stream_until_closed(server.address))
         assert server.process.wait(timeout=60) == 0
     assert_refused(messages, code, CloseCode.GOING_AWAY, "the server is shutting down")
+
+
+class _SignalOnListening(io.StringIO):
+    """The serve command's stderr: once it says it is listening, the running loop is asked to SIGTERM the process
+    (on its next turn, after the server's handlers are in: no timing involved)."""
+
+    def write(self, text: str) -> int:
+        if "listening on" in text:
+            asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        return super().write(text)
+
+
+def test_serving_gives_the_callers_signal_handlers_back(unused_port: int) -> None:
+    """asyncio resets a signal to the default when its loop closes; the command's own SIGTERM handler
+    (cli.py: an exception, so that clean-up runs) must be in force again once serving ends."""
+    from aiohttp import web
+
+    from asr.runtime.serve.command import _serve
+
+    class EmptyServer:
+        def application(self) -> web.Application:
+            return web.Application()
+
+    def callers_handler(number: int, frame: object) -> None:
+        raise AssertionError("the server's handler, not this one, should have taken the SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, callers_handler)
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        err = _SignalOnListening()
+        asyncio.run(_serve(EmptyServer(), "127.0.0.1", unused_port, err))  # type: ignore[arg-type]
+        assert "asr serve: stopping" in err.getvalue()
+        assert signal.getsignal(signal.SIGTERM) is callers_handler
+        assert signal.getsignal(signal.SIGINT) is sigint
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_serve_flag_errors(unused_port: int) -> None:

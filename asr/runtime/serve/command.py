@@ -90,10 +90,18 @@ async def _serve(server: AsrServer, host: str, port: int, err: TextIO) -> None:
           f"POST {FILE_PATH}, GET {HEALTH_PATH}); Ctrl+C to stop", file=err, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
+    # The loop's handlers replace the process's; closing the loop would reset them to the defaults, under
+    # which a SIGTERM in the command's last lines kills Python outright (cli.py's handler raises instead).
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in previous:
         loop.add_signal_handler(number, stop.set)
     try:
         await stop.wait()
     finally:
         print("asr serve: stopping", file=err, flush=True)
-        await runner.cleanup()
+        try:
+            await runner.cleanup()
+        finally:
+            for number, handler in previous.items():
+                loop.remove_signal_handler(number)
+                signal.signal(number, handler)
