@@ -1,6 +1,6 @@
 """`asr train-lm`: train a token LM for shallow fusion, save it, and export lm.onnx beside it.
 
-    asr train-lm --text FILE... [--wordnet] [--data DIR --subsets synth-train] [--synth-sentences N]
+    asr train-lm --text FILE... [--wordnet] [--arpa FILE] [--data DIR --subsets synth-train] [--synth-sentences N]
                  --exp-dir DIR [--kind transformer|lstm | --init-from LM_DIR] [--tokens MODEL_DIR] [--max-minutes M]
 
 Training is asr.training.lm_train (text and tokenizer: asr.training.lm_text), the export
@@ -21,13 +21,16 @@ import math
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from asr.errors import ConfigError
 from asr.options import MAX_THREADS, check_output_dir, float_in, int_in
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
 from asr.training.wordnet_text import WORDNET_DIR
 from models.lm_config import LM_KINDS, LmConfig
+
+if TYPE_CHECKING:
+    from asr.training.lm_text import LmText
 
 # Architecture flag -> LmConfig field. The flags default to None (a new LM then takes LmConfig's default), so
 # that --init-from can tell a flag given on the command line, checked against the checkpoint, from one that was not.
@@ -39,6 +42,11 @@ def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wordnet", type=Path, nargs="?", const=WORDNET_DIR, default=None, metavar="DIR",
                    help=f"add WordNet's usage examples, everyday English (DIR: its data files; default {WORDNET_DIR}, "
                         "Debian's wordnet-base)")
+    p.add_argument("--arpa", type=Path, default=None, metavar="FILE",
+                   help="add sentences drawn from this word n-gram LM in ARPA format, general English (see "
+                        "--arpa-sentences)")
+    p.add_argument("--arpa-sentences", type=int_in(1, 10_000_000), default=200_000, metavar="N",
+                   help="sentences to draw from --arpa (default: 200000)")
     p.add_argument("--data", type=Path, default=None, help="corpus root holding LibriSpeech/<subset>/ (with --subsets)")
     p.add_argument("--subsets", default="", help="training subsets whose transcripts to add, e.g. synth-train")
     p.add_argument("--synth-sentences", type=int_in(0, 10_000_000), default=0, metavar="N",
@@ -76,7 +84,7 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
 
     from asr.runtime.lm import LM_CHECKPOINT, LM_ONNX
     from asr.runtime.tokens import TOKENS_FILE
-    from asr.training.lm_text import encode_sentences, gather_text, load_model_tokenizer
+    from asr.training.lm_text import encode_sentences, load_model_tokenizer
     from asr.training.lm_train import LmTrainOptions, dev_loss, load_lm, save_lm, split_held_out, train_lm
     from export.lm_export import export_lm
     from models.lm import build_lm
@@ -90,8 +98,7 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
         check_architecture_flags(args, model.config)
     else:
         model = build_lm(new_lm_config(args, table.vocab_size, table.blank_id))
-    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
-    text = gather_text(args.text, args.data, subsets, args.synth_sentences, args.seed, wordnet=args.wordnet)
+    text = gather_args_text(args)
     encoded = encode_sentences(tokenizer, text.sentences)
     train, dev = split_held_out(encoded, args.seed)
     print("text: " + ", ".join(f"{source} {n}" for source, n in text.counts.items())
@@ -128,13 +135,20 @@ def write_words(exp_dir: Path, sentences: Sequence[str], also: Path | None) -> i
     return len(counts)
 
 
-def write_words_only(args: argparse.Namespace) -> int:
-    """`--words-only`: the text's words added to EXP/words.txt (created if need be), and nothing trained."""
-    from asr.runtime.lexicon import WORDS_FILE
+def gather_args_text(args: argparse.Namespace) -> LmText:
+    """The sentences the text flags name (asr.training.lm_text.gather_text)."""
     from asr.training.lm_text import gather_text
 
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
-    text = gather_text(args.text, args.data, subsets, args.synth_sentences, args.seed, wordnet=args.wordnet)
+    arpa = None if args.arpa is None else (args.arpa, args.arpa_sentences)
+    return gather_text(args.text, args.data, subsets, args.synth_sentences, args.seed, wordnet=args.wordnet, arpa=arpa)
+
+
+def write_words_only(args: argparse.Namespace) -> int:
+    """`--words-only`: the text's words added to EXP/words.txt (created if need be), and nothing trained."""
+    from asr.runtime.lexicon import WORDS_FILE
+
+    text = gather_args_text(args)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     words = write_words(args.exp_dir, text.sentences, args.exp_dir)
     print("text: " + ", ".join(f"{source} {n}" for source, n in text.counts.items())

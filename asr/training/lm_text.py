@@ -3,6 +3,8 @@
 Sources, in this order, one sentence each:
 - user text files (`--text FILE...`): one sentence per line, normalised as transcripts are;
 - WordNet's usage examples (`--wordnet`; asr.training.wordnet_text), everyday English;
+- sentences drawn from a word n-gram LM (`--arpa FILE --arpa-sentences N`; asr.training.ngram_text),
+  general English;
 - transcripts of corpus subsets (`--data DIR --subsets synth-train`): the acoustic model's
   training text. Dev and test subsets are refused: an LM that has read the test sentences
   would make the fused WER a lie, and the fusion scale is chosen on dev;
@@ -30,6 +32,7 @@ from asr.synth.everyday import hand_written_transcripts
 from asr.synth.sentences import default_generator
 from asr.text import normalize_transcript
 from asr.training.corpus import TOKENIZER_DIR
+from asr.training.ngram_text import arpa_sentences
 from asr.training.tokenizers import BPE_MODEL_FILE, BpeTokenizer, CharTokenizer, Tokenizer
 from asr.training.wordnet_text import wordnet_examples
 
@@ -83,8 +86,11 @@ def synth_sentences(count: int, seed: int) -> list[str]:
 
 
 def gather_text(files: Sequence[Path], data: Path | None, subsets: Sequence[str], synth: int, seed: int,
-                wordnet: Path | None = None) -> LmText:
-    """All sentences from the four sources (`wordnet`: WordNet's data dir, or None); DataError when there are none."""
+                wordnet: Path | None = None, arpa: tuple[Path, int] | None = None) -> LmText:
+    """All sentences from the five sources; DataError when there are none.
+
+    `wordnet`: WordNet's data dir, or None; `arpa`: an ARPA file and how many sentences to draw from it, or None.
+    """
     counts: dict[str, int] = {}
     sentences: list[str] = []
     for path in files:
@@ -94,6 +100,10 @@ def gather_text(files: Sequence[Path], data: Path | None, subsets: Sequence[str]
     if wordnet is not None:
         lines = wordnet_examples(wordnet)
         counts["WordNet examples"] = len(lines)
+        sentences += lines
+    if arpa is not None:
+        lines = arpa_sentences(arpa[0], arpa[1], seed)
+        counts[f"{arpa[0].name} samples"] = len(lines)
         sentences += lines
     if subsets:
         if data is None:
@@ -106,8 +116,8 @@ def gather_text(files: Sequence[Path], data: Path | None, subsets: Sequence[str]
         counts["synthetic grammar"] = len(lines)
         sentences += lines
     if not sentences:
-        raise DataError("no text to train the LM on; give --text FILE..., --wordnet, --data DIR --subsets NAMES "
-                        "and/or --synth-sentences N")
+        raise DataError("no text to train the LM on; give --text FILE..., --wordnet, --arpa FILE, --data DIR "
+                        "--subsets NAMES and/or --synth-sentences N")
     return LmText(tuple(sentences), counts)
 
 
