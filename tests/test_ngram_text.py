@@ -90,6 +90,14 @@ def test_sentences_keep_spoken_words_only_and_never_an_everyday_one(tmp_path: Pa
     assert text.counts == {"lm.arpa samples": 50} and text.sentences == tuple(sentences[:50])
 
 
+def test_a_unigram_model_draws_with_no_context(tmp_path: Path) -> None:
+    path = tmp_path / "unigrams.arpa"
+    path.write_text("\\data\\\n\\1-grams:\n-99 <s>\n-1 </s>\n-0.1 tea\n\\end\\\n", encoding="utf-8")
+    sampler = ArpaSampler.read(path)
+    assert sampler.order == 1
+    assert all(set(s.split()) == {"TEA"} for s in arpa_sentences(path, 20, seed=0))
+
+
 def test_bad_arpa_files_are_reported_with_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(DataError, match="no such file"):
         ArpaSampler.read(tmp_path / "missing.arpa")

@@ -128,7 +128,7 @@ class ArpaSampler:
         history = [self.start]
         words: list[str] = []
         while len(words) <= MAX_WORDS:
-            word = self.next_word(tuple(history[-(self.order - 1):]), rng)
+            word = self.next_word(tuple(history[max(0, len(history) - self.order + 1):]), rng)
             if word == self.end:
                 return words
             if word == self.start:  # <s> has a unigram entry in most files, never a meaning mid-sentence
