@@ -30,10 +30,10 @@ from asr.runtime.lexicon import WORDS_FILE
 from asr.runtime.lm import LM_CHECKPOINT, LM_ONNX, OnnxLm
 from asr.runtime.tokens import TOKENS_FILE, TokenTable
 from asr.training.lm_train import save_lm
+from export.lm_export import INT8_TOLERANCE, verify_lm
 from models.lm import build_lm
 from models.lm_config import LmConfig
 
-MAX_PROB_DIFF = 0.1  # int8 activations round too (the right assignment: 0.05); a wrong one is off by 0.7 or more
 
 
 def float_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -47,20 +47,6 @@ def float_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
         elif array.dtype == np.float32 and array.ndim > 0 and not name.endswith("_scale"):
             weights[name] = array
     return weights
-
-
-def max_prob_diff(model: torch.nn.Module, lm: OnnxLm, steps: int = 40, seed: int = 0) -> float:
-    """Largest |p_torch - p_onnx| over `steps` random tokens fed one at a time to both."""
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, lm.vocab_size, size=steps)
-    state, onnx_state = model.init_state(1), lm.initial_state(1)
-    worst = 0.0
-    with torch.no_grad():
-        for token in tokens:
-            log_probs, state = model.step(torch.tensor([int(token)]), state)
-            onnx_log_probs, onnx_state = lm.step(np.array([token], np.int64), onnx_state)
-            worst = max(worst, float(np.abs(log_probs.exp().numpy() - np.exp(onnx_log_probs)).max()))
-    return worst
 
 
 def rebuild(lm_dir: Path) -> tuple[torch.nn.Module, TokenTable, float]:
@@ -87,10 +73,11 @@ def rebuild(lm_dir: Path) -> tuple[torch.nn.Module, TokenTable, float]:
             model.load_state_dict(state)
         except RuntimeError:  # shapes that cannot be this assignment
             continue
-        diff = max_prob_diff(model, lm)
+        diff = verify_lm(model, lm, probabilities=True)
         if best is None or diff < best[0]:
             best = (diff, state)
-    if best is None or best[0] > MAX_PROB_DIFF:
+    # int8 activations round too (the shipped LM's right assignment: 0.05); a wrong one is off by 0.7 or more
+    if best is None or best[0] > INT8_TOLERANCE:
         raise SystemExit(f"{path}: no assignment of its weights reproduces it (best {best and best[0]})")
     model.load_state_dict(best[1])
     table = TokenTable.read(lm_dir / TOKENS_FILE)
