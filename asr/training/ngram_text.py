@@ -46,6 +46,11 @@ class Successors:
     ids: np.ndarray  # (K,) int32, ascending
     cumulative: np.ndarray  # (K,) float64; [-1] is M, their total probability
 
+    def draw(self, rng: np.random.Generator) -> int:
+        """One of the listed words, in proportion to its probability (renormalised over the list)."""
+        at = np.searchsorted(self.cumulative, rng.random() * self.cumulative[-1], side="right")
+        return int(self.ids[min(at, len(self.ids) - 1)])  # rounding can put the point at the very end
+
     def contains(self, word: int) -> bool:
         i = int(np.searchsorted(self.ids, word))
         return i < len(self.ids) and int(self.ids[i]) == word
@@ -111,8 +116,7 @@ class ArpaSampler:
         """One word drawn from P(. | context) (context: the last order-1 ids, or fewer)."""
         listed = self.successors.get(context)
         if not context:  # unigrams: M is 1 up to rounding, and there is nothing lower
-            return int(listed.ids[min(np.searchsorted(listed.cumulative, rng.random() * listed.cumulative[-1],
-                                                      side="right"), len(listed.ids) - 1)])
+            return listed.draw(rng)
         if listed is not None:
             r = rng.random()
             if r < listed.cumulative[-1]:
@@ -121,7 +125,7 @@ class ArpaSampler:
             word = self.next_word(context[1:], rng)
             if listed is None or not listed.contains(word):
                 return word
-        return int(listed.ids[np.searchsorted(listed.cumulative, rng.random() * listed.cumulative[-1], side="right")])
+        return listed.draw(rng)
 
     def sentence(self, rng: np.random.Generator) -> list[str] | None:
         """The words of one sentence, <s> and </s> left out; None when it runs past MAX_WORDS."""
