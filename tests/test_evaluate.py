@@ -306,6 +306,7 @@ def test_eval_leaves_out_unreadable_audio_and_stops_past_the_limit(
 
 def test_eval_with_an_lm(corpus: Path, exp_dir: Path, tokenizer: CharTokenizer, tmp_path: Path,
                          capsys: pytest.CaptureFixture[str]) -> None:
+    from asr.training.word_ngram import count_word_trigram
     from test_lm import write_lm_dir
 
     lm = write_lm_dir(tmp_path / "lm", "transformer", tokenizer.token_table)
@@ -324,5 +325,10 @@ def test_eval_with_an_lm(corpus: Path, exp_dir: Path, tokenizer: CharTokenizer, 
     report = json.loads(capsys.readouterr().out)
     assert report["options"]["lm"] == "LexiconLm"
     assert report["subsets"]["synth-test"]["details"].endswith("synth-test-beam2-lm0.5-nw2-checkpoint-0000007.txt")
+    count_word_trigram(["A CAT SAT", "THE CAT"]).write(lm / "word_lm.npz")  # and the word trigram
+    assert run_eval(*base, "--lm", str(lm), "--word-lm-weight", "0.5", "--word-bonus", "1") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["options"]["word_rescorer"] == "WordRescorer"
+    assert report["subsets"]["synth-test"]["details"].endswith("synth-test-beam2-lm0.5-word0.5+1-checkpoint-0000007.txt")
     with pytest.raises(ConfigError, match="--lm apply to the transducer search"):
         run_eval(*base, "--decoding", "ctc", "--lm", str(lm))

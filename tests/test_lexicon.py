@@ -213,7 +213,7 @@ def test_the_fusion_file_sets_the_penalty_unless_the_flag_does(tmp_path: Path) -
     flags.non_word_penalty = 0.0
     assert resolve_fusion(flags, lm) == FusionSettings(1.0, 4.0, 8, 0.0)
     (lm / "fusion.json").write_text('{"lm_scale": 1, "blank_penalty": 4, "non_word_penalty": -2}', encoding="utf-8")
-    with pytest.raises(ModelFilesError, match="non_word_penalty must be"):
+    with pytest.raises(ModelFilesError, match="non_word_penalty and word_lm_weight must be finite numbers >= 0"):
         FusionSettings.from_dir(lm)
 
 

@@ -32,6 +32,7 @@ from asr.metrics import alignment, format_report
 from asr.runtime.hotwords import file_context_graph, read_hotwords
 from asr.runtime.lexicon import lexicon_lm
 from asr.runtime.search_flags import resolve_fusion, resolve_search
+from asr.runtime.word_rescore import word_rescorer
 from asr.training.checkpoints import LoadedModel, load_for_inference
 from asr.training.decoding import EvalOptions, EvalResult, evaluate
 from asr.training.lm_train import TorchLm
@@ -122,7 +123,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if args.lm is not None:  # the torch twin of the runtime's lm.onnx, checked against the model's tokens
         known_words = [phrase for phrase, _, _ in hotwords or ()]  # a non-word penalty must not work against them
         lm = lexicon_lm(TorchLm.from_dir(args.lm, table), args.lm, table, fusion.non_word_penalty, known_words)
-        options = dataclasses.replace(options, lm=lm)
+        options = dataclasses.replace(options, lm=lm, word_rescorer=word_rescorer(args.lm, fusion.word_lm_weight,
+                                                                                  fusion.word_bonus, table))
     if hotwords is not None:
         options = dataclasses.replace(options, hotwords=file_context_graph(table, hotwords))
     described = f"checkpoint {loaded.path} ({loaded.weights} weights, step {loaded.step})"

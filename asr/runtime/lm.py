@@ -10,6 +10,8 @@ An LM dir (what `asr train-lm` writes):
                  --non-word-penalty are not given
     words.txt    optional: the words of its training text, one a line (asr.runtime.lexicon): with a
                  non-word penalty > 0, search pays it for every word outside this list
+    word_lm.npz  optional: a word trigram counted over the same text (asr.runtime.word_lm): with a word
+                 LM weight > 0, each segment's n-best is re-ranked by it (asr.runtime.word_rescore)
 
 lm.onnx's metadata_props (values are strings; JSON where structured):
     lm_format_version   LM_FORMAT_VERSION
@@ -127,13 +129,16 @@ class FusionSettings:
     rescue words the acoustic model ranks low; the best scale grows with it. All three
     depend on the acoustic model too, so fusion.json records what it was tuned with
     (`tuned_on`, free text). `beam` may be left out of the file (then the default beam), and
-    so may `non_word_penalty` (then 0: no word list is read; asr.runtime.lexicon).
+    so may `non_word_penalty` (then 0: no word list is read; asr.runtime.lexicon) and
+    `word_lm_weight` and `word_bonus` (then 0: no word trigram is read; asr.runtime.word_rescore).
     """
 
     lm_scale: float = DEFAULT_LM_SCALE
     blank_penalty: float = 0.0
     beam: int = SearchOptions.beam
     non_word_penalty: float = 0.0  # taken from the LM's log-probability of each word outside words.txt
+    word_lm_weight: float = 0.0  # of word_lm.npz's log-probability of each n-best hypothesis at a segment's end
+    word_bonus: float = 0.0  # added per word of each hypothesis with it
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> FusionSettings:
@@ -149,15 +154,19 @@ class FusionSettings:
             if not isinstance(beam, int):
                 raise TypeError(f"beam {beam!r} is not a whole number")
             settings = cls(float(raw["lm_scale"]), float(raw["blank_penalty"]), beam,
-                           float(raw.get("non_word_penalty", cls.non_word_penalty)))
+                           float(raw.get("non_word_penalty", cls.non_word_penalty)),
+                           float(raw.get("word_lm_weight", cls.word_lm_weight)), float(raw.get("word_bonus", cls.word_bonus)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelFilesError(f"{path} is not a fusion settings file ({error!r}); {fix}") from None
         if not (np.isfinite(settings.lm_scale) and settings.lm_scale >= 0 and np.isfinite(settings.blank_penalty)
                 and 1 <= settings.beam <= MAX_BEAM
-                and np.isfinite(settings.non_word_penalty) and settings.non_word_penalty >= 0):
-            raise ModelFilesError(f"{path}: lm_scale and non_word_penalty must be finite numbers >= 0, blank_penalty "
-                                  f"finite and beam 1 to {MAX_BEAM}, got {settings.lm_scale}, "
-                                  f"{settings.non_word_penalty}, {settings.blank_penalty} and {settings.beam}; {fix}")
+                and np.isfinite(settings.non_word_penalty) and settings.non_word_penalty >= 0
+                and np.isfinite(settings.word_lm_weight) and settings.word_lm_weight >= 0
+                and np.isfinite(settings.word_bonus)):
+            raise ModelFilesError(f"{path}: lm_scale, non_word_penalty and word_lm_weight must be finite numbers >= 0, "
+                                  f"blank_penalty and word_bonus finite and beam 1 to {MAX_BEAM}, got "
+                                  f"{settings.lm_scale}, {settings.non_word_penalty}, {settings.word_lm_weight}, "
+                                  f"{settings.blank_penalty}, {settings.word_bonus} and {settings.beam}; {fix}")
         return settings
 
     def search_options(self, method: str = "beam") -> SearchOptions:

@@ -30,6 +30,7 @@ from asr.runtime.model_dir import ModelFiles
 from asr.runtime.lm import check_lm_fits, load_lm
 from asr.runtime.onnx_backend import LoadedModel, OnnxModel, attention_rescorer
 from asr.runtime.rescore import check_weight, rescore_state
+from asr.runtime.word_rescore import WordRescorer, word_rescorer
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.search import LanguageModel, SearchOptions, create_searcher
 
@@ -38,11 +39,12 @@ class OfflineRecognizer(LoadedModel):
     """An offline model ready to recognise whole utterances; immutable and shareable."""
 
     def __init__(self, model: OnnxModel, decoding: SearchOptions = SearchOptions(), rescore_weight: float = 0.0,
-                 lm: LanguageModel | None = None) -> None:
+                 lm: LanguageModel | None = None, word_rescorer: WordRescorer | None = None) -> None:
         """Prefer `OfflineRecognizer.from_dir`; this takes an already loaded model (and LM, checked against its tokens).
 
         rescore_weight > 0 re-ranks each file's n-best with the model's attention decoder
-        (asr.runtime.rescore), as the streaming Recognizer does at each endpoint.
+        (asr.runtime.rescore), and word_rescorer with a word trigram (asr.runtime.word_rescore), as the
+        streaming Recognizer does at each endpoint.
         """
         if model.metadata.streaming:
             raise ConfigError(
@@ -54,22 +56,24 @@ class OfflineRecognizer(LoadedModel):
         self._searcher = create_searcher(model.backend, decoding, lm)
         self._rescore_weight = check_weight(rescore_weight)
         self._rescorer = attention_rescorer(model, self._rescore_weight, decoding.method)
+        self._word_rescorer = word_rescorer
 
     @classmethod
     def from_dir(
         cls, model_dir: str | Path, num_threads: int = 1, decoding: SearchOptions = SearchOptions(), int8: bool = False,
         rescore_weight: float = 0.0, lm: str | Path | None = None, non_word_penalty: float = 0.0,
-        known_words: Sequence[str] = (),
+        known_words: Sequence[str] = (), word_lm_weight: float = 0.0, word_bonus: float = 0.0,
     ) -> OfflineRecognizer:
         """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad.
 
-        lm, non_word_penalty, known_words: an LM dir (`asr train-lm`) to fuse in beam search, as for the
-        streaming Recognizer.
+        lm, non_word_penalty, known_words, word_lm_weight, word_bonus: an LM dir (`asr train-lm`) to fuse in
+        beam search and rescore with, as for the streaming Recognizer.
         """
         model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
         language_model = None if lm is None else load_lm(lm, model.files.token_table, num_threads,
                                                           non_word_penalty, known_words)
-        return cls(model, decoding, rescore_weight, language_model)
+        rescorer = word_rescorer(lm, word_lm_weight, word_bonus, model.files.token_table)
+        return cls(model, decoding, rescore_weight, language_model, rescorer)
 
 
     def encode(self, features: np.ndarray) -> np.ndarray:
@@ -97,6 +101,8 @@ class OfflineRecognizer(LoadedModel):
             self._searcher.advance(encoder_out[None], [state])
         if self._rescorer is not None:
             rescore_state(state, encoder_out, self._rescorer, self._rescore_weight)
+        if self._word_rescorer is not None:
+            self._word_rescorer.rescore(state)
         frame_ms = self.metadata.geometry.encoder_frame_ms
         result = ResultBuilder(self.token_table, frame_ms, 0, 0).result(state.best_path(), state.num_frames)
         if nbest <= 0:

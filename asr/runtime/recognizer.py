@@ -54,6 +54,7 @@ from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
 from asr.runtime.lm import check_lm_fits, load_lm
 from asr.runtime.rescore import check_weight, rescore_state
+from asr.runtime.word_rescore import WordRescorer, word_rescorer
 from asr.runtime.search import (
     LanguageModel, Searcher, SearchOptions, SearchState, create_searcher, take_state,
 )
@@ -120,12 +121,13 @@ class Recognizer(LoadedModel):
         endpoint: EndpointConfig = EndpointConfig(),
         rescore_weight: float = 0.0,
         lm: LanguageModel | None = None,
+        word_rescorer: WordRescorer | None = None,
     ) -> None:
         """Prefer `Recognizer.from_dir`; this takes an already loaded model (and LM, checked against its tokens).
 
         ConfigError for an offline model. rescore_weight > 0 re-ranks each segment's n-best at
         its end with the model's attention decoder (asr.runtime.rescore); ConfigError if the
-        model has none.
+        model has none. word_rescorer: re-ranks it by a word trigram too (asr.runtime.word_rescore).
         """
         if not model.metadata.streaming:
             raise ConfigError(
@@ -139,6 +141,7 @@ class Recognizer(LoadedModel):
         self._endpoint = endpoint
         self._rescorer = attention_rescorer(model, check_weight(rescore_weight), decoding.method)
         self._rescore_weight = rescore_weight
+        self._word_rescorer = word_rescorer
         meta = model.metadata
         self._stream_config = StreamConfig(meta, meta.geometry, model.files.token_table, _silence_frame(meta),
                                            keeps_segment_frames=self._rescorer is not None)
@@ -155,6 +158,8 @@ class Recognizer(LoadedModel):
         lm: str | Path | None = None,
         non_word_penalty: float = 0.0,
         known_words: Sequence[str] = (),
+        word_lm_weight: float = 0.0,
+        word_bonus: float = 0.0,
     ) -> Recognizer:
         """Load the files `asr export` wrote (the int8 ones with int8=True); ModelFilesError if they are bad.
 
@@ -162,11 +167,14 @@ class Recognizer(LoadedModel):
         ModelFilesError if it is missing or was trained for other tokens, ConfigError with greedy search.
         non_word_penalty > 0: the LM pays it for each word outside its dir's words.txt and `known_words` (say,
         the words of the hotwords the streams will take; asr.runtime.lexicon).
+        word_lm_weight > 0: each segment's n-best is re-ranked at its end by weight x the log-probability of the
+        LM dir's word trigram plus word_bonus per word (asr.runtime.word_rescore).
         """
         model = OnnxModel(ModelFiles.from_dir(model_dir, int8=int8), num_threads)
         language_model = None if lm is None else load_lm(lm, model.files.token_table, num_threads,
                                                           non_word_penalty, known_words)
-        return cls(model, decoding, endpoint, rescore_weight, language_model)
+        rescorer = word_rescorer(lm, word_lm_weight, word_bonus, model.files.token_table)
+        return cls(model, decoding, endpoint, rescore_weight, language_model, rescorer)
 
     @property
     def decoding(self) -> SearchOptions:
@@ -240,16 +248,21 @@ class Recognizer(LoadedModel):
                 )
 
     def rescore(self, stream: Stream) -> None:
-        """Re-rank the ending segment's hypotheses with the attention decoder (rescore_weight > 0; else nothing).
+        """Re-rank the ending segment's hypotheses with the attention decoder (rescore_weight > 0) and the word
+        trigram (a word rescorer); else nothing.
 
         Call it once the segment is over (at an endpoint, or after input_finished and
         the last decode), before reading its result: `stream.result`, `stream.nbest` and
         the next segment's start then follow the rescored ranking. Once per segment:
         a second call does nothing, and reset() starts the next segment.
         """
-        if self._rescorer is not None and not stream.rescored:
+        if stream.rescored:
+            return
+        if self._rescorer is not None:
             rescore_state(stream.search_state, stream.segment_frames, self._rescorer, self._rescore_weight)
-            stream.rescored = True
+        if self._word_rescorer is not None:
+            self._word_rescorer.rescore(stream.search_state)
+        stream.rescored = True
 
     def is_endpoint(self, stream: Stream) -> bool:
         """Whether the stream's current segment has ended by the endpoint rules (then call stream.reset())."""

@@ -21,6 +21,7 @@ from asr.runtime.hotwords import DEFAULT_SCORE, check_score
 from asr.runtime.lm import FusionSettings
 from asr.runtime.rescore import check_weight
 from asr.runtime.search import DEFAULT_LM_SCALE, SearchOptions
+from asr.runtime.word_rescore import check_word_lm_settings
 
 if TYPE_CHECKING:
     from asr.runtime.context_graph import ContextGraph
@@ -48,8 +49,8 @@ def shipped_lm(args: argparse.Namespace) -> Path | None:
 
 
 def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> None:
-    """--hotwords, --hotwords-score, --blank-penalty, --rescore-weight, --lm, --lm-scale, --non-word-penalty (and --nbest
-    when `nbest`); argparse only."""
+    """--hotwords, --hotwords-score, --blank-penalty, --rescore-weight, --lm, --lm-scale, --non-word-penalty,
+    --word-lm-weight, --word-bonus (and --nbest when `nbest`); argparse only."""
     parser.add_argument("--hotwords", type=Path, default=None, metavar="FILE",
                         help="bias beam search towards these phrases: one per line, optional per-phrase score "
                              "as a trailing ':2.5'; # comments (switches greedy decoding to beam)")
@@ -69,6 +70,12 @@ def add_search_flags(parser: argparse.ArgumentParser, nbest: bool = False) -> No
     parser.add_argument("--non-word-penalty", type=float, default=None, metavar="W",
                         help="taken from the LM's log-probability of each word outside the LM dir's words.txt, "
                              ">= 0 (default: the LM dir's fusion.json, else 0: off)")
+    parser.add_argument("--word-lm-weight", type=float, default=None, metavar="W",
+                        help="at each segment's end, re-rank the n-best by + W x the log-probability of the LM dir's "
+                             "word trigram (word_lm.npz), >= 0 (default: the LM dir's fusion.json, else 0: off)")
+    parser.add_argument("--word-bonus", type=float, default=None, metavar="B",
+                        help="with --word-lm-weight, added per word of each hypothesis (default: the LM dir's "
+                             "fusion.json, else 0)")
     if nbest:
         parser.add_argument("--nbest", type=int, default=0, metavar="N",
                             help="jsonl: add the N best hypotheses of each segment as `nbest` (beam search)")
@@ -89,6 +96,8 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str, default:
     if args.non_word_penalty is not None and not (math.isfinite(args.non_word_penalty) and args.non_word_penalty >= 0):
         raise ConfigError(f"--non-word-penalty must be a finite number >= 0, got {args.non_word_penalty}; "
                           "0 turns it off")
+    given_weight, given_bonus = getattr(args, "word_lm_weight", None), getattr(args, "word_bonus", None)
+    check_word_lm_settings(0.0 if given_weight is None else given_weight, 0.0 if given_bonus is None else given_bonus)
     rescore = check_weight(args.rescore_weight) > 0
     needs_beam = {"--hotwords": args.hotwords is not None, "--lm": args.lm is not None, "--rescore-weight": rescore,
                   "--nbest": nbest > 1}
@@ -103,20 +112,24 @@ def resolve_search(args: argparse.Namespace, err: TextIO, command: str, default:
 
 
 def resolve_fusion(args: argparse.Namespace, lm_dir: Path | None) -> FusionSettings:
-    """--lm-scale, --blank-penalty, --beam and --non-word-penalty where given, else the fused LM's fusion.json
-    (the defaults without an LM); ConfigError for an --nbest longer than the beam or a non-word penalty without an
-    LM."""
+    """--lm-scale, --blank-penalty, --beam, --non-word-penalty, --word-lm-weight and --word-bonus where given, else
+    the fused LM's fusion.json (the defaults without an LM); ConfigError for an --nbest longer than the beam, or a
+    non-word penalty or word trigram without an LM."""
     tuned = FusionSettings() if lm_dir is None else FusionSettings.from_dir(lm_dir)
-    given = getattr(args, "non_word_penalty", None)
-    fusion = FusionSettings(tuned.lm_scale if args.lm_scale is None else args.lm_scale,
-                            tuned.blank_penalty if args.blank_penalty is None else args.blank_penalty,
-                            tuned.beam if args.beam is None else args.beam,
-                            tuned.non_word_penalty if given is None else given)
+
+    def given(flag: str) -> float:
+        value = getattr(args, flag, None)
+        return getattr(tuned, flag) if value is None else value
+
+    fusion = FusionSettings(given("lm_scale"), given("blank_penalty"), given("beam"), given("non_word_penalty"),
+                            given("word_lm_weight"), given("word_bonus"))
     if (nbest := getattr(args, "nbest", 0)) > fusion.beam:
         raise ConfigError(f"--nbest {nbest} is more than the beam's {fusion.beam} hypotheses; raise --beam or "
                           "lower --nbest")
     if lm_dir is None and fusion.non_word_penalty > 0:
         raise ConfigError("--non-word-penalty needs an LM with a word list (words.txt): give --lm DIR as well")
+    if lm_dir is None and fusion.word_lm_weight > 0:
+        raise ConfigError("--word-lm-weight needs an LM dir with a word trigram (word_lm.npz): give --lm DIR as well")
     return fusion
 
 
@@ -149,6 +162,8 @@ def recognizer_from_args(
         lm=lm,
         non_word_penalty=fusion.non_word_penalty,
         known_words=[phrase for phrase, _, _ in hotwords or ()],  # a non-word penalty must not work against them
+        word_lm_weight=fusion.word_lm_weight,
+        word_bonus=fusion.word_bonus,
     )
     graph = None if hotwords is None else file_context_graph(recognizer.token_table, hotwords)
     return recognizer, graph

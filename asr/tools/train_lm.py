@@ -11,7 +11,9 @@ count (asr.runtime.lexicon: the words a non-word penalty keeps search to). `--in
 starts from that LM's weights instead of random ones (more training, or other text); its
 architecture is kept, so an architecture flag that disagrees with it is an error, and its
 words.txt is added to the new one. `--words-only` trains nothing: it adds the text's words to
-EXP/words.txt, for an LM trained before words.txt was written.
+EXP/words.txt, for an LM trained before words.txt was written. `--word-trigram` also counts a
+word trigram over the text (asr.training.word_ngram) and writes EXP/word_lm.npz, which
+rescores each segment's n-best (asr.runtime.word_rescore); with `--words-only`, that alone.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ def add_train_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--words-only", action="store_true",
                    help="train nothing: add the words of the text to EXP_DIR/words.txt (for an LM trained before "
                         "words.txt was written; give the text flags it was trained with)")
+    p.add_argument("--word-trigram", action="store_true",
+                   help="also count a word trigram over the text and write EXP_DIR/word_lm.npz (for --word-lm-weight)")
+    p.add_argument("--word-trigram-min-count", type=int_in(1, 1_000_000), default=2, metavar="N",
+                   help="keep the word trigram's bigrams and trigrams seen at least N times (default: 2)")
 
 
 def run_train_lm_command(args: argparse.Namespace) -> int:
@@ -113,6 +119,8 @@ def run_train_lm_command(args: argparse.Namespace) -> int:
     save_lm(args.exp_dir / LM_CHECKPOINT, model, table, steps, loss)
     table.write(args.exp_dir / TOKENS_FILE)
     write_words(args.exp_dir, text.sentences, args.init_from)
+    if args.word_trigram:
+        write_word_trigram(args.exp_dir, text.sentences, args.word_trigram_min_count)
     check = export_lm(model, table, args.exp_dir / LM_ONNX, loss, int8=args.int8)
     parameters = sum(p.numel() for p in model.parameters())
     matches = (f"matches torch to {check.fp32_log_prob:.1e}" if check.int8_prob is None else
@@ -145,7 +153,8 @@ def gather_args_text(args: argparse.Namespace) -> LmText:
 
 
 def write_words_only(args: argparse.Namespace) -> int:
-    """`--words-only`: the text's words added to EXP/words.txt (created if need be), and nothing trained."""
+    """`--words-only`: the text's words added to EXP/words.txt (created if need be), and the word trigram with
+    --word-trigram; nothing trained."""
     from asr.runtime.lexicon import WORDS_FILE
 
     text = gather_args_text(args)
@@ -153,7 +162,21 @@ def write_words_only(args: argparse.Namespace) -> int:
     words = write_words(args.exp_dir, text.sentences, args.exp_dir)
     print("text: " + ", ".join(f"{source} {n}" for source, n in text.counts.items())
           + f"; {args.exp_dir / WORDS_FILE} holds {words} words", flush=True)
+    if args.word_trigram:
+        write_word_trigram(args.exp_dir, text.sentences, args.word_trigram_min_count)
     return 0
+
+
+def write_word_trigram(exp_dir: Path, sentences: Sequence[str], min_count: int) -> None:
+    """EXP/word_lm.npz: the word trigram of `sentences`, n-grams seen fewer than `min_count` times pruned."""
+    from asr.runtime.word_lm import WORD_LM_FILE
+    from asr.training.word_ngram import count_word_trigram
+
+    model = count_word_trigram(sentences, min_count)
+    path = exp_dir / WORD_LM_FILE
+    model.write(path)
+    print(f"word trigram: {model.vocab_size} words, {len(model.bigram_keys)} bigrams, {len(model.trigram_keys)} "
+          f"trigrams seen {min_count}+ times; {path} ({path.stat().st_size / 1e6:.1f} MB)", flush=True)
 
 
 def new_lm_config(args: argparse.Namespace, vocab_size: int, boundary_id: int) -> LmConfig:

@@ -27,6 +27,7 @@ from asr.errors import ConfigError, ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.rescore import check_weight, rescore_state
+from asr.runtime.word_rescore import WordRescorer
 from asr.runtime.ctc import ctc_greedy
 from asr.runtime.lexicon import LexiconLm
 from asr.runtime.search import DEFAULT_LM_SCALE, LanguageModel, SearchOptions, create_searcher
@@ -54,6 +55,7 @@ class EvalOptions:
     rescore_weight: float = 0.0  # beam search: re-rank each utterance's n-best by + weight x attention log-prob
     lm: LanguageModel | None = None  # beam search: fuse this token LM (shallow fusion)...
     lm_scale: float = DEFAULT_LM_SCALE  # ...with this weight
+    word_rescorer: WordRescorer | None = None  # beam search: re-rank each utterance's n-best by a word trigram
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -63,7 +65,7 @@ class EvalOptions:
         if self.chunk_frames is not None and self.chunk_frames < 1:
             raise ConfigError(f"chunk_frames must be >= 1, got {self.chunk_frames}; leave it out for the model's own")
         check_weight(self.rescore_weight)
-        if self.rescore_weight and self.decoding != "beam":
+        if (self.rescore_weight or self.word_rescorer is not None) and self.decoding != "beam":
             raise ConfigError(f"rescoring re-ranks beam search's n-best; {self.decoding} decoding has none, use beam")
         if not self.max_batch_seconds > 0:
             raise ConfigError(f"max_batch_seconds must be positive, got {self.max_batch_seconds}")
@@ -78,6 +80,8 @@ class EvalOptions:
             name += f"-lm{self.lm_scale:g}"
             if isinstance(self.lm, LexiconLm):
                 name += f"-nw{self.lm.penalty:g}"
+        if self.word_rescorer is not None:
+            name += f"-word{self.word_rescorer.weight:g}+{self.word_rescorer.bonus:g}"
         if self.streaming:
             name += "-streaming" + (f"-chunk{self.chunk_frames}" if self.chunk_frames else "")
         return name
@@ -141,6 +145,9 @@ def decode_features(model: Transducer, features: Sequence[np.ndarray], options: 
         for n, state in enumerate(states):
             frames = np.concatenate([out[n, : valid[n]] for out, valid in chunks])  # (T', J)
             rescore_state(state, frames, scorer, options.rescore_weight)
+    if options.word_rescorer is not None:
+        for state in states:
+            options.word_rescorer.rescore(state)
     return [state.best().tokens for state in states]
 
 

@@ -1,7 +1,8 @@
 """LM shallow fusion on the shipped default model: the scale chosen on dev, WER, non-words and RTF on every test subset.
 
     python tests/benchmarks/lm_fusion.py --data CORPUS_ROOT --lm LM_DIR [--model MODEL_DIR] [--scales 0.1,0.2,0.3,0.5]
-        [--blank-penalties 0,0.5,1] [--non-word-penalties 0,4] [--dev-subsets synth-dev,...] [--dev-utterances 300]
+        [--blank-penalties 0,0.5,1] [--non-word-penalties 0,4] [--word-lm-weights 0,0.5 --word-bonuses 0,1]
+        [--dev-subsets synth-dev,...] [--dev-utterances 300]
         [--subsets synth-test,...] [--max-utterances N] [--beam 4] [--rtf-utterances 40] [--workers 2] [--write-fusion]
 
 CORPUS_ROOT holds LibriSpeech/<subset>/ (asr synth's layout); nothing is written there. The model
@@ -9,7 +10,9 @@ is the shipped default's int8 files unless --model names another model dir (its 
 1. Dev: decode the first --dev-utterances of each --dev-subsets (default synth-dev) with beam search, without the LM and
    with it at each of --scales and each --blank-penalties (the LM's cost per token favours short
    hypotheses; a blank penalty buys the tokens back) and each --non-word-penalties (> 0: each word
-   outside LM_DIR/words.txt pays it; asr.runtime.lexicon); the setting of the lowest dev WER is chosen
+   outside LM_DIR/words.txt pays it; asr.runtime.lexicon) and each --word-lm-weights and --word-bonuses (weight > 0:
+   each utterance's n-best is re-ranked at its end by LM_DIR/word_lm.npz; asr.runtime.word_rescore); the setting
+   of the lowest dev WER is chosen
    (test is never looked at). --write-fusion saves it and --beam as LM_DIR/fusion.json, the LM's
    defaults in `asr transcribe`, `live`, `serve` and `eval` (asr.runtime.lm.FusionSettings).
 2. Test: every subset (default: every synth-test* subset under CORPUS_ROOT), without the LM and
@@ -40,7 +43,8 @@ from asr.runtime.recognizer import Recognizer
 from hotwords import lexicon_words, read_subset  # tests/benchmarks/hotwords.py: the same corpus reading
 
 BATCH = 16  # test utterances decoded together by one worker (Recognizer.decode_streams)
-Setting = tuple[float, float, float] | None  # (LM scale, blank penalty, non-word penalty); None: no LM
+Setting = tuple[float, float, float, float, float] | None  # (LM scale, blank penalty, non-word penalty, word LM weight,
+# word bonus); None: no LM
 _recognizers: dict[Setting, Recognizer] = {}  # per worker process
 _settings: dict[str, object] = {}
 
@@ -51,11 +55,12 @@ def _init_worker(lm: str, beam: int, model: Path) -> None:
 
 def recognizer(setting: Setting) -> Recognizer:
     if setting not in _recognizers:
-        scale, penalty, non_word_penalty = setting or (0.0, 0.0, 0.0)
+        scale, penalty, non_word_penalty, word_weight, word_bonus = setting or (0.0, 0.0, 0.0, 0.0, 0.0)
         options = FusionSettings(scale, penalty, int(_settings["beam"])).search_options()
         _recognizers[setting] = Recognizer.from_dir(Path(_settings["model"]), int8=True, decoding=options,
                                                     lm=None if setting is None else str(_settings["lm"]),
-                                                    non_word_penalty=non_word_penalty)
+                                                    non_word_penalty=non_word_penalty, word_lm_weight=word_weight,
+                                                    word_bonus=word_bonus)
     return _recognizers[setting]
 
 
@@ -70,6 +75,8 @@ def decode(job: tuple[list[str], Setting]) -> list[str]:
         stream.input_finished()
     while ready := [s for s in streams if rec.is_ready(s)]:
         rec.decode_streams(ready)
+    for stream in streams:
+        rec.rescore(stream)  # the end of the utterance, as the commands end a segment
     return [s.result.text for s in streams]
 
 
@@ -113,6 +120,9 @@ def main() -> int:
     parser.add_argument("--blank-penalties", default="0", help="with the LM, tried with every scale on dev")
     parser.add_argument("--non-word-penalties", default="0",
                         help="with the LM, tried with every pair above on dev (> 0 reads LM_DIR/words.txt)")
+    parser.add_argument("--word-lm-weights", default="0",
+                        help="with the LM, tried with every setting above on dev (> 0 reads LM_DIR/word_lm.npz)")
+    parser.add_argument("--word-bonuses", default="0", help="with each word LM weight > 0, tried on dev")
     parser.add_argument("--dev-subsets", default="synth-dev", help="subsets the scale and penalty are chosen on")
     parser.add_argument("--dev-utterances", type=int, default=300, help="per dev subset")
     parser.add_argument("--subsets", default=None, help="default: every synth-test* subset under --data")
@@ -127,8 +137,11 @@ def main() -> int:
                sorted(p.name for p in (args.data / "LibriSpeech").iterdir() if p.name.startswith("synth-test")))
     known = set(lexicon_words())
     known |= {w for _, ref in read_subset(args.data, "synth-train", 10**9) for w in ref.split()}
-    settings = [(float(s), float(p), float(w)) for s in args.scales.split(",") for p in args.blank_penalties.split(",")
-                for w in args.non_word_penalties.split(",")]
+    word_settings = sorted({(float(w), float(b) if float(w) > 0 else 0.0) for w in args.word_lm_weights.split(",")
+                            for b in args.word_bonuses.split(",")})
+    settings = [(float(s), float(p), float(n), w, b) for s in args.scales.split(",")
+                for p in args.blank_penalties.split(",") for n in args.non_word_penalties.split(",")
+                for w, b in word_settings]
     report: dict[str, object] = {"lm": args.lm, "model": str(args.model), "beam": args.beam}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam, args.model)) as pool:
         def run(items: list[tuple[Path, str]], setting: Setting) -> list[str]:
@@ -150,7 +163,8 @@ def main() -> int:
             model = "the shipped model" if args.model == DEFAULT_MODEL_DIR else f"the model {args.model.name}"
             tuned_on = (f"{model} (int8), beam {args.beam}, lowest WER on {len(dev)} utterances of "
                         f"{' and '.join(dev_subsets)} (tests/benchmarks/lm_fusion.py)")
-            print(f"wrote {FusionSettings(chosen[0], chosen[1], args.beam, chosen[2]).write(args.lm, tuned_on)}", flush=True)
+            fusion = FusionSettings(chosen[0], chosen[1], args.beam, chosen[2], chosen[3], chosen[4])
+            print(f"wrote {fusion.write(args.lm, tuned_on)}", flush=True)
         rows = {}
         for subset in subsets:
             items = read_subset(args.data, subset, args.max_utterances)
@@ -187,9 +201,10 @@ def _rtf(args: argparse.Namespace, subset: str, chosen: Setting) -> dict[str, ob
 def _name(setting: Setting) -> str:
     if setting is None:
         return "no LM"
-    scale, penalty, non_word_penalty = setting
-    return f"scale {scale:g}, blank penalty {penalty:g}" + (f", non-word penalty {non_word_penalty:g}"
-                                                          if non_word_penalty else "")
+    scale, penalty, non_word_penalty, word_weight, word_bonus = setting
+    return (f"scale {scale:g}, blank penalty {penalty:g}"
+            + (f", non-word penalty {non_word_penalty:g}" if non_word_penalty else "")
+            + (f", word LM {word_weight:g} + {word_bonus:g} a word" if word_weight else ""))
 
 
 if __name__ == "__main__":

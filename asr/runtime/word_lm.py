@@ -1,0 +1,178 @@
+"""A word trigram beside the token LM: back-off scores for whole words (torch-free).
+
+The token LM reads characters, and a small one knows words as letter strings, not
+which word follows which: on everyday sentences the shipped one scores 3.1 nats per
+character. A word trigram counted over the same text knows that after "A CUP OF"
+comes COFFEE or TEA, for the cost of a table lookup.
+
+word_lm.npz (in the LM dir; `asr train-lm --word-trigram` writes it, asr.training.word_ngram;
+asr.runtime.word_rescore re-ranks each segment's n-best with it):
+
+    words              (V,) str      id 0 is <s>, id 1 is </s>, then the words, normalised as transcripts
+    unigram_log_probs  (V,) float16  natural logs; <s> is never predicted (a very low value)
+    unigram_backoffs   (V,) float16  log back-off weight of the one-word history
+    bigram_keys        (N2,) int64   sorted, h * V + w
+    bigram_log_probs   (N2,) float16
+    bigram_backoffs    (N2,) float16 log back-off weight of the two-word history (h1, h2)
+    trigram_keys       (N3,) int64   sorted, (h1 * V + h2) * V + w
+    trigram_log_probs  (N3,) float16
+    unknown_log_prob   () float16    what a word outside the vocabulary scores
+
+The file stores the keys as differences from the previous key (the first from 0) and the
+logs in half precision (within 0.01 nats of the counts' float32 values at these magnitudes),
+a third of the size as it ships; in memory they are int64 keys and float32 logs again.
+
+the ARPA back-off model in arrays: log P(w | h1 h2) is the trigram's log-probability where
+it is listed, else the back-off weight of (h1, h2) (0 where that bigram is not listed) plus
+log P(w | h2), which is the bigram's where listed, else h2's back-off weight plus w's
+unigram. A history id of NO_WORD (-1) is no word at all (before the first word there is one:
+<s>; after a word outside the vocabulary, none), so the score backs off past it. A word outside
+the vocabulary scores unknown_log_prob, what the counts give a word they never saw: a
+rescored hypothesis must pay for an unknown word, not get it free.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from asr.atomic_write import write_bytes_atomically
+from asr.errors import ModelFilesError
+
+WORD_LM_FILE = "word_lm.npz"
+BOS, EOS = 0, 1  # ids of <s> and </s>
+SPECIAL_WORDS = ("<s>", "</s>")
+NO_WORD = -1  # a history slot holding no word
+_ARRAYS = ("words", "unigram_log_probs", "unigram_backoffs", "bigram_keys", "bigram_log_probs", "bigram_backoffs",
+           "trigram_keys", "trigram_log_probs", "unknown_log_prob")
+_KEYS = ("bigram_keys", "trigram_keys")  # stored as differences
+_FIX = "write it again with `asr train-lm --words-only --word-trigram ...`, or delete it"
+
+
+@dataclass(frozen=True, eq=False)
+class WordNgram:
+    """A back-off word trigram in sorted arrays (see the module docstring); immutable."""
+
+    words: np.ndarray
+    unigram_log_probs: np.ndarray
+    unigram_backoffs: np.ndarray
+    bigram_keys: np.ndarray
+    bigram_log_probs: np.ndarray
+    bigram_backoffs: np.ndarray
+    trigram_keys: np.ndarray
+    trigram_log_probs: np.ndarray
+    unknown_log_prob: np.ndarray  # 0-d
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ids", {str(word): i for i, word in enumerate(self.words.tolist())})
+
+    @property
+    def vocab_size(self) -> int:
+        """V: the words, <s> and </s> included."""
+        return len(self.words)
+
+    def id_of(self, word: str) -> int:
+        """The word's id, NO_WORD for a word outside the vocabulary."""
+        return self._ids.get(word, NO_WORD)  # type: ignore[attr-defined]
+
+    def log_probs(self, h1: np.ndarray, h2: np.ndarray, word: np.ndarray) -> np.ndarray:
+        """(N,) float64 natural log P(word | h1 h2), h1 the older word; int arrays of N ids, NO_WORD allowed in
+        the histories (not in `word`)."""
+        h1, h2, word = (np.asarray(a, dtype=np.int64) for a in (h1, h2, word))
+        v = self.vocab_size
+        has_h2 = h2 >= 0
+        has_both = has_h2 & (h1 >= 0)
+        found3, trigram = _lookup(self.trigram_keys, self.trigram_log_probs, (h1 * v + h2) * v + word, has_both)
+        _, history_backoff = _lookup(self.bigram_keys, self.bigram_backoffs, h1 * v + h2, has_both)
+        found2, bigram = _lookup(self.bigram_keys, self.bigram_log_probs, h2 * v + word, has_h2)
+        h2_backoff = np.where(has_h2, self.unigram_backoffs[np.where(has_h2, h2, 0)], 0.0)
+        bigram = np.where(found2, bigram, h2_backoff + self.unigram_log_probs[word])
+        return np.where(found3, trigram, history_backoff + bigram).astype(np.float64)
+
+    def sentence_log_probs(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """(N,) float64 natural log P(words, </s> | <s>) of each sentence, in one lookup; a word outside the
+        vocabulary scores unknown_log_prob and leaves no history (the next word backs off past it)."""
+        rows, older, newer, targets = [], [], [], []
+        unknown = np.zeros(len(sentences))
+        for row, words in enumerate(sentences):
+            h1, h2 = NO_WORD, BOS
+            for word in [*(self.id_of(w) for w in words), EOS]:
+                if word == NO_WORD:
+                    unknown[row] += 1
+                else:
+                    rows.append(row), older.append(h1), newer.append(h2), targets.append(word)
+                h1, h2 = h2, word
+        scores = self.log_probs(np.array(older, dtype=np.int64), np.array(newer, dtype=np.int64),
+                                np.array(targets, dtype=np.int64))
+        known = np.bincount(np.array(rows, dtype=np.int64), weights=scores, minlength=len(sentences))
+        return known + unknown * float(self.unknown_log_prob)
+
+    def write(self, path: str | Path) -> None:
+        """Save as word_lm.npz (key differences, half-precision logs, compressed); a write cut short leaves no file
+        behind under `path`."""
+        stored = {}
+        for name in _ARRAYS:
+            array = getattr(self, name)
+            stored[name] = (np.diff(array, prepend=0) if name in _KEYS else
+                            array.astype(np.float16) if array.dtype.kind == "f" else array)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **stored)
+        write_bytes_atomically(Path(path), buffer.getvalue())
+
+    @classmethod
+    def read(cls, path: str | Path) -> WordNgram:
+        """Load word_lm.npz; ModelFilesError naming the file and the fix for a missing, damaged or inconsistent one."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                model = cls(*(np.cumsum(arrays[name], dtype=np.int64) if name in _KEYS else
+                              arrays[name].astype(np.float32) if arrays[name].dtype.kind == "f" else arrays[name]
+                              for name in _ARRAYS))
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            raise ModelFilesError(f"cannot read the word trigram {path} ({error}); {_FIX}") from None
+        problem = model.inconsistency()
+        if problem:
+            raise ModelFilesError(f"the word trigram {path} is inconsistent: {problem}; {_FIX}")
+        return model
+
+    def inconsistency(self) -> str:
+        """What is wrong with the arrays' shapes, order or ids, or "" when nothing is."""
+        v = len(self.words)
+        if self.unknown_log_prob.shape != () or not np.isfinite(self.unknown_log_prob):
+            return f"unknown_log_prob must be one finite number, got {self.unknown_log_prob!r}"
+        if v < 3 or tuple(self.words[:2].tolist()) != SPECIAL_WORDS:
+            return f"expected {SPECIAL_WORDS} and at least one word first, got {self.words[:3].tolist()}"
+        for name, keys, columns, top in (("unigram", None, ("unigram_log_probs", "unigram_backoffs"), v),
+                                         ("bigram", self.bigram_keys, ("bigram_log_probs", "bigram_backoffs"), v**2),
+                                         ("trigram", self.trigram_keys, ("trigram_log_probs",), v**3)):
+            n = v if keys is None else len(keys)
+            if any(getattr(self, column).shape != (n,) for column in columns):
+                return f"the {name} arrays differ in length"
+            if keys is not None and n and (keys.dtype != np.int64 or np.any(np.diff(keys) <= 0) or keys[0] < 0
+                                           or keys[-1] >= top):
+                return f"the {name} keys are not sorted, distinct ids of the {v} words"
+        return ""
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray, valid: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(found (N,) bool, value (N,), 0 where not found) of each valid query in the sorted `keys`."""
+    if len(keys) == 0:
+        return np.zeros(len(queries), dtype=bool), np.zeros(len(queries))
+    at = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
+    found = valid & (keys[at] == queries)
+    return found, np.where(found, values[at], 0.0)
+
+
+def read_word_lm(lm_dir: str | Path) -> WordNgram:
+    """`lm_dir`/word_lm.npz; ModelFilesError naming the dir and the fix when there is none."""
+    path = Path(lm_dir) / WORD_LM_FILE
+    if not path.is_file():
+        raise ModelFilesError(f"a word trigram weight needs the LM's {WORD_LM_FILE}, but {Path(lm_dir)} has none; "
+                              "write one with `asr train-lm --words-only --word-trigram ...` (the LM's text flags), "
+                              "or give --word-lm-weight 0")
+    return WordNgram.read(path)
