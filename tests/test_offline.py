@@ -186,3 +186,18 @@ def test_offline_rescoring_without_a_head_is_a_clear_error(offline_dir: Path) ->
         OfflineRecognizer.from_dir(offline_dir, decoding=BEAM, rescore_weight=0.5)
     with pytest.raises(ConfigError, match="must be a finite number"):
         OfflineRecognizer.from_dir(offline_dir, decoding=BEAM, rescore_weight=-1.0)
+
+
+def test_offline_word_rescoring_picks_the_n_best_entry_the_formula_picks(offline_dir: Path) -> None:
+    """The word trigram re-ranks a whole file's n-best as at a streaming segment's end: a trigram that knows only
+    the words of the plain search's last choice, at a large weight, brings that choice to the top."""
+    from asr.runtime.word_rescore import WordRescorer
+    from asr.training.word_ngram import count_word_trigram
+
+    samples = utterance(3, 2.0)
+    plain = OfflineRecognizer.from_dir(offline_dir, decoding=BEAM).recognize(16000, samples, nbest=BEAM.beam).nbest
+    assert len({alt.text for alt in plain}) > 1  # distinct texts, or nothing to re-rank
+    rescorer = WordRescorer(count_word_trigram([plain[-1].text], 1), 50.0, 0.0, TOKENS)
+    rescored = OfflineRecognizer(OnnxModel(ModelFiles.from_dir(offline_dir)), BEAM, word_rescorer=rescorer)
+    totals = np.array([alt.score for alt in plain]) + rescorer.scores([alt.text for alt in plain])
+    assert rescored.recognize(16000, samples).text == plain[int(np.argmax(totals))].text == plain[-1].text
