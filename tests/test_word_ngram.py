@@ -103,9 +103,9 @@ def test_the_file_reads_back_the_same_model(tmp_path: Path):
     assert again.words.tolist() == model.words.tolist()
     assert np.array_equal(again.bigram_keys, model.bigram_keys) and np.array_equal(again.trigram_keys, model.trigram_keys)
     for h1, h2, w in itertools.product(range(-1, model.vocab_size), repeat=3):
-        if w >= 1:  # the logs are stored in half precision: 11 significant bits
+        if w >= 1:  # stored as 8-bit codes 30 / 255 nats apart: each of two terms within half of that
             args = np.array([h1]), np.array([h2]), np.array([w])
-            assert again.log_probs(*args) == pytest.approx(model.log_probs(*args), rel=2e-3)
+            assert again.log_probs(*args) == pytest.approx(model.log_probs(*args), abs=30 / 255)
 
 
 def test_a_missing_or_damaged_file_is_one_clear_error(tmp_path: Path):
@@ -114,13 +114,20 @@ def test_a_missing_or_damaged_file_is_one_clear_error(tmp_path: Path):
     (tmp_path / WORD_LM_FILE).write_bytes(b"not an npz")
     with pytest.raises(ModelFilesError, match="cannot read the word trigram.*train-lm --words-only --word-trigram"):
         read_word_lm(tmp_path)
-    model = count_word_trigram(SENTENCES, 1)
-    arrays = {name: getattr(model, name) for name in ("words", "unigram_log_probs", "unigram_backoffs", "bigram_keys",
-                                                      "bigram_log_probs", "bigram_backoffs", "trigram_keys",
-                                                      "trigram_log_probs", "unknown_log_prob")}
-    arrays["bigram_keys"] = arrays["bigram_keys"][::-1].copy()
-    np.savez(tmp_path / WORD_LM_FILE, **arrays)
+    count_word_trigram(SENTENCES, 1).write(tmp_path / WORD_LM_FILE)
+    with np.load(tmp_path / WORD_LM_FILE) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    unsorted = dict(arrays, bigram_history_steps=-arrays["bigram_history_steps"])
+    np.savez(tmp_path / WORD_LM_FILE, **unsorted)
     with pytest.raises(ModelFilesError, match="inconsistent: the bigram keys are not sorted"):
+        read_word_lm(tmp_path)
+    beyond = dict(arrays, trigram_history_steps=arrays["trigram_history_steps"] + 1)
+    np.savez(tmp_path / WORD_LM_FILE, **beyond)
+    with pytest.raises(ModelFilesError, match="cannot read the word trigram.*history bigram is not among"):
+        read_word_lm(tmp_path)
+    del arrays["trigram_words"]
+    np.savez(tmp_path / WORD_LM_FILE, **arrays)
+    with pytest.raises(ModelFilesError, match="cannot read the word trigram.*trigram_words"):
         read_word_lm(tmp_path)
 
 

@@ -6,21 +6,25 @@ character. A word trigram counted over the same text knows that after "A CUP OF"
 comes COFFEE or TEA, for the cost of a table lookup.
 
 word_lm.npz (in the LM dir; `asr train-lm --word-trigram` writes it, asr.training.word_ngram;
-asr.runtime.word_rescore re-ranks each segment's n-best with it):
+asr.runtime.word_rescore re-ranks each segment's n-best with it) holds, in memory (`WordNgram`):
 
     words              (V,) str      id 0 is <s>, id 1 is </s>, then the words, normalised as transcripts
-    unigram_log_probs  (V,) float16  natural logs; <s> is never predicted (a very low value)
-    unigram_backoffs   (V,) float16  log back-off weight of the one-word history
+    unigram_log_probs  (V,) float32  natural logs; <s> is never predicted (a very low value)
+    unigram_backoffs   (V,) float32  log back-off weight of the one-word history
     bigram_keys        (N2,) int64   sorted, h * V + w
-    bigram_log_probs   (N2,) float16
-    bigram_backoffs    (N2,) float16 log back-off weight of the two-word history (h1, h2)
+    bigram_log_probs   (N2,) float32
+    bigram_backoffs    (N2,) float32 log back-off weight of the two-word history (h1, h2)
     trigram_keys       (N3,) int64   sorted, (h1 * V + h2) * V + w
-    trigram_log_probs  (N3,) float16
-    unknown_log_prob   () float16    what a word outside the vocabulary scores
+    trigram_log_probs  (N3,) float32
+    unknown_log_prob   () float32    what a word outside the vocabulary scores
 
-The file stores the keys as differences from the previous key (the first from 0) and the
-logs in half precision (within 0.01 nats of the counts' float32 values at these magnitudes),
-a third of the size as it ships; in memory they are int64 keys and float32 logs again.
+The file stores them smaller (a third of the plain arrays' size, compressed): a bigram as the
+step of its history id from the previous bigram's and its word id; a trigram as the step of
+the index of its history bigram from the previous trigram's and its word id (steps are mostly
+0 or 1, so they compress to almost nothing); the unigrams' logs in half precision; and the
+bigrams' and trigrams' logs as 8-bit codes on a linear scale from LOG_FLOOR to the array's
+largest value (`<name>_scale` holds the first value and the step: within 0.08 nats, a few
+hundredths of a word's score at the weights used; lower values are stored as the floor).
 
 the ARPA back-off model in arrays: log P(w | h1 h2) is the trigram's log-probability where
 it is listed, else the back-off weight of (h1, h2) (0 where that bigram is not listed) plus
@@ -49,7 +53,8 @@ SPECIAL_WORDS = ("<s>", "</s>")
 NO_WORD = -1  # a history slot holding no word
 _ARRAYS = ("words", "unigram_log_probs", "unigram_backoffs", "bigram_keys", "bigram_log_probs", "bigram_backoffs",
            "trigram_keys", "trigram_log_probs", "unknown_log_prob")
-_KEYS = ("bigram_keys", "trigram_keys")  # stored as differences
+_CODED = ("bigram_log_probs", "bigram_backoffs", "trigram_log_probs")  # 8-bit codes in the file
+LOG_FLOOR = -30.0  # the lowest log the 8-bit codes keep apart: e^-30 is never, for a rescored word
 _FIX = "write it again with `asr train-lm --words-only --word-trigram ...`, or delete it"
 
 
@@ -112,13 +117,20 @@ class WordNgram:
         return known + unknown * float(self.unknown_log_prob)
 
     def write(self, path: str | Path) -> None:
-        """Save as word_lm.npz (key differences, half-precision logs, compressed); a write cut short leaves no file
-        behind under `path`."""
-        stored = {}
-        for name in _ARRAYS:
-            array = getattr(self, name)
-            stored[name] = (np.diff(array, prepend=0) if name in _KEYS else
-                            array.astype(np.float16) if array.dtype.kind == "f" else array)
+        """Save as word_lm.npz (the compact layout of the module docstring); a write cut short leaves no file behind
+        under `path`."""
+        v = self.vocab_size
+        word_type = np.uint16 if v <= 2**16 else np.uint32
+        stored = {"words": self.words, "unknown_log_prob": self.unknown_log_prob.astype(np.float32),
+                  "unigram_log_probs": self.unigram_log_probs.astype(np.float16),
+                  "unigram_backoffs": self.unigram_backoffs.astype(np.float16),
+                  "bigram_history_steps": np.diff(self.bigram_keys // v, prepend=0),
+                  "bigram_words": (self.bigram_keys % v).astype(word_type),
+                  "trigram_history_steps": np.diff(np.searchsorted(self.bigram_keys, self.trigram_keys // v),
+                                                   prepend=0),
+                  "trigram_words": (self.trigram_keys % v).astype(word_type)}
+        for name in _CODED:
+            stored[name], stored[f"{name}_scale"] = _encode(getattr(self, name))
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **stored)
         write_bytes_atomically(Path(path), buffer.getvalue())
@@ -129,15 +141,28 @@ class WordNgram:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as arrays:
-                model = cls(*(np.cumsum(arrays[name], dtype=np.int64) if name in _KEYS else
-                              arrays[name].astype(np.float32) if arrays[name].dtype.kind == "f" else arrays[name]
-                              for name in _ARRAYS))
-        except (OSError, ValueError, KeyError, EOFError) as error:
-            raise ModelFilesError(f"cannot read the word trigram {path} ({error}); {_FIX}") from None
+                model = cls._unpack({name: arrays[name] for name in arrays.files})
+        except (OSError, ValueError, KeyError, EOFError, IndexError) as error:
+            raise ModelFilesError(f"cannot read the word trigram {path} ({error!r}); {_FIX}") from None
         problem = model.inconsistency()
         if problem:
             raise ModelFilesError(f"the word trigram {path} is inconsistent: {problem}; {_FIX}")
         return model
+
+    @classmethod
+    def _unpack(cls, stored: dict[str, np.ndarray]) -> WordNgram:
+        """The in-memory arrays from the file's; IndexError for a trigram whose history bigram is not there."""
+        v = len(stored["words"])
+        bigram_keys = np.cumsum(stored["bigram_history_steps"], dtype=np.int64) * v + stored["bigram_words"]
+        histories = np.cumsum(stored["trigram_history_steps"], dtype=np.int64)
+        if len(histories) and (histories.min() < 0 or histories.max() >= len(bigram_keys)):
+            raise IndexError("a trigram's history bigram is not among the bigrams")
+        trigram_keys = bigram_keys[histories] * v + stored["trigram_words"]
+        coded = {name: _decode(stored[name], stored[f"{name}_scale"]) for name in _CODED}
+        return cls(stored["words"], stored["unigram_log_probs"].astype(np.float32),
+                   stored["unigram_backoffs"].astype(np.float32), bigram_keys, coded["bigram_log_probs"],
+                   coded["bigram_backoffs"], trigram_keys, coded["trigram_log_probs"],
+                   stored["unknown_log_prob"].astype(np.float32))
 
     def inconsistency(self) -> str:
         """What is wrong with the arrays' shapes, order or ids, or "" when nothing is."""
@@ -155,7 +180,22 @@ class WordNgram:
             if keys is not None and n and (keys.dtype != np.int64 or np.any(np.diff(keys) <= 0) or keys[0] < 0
                                            or keys[-1] >= top):
                 return f"the {name} keys are not sorted, distinct ids of the {v} words"
+        if not np.isin(self.trigram_keys // v, self.bigram_keys).all():
+            return "a trigram's history is not among the bigrams"
         return ""
+
+
+def _encode(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-bit codes of `logs` on a linear scale from LOG_FLOOR to their largest value, and (first value, step)."""
+    low = LOG_FLOOR
+    high = max(float(logs.max(initial=low)), low + 1e-3)
+    step = (high - low) / 255
+    codes = np.round((np.clip(logs, low, high) - low) / step).astype(np.uint8)
+    return codes, np.array([low, step], dtype=np.float64)
+
+
+def _decode(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return (scale[0] + codes.astype(np.float64) * scale[1]).astype(np.float32)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray, valid: np.ndarray
