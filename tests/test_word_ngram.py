@@ -125,6 +125,9 @@ def test_a_missing_or_damaged_file_is_one_clear_error(tmp_path: Path):
     np.savez(tmp_path / WORD_LM_FILE, **beyond)
     with pytest.raises(ModelFilesError, match="cannot read the word trigram.*history bigram is not among"):
         read_word_lm(tmp_path)
+    np.savez(tmp_path / WORD_LM_FILE, **dict(arrays, trigram_words=arrays["trigram_words"] + 100))
+    with pytest.raises(ModelFilesError, match="cannot read the word trigram.*word id beyond the 9 words"):
+        read_word_lm(tmp_path)
     del arrays["trigram_words"]
     np.savez(tmp_path / WORD_LM_FILE, **arrays)
     with pytest.raises(ModelFilesError, match="cannot read the word trigram.*trigram_words"):

@@ -51,8 +51,6 @@ WORD_LM_FILE = "word_lm.npz"
 BOS, EOS = 0, 1  # ids of <s> and </s>
 SPECIAL_WORDS = ("<s>", "</s>")
 NO_WORD = -1  # a history slot holding no word
-_ARRAYS = ("words", "unigram_log_probs", "unigram_backoffs", "bigram_keys", "bigram_log_probs", "bigram_backoffs",
-           "trigram_keys", "trigram_log_probs", "unknown_log_prob")
 _CODED = ("bigram_log_probs", "bigram_backoffs", "trigram_log_probs")  # 8-bit codes in the file
 LOG_FLOOR = -30.0  # the lowest log the 8-bit codes keep apart: e^-30 is never, for a rescored word
 _FIX = "write it again with `asr train-lm --words-only --word-trigram ...`, or delete it"
@@ -151,8 +149,11 @@ class WordNgram:
 
     @classmethod
     def _unpack(cls, stored: dict[str, np.ndarray]) -> WordNgram:
-        """The in-memory arrays from the file's; IndexError for a trigram whose history bigram is not there."""
+        """The in-memory arrays from the file's; IndexError for a word id beyond the words or a trigram whose history
+        bigram is not there."""
         v = len(stored["words"])
+        if max(stored["bigram_words"].max(initial=0), stored["trigram_words"].max(initial=0)) >= v:
+            raise IndexError(f"a word id beyond the {v} words")
         bigram_keys = np.cumsum(stored["bigram_history_steps"], dtype=np.int64) * v + stored["bigram_words"]
         histories = np.cumsum(stored["trigram_history_steps"], dtype=np.int64)
         if len(histories) and (histories.min() < 0 or histories.max() >= len(bigram_keys)):
