@@ -30,9 +30,9 @@ from asr.runtime.model_dir import ModelFiles
 from asr.runtime.lm import check_lm_fits, load_lm
 from asr.runtime.onnx_backend import LoadedModel, OnnxModel, attention_rescorer
 from asr.runtime.rescore import check_weight, rescore_state
-from asr.runtime.word_rescore import WordRescorer, word_rescorer
 from asr.runtime.result import Alternative, RecognitionResult, ResultBuilder
 from asr.runtime.search import LanguageModel, SearchOptions, create_searcher
+from asr.runtime.word_rescore import WordRescorer, word_rescorer
 
 
 class OfflineRecognizer(LoadedModel):

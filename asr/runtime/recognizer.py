@@ -54,12 +54,12 @@ from asr.runtime.context_graph import ROOT, ContextGraph
 from asr.runtime.hotwords import DEFAULT_SCORE, HotwordList, build_context_graph
 from asr.runtime.lm import check_lm_fits, load_lm
 from asr.runtime.rescore import check_weight, rescore_state
-from asr.runtime.word_rescore import WordRescorer, word_rescorer
 from asr.runtime.search import (
     LanguageModel, Searcher, SearchOptions, SearchState, create_searcher, take_state,
 )
 from asr.runtime.token_path import EMPTY_PATH
 from asr.runtime.tokens import TokenTable
+from asr.runtime.word_rescore import WordRescorer, word_rescorer
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,10 +27,10 @@ from asr.errors import ConfigError, ModelFilesError
 from asr.metrics import ErrorCounts, word_errors
 from asr.runtime.context_graph import ContextGraph
 from asr.runtime.rescore import check_weight, rescore_state
-from asr.runtime.word_rescore import WordRescorer
 from asr.runtime.ctc import ctc_greedy
 from asr.runtime.lexicon import LexiconLm
 from asr.runtime.search import DEFAULT_LM_SCALE, LanguageModel, SearchOptions, create_searcher
+from asr.runtime.word_rescore import WordRescorer
 from asr.training.tokenizers import Tokenizer
 from asr.training.torch_backend import TorchAttentionScorer, TorchBackend, encode_batch, eval_mode, stream_batch
 from models.transducer import Transducer
