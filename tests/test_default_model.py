@@ -32,10 +32,11 @@ DATA = Path(__file__).resolve().parent / "data" / "default_model"
 # 33.3; before that 31.6 / 80.6 / 47.2).
 WER_BOUNDS = {"synth-test": 34.0, "synth-test-natural": 64.0, "synth-test-everyday": 38.0}
 # The same with the shipped LM fused in beam search at its fusion.json settings (the commands' default):
-# 0.0 / 19.4 / 27.8 with session 18's LM, with and without session 19's word trigram rescoring (weight 0.5,
-# bonus 0.5; on every utterance of each subset it gives 6.0 / 32.6 / 24.8, where session 18 gave 6.0 / 32.7 /
-# 25.6); session 18's LM is session 14's, continued on sentences of CMU's English trigram, at beam 64, scale 1.2,
-# blank penalty 5 and non-word penalty 4 against its words.txt; session 14's LM gave
+# 0.0 / 19.4 / 27.8 with session 19's LM and word trigram rescoring (weight 0.5, bonus 0.5; without the trigram
+# 0.0 / 22.6 / 30.6; on every utterance of each subset 5.9 / 31.5 / 24.1, where session 18 gave 6.0 / 32.7 / 25.6);
+# 0.0 / 19.4 / 27.8 too with session 18's LM, with or without the trigram. Session 18's LM is session 14's,
+# continued on sentences of CMU's English trigram (session 19's, an hour more), at beam 64, scale 1.2, blank
+# penalty 5 and non-word penalty 4 against its words.txt; session 14's LM gave
 # 0.0 / 12.9 / 27.8 at the same settings, without the penalty 0.0 / 12.9 / 30.6 (eight-bit files: 0.0 / 16.1 / 30.6);
 # session 8's LM gave 0.0 / 9.7 / 38.9 at beam 64, scale 1, penalty 4. Three to six utterances a subset, so a
 # single word moves a figure by several points: on every utterance of each subset the settings give 6.0 / 32.7 /
