@@ -113,8 +113,7 @@ def test_shipped_model_wer_stays_under_its_bounds(with_lm: bool) -> None:
     if with_lm:
         fusion = FusionSettings.from_dir(DEFAULT_LM_DIR)  # the search the commands run
         recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True, decoding=fusion.search_options(),
-                                         lm=DEFAULT_LM_DIR, non_word_penalty=fusion.non_word_penalty,
-                                         word_lm_weight=fusion.word_lm_weight, word_bonus=fusion.word_bonus)
+                                         lm=DEFAULT_LM_DIR, **fusion.lm_arguments())
     else:
         recognizer = Recognizer.from_dir(DEFAULT_MODEL_DIR, int8=True)
     bounds = LM_WER_BOUNDS if with_lm else WER_BOUNDS

@@ -173,6 +173,12 @@ class FusionSettings:
         """The search these settings describe (the one place that maps them onto SearchOptions)."""
         return SearchOptions(method=method, beam=self.beam, lm_scale=self.lm_scale, blank_penalty=self.blank_penalty)
 
+    def lm_arguments(self) -> dict[str, float]:
+        """What else these settings ask of a recognizer fusing the LM: the keyword arguments of Recognizer.from_dir
+        and OfflineRecognizer.from_dir beside `decoding` (search_options) and `lm` (the one place that maps them)."""
+        return {"non_word_penalty": self.non_word_penalty, "word_lm_weight": self.word_lm_weight,
+                "word_bonus": self.word_bonus}
+
     def write(self, directory: str | Path, tuned_on: str) -> Path:
         """Save as `directory`/fusion.json with a note of what they were tuned on; the path."""
         path = Path(directory) / LM_FUSION

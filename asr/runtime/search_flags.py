@@ -160,10 +160,8 @@ def recognizer_from_args(
         int8=int8,
         rescore_weight=args.rescore_weight,
         lm=lm,
-        non_word_penalty=fusion.non_word_penalty,
         known_words=[phrase for phrase, _, _ in hotwords or ()],  # a non-word penalty must not work against them
-        word_lm_weight=fusion.word_lm_weight,
-        word_bonus=fusion.word_bonus,
+        **fusion.lm_arguments(),
     )
     graph = None if hotwords is None else file_context_graph(recognizer.token_table, hotwords)
     return recognizer, graph

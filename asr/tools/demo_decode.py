@@ -39,8 +39,7 @@ class Decoding:
             return Recognizer.from_dir(self.model_dir, int8=self.int8)
         fusion = FusionSettings.from_dir(self.lm_dir)
         return Recognizer.from_dir(self.model_dir, int8=self.int8, decoding=fusion.search_options(), lm=self.lm_dir,
-                                   non_word_penalty=fusion.non_word_penalty, word_lm_weight=fusion.word_lm_weight,
-                                   word_bonus=fusion.word_bonus)
+                                   **fusion.lm_arguments())
 
 
 @functools.lru_cache(maxsize=None)

@@ -56,11 +56,11 @@ def _init_worker(lm: str, beam: int, model: Path) -> None:
 def recognizer(setting: Setting) -> Recognizer:
     if setting not in _recognizers:
         scale, penalty, non_word_penalty, word_weight, word_bonus = setting or (0.0, 0.0, 0.0, 0.0, 0.0)
-        options = FusionSettings(scale, penalty, int(_settings["beam"])).search_options()
-        _recognizers[setting] = Recognizer.from_dir(Path(_settings["model"]), int8=True, decoding=options,
+        fusion = FusionSettings(scale, penalty, int(_settings["beam"]), non_word_penalty, word_weight, word_bonus)
+        _recognizers[setting] = Recognizer.from_dir(Path(_settings["model"]), int8=True,
+                                                    decoding=fusion.search_options(),
                                                     lm=None if setting is None else str(_settings["lm"]),
-                                                    non_word_penalty=non_word_penalty, word_lm_weight=word_weight,
-                                                    word_bonus=word_bonus)
+                                                    **fusion.lm_arguments())
     return _recognizers[setting]
 
 
