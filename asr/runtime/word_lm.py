@@ -1,7 +1,7 @@
 """A word trigram beside the token LM: back-off scores for whole words (torch-free).
 
 The token LM reads characters, and a small one knows words as letter strings, not
-which word follows which: on everyday sentences the shipped one scores 3.1 nats per
+which word follows which: on everyday sentences the shipped one's perplexity is 3.1 a
 character. A word trigram counted over the same text knows that after "A CUP OF"
 comes COFFEE or TEA, for the cost of a table lookup.
 
