@@ -101,7 +101,8 @@ def test_the_file_reads_back_the_same_model(tmp_path: Path):
     model.write(tmp_path / WORD_LM_FILE)
     again = read_word_lm(tmp_path)
     assert again.words.tolist() == model.words.tolist()
-    assert np.array_equal(again.bigram_keys, model.bigram_keys) and np.array_equal(again.trigram_keys, model.trigram_keys)
+    assert np.array_equal(again.bigram_keys, model.bigram_keys)
+    assert np.array_equal(again.trigram_keys, model.trigram_keys)
     for h1, h2, w in itertools.product(range(-1, model.vocab_size), repeat=3):
         if w >= 1:  # stored as 8-bit codes 30 / 255 nats apart: each of two terms within half of that
             args = np.array([h1]), np.array([h2]), np.array([w])

@@ -155,7 +155,8 @@ class FusionSettings:
                 raise TypeError(f"beam {beam!r} is not a whole number")
             settings = cls(float(raw["lm_scale"]), float(raw["blank_penalty"]), beam,
                            float(raw.get("non_word_penalty", cls.non_word_penalty)),
-                           float(raw.get("word_lm_weight", cls.word_lm_weight)), float(raw.get("word_bonus", cls.word_bonus)))
+                           float(raw.get("word_lm_weight", cls.word_lm_weight)),
+                           float(raw.get("word_bonus", cls.word_bonus)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelFilesError(f"{path} is not a fusion settings file ({error!r}); {fix}") from None
         if not (np.isfinite(settings.lm_scale) and settings.lm_scale >= 0 and np.isfinite(settings.blank_penalty)

@@ -13,7 +13,8 @@ architecture is kept, so an architecture flag that disagrees with it is an error
 words.txt is added to the new one. `--words-only` trains nothing: it adds the text's words to
 EXP/words.txt, for an LM trained before words.txt was written. `--word-trigram` also counts a
 word trigram over the text (asr.training.word_ngram) and writes EXP/word_lm.npz, which
-rescores each segment's n-best (asr.runtime.word_rescore); with `--words-only`, that alone.
+rescores each segment's n-best (asr.runtime.word_rescore); with `--words-only`, it and words.txt
+are all that is written.
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ distinct words,
     P(w | h) = (c(h, w) + T(h) P(w | h')) / (c(h) + T(h))
 
 with h' the history one word shorter, down to the unigram, which interpolates with the
-uniform distribution over the vocabulary (</s> included, <s> never predicted). It needs no count-of-counts, so it stays sound on
-text where some sentences repeat (the grammar's), and it is exactly a back-off model: a
-listed n-gram keeps its interpolated probability, an unlisted one gets the back-off weight
-T(h) / (c(h) + T(h)) times the lower order's. Pruning drops bigrams and trigrams seen fewer
-than min_count times (keeping every bigram that a kept trigram's history needs) and
-recomputes each history's back-off weight, so that every P(. | h) still sums to one:
+uniform distribution over the vocabulary (</s> included, <s> never predicted). It needs no
+count-of-counts, so it stays sound on text where some sentences repeat (the grammar's), and
+it is exactly a back-off model: a listed n-gram keeps its interpolated probability, an
+unlisted one gets the back-off weight T(h) / (c(h) + T(h)) times the lower order's. Pruning
+drops bigrams and trigrams seen fewer than min_count times (keeping every bigram that a kept
+trigram's history needs) and recomputes each history's back-off weight, so that every
+P(. | h) still sums to one:
 
     backoff(h) = (1 - sum of P(w | h) over the listed w) / (1 - sum of P(w | h') over the same w)
 
