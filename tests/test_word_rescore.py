@@ -61,6 +61,8 @@ def test_each_hypothesis_earns_weight_times_its_log_probability_plus_a_bonus_per
     rescorer.rescore(state)
     assert state.scores == pytest.approx(np.array([-10.0, -9.0, -9.5]) + want)
     assert table.decode(state.best().tokens) == "A CUP OF TEA"  # ...the words do not
+    assert rescorer.best(texts, [-10.0, -9.0, -9.5]) == 0  # the same choice from the n-best list alone
+    assert WordRescorer(ngram, 0.0, 0.0, table).best(texts, [-10.0, -9.0, -9.5]) == 1  # weight 0: the search's
 
 
 def test_one_hypothesis_keeps_its_score():
@@ -68,6 +70,7 @@ def test_one_hypothesis_keeps_its_score():
     state = state_of(table, ["A CUP OF TEE"], [-3.0])
     WordRescorer(count_word_trigram(TEXT, 1), 1.0, 0.0, table).rescore(state)
     assert state.scores.tolist() == [-3.0]
+    assert WordRescorer(count_word_trigram(TEXT, 1), 1.0, 0.0, table).best(["A CUP OF TEE"], [-3.0]) == 0
 
 
 def test_settings_out_of_range_or_without_an_lm_dir_are_refused(tmp_path: Path):
@@ -117,6 +120,7 @@ def test_the_result_is_the_n_best_entry_with_the_highest_rescored_score(tmp_path
     rescorer = WordRescorer(count_word_trigram([HEARD.replace("STORIES", "STORY")], 1), 3.0, 0.5, plain.token_table)
     totals = np.array([a.score for a in before]) + rescorer.scores([a.text for a in before])
     assert after.text == before[int(np.argmax(totals))].text
+    assert rescorer.best([a.text for a in before], [a.score for a in before]) == int(np.argmax(totals))  # offline
     assert before[0].text == HEARD and after.text == HEARD.replace("STORIES", "STORY")  # the words moved it
 
 

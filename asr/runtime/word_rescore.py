@@ -45,6 +45,13 @@ class WordRescorer:
         lengths = np.array([len(words) for words in sentences], dtype=np.float64)
         return self.weight * self.ngram.sentence_log_probs(sentences) + self.bonus * lengths
 
+    def best(self, texts: list[str], search_scores: np.ndarray) -> int:
+        """Index of the best of an n-best list (its texts and the search's scores) once each earns what scores()
+        gives: the hypothesis rescore() puts first in a search state holding these (n-best re-ranking offline)."""
+        if len(texts) < 2:
+            return 0
+        return int(np.argmax(np.asarray(search_scores, dtype=np.float64) + self.scores(texts)))
+
     def rescore(self, state: SearchState) -> None:
         """Add each hypothesis's earnings to its score, in place; for the end of a segment, as rescore_state."""
         if len(state.paths) < 2:

@@ -12,7 +12,10 @@ is the shipped default's int8 files unless --model names another model dir (its 
    hypotheses; a blank penalty buys the tokens back) and each --non-word-penalties (> 0: each word
    outside LM_DIR/words.txt pays it; asr.runtime.lexicon) and each --word-lm-weights and --word-bonuses (weight > 0:
    each utterance's n-best is re-ranked at its end by LM_DIR/word_lm.npz; asr.runtime.word_rescore); the setting
-   of the lowest dev WER is chosen
+   of the lowest dev WER is chosen. Dev is decoded once per search setting (no LM, or scale x blank penalty x
+   non-word penalty): the word trigram changes only the end-of-utterance ranking, so each word setting
+   re-ranks that decode's n-best lists with the recognizer's own WordRescorer.scores, as Recognizer.rescore
+   does (tests/test_word_rescore.py), instead of decoding again
    (test is never looked at). --write-fusion saves it and --beam as LM_DIR/fusion.json, the LM's
    defaults in `asr transcribe`, `live`, `serve` and `eval` (asr.runtime.lm.FusionSettings).
 2. Test: every subset (default: every synth-test* subset under CORPUS_ROOT), without the LM and
@@ -40,12 +43,17 @@ from asr.metrics import ErrorCounts, alignment, word_errors
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
 from asr.runtime.lm import FusionSettings
 from asr.runtime.recognizer import Recognizer
+from asr.runtime.tokens import TokenTable
+from asr.runtime.word_rescore import WordRescorer, word_rescorer
 from hotwords import lexicon_words, read_subset  # tests/benchmarks/hotwords.py: the same corpus reading
 
 BATCH = 16  # test utterances decoded together by one worker (Recognizer.decode_streams)
-Setting = tuple[float, float, float, float, float] | None  # (LM scale, blank penalty, non-word penalty, word LM weight,
-# word bonus); None: no LM
-_recognizers: dict[Setting, Recognizer] = {}  # per worker process
+SearchSetting = tuple[float, float, float] | None  # (LM scale, blank penalty, non-word penalty); None: no LM
+WordSetting = tuple[float, float]  # (word LM weight, word bonus); weight 0: no word trigram
+Setting = tuple[SearchSetting, WordSetting]
+NO_WORD_LM: WordSetting = (0.0, 0.0)
+NBest = list[tuple[str, float]]  # an utterance's hypotheses at its end, (text, score), best first
+_recognizers: dict[SearchSetting, Recognizer] = {}  # per worker process
 _settings: dict[str, object] = {}
 
 
@@ -53,10 +61,11 @@ def _init_worker(lm: str, beam: int, model: Path) -> None:
     _settings.update(lm=lm, beam=beam, model=model)
 
 
-def recognizer(setting: Setting) -> Recognizer:
+def recognizer(setting: SearchSetting) -> Recognizer:
+    """The worker's recognizer at a search setting, without the word trigram (rerank applies it)."""
     if setting not in _recognizers:
-        scale, penalty, non_word_penalty, word_weight, word_bonus = setting or (0.0, 0.0, 0.0, 0.0, 0.0)
-        fusion = FusionSettings(scale, penalty, int(_settings["beam"]), non_word_penalty, word_weight, word_bonus)
+        scale, penalty, non_word_penalty = setting or (0.0, 0.0, 0.0)
+        fusion = FusionSettings(scale, penalty, int(_settings["beam"]), non_word_penalty, *NO_WORD_LM)
         _recognizers[setting] = Recognizer.from_dir(Path(_settings["model"]), int8=True,
                                                     decoding=fusion.search_options(),
                                                     lm=None if setting is None else str(_settings["lm"]),
@@ -64,9 +73,9 @@ def recognizer(setting: Setting) -> Recognizer:
     return _recognizers[setting]
 
 
-def decode(job: tuple[list[str], Setting]) -> list[str]:
-    """Texts of audio files decoded together (decode_streams: each as it would be alone), without
-    (setting None) or with the LM."""
+def decode(job: tuple[list[str], SearchSetting]) -> list[NBest]:
+    """The n-best lists of audio files decoded together (decode_streams: each as it would be alone), without
+    (setting None) or with the LM, at the end of each utterance, before any rescoring."""
     paths, setting = job
     rec = recognizer(setting)
     streams = [rec.create_stream() for _ in paths]
@@ -75,9 +84,17 @@ def decode(job: tuple[list[str], Setting]) -> list[str]:
         stream.input_finished()
     while ready := [s for s in streams if rec.is_ready(s)]:
         rec.decode_streams(ready)
-    for stream in streams:
-        rec.rescore(stream)  # the end of the utterance, as the commands end a segment
-    return [s.result.text for s in streams]
+    return [[(a.text, a.score) for a in s.nbest(int(_settings["beam"]))] for s in streams]
+
+
+def rerank(nbests: list[NBest], rescorer: WordRescorer | None) -> list[str]:
+    """Each utterance's result: the best of its n-best once the word trigram's earnings are added, as
+    Recognizer.rescore ranks a segment's hypotheses at its end (the first without a rescorer)."""
+    texts = []
+    for nbest in nbests:
+        best = 0 if rescorer is None else rescorer.best([text for text, _ in nbest], [score for _, score in nbest])
+        texts.append(nbest[best][0] if nbest else "")
+    return texts
 
 
 def fixed_spellings(refs: list[str], plain: list[str], fused: list[str], known: set[str]) -> list[str]:
@@ -139,23 +156,28 @@ def main() -> int:
     known |= {w for _, ref in read_subset(args.data, "synth-train", 10**9) for w in ref.split()}
     word_settings = sorted({(float(w), float(b) if float(w) > 0 else 0.0) for w in args.word_lm_weights.split(",")
                             for b in args.word_bonuses.split(",")})
-    settings = [(float(s), float(p), float(n), w, b) for s in args.scales.split(",")
-                for p in args.blank_penalties.split(",") for n in args.non_word_penalties.split(",")
-                for w, b in word_settings]
+    search_settings = [(float(s), float(p), float(n)) for s in args.scales.split(",")
+                       for p in args.blank_penalties.split(",") for n in args.non_word_penalties.split(",")]
+    settings = [(search, word) for search in search_settings for word in word_settings]
+    table = TokenTable.read(args.model / "tokens.txt")
+    rescorers = {word: word_rescorer(args.lm, *word, table) for word in word_settings}
     report: dict[str, object] = {"lm": args.lm, "model": str(args.model), "beam": args.beam}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam, args.model)) as pool:
-        def run(items: list[tuple[Path, str]], setting: Setting) -> list[str]:
+        def run(items: list[tuple[Path, str]], setting: SearchSetting) -> list[NBest]:
             paths = [str(p) for p, _ in items]
             jobs = [(paths[i : i + BATCH], setting) for i in range(0, len(paths), BATCH)]
-            return [text for texts in pool.map(decode, jobs) for text in texts]
+            return [nbest for nbests in pool.map(decode, jobs) for nbest in nbests]
 
         dev_subsets = args.dev_subsets.split(",")
         dev = [item for subset in dev_subsets for item in read_subset(args.data, subset, args.dev_utterances)]
         dev_refs = [ref for _, ref in dev]
         dev_rows = {}
-        for setting in [None, *settings]:
-            dev_rows[_name(setting)] = score(dev_refs, run(dev, setting), known)
-            print(json.dumps({"dev": {_name(setting): dev_rows[_name(setting)]}}), flush=True)
+        for search in [None, *search_settings]:
+            nbests = run(dev, search)
+            for word in [NO_WORD_LM] if search is None else word_settings:
+                name = _name((search, word))
+                dev_rows[name] = score(dev_refs, rerank(nbests, rescorers[word] if search else None), known)
+                print(json.dumps({"dev": {name: dev_rows[name]}}), flush=True)
         chosen = min(settings, key=lambda s: dev_rows[_name(s)]["wer"])
         report.update(dev=dev_rows, chosen=_name(chosen))
         print(json.dumps({"chosen": _name(chosen)}), flush=True)
@@ -163,13 +185,15 @@ def main() -> int:
             model = "the shipped model" if args.model == DEFAULT_MODEL_DIR else f"the model {args.model.name}"
             tuned_on = (f"{model} (int8), beam {args.beam}, lowest WER on {len(dev)} utterances of "
                         f"{' and '.join(dev_subsets)} (tests/benchmarks/lm_fusion.py)")
-            fusion = FusionSettings(chosen[0], chosen[1], args.beam, chosen[2], chosen[3], chosen[4])
+            (scale, penalty, non_word_penalty), (word_weight, word_bonus) = chosen
+            fusion = FusionSettings(scale, penalty, args.beam, non_word_penalty, word_weight, word_bonus)
             print(f"wrote {fusion.write(args.lm, tuned_on)}", flush=True)
         rows = {}
         for subset in subsets:
             items = read_subset(args.data, subset, args.max_utterances)
             refs = [ref for _, ref in items]
-            plain, fused = run(items, None), run(items, chosen)
+            plain = rerank(run(items, None), None)
+            fused = rerank(run(items, chosen[0]), rescorers[chosen[1]])
             fixed = fixed_spellings(refs, plain, fused, known)
             rows[subset] = {"utterances": len(items), "without": score(refs, plain, known),
                             "with": score(refs, fused, known), "spellings_fixed": len(fixed),
@@ -178,30 +202,32 @@ def main() -> int:
         report["test"] = rows
 
     if args.rtf_utterances > 0:  # 0: WER only
-        report.update(_rtf(args, subsets[0], chosen))
+        report.update(_rtf(args, subsets[0], chosen, rescorers[chosen[1]]))
     print(json.dumps(report, indent=1))
     return 0
 
 
-def _rtf(args: argparse.Namespace, subset: str, chosen: Setting) -> dict[str, object]:
-    """CPU seconds per audio second without and with the LM, one stream at a time as on a device."""
+def _rtf(args: argparse.Namespace, subset: str, chosen: Setting, rescorer: WordRescorer | None) -> dict[str, object]:
+    """CPU seconds per audio second without and with the LM (the word trigram's re-ranking included), one stream
+    at a time as on a device."""
     _init_worker(args.lm, args.beam, args.model)
     sample = read_subset(args.data, subset, args.rtf_utterances)
     seconds = sum(len(load(p, 16000)) for p, _ in sample) / 16000
     rtf = {}
-    for name, setting in (("without", None), ("with", chosen)):
-        decode(([str(sample[0][0])], setting))  # sessions loaded and warm before timing
+    for name, search, word_rescoring in (("without", None, None), ("with", chosen[0], rescorer)):
+        decode(([str(sample[0][0])], search))  # sessions loaded and warm before timing
         started = time.process_time()
         for path, _ in sample:
-            decode(([str(path)], setting))
+            rerank(decode(([str(path)], search)), word_rescoring)
         rtf[name] = (time.process_time() - started) / seconds
     return {"rtf": rtf, "rtf_audio_seconds": seconds}
 
 
 def _name(setting: Setting) -> str:
-    if setting is None:
+    search, (word_weight, word_bonus) = setting
+    if search is None:
         return "no LM"
-    scale, penalty, non_word_penalty, word_weight, word_bonus = setting
+    scale, penalty, non_word_penalty = search
     return (f"scale {scale:g}, blank penalty {penalty:g}"
             + (f", non-word penalty {non_word_penalty:g}" if non_word_penalty else "")
             + (f", word LM {word_weight:g} + {word_bonus:g} a word" if word_weight else ""))
