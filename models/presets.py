@@ -56,7 +56,7 @@ def tiny(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "s
         "gru": EncoderConfig("gru", hidden_dim=32, **common),
         "rnn": EncoderConfig("rnn", hidden_dim=48, **common),
         "peephole": EncoderConfig("peephole", hidden_dim=32, residual=True, **common),
-        "esn": EncoderConfig("esn", hidden_dim=48, residual=True, **common),
+        "esn": EncoderConfig("esn", hidden_dim=48, residual=True, readout_layers=1, **common),
         # A LayerNorm closing every layer (final_norm_only=False): the runtime tests' random models,
         # gated as above, blank the fading end of a syllable with one norm only after the last layer
         # (tests/test_runtime.py, audio ending right after speech). The parity tests add that layout.
@@ -82,8 +82,11 @@ def small(encoder: str, vocab_size: int = DEFAULT_VOCAB_SIZE, predictor: str = "
         "gru": EncoderConfig("gru", num_layers=3, hidden_dim=448, output_dim=256, residual=True),
         "rnn": EncoderConfig("rnn", num_layers=4, hidden_dim=640, output_dim=256, residual=True),
         "peephole": EncoderConfig("peephole", num_layers=3, hidden_dim=384, output_dim=256, residual=True),
-        # Sized by all its weights, fixed reservoir included: only the front and the readout train.
-        "esn": EncoderConfig("esn", num_layers=1, hidden_dim=1152, output_dim=256, residual=True),
+        # Sized by all its weights, fixed reservoir included: only the front and the readout train. A hidden
+        # ReLU layer in the readout and no dropout: 84.5% dev WER at step 300 against 87.8 with the Linear
+        # alone (88.0 with dropout 0.1; README "Accuracy"); the reservoir 1120 wide (from 1152) to pay for it.
+        "esn": EncoderConfig("esn", num_layers=1, hidden_dim=1120, output_dim=256, residual=True, dropout=0.0,
+                             readout_layers=1),
         "conformer": _attention(
             "conformer", num_layers=6, hidden_dim=192, num_heads=4, ff_dim=576, output_dim=256, left_context_chunks=8
         ),

@@ -2,6 +2,7 @@
 echo state network in one module.
 
     x4 conv front -> dropout -> multi-layer RNN -> dropout -> Linear(output_dim)
+                                                              (an ESN: [Linear -> ReLU] x readout_layers first)
 
 With `residual` (every preset), the layers are separate single-layer RNNs and each
 adds its output to its input, x + dropout(layer(x)): the gradient reaches the front
@@ -15,7 +16,7 @@ valid frames of a short item never see its padding: forward needs no packing.
 torch cannot export nn.LSTM with proj_size to ONNX; export/unroll.py swaps it
 for an unrolled equivalent on the same weights. The peephole LSTM and the ESN
 reservoir are our own layers (models.cells), in residual stacks only; for the ESN
-the output Linear is the trained readout of its fixed reservoir.
+the output layer is the trained readout of its fixed reservoir.
 
 Shapes: B batch, T frames, L layers, H cell size, P projection size, D output dim.
 """
@@ -71,6 +72,15 @@ def _residual_layer(config: EncoderConfig, input_size: int, index: int) -> nn.Mo
     return _torch_layer(config, input_size)
 
 
+def _readout(config: EncoderConfig, body_dim: int) -> nn.Module:
+    """The output layer: a Linear, after config.readout_layers ReLU layers of body_dim units (an ESN's
+    readout: the only trained part after its fixed reservoir, so a nonlinear one learns more per step)."""
+    if not config.readout_layers:
+        return nn.Linear(body_dim, config.output_dim)
+    hidden = [module for _ in range(config.readout_layers) for module in (nn.Linear(body_dim, body_dim), nn.ReLU())]
+    return nn.Sequential(*hidden, nn.Linear(body_dim, config.output_dim))
+
+
 class RnnEncoder(Encoder):
     """Streaming recurrent encoder; config.kind picks the cell (one of RNN_KINDS)."""
 
@@ -83,7 +93,7 @@ class RnnEncoder(Encoder):
         else:  # torch's kinds only (EncoderConfig checks)
             self.rnn = _torch_layer(config, body_dim, config.num_layers)
         self.dropout = nn.Dropout(config.dropout)
-        self.output = nn.Linear(body_dim, config.output_dim)
+        self.output = _readout(config, body_dim)
         if config.kind in LSTM_KINDS:
             self._init_forget_bias()
 

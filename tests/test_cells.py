@@ -104,7 +104,8 @@ def test_esn_reservoir_is_unchanged_by_a_training_step_and_the_readout_trains() 
     reservoirs = {name: b.clone() for name, b in model.named_buffers() if "_weight" in name and "layers" in name}
     assert len(reservoirs) == 2 * model.config.encoder.num_layers
     assert not any("layers" in name for name, _ in model.encoder.named_parameters())
-    readout = model.encoder.output.weight.detach().clone()
+    readout = {name: p.detach().clone() for name, p in model.encoder.output.named_parameters()}
+    assert len(readout) == 2 * (model.config.encoder.readout_layers + 1)  # weight and bias of each Linear
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(2, 60, 80, generator=gen), torch.randint(1, 10, (2, 4), generator=gen)
@@ -112,7 +113,8 @@ def test_esn_reservoir_is_unchanged_by_a_training_step_and_the_readout_trains() 
     optimizer.step()
     for name, before in reservoirs.items():
         torch.testing.assert_close(model.get_buffer(name), before, atol=0, rtol=0, msg=name)
-    assert not torch.equal(model.encoder.output.weight, readout)
+    for name, before in readout.items():
+        assert not torch.equal(model.encoder.output.get_parameter(name), before), name
     assert model.encoder.subsampling.out.weight.grad.abs().sum() > 0  # the front learns through the reservoir
 
 

@@ -188,6 +188,8 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
         (lambda: EncoderConfig(kind="tcn", residual=True), "residual is for the recurrent kinds"),
         (lambda: EncoderConfig(kind="lstm", final_norm_only=True), "final_norm_only is for the attention kinds"),
         (lambda: EncoderConfig(kind="bilstm"), "encoder kind 'bilstm' needs residual=True"),
+        (lambda: EncoderConfig(kind="lstm", readout_layers=1), "readout_layers is for the esn"),
+        (lambda: EncoderConfig(kind="esn", residual=True, readout_layers=-1), "readout_layers must be >= 0"),
         (lambda: PredictorConfig(kind="transformer"), "predictor kind"),
         (lambda: TransducerConfig(EncoderConfig(), PredictorConfig(), vocab_size=10, blank_id=10), "blank_id"),
     ],
@@ -203,6 +205,16 @@ def test_configs_written_before_residual_stacks_load_as_plain_stacks() -> None:
     del data["encoder"]["residual"]  # what a checkpoint from before the option holds
     old = Transducer(TransducerConfig.from_dict(data))
     assert old.config.encoder.residual is False and hasattr(old.encoder, "rnn")
+
+
+def test_esn_configs_written_before_readout_layers_load_with_a_linear_readout() -> None:
+    data = build_config("small", "esn").to_dict()
+    readout = Transducer(TransducerConfig.from_dict(data)).encoder.output
+    assert [type(m) for m in readout] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]  # the preset's
+    assert readout[0].weight.shape == (1120, 1120) and readout[2].weight.shape == (256, 1120)
+    del data["encoder"]["readout_layers"]  # what a checkpoint from before the option holds
+    old = Transducer(TransducerConfig.from_dict(data))
+    assert isinstance(old.encoder.output, torch.nn.Linear) and old.encoder.output.weight.shape == (256, 1120)
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
