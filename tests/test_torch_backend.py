@@ -172,7 +172,10 @@ def test_recurrent_streaming_equals_whole_utterance_encoding(kind: str, chunk_fr
         whole = encode_utterance(model, features)
         streamed = stream_utterance(model, features, chunk_frames)
         assert whole.shape == streamed.shape == (output_lengths(model, [len(features)])[0], model.config.joiner_dim)
-        np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-5)
+        # float32 rounding grows with the values: the ESN's two readout Linears (each weight x3 in make_model)
+        # reach |46|, where chunked and whole matmuls sum in different orders (1.3e-5 apart on one element).
+        atol = max(1e-5, 1e-6 * float(np.abs(whole).max()))
+        np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=atol)
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
