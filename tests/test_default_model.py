@@ -32,6 +32,8 @@ DATA = Path(__file__).resolve().parent / "data" / "default_model"
 # 33.3; before that 31.6 / 80.6 / 47.2).
 WER_BOUNDS = {"synth-test": 34.0, "synth-test-natural": 64.0, "synth-test-everyday": 38.0}
 # The same with the shipped LM fused in beam search at its fusion.json settings (the commands' default):
+# 2.6 / 12.9 / 25.0 at session 20's settings (scale 0.8, blank penalty 4, trigram weight 0.7, bonus 1; on every
+# utterance of each subset 6.0 / 32.0 / 22.7); before them, at scale 1.2 and blank penalty 5,
 # 0.0 / 19.4 / 27.8 with session 19's LM and word trigram rescoring (weight 0.5, bonus 0.5; without the trigram
 # 0.0 / 22.6 / 30.6; on every utterance of each subset 5.9 / 31.5 / 24.1, where session 18 gave 6.0 / 32.7 / 25.6);
 # 0.0 / 19.4 / 27.8 too with session 18's LM, with or without the trigram. Session 18's LM is session 14's,
