@@ -14,8 +14,8 @@ is the shipped default's int8 files unless --model names another model dir (its 
    each utterance's n-best is re-ranked at its end by LM_DIR/word_lm.npz; asr.runtime.word_rescore); the setting
    of the lowest dev WER is chosen. Dev is decoded once per search setting (no LM, or scale x blank penalty x
    non-word penalty): the word trigram changes only the end-of-utterance ranking, so each word setting
-   re-ranks that decode's n-best lists with the recognizer's own WordRescorer.scores, as Recognizer.rescore
-   does (tests/test_word_rescore.py), instead of decoding again
+   re-ranks that decode's n-best lists with WordRescorer.best, which picks what Recognizer.rescore puts first
+   (tests/test_word_rescore.py), instead of decoding again
    (test is never looked at). --write-fusion saves it and --beam as LM_DIR/fusion.json, the LM's
    defaults in `asr transcribe`, `live`, `serve` and `eval` (asr.runtime.lm.FusionSettings).
 2. Test: every subset (default: every synth-test* subset under CORPUS_ROOT), without the LM and
@@ -44,7 +44,8 @@ from asr.runtime.default_model import DEFAULT_MODEL_DIR
 from asr.runtime.lm import FusionSettings
 from asr.runtime.recognizer import Recognizer
 from asr.runtime.tokens import TokenTable
-from asr.runtime.word_rescore import WordRescorer, word_rescorer
+from asr.runtime.word_lm import read_word_lm
+from asr.runtime.word_rescore import WordRescorer, check_word_lm_settings
 from hotwords import lexicon_words, read_subset  # tests/benchmarks/hotwords.py: the same corpus reading
 
 BATCH = 16  # test utterances decoded together by one worker (Recognizer.decode_streams)
@@ -159,8 +160,7 @@ def main() -> int:
     search_settings = [(float(s), float(p), float(n)) for s in args.scales.split(",")
                        for p in args.blank_penalties.split(",") for n in args.non_word_penalties.split(",")]
     settings = [(search, word) for search in search_settings for word in word_settings]
-    table = TokenTable.read(args.model / "tokens.txt")
-    rescorers = {word: word_rescorer(args.lm, *word, table) for word in word_settings}
+    rescorers = _word_rescorers(args.lm, word_settings, TokenTable.read(args.model / "tokens.txt"))
     report: dict[str, object] = {"lm": args.lm, "model": str(args.model), "beam": args.beam}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.lm, args.beam, args.model)) as pool:
         def run(items: list[tuple[Path, str]], setting: SearchSetting) -> list[NBest]:
@@ -221,6 +221,15 @@ def _rtf(args: argparse.Namespace, subset: str, chosen: Setting, rescorer: WordR
             rerank(decode(([str(path)], search)), word_rescoring)
         rtf[name] = (time.process_time() - started) / seconds
     return {"rtf": rtf, "rtf_audio_seconds": seconds}
+
+
+def _word_rescorers(lm: str, settings: list[WordSetting], table: TokenTable) -> dict[WordSetting, WordRescorer | None]:
+    """A rescorer per word setting (None at weight 0), all sharing one read of LM_DIR/word_lm.npz."""
+    for weight, bonus in settings:
+        check_word_lm_settings(weight, bonus)
+    ngram = read_word_lm(lm) if any(weight > 0 for weight, _ in settings) else None
+    return {(weight, bonus): WordRescorer(ngram, weight, bonus, table) if weight > 0 else None
+            for weight, bonus in settings}
 
 
 def _name(setting: Setting) -> str:
