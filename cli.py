@@ -113,7 +113,7 @@ COMMANDS = (
     Command("models", "print parameter counts per encoder type and preset",
             "cli:_models_arguments", "cli:_run_models"),
     Command("train", "train a streaming transducer (torchrun for DDP) on LibriSpeech-layout subsets",
-            "asr.training.config:add_train_arguments", "asr.training.command:run_train_command"),
+            "asr.training.config:add_train_arguments", "asr.tools.train:run_train_command"),
     Command("average", "average the last N checkpoints of an experiment dir",
             "asr.training.config:add_average_arguments", "asr.training.command:run_average_command"),
     Command("eval", "decode subsets with a trained checkpoint and report WER per subset",

@@ -559,6 +559,20 @@ def test_train_end_to_end_then_average(synth_corpus: Path, tmp_path: Path) -> No
     _, err = other.communicate(timeout=120)
     assert other.returncode != 0 and "holds another model" in err and "--encoder 'gru' here, 'lstm' there" in err
 
+    # --init-from MODEL_DIR: the weights of exported int8 files, as the shipped model has (export.recover).
+    _finish(_asr("export", "--exp-dir", str(exp), "--out", str(tmp_path / "model"), "--int8"))
+    for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx"):
+        (tmp_path / "model" / name).unlink()
+    from_files = tmp_path / "from-files"
+    out, _ = _finish(_asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir",
+                          str(from_files), "--epochs", "1", "--init-from", str(tmp_path / "model"), *TINY_FLAGS))
+    assert f"initialised from {tmp_path / 'model'}: the weights of its files" in out
+    assert torch.equal(load_checkpoint(from_files / "best.pt")["model_avg"][stats], start[stats])
+    other = _asr("train", "--data", str(synth_corpus), "--subsets", "synth-train", "--exp-dir", str(tmp_path / "y"),
+                 "--init-from", str(tmp_path / "model"), *TINY_FLAGS, "--encoder", "gru")
+    _, err = other.communicate(timeout=120)
+    assert other.returncode != 0 and "--encoder 'gru' here, 'lstm' there" in err
+
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_corpus: Path, tmp_path: Path) -> None:

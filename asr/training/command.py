@@ -15,6 +15,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -53,10 +54,14 @@ from models.presets import build_config
 from models.transducer import Transducer
 
 DEV_SUBSET_CANDIDATES = ("synth-dev", "dev-clean")  # picked, when present, if --dev-subsets is not given
+# Reads an exported model dir's weights as an --init-from checkpoint (export.recover). Export builds on
+# training, so training cannot import it: `asr train` (asr.tools.train) hands it in.
+ModelDirReader = Callable[[Path], dict[str, Any]]
 
 
-def run_train_command(args: argparse.Namespace) -> int:
-    """`asr train`: returns the exit status (errors a user can fix raise AsrError)."""
+def run_train_command(args: argparse.Namespace, read_model_dir: ModelDirReader | None = None) -> int:
+    """`asr train`: returns the exit status (errors a user can fix raise AsrError); `read_model_dir` lets
+    --init-from take an exported model dir."""
     exp_dir = Path(args.exp_dir)
     config = resolve_config(args, exp_dir)
     check_output_dir(exp_dir, "--exp-dir")  # before the data is read and the caches built, not an hour later
@@ -68,7 +73,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         if config.num_threads == 0 and world.world_size == 1 and threads < (os.cpu_count() or 1):
             print(f"other work is running: training on {threads} of {os.cpu_count()} cores (--num-threads sets it)",
                   file=sys.stderr)
-        summary = run_training(config, exp_dir, world, resume=args.resume)
+        summary = run_training(config, exp_dir, world, resume=args.resume, read_model_dir=read_model_dir)
     if world.is_main:
         _print_summary(summary, exp_dir)
     return 0
@@ -122,13 +127,14 @@ def default_dev_subsets(data: Path, train_subsets: tuple[str, ...]) -> tuple[str
     return ()
 
 
-def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: bool) -> TrainSummary:
+def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: bool,
+                 read_model_dir: ModelDirReader | None = None) -> TrainSummary:
     """Assemble the run (data, model, optimizer) and train it; `resume` restores the latest good checkpoint."""
     manager = CheckpointManager(exp_dir, config.keep_last)
     latest = manager.latest() if resume else None
     if resume and latest is None:
         print(f"note: {exp_dir} has no readable checkpoint; starting from step 0", file=sys.stderr)
-    start = latest[1] if latest else initial_state(config)
+    start = latest[1] if latest else initial_state(config, read_model_dir)
     if world.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         for path in manager.remove_partial_files():
@@ -148,7 +154,9 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
     if latest is None and start is not None:
         load_initial_weights(unwrap(run.model), start["model_avg"])  # float16 weights are cast on load
         load_initial_weights(run.ema.model, start["model_avg"])
-        run.monitor.write(f"initialised from {config.init_from}: step {start['progress']['step']} of that run")
+        run.monitor.write(f"initialised from {config.init_from}: "
+                          + (f"step {start['progress']['step']} of that run" if "progress" in start
+                             else "the weights of its files"))
     if latest is not None:
         path, state = latest
         restore(run, state)
@@ -159,15 +167,24 @@ def run_training(config: TrainConfig, exp_dir: Path, world: WorldInfo, resume: b
     return dataclasses.replace(summary, bad_audio=data.bad_audio.summary("training") if data.bad_audio else "")
 
 
-def initial_state(config: TrainConfig) -> dict | None:
-    """The --init-from checkpoint, checked against the run's model flags; None without --init-from."""
+def initial_state(config: TrainConfig, read_model_dir: ModelDirReader | None = None) -> dict | None:
+    """The --init-from checkpoint, or the weights of an exported model dir, checked against the run's model
+    flags; None without --init-from."""
     if config.init_from is None:
         return None
-    state = load_checkpoint(config.init_from)
-    theirs = TrainConfig.from_json(state["train_config"])
-    differ = {name: (getattr(config, name), getattr(theirs, name))
-              for name in ("encoder", "preset", "predictor", "tokens", "context_size")
-              if getattr(config, name) != getattr(theirs, name)}
+    if Path(config.init_from).is_dir():
+        if read_model_dir is None:
+            raise AsrError(f"--init-from {config.init_from} is a directory, and model dirs are read by `asr train` "
+                           "only; pass a checkpoint file")
+        state = read_model_dir(Path(config.init_from))
+        model = TransducerConfig.from_dict(json.loads(state["model_config"]))
+        theirs = {"encoder": model.encoder.kind, "predictor": model.predictor.kind, "tokens": "char",
+                  "context_size": model.predictor.context_size}
+    else:
+        state = load_checkpoint(config.init_from)
+        saved = TrainConfig.from_json(state["train_config"])
+        theirs = {name: getattr(saved, name) for name in ("encoder", "preset", "predictor", "tokens", "context_size")}
+    differ = {name: (getattr(config, name), value) for name, value in theirs.items() if getattr(config, name) != value}
     if differ:
         detail = ", ".join(f"--{k.replace('_', '-')} {a!r} here, {b!r} there" for k, (a, b) in differ.items())
         raise AsrError(f"--init-from {config.init_from} holds another model ({detail}); pass the same model flags")

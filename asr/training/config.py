@@ -329,8 +329,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      help="over this last share of --max-minutes the learning rate falls linearly towards 0 "
                           f"(default: {d('lr_cooldown')}; 0 turns it off)")
     run.add_argument("--seed", type=int_in(0, MAX_SEED), help=f"seed for data order, augmentation and init (default: {d('seed')})")
-    run.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
-                     help="start from this checkpoint's weights, tokenizer and input statistics (default: random)")
+    run.add_argument("--init-from", type=Path, metavar="CHECKPOINT|MODEL_DIR",
+                     help="start from this checkpoint's weights, tokenizer and input statistics, or from an "
+                          "exported char model's (asr/resources/default_model: the shipped model) (default: random)")
     run.add_argument("--amp", choices=AMP_MODES, help=f"mixed precision: auto is bf16 (else fp16) on CUDA, and bf16 on a CPU with bf16 "
                           f"instructions, else off (default: {d('amp')})")
     run.add_argument("--device", choices=DEVICES, help=f"where to train (default: {d('device')})")

@@ -24,29 +24,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 
 from asr.runtime.lexicon import WORDS_FILE
 from asr.runtime.lm import LM_CHECKPOINT, LM_ONNX, OnnxLm
 from asr.runtime.tokens import TOKENS_FILE, TokenTable
 from asr.training.lm_train import save_lm
 from export.lm_export import INT8_TOLERANCE, verify_lm
+from export.recover import float_weights
 from models.lm import build_lm
 from models.lm_config import LmConfig
-
-
-
-def float_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Every weight initializer as float32, int8 ones dequantized (keyed by the name without _int8)."""
-    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    weights = {}
-    for name, array in arrays.items():
-        if name.endswith("_int8"):
-            base = name[: -len("_int8")]
-            weights[base] = array.astype(np.float32) * arrays[f"{base}_scale"]
-        elif array.dtype == np.float32 and array.ndim > 0 and not name.endswith("_scale"):
-            weights[name] = array
-    return weights
 
 
 def rebuild(lm_dir: Path) -> tuple[torch.nn.Module, TokenTable, float, float]:
