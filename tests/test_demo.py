@@ -11,8 +11,10 @@ import pytest
 
 import asr.tools.demo as demo
 from asr.tools.demo import (
-    DONE_FILE, TEST_SUBSETS, DemoOptions, _shipped_lm_decoding, add_demo_arguments, run_demo_command, train,
+    DONE_FILE, SHIPPED_START_LR, TEST_SUBSETS, DemoOptions, _shipped_lm_decoding, add_demo_arguments,
+    run_demo_command, start_from_shipped, train,
 )
+from asr.tools.demo_budget import TrainingBudget
 from asr.tools.demo_summary import PLATEAU_WER, DemoSummary, StageTime, SubsetWer, format_summary, plateau_warning
 from asr.errors import AsrError
 from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR
@@ -77,17 +79,23 @@ def _options(work_dir: Path, **changes: object) -> DemoOptions:
     return dataclasses.replace(options, **changes)
 
 
-def test_a_finished_run_is_reused_if_it_trained_long_enough_and_resumed_if_not(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fake_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """`asr train` replaced by what it leaves behind, minus the model; the list of its calls' arguments."""
     calls: list[tuple[str, ...]] = []
 
-    def fake_train(*args: str) -> None:  # what `asr train` leaves behind, minus the model
+    def fake_train(*args: str) -> None:
         calls.append(args)
         exp = Path(args[args.index("--exp-dir") + 1])
         exp.mkdir(parents=True, exist_ok=True)
         (exp / "config.json").write_text("{}", encoding="utf-8")
 
     monkeypatch.setattr(demo, "_run_cli", fake_train)
+    return calls
+
+
+def test_a_finished_run_is_reused_if_it_trained_long_enough_and_resumed_if_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _fake_training(monkeypatch)
     options = _options(tmp_path)
     assert train(options, 3.0) is False
     assert "--resume" not in calls[-1] and calls[-1][calls[-1].index("--max-minutes") + 1] == "3.000"
@@ -98,6 +106,38 @@ def test_a_finished_run_is_reused_if_it_trained_long_enough_and_resumed_if_not(
     (options.exp_dir / "marker").touch()
     assert train(dataclasses.replace(options, lr=1e-3), 5.0) is False  # another model: start over
     assert "--resume" not in calls[-1] and not (options.exp_dir / "marker").exists()
+
+
+def _budget(slowdown: float) -> TrainingBudget:
+    return TrainingBudget(minutes=6.0, requested=9.0, seconds_left=600.0, slowdown=slowdown, threads=1,
+                          after_training_seconds=120.0)
+
+
+def test_a_busy_machine_fine_tunes_the_shipped_model_where_it_fits(tmp_path: Path) -> None:
+    small, out = _options(tmp_path, preset="small"), io.StringIO()
+    assert start_from_shipped(small, _budget(1.0), out) is False and out.getvalue() == ""  # idle: from scratch
+    assert start_from_shipped(small, _budget(2.0), out) is True
+    assert "other work is running" in out.getvalue() and "--start scratch" in out.getvalue()
+    assert start_from_shipped(dataclasses.replace(small, start="scratch"), _budget(2.0), out) is False
+    assert start_from_shipped(dataclasses.replace(small, start="shipped"), _budget(1.0), out) is True
+    # Another size or tokenizer than the shipped model's cannot start from it: auto trains from scratch,
+    # and asking for it is an error that names the fix.
+    for other in (_options(tmp_path), _options(tmp_path, preset="small", tokens="bpe")):
+        assert start_from_shipped(other, _budget(2.0), out) is False
+        with pytest.raises(AsrError, match="leave --preset and --tokens at their defaults, or pass --start scratch"):
+            start_from_shipped(dataclasses.replace(other, start="shipped"), _budget(2.0), out)
+
+
+def test_a_shipped_start_trains_from_its_files_at_a_fine_tuning_rate_and_is_another_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _fake_training(monkeypatch)
+    options = _options(tmp_path, preset="small")
+    assert train(options, 3.0) is False and "--init-from" not in calls[-1]
+    assert train(options, 3.0, from_shipped=True) is False  # not the scratch run's model: trained again
+    args = calls[-1]
+    assert "--resume" not in args and args[args.index("--init-from") + 1] == str(DEFAULT_MODEL_DIR)
+    assert float(args[args.index("--lr") + 1]) == SHIPPED_START_LR and args.count("--lr") == 1
+    assert train(options, 3.0, from_shipped=True) is True
 
 
 def test_a_damaged_done_file_means_train_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,3 +217,5 @@ def test_the_summary_shows_the_lm_column_when_every_subset_has_it() -> None:
     assert "int8+LM" in table and "51.00%    40.00%" in table and "--lm " in table
     without = format_summary(dataclasses.replace(summary, wers=(dataclasses.replace(wers[0], int8_lm=None), *wers[1:])))
     assert "int8+LM" not in without and "--lm " not in without
+    assert "shipped model" not in table
+    assert "trained      from the shipped model's weights" in format_summary(dataclasses.replace(summary, from_shipped=True))

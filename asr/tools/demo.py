@@ -1,6 +1,6 @@
 """`asr demo` (what `make demo` runs): the whole pipeline on one machine, from nothing to a live-ready model.
 
-    asr demo [--work-dir work/demo] [--minutes M] [--total-minutes T] [--fresh]
+    asr demo [--work-dir work/demo] [--minutes M] [--total-minutes T] [--start auto|scratch|shipped] [--fresh]
 
 Stages, each timed and reported:
 
@@ -18,6 +18,12 @@ time it began, so set-up counts): training gets what is left after the other
 stages' expected time (the evaluation's timed on this machine before training, from the
 shipped model decoding a few test files; the rest grows with the machine's load:
 asr.tools.demo_budget), and at most M minutes, on the cores the other work leaves free.
+
+Training starts from random weights, unless other work is running when it is planned: a model
+from scratch needs a few hundred steps to leave the blank plateau, which a busy machine does not
+give it in the budget (74 steps beside two other trainings in session 20, dev WER 96.9%). Then it
+fine-tunes the shipped model (`--init-from` its files, at a fine-tuning rate) instead, so the demo
+hands over a usable model either way, and says which it did (`--start` chooses for it).
 
 The LSTM encoder is chosen because sherpa-onnx can run its exports, so the
 bench compares the two runtimes on the same files. Training and export run as
@@ -71,6 +77,12 @@ PROBE_UTTERANCES = 3
 # of few steps.
 SHORT_RUN_FLAGS = ("--no-spec-augment", "--speeds", "1.0", "--acoustic-variants", "0",
                    "--checkpoint-every-steps", "300")
+START_CHOICES = ("auto", "scratch", "shipped")  # --start: auto is shipped when other work is running
+SHIPPED_PRESET = "small"  # the shipped default model's size; with char tokens, what `--start shipped` trains
+# From the shipped model, the from-scratch rate (3e-3) would undo in a few dozen steps what it knows (51
+# steps peaking at 5e-4 already cost its synth-dev 2.5 points in session 21): a fine-tuning rate.
+SHIPPED_START_LR = 2e-4
+SHIPPED_START_WARMUP_STEPS = 50
 # The default --total-minutes is --minutes plus this: set-up, corpus and the stages after training on an
 # idle machine take about 3 minutes, and the rest is the margin a busy machine eats into.
 OTHER_STAGES_MINUTES = 5.0
@@ -93,6 +105,7 @@ class DemoOptions:
     batch_seconds: float  # padded audio per batch
     rnnt_loss: str  # "full" (cheap with char tokens, no warm-up) or "pruned"
     fresh: bool  # delete work_dir first
+    start: str = "auto"  # one of START_CHOICES: what training starts from
 
     @property
     def corpus(self) -> Path:
@@ -114,7 +127,14 @@ class DemoOptions:
     def training_settings(self) -> dict[str, object]:
         """What makes a trained model reusable or resumable: the same corpus and training settings."""
         return {k: v for k, v in asdict(self).items()
-                if k not in ("work_dir", "fresh", "minutes", "total_minutes", "started_at")}
+                if k not in ("work_dir", "fresh", "minutes", "total_minutes", "started_at", "start")}
+
+    @property
+    def shipped_model_fits(self) -> bool:
+        """Whether the model this demo trains is the shipped model's kind, so it can start from its weights."""
+        from asr.runtime.default_model import DEFAULT_MODEL_DIR
+
+        return self.preset == SHIPPED_PRESET and self.tokens == "char" and DEFAULT_MODEL_DIR.is_dir()
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +150,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when the demo's clock started, in seconds since the epoch (default: now); "
                              "`make demo` passes the time it began, so set-up counts")
     parser.add_argument("--fresh", action="store_true", help="delete --work-dir first and redo every stage")
+    parser.add_argument("--start", choices=START_CHOICES, default="auto",
+                        help="what training starts from: random weights (scratch), or the shipped model's "
+                             "(shipped: fine-tuned); auto is shipped when other work is running, as a model from "
+                             "scratch would not leave the blank plateau in the time (default: auto)")
     # Scale knobs for tests and experiments; the defaults are the tuned demo.
     parser.add_argument("--hours", type=float_in(0, 1000, low_open=True), default=6.0, help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="small", help=argparse.SUPPRESS)
@@ -209,14 +233,37 @@ def _evaluation_seconds(options: DemoOptions, workers: int) -> float | None:
     return per_audio_second * audio_seconds / workers
 
 
-def train(options: DemoOptions, minutes: float, threads: int = 0) -> bool:
+def start_from_shipped(options: DemoOptions, budget: TrainingBudget, out: TextIO) -> bool:
+    """Whether training starts from the shipped model's weights (the module docstring says when); said."""
+    from asr.runtime.default_model import DEFAULT_MODEL_DIR
+
+    if options.start == "scratch":
+        return False
+    if not options.shipped_model_fits:
+        if options.start == "shipped":
+            raise AsrError(f"--start shipped fine-tunes the shipped model, a {SHIPPED_PRESET} char-token LSTM: leave "
+                           "--preset and --tokens at their defaults, or pass --start scratch")
+        return False
+    if options.start == "auto" and budget.slowdown <= 1.0:
+        return False
+    why = "as asked" if options.start == "shipped" else (
+        "other work is running, and a model from scratch needs a few hundred steps to leave the blank plateau; "
+        "--start scratch trains one anyway")
+    print(f"training starts from the shipped model's weights ({DEFAULT_MODEL_DIR}), {why}", file=out, flush=True)
+    return True
+
+
+def train(options: DemoOptions, minutes: float, threads: int = 0, from_shipped: bool = False) -> bool:
     """Train (or resume) the model for `minutes` in all on `threads` (0: the free cores); True when reused.
+    `from_shipped`: fine-tune the shipped model rather than start from random weights.
 
     A finished run with these settings is reused when it trained at least `minutes`, and resumed
     to `minutes` when it trained fewer (`asr train` sums --max-minutes over resumes).
     """
+    from asr.runtime.default_model import DEFAULT_MODEL_DIR
+
     done = options.exp_dir / DONE_FILE
-    settings = options.training_settings()
+    settings = {**options.training_settings(), "from_shipped": from_shipped}
     finished = _finished_run(done)
     same_settings = finished is not None and finished[0] == settings
     if same_settings and finished[1] >= minutes:
@@ -225,10 +272,13 @@ def train(options: DemoOptions, minutes: float, threads: int = 0) -> bool:
                                                   and not (options.exp_dir / "config.json").is_file()):
         shutil.rmtree(options.exp_dir)  # trained with other settings, or not a training run at all
     resume = ["--resume"] if (options.exp_dir / "config.json").is_file() else []
+    start = (["--init-from", str(DEFAULT_MODEL_DIR), "--lr", str(SHIPPED_START_LR),
+              "--warmup-steps", str(SHIPPED_START_WARMUP_STEPS)] if from_shipped
+             else ["--lr", str(options.lr), "--warmup-steps", str(options.warmup_steps)])
     _run_cli(
         "train", "--data", str(options.corpus), "--subsets", TRAIN_SUBSET, "--dev-subsets", DEV_SUBSET,
         "--exp-dir", str(options.exp_dir), "--encoder", ENCODER, "--preset", options.preset,
-        "--tokens", options.tokens, "--lr", str(options.lr), "--warmup-steps", str(options.warmup_steps),
+        "--tokens", options.tokens, *start,
         "--max-batch-seconds", str(options.batch_seconds), "--rnnt-loss", options.rnnt_loss,
         "--max-minutes", f"{minutes:.3f}", "--num-threads", str(threads), *SHORT_RUN_FLAGS, *resume,
     )
@@ -347,7 +397,9 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
     stages: list[StageTime] = []
     _timed("corpus", stages, out, lambda: make_corpus(options), bool)
     budget = plan_training(options, out)
-    trained_before = _timed("train", stages, out, lambda: train(options, budget.minutes, budget.threads), bool)
+    from_shipped = start_from_shipped(options, budget, out)
+    trained_before = _timed("train", stages, out,
+                            lambda: train(options, budget.minutes, budget.threads, from_shipped), bool)
     _timed("export", stages, out, lambda: export(options, trained_now=not trained_before), bool)
     best_dev = _best_dev(options)
     with_lm = not on_plateau(best_dev)
@@ -356,7 +408,7 @@ def run_demo(options: DemoOptions, out: TextIO) -> DemoSummary:
               "where beam search shows only the LM's own guesses", file=out, flush=True)
     wers = _timed("evaluate", stages, out, lambda: evaluate(options, out, budget.threads, with_lm), lambda _: False)
     report = _timed("bench", stages, out, lambda: bench(options, out), lambda _: False)
-    return _summary(options, wers, report, stages, best_dev)
+    return _summary(options, wers, report, stages, best_dev, from_shipped)
 
 
 def _best_dev(options: DemoOptions) -> tuple[int, float] | None:
@@ -368,7 +420,7 @@ def _best_dev(options: DemoOptions) -> tuple[int, float] | None:
 
 
 def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchReport, stages: list[StageTime],
-             best_dev: tuple[int, float] | None) -> DemoSummary:
+             best_dev: tuple[int, float] | None, from_shipped: bool) -> DemoSummary:
     single = [r for r in report.results if r.streams == 1]
     sizes = {
         precision: sum((options.model_dir / f"{role}{suffix}").stat().st_size for role in ("encoder", "decoder", "joiner"))
@@ -385,6 +437,7 @@ def _summary(options: DemoOptions, wers: tuple[SubsetWer, ...], report: BenchRep
         algorithmic_latency_ms=report.algorithmic_latency_ms,
         stages=tuple(stages),
         best_dev=best_dev,
+        from_shipped=from_shipped,
     )
 
 
@@ -405,7 +458,7 @@ def run_demo_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         work_dir=args.work_dir, hours=args.hours, minutes=args.minutes, total_minutes=total_minutes,
         started_at=started_at, preset=args.preset, tokens=args.tokens,
         lr=args.lr, warmup_steps=args.warmup_steps, batch_seconds=args.batch_seconds, rnnt_loss=args.rnnt_loss,
-        fresh=args.fresh,
+        fresh=args.fresh, start=args.start,
     )
     summary = run_demo(options, out)
     print(format_summary(summary), file=out, flush=True)

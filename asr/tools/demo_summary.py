@@ -44,6 +44,7 @@ class DemoSummary:
     algorithmic_latency_ms: float  # chunk + lookahead of the model
     stages: tuple[StageTime, ...]  # in order
     best_dev: tuple[int, float] | None  # (step, dev WER %) of the exported checkpoint; None if never validated
+    from_shipped: bool = False  # training fine-tuned the shipped model instead of starting from random weights
 
 
 def format_summary(summary: DemoSummary) -> str:
@@ -52,8 +53,10 @@ def format_summary(summary: DemoSummary) -> str:
     lines = [
         "", "== demo summary ==",
         f"model        {summary.model_dir}  (fp32 {summary.sizes_mb['fp32']:.2f} MB, int8 {summary.sizes_mb['int8']:.2f} MB)",
-        f"{'WER':<22}{'fp32':>8}{'int8':>8}" + (f"{'int8+LM':>10}" if with_lm else ""),
     ]
+    if summary.from_shipped:
+        lines.append("trained      from the shipped model's weights (fine-tuned; `--start scratch` trains from nothing)")
+    lines.append(f"{'WER':<22}{'fp32':>8}{'int8':>8}" + (f"{'int8+LM':>10}" if with_lm else ""))
     lines += [f"  {w.subset:<20}{w.fp32:>7.2f}%{w.int8:>7.2f}%" + (f"{w.int8_lm:>9.2f}%" if with_lm else "")
               for w in summary.wers]
     if with_lm:
