@@ -39,6 +39,7 @@ from asr.errors import ModelFilesError, TokenError
 from asr.features import FbankConfig
 from asr.runtime.model_dir import FP32_SUFFIX, INT8_SUFFIX, ROLES, ModelFiles
 from asr.runtime.tokens import TokenTable
+from asr.training.corpus import TRAINING_FEATURES
 from asr.training.tokenizers import CharTokenizer
 from export.metadata import build_metadata
 from export.quantize import quantize_files
@@ -82,6 +83,11 @@ def recover_checkpoint(model_dir: Path) -> dict[str, Any]:
     int8 = not all((model_dir / f"{role}{FP32_SUFFIX}").is_file() for role in ROLES)
     files = ModelFiles.from_dir(model_dir, int8=int8)
     meta = files.metadata
+    if meta.features != TRAINING_FEATURES:
+        raise ModelFilesError(
+            f"{model_dir}: its model was trained on other fbank features ({meta.features}) than `asr train` "
+            f"computes ({TRAINING_FEATURES}); it cannot be trained on here"
+        )
     config = replace(TransducerConfig.from_dict(meta.model_config), attention_decoder=None)
     tokenizer = _char_tokenizer(files.token_table, files.tokens)
     found = {name: value for path in files.paths() for name, value in float_weights(onnx.load(str(path))).items()}
@@ -110,7 +116,7 @@ def recover_checkpoint(model_dir: Path) -> dict[str, Any]:
     return {
         "model_config": json.dumps(config.to_dict()),
         "tokenizer": tokenizer.to_bytes(),
-        "feature_config": json.dumps(meta.features.to_dict()),
+        "feature_config": json.dumps(TRAINING_FEATURES.to_dict()),
         "model_avg": model.state_dict(),
         "model": model.state_dict(),
     }

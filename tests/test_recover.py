@@ -18,6 +18,7 @@ import torch
 from onnx import numpy_helper
 
 from asr.errors import ModelFilesError
+from asr.features import FbankConfig
 from asr.runtime.default_model import DEFAULT_MODEL_DIR
 from asr.runtime.model_dir import FP32_SUFFIX, INT8_SUFFIX, MANIFEST_FILE, ROLES
 from asr.runtime.tokens import BLANK, UNK, WORD_BOUNDARY, TokenTable
@@ -130,6 +131,11 @@ def test_what_cannot_be_recovered_is_a_clear_error(tmp_path: Path) -> None:
     export_model(_model("lstm"), bpe, tmp_path / "bpe")
     with pytest.raises(ModelFilesError, match="not a character token table.*--init-from CHECKPOINT"):
         recover_checkpoint(tmp_path / "bpe")
+
+    other_features = dataclasses.replace(FbankConfig(), num_mel_bins=80, low_freq=40.0)
+    export_model(_model("lstm"), CHARS, tmp_path / "features", ExportOptions(features=other_features))
+    with pytest.raises(ModelFilesError, match="other fbank features"):
+        recover_checkpoint(tmp_path / "features")
 
     export_model(_model("bilstm"), CHARS, tmp_path / "bilstm")  # ONNX's LSTM operator reorders the gates
     with pytest.raises(ModelFilesError, match="a bilstm encoder's export computes .* cannot undo"):
