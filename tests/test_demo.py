@@ -11,10 +11,10 @@ import pytest
 
 import asr.tools.demo as demo
 from asr.tools.demo import (
-    DONE_FILE, SHIPPED_START_LR, TEST_SUBSETS, DemoOptions, _shipped_lm_decoding, add_demo_arguments,
-    run_demo_command, start_from_shipped, train,
+    DONE_FILE, TEST_SUBSETS, DemoOptions, _shipped_lm_decoding, add_demo_arguments, run_demo_command, train,
 )
 from asr.tools.demo_budget import TrainingBudget
+from asr.tools.demo_start import SHIPPED_START_LR, start_from_shipped
 from asr.tools.demo_summary import PLATEAU_WER, DemoSummary, StageTime, SubsetWer, format_summary, plateau_warning
 from asr.errors import AsrError
 from asr.runtime.default_model import DEFAULT_LM_DIR, DEFAULT_MODEL_DIR

@@ -55,6 +55,7 @@ from tqdm import tqdm
 
 from asr.errors import AsrError, ModelFilesError
 from asr.options import float_in, int_in
+from asr.tools.demo_start import START_CHOICES, start_flags, start_from_shipped
 from asr.tools.demo_summary import DemoSummary, StageTime, SubsetWer, format_summary, on_plateau
 
 if TYPE_CHECKING:  # asr.bench loads numpy and soundfile: not while cli.py builds its parsers
@@ -77,12 +78,6 @@ PROBE_UTTERANCES = 3
 # of few steps.
 SHORT_RUN_FLAGS = ("--no-spec-augment", "--speeds", "1.0", "--acoustic-variants", "0",
                    "--checkpoint-every-steps", "300")
-START_CHOICES = ("auto", "scratch", "shipped")  # --start: auto is shipped when other work is running
-SHIPPED_PRESET = "small"  # the shipped default model's size; with char tokens, what `--start shipped` trains
-# From the shipped model, the from-scratch rate (3e-3) would undo in a few dozen steps what it knows (51
-# steps peaking at 5e-4 already cost its synth-dev 2.5 points in session 21): a fine-tuning rate.
-SHIPPED_START_LR = 2e-4
-SHIPPED_START_WARMUP_STEPS = 50
 # The default --total-minutes is --minutes plus this: set-up, corpus and the stages after training on an
 # idle machine take about 3 minutes, and the rest is the margin a busy machine eats into.
 OTHER_STAGES_MINUTES = 5.0
@@ -128,13 +123,6 @@ class DemoOptions:
         """What makes a trained model reusable or resumable: the same corpus and training settings."""
         return {k: v for k, v in asdict(self).items()
                 if k not in ("work_dir", "fresh", "minutes", "total_minutes", "started_at", "start")}
-
-    @property
-    def shipped_model_fits(self) -> bool:
-        """Whether the model this demo trains is the shipped model's kind, so it can start from its weights."""
-        from asr.runtime.default_model import DEFAULT_MODEL_DIR
-
-        return self.preset == SHIPPED_PRESET and self.tokens == "char" and DEFAULT_MODEL_DIR.is_dir()
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,26 +221,6 @@ def _evaluation_seconds(options: DemoOptions, workers: int) -> float | None:
     return per_audio_second * audio_seconds / workers
 
 
-def start_from_shipped(options: DemoOptions, budget: TrainingBudget, out: TextIO) -> bool:
-    """Whether training starts from the shipped model's weights (the module docstring says when); said."""
-    from asr.runtime.default_model import DEFAULT_MODEL_DIR
-
-    if options.start == "scratch":
-        return False
-    if not options.shipped_model_fits:
-        if options.start == "shipped":
-            raise AsrError(f"--start shipped fine-tunes the shipped model, a {SHIPPED_PRESET} char-token LSTM: leave "
-                           "--preset and --tokens at their defaults, or pass --start scratch")
-        return False
-    if options.start == "auto" and budget.slowdown <= 1.0:
-        return False
-    why = "as asked" if options.start == "shipped" else (
-        "other work is running, and a model from scratch needs a few hundred steps to leave the blank plateau; "
-        "--start scratch trains one anyway")
-    print(f"training starts from the shipped model's weights ({DEFAULT_MODEL_DIR}), {why}", file=out, flush=True)
-    return True
-
-
 def train(options: DemoOptions, minutes: float, threads: int = 0, from_shipped: bool = False) -> bool:
     """Train (or resume) the model for `minutes` in all on `threads` (0: the free cores); True when reused.
     `from_shipped`: fine-tune the shipped model rather than start from random weights.
@@ -260,8 +228,6 @@ def train(options: DemoOptions, minutes: float, threads: int = 0, from_shipped: 
     A finished run with these settings is reused when it trained at least `minutes`, and resumed
     to `minutes` when it trained fewer (`asr train` sums --max-minutes over resumes).
     """
-    from asr.runtime.default_model import DEFAULT_MODEL_DIR
-
     done = options.exp_dir / DONE_FILE
     settings = {**options.training_settings(), "from_shipped": from_shipped}
     finished = _finished_run(done)
@@ -272,13 +238,10 @@ def train(options: DemoOptions, minutes: float, threads: int = 0, from_shipped: 
                                                   and not (options.exp_dir / "config.json").is_file()):
         shutil.rmtree(options.exp_dir)  # trained with other settings, or not a training run at all
     resume = ["--resume"] if (options.exp_dir / "config.json").is_file() else []
-    start = (["--init-from", str(DEFAULT_MODEL_DIR), "--lr", str(SHIPPED_START_LR),
-              "--warmup-steps", str(SHIPPED_START_WARMUP_STEPS)] if from_shipped
-             else ["--lr", str(options.lr), "--warmup-steps", str(options.warmup_steps)])
     _run_cli(
         "train", "--data", str(options.corpus), "--subsets", TRAIN_SUBSET, "--dev-subsets", DEV_SUBSET,
         "--exp-dir", str(options.exp_dir), "--encoder", ENCODER, "--preset", options.preset,
-        "--tokens", options.tokens, *start,
+        "--tokens", options.tokens, *start_flags(options, from_shipped),
         "--max-batch-seconds", str(options.batch_seconds), "--rnnt-loss", options.rnnt_loss,
         "--max-minutes", f"{minutes:.3f}", "--num-threads", str(threads), *SHORT_RUN_FLAGS, *resume,
     )
