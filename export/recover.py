@@ -1,6 +1,6 @@
 """Weights back from a model dir: the inverse of the export, so exported files can be trained on.
 
-    asr train --init-from MODEL_DIR ...      (asr.training.command calls `recover_checkpoint`)
+    asr train --init-from MODEL_DIR ...      (asr.tools.train hands `recover_checkpoint` to asr.training.command)
 
 The shipped default model exists only as its int8 files: the float checkpoint stayed
 on the machines that trained it. Every weight the runtime uses is in the files, int8
@@ -10,16 +10,17 @@ weight each initializer is: the tracer names the MatMul weights of unrolled laye
 `onnx::MatMul_634`, stores Linear weights transposed, and folds an LSTM's two biases
 into one sum. So the model the files' metadata describes is built afresh with a
 distinct random value in every weight and exported the same way, and each of its
-initializers is matched to the weight it holds, as it is, transposed, or as the sum
-of two (`_initializer_sources`). The files' own initializers carry the same names (the
+initializers is matched to the weight it holds, as it is, transposed, as the sum of two,
+or as one row of one (`_initializer_sources`). The files' own initializers carry the same names (the
 same code traced the same model), so that map reads them back.
 
 Not in any file, and so not recovered: the training-only heads. The CTC head and the
 pruned loss's trivial joiner start as the linearised joiner (tanh(x) ~ x around zero:
 out(encoder_proj(enc)) for the CTC head and the encoder half, out(decoder_proj(dec))
-for the predictor half), so their losses start near the joiner's rather than at
-random and do not pull the recovered encoder off course in the first steps. An
-attention decoder is left out (train a new one with --attention-decoder).
+for the predictor half), so that their losses start near the joiner's rather than from
+random heads (not measured against random ones). An attention decoder is left out
+(train a new one with --attention-decoder). Files of other fbank features than
+training computes are refused.
 """
 
 from __future__ import annotations
