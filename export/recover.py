@@ -94,8 +94,8 @@ def recover_checkpoint(model_dir: Path) -> dict[str, Any]:
     found = {name: value for path in files.paths() for name, value in float_weights(onnx.load(str(path))).items()}
     sources = _initializer_sources(config, meta.chunk_frames, int8)
     model = Transducer(config)
-    state = model.state_dict()
-    if set(found) != set(sources) or any(found[n].shape != _shape(sources[n], model) for n in sources):
+    state, tensors = model.state_dict(), _tensors(model)
+    if set(found) != set(sources) or any(found[n].shape != _shape(sources[n], tensors) for n in sources):
         raise ModelFilesError(
             f"{model_dir}: its files hold other weights than this version's export of the model their metadata "
             "describes (another exporter version wrote them); they cannot be trained on, export them again from "
@@ -119,7 +119,6 @@ def recover_checkpoint(model_dir: Path) -> dict[str, Any]:
         "tokenizer": tokenizer.to_bytes(),
         "feature_config": json.dumps(TRAINING_FEATURES.to_dict()),
         "model_avg": model.state_dict(),
-        "model": model.state_dict(),
     }
 
 
@@ -133,9 +132,9 @@ def _char_tokenizer(table: TokenTable, path: Path) -> CharTokenizer:
         ) from None
 
 
-def _shape(source: Source, model: Transducer) -> tuple[int, ...]:
-    """The shape the initializer of `source` has in the files."""
-    shape = tuple(_tensors(model)[source.weights[0]].shape)
+def _shape(source: Source, tensors: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    """The shape the initializer of `source` has in the files (`tensors`: the model's, by name)."""
+    shape = tuple(tensors[source.weights[0]].shape)
     if source.row is not None:
         return shape[1:]
     return shape[::-1] if source.transposed else shape
