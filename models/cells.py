@@ -2,8 +2,9 @@
 
     PeepholeLstm   x (B, T, I), (h0, c0) each (1, B, H) -> y (B, T, H), (h_n, c_n)
     Reservoir      x (B, T, I), h0 (1, B, N)            -> y (B, T, N), h_n       (fixed, never trained)
+    CausalTaps     x (B, T, C), cache (B, K - 1, C)     -> y (B, T, C), new cache (an ESN readout's filters)
 
-Both slot into RnnEncoder's residual stack and its streaming state exactly where
+The first two slot into RnnEncoder's residual stack and its streaming state exactly where
 a torch layer would. Each computes the input half of every gate for all frames
 in one matmul, then runs a tight per-frame loop; the loop is a TorchScript
 function in training and inference (one graph call per window instead of a
@@ -141,6 +142,34 @@ class Reservoir(nn.Module):
         recurrence = _scripted_reservoir if self.scripted else reservoir_recurrence
         y, h = recurrence(inputs, self.recurrent_weight, h0[0], self.leak_rate)
         return y.transpose(0, 1), h.unsqueeze(0)
+
+
+class CausalTaps(nn.Module):
+    """A trained causal filter of K frames on every channel (depthwise): y_t[c] = sum_k w[c, k] x_{t-K+1+k}[c].
+
+    An ESN's readout reads its body through it: the reservoir's memory is random and fixed, and the
+    filters let the readout learn which past frames of each feature matter. It starts as the identity
+    (the present frame's tap 1, the rest 0), so a model with taps starts as the one without. Streaming,
+    the cache holds the K - 1 frames before the window; forward from a zero cache is the same as zero
+    left padding, so streaming equals the whole utterance.
+    """
+
+    def __init__(self, channels: int, taps: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(channels, 1, taps))  # (C, 1, K): Conv1d's depthwise layout
+        with torch.no_grad():
+            self.weight[:, 0, -1] = 1.0
+
+    @property
+    def context_frames(self) -> int:
+        """Frames before the window each output needs: K - 1."""
+        return self.weight.shape[-1] - 1
+
+    def forward(self, x: Tensor, cache: Tensor) -> tuple[Tensor, Tensor]:
+        """x (B, T, C), cache (B, K - 1, C) earlier frames -> y (B, T, C), new cache (B, K - 1, C)."""
+        context = torch.cat([cache, x], dim=1)  # (B, K - 1 + T, C)
+        y = F.conv1d(context.transpose(1, 2), self.weight, groups=self.weight.shape[0])  # (B, C, T)
+        return y.transpose(1, 2), context[:, x.shape[1]:]
 
 
 SCRIPTED_LAYERS = (PeepholeLstm, Reservoir)  # layers with a `scripted` switch (export/unroll.py turns it off)

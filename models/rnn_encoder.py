@@ -2,7 +2,8 @@
 echo state network in one module.
 
     x4 conv front -> dropout -> multi-layer RNN -> dropout -> Linear(output_dim)
-                                                              (an ESN: [Linear -> ReLU] x readout_layers first)
+                                                              (an ESN: CausalTaps if readout_taps, then
+                                                               [Linear -> ReLU] x readout_layers first)
 
 With `residual` (every preset), the layers are separate single-layer RNNs and each
 adds its output to its input, x + dropout(layer(x)): the gradient reaches the front
@@ -28,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from models.cells import PeepholeLstm, Reservoir
+from models.cells import CausalTaps, PeepholeLstm, Reservoir
 from models.config import LSTM_KINDS, EncoderConfig
 from models.encoder import Encoder
 
@@ -46,6 +47,17 @@ class RnnState(NamedTuple):
 
     h: Tensor  # (L, B, H) last hidden state of each layer
     BATCH_AXES = (1,)
+
+
+class EsnState(NamedTuple):
+    """Streaming state of an echo state network whose readout has causal taps (readout_taps > 0)."""
+
+    h: Tensor  # (L, B, N) last reservoir state of each layer
+    taps: Tensor  # (B, K - 1, N) the readout's K - 1 input frames before the window
+    BATCH_AXES = (1, 0)
+
+
+RecurrentState = LstmState | RnnState | EsnState
 
 
 _CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -94,6 +106,7 @@ class RnnEncoder(Encoder):
             self.rnn = _torch_layer(config, body_dim, config.num_layers)
         self.dropout = nn.Dropout(config.dropout)
         self.output = _readout(config, body_dim)
+        self.taps = CausalTaps(body_dim, config.readout_taps) if config.readout_taps else None
         if config.kind in LSTM_KINDS:
             self._init_forget_bias()
 
@@ -113,7 +126,7 @@ class RnnEncoder(Encoder):
                     elif name.startswith("bias_hh"):
                         bias[hidden : 2 * hidden].fill_(0.0)
 
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> LstmState | RnnState:
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> RecurrentState:
         device, dtype = self._state_device_dtype(device)
         layers, hidden = self.config.num_layers, self.config.hidden_dim
         if self.config.kind in LSTM_KINDS:
@@ -122,9 +135,12 @@ class RnnEncoder(Encoder):
                 h=torch.zeros(layers, batch_size, out_dim, dtype=dtype, device=device),
                 c=torch.zeros(layers, batch_size, hidden, dtype=dtype, device=device),
             )
-        return RnnState(h=torch.zeros(layers, batch_size, hidden, dtype=dtype, device=device))
+        h = torch.zeros(layers, batch_size, hidden, dtype=dtype, device=device)
+        if self.taps is None:
+            return RnnState(h)
+        return EsnState(h, torch.zeros(batch_size, self.taps.context_frames, hidden, dtype=dtype, device=device))
 
-    def _body(self, h: Tensor, state: LstmState | RnnState) -> tuple[Tensor, LstmState | RnnState]:
+    def _body(self, h: Tensor, state: RecurrentState) -> tuple[Tensor, RecurrentState]:
         """The layers after the front, shared by forward and stream: (B, T', body) -> (B, T', D)."""
         if not self.config.residual:
             hx = tuple(state) if isinstance(state, LstmState) else state.h
@@ -133,14 +149,19 @@ class RnnEncoder(Encoder):
             return self.output(self.dropout(y)), new_state
         h = self.dropout(h)
         last: list[tuple[Tensor, ...]] = []
+        layer_states = state[:2] if isinstance(state, LstmState) else state[:1]  # the per-layer parts, (L, B, .)
         for index, layer in enumerate(self.layers):
-            layer_state = tuple(part[index : index + 1] for part in state)  # (1, B, .) each
+            layer_state = tuple(part[index : index + 1] for part in layer_states)  # (1, B, .) each
             y, new_hx = layer(h, layer_state if isinstance(state, LstmState) else layer_state[0])
             h = h + self.dropout(y)  # (B, T', body)
             last.append(new_hx if isinstance(new_hx, tuple) else (new_hx,))
         stacked = [torch.cat(parts, dim=0) for parts in zip(*last)]  # (L, B, .) each
-        new_state = LstmState(*stacked) if isinstance(state, LstmState) else RnnState(*stacked)
-        return self.output(h), new_state
+        if isinstance(state, LstmState):
+            return self.output(h), LstmState(*stacked)
+        if self.taps is None:
+            return self.output(h), RnnState(*stacked)
+        h, taps_cache = self.taps(h, state.taps)
+        return self.output(h), EsnState(*stacked, taps_cache)
 
     def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, T, F), x_lens (B,) -> out (B, T', D), out_lens (B,)."""
@@ -148,7 +169,7 @@ class RnnEncoder(Encoder):
         out, _ = self._body(self.subsampling(x), self.init_state(x.shape[0], x.device))
         return self._zero_padding(out, out_lens), out_lens
 
-    def stream(self, x: Tensor, state: LstmState | RnnState) -> tuple[Tensor, LstmState | RnnState]:
+    def stream(self, x: Tensor, state: RecurrentState) -> tuple[Tensor, RecurrentState]:
         """x (B, 4n + 3, F), state -> out (B, n, D), new state."""
         self._check_window(x, state)
         return self._body(self.subsampling(x), state)

@@ -56,8 +56,10 @@ def speech_gated_model(encoder: str, predictor: str, seed: int = 0) -> Transduce
     model = Transducer(tiny(encoder, vocab_size=TOKENS.vocab_size, predictor=predictor)).eval()
     blank = model.config.blank_id
     with torch.no_grad():
-        for parameter in model.encoder.parameters():
-            if parameter.dim() >= 2:  # random tiny encoders barely react to their input without a gain
+        for name, parameter in model.encoder.named_parameters():
+            # Random tiny encoders barely react to their input without a gain. Not on an esn readout's
+            # causal taps: they filter over time, so a gain there only scales the output 3x more.
+            if parameter.dim() >= 2 and not name.startswith("taps."):
                 parameter.mul_(3.0)
         model.joiner.out.weight.mul_(4.0)
         quiet = _joiner_activations(model, silence(2.0))[3:]  # the first frames still settle

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from models.cells import PeepholeLstm, Reservoir
+from models.cells import CausalTaps, PeepholeLstm, Reservoir
 from models.presets import tiny
 from models.transducer import Transducer
 
@@ -126,3 +126,19 @@ def test_reservoir_scripted_equals_its_python_loop() -> None:
     y_python, h_python = layer(x, h0)
     torch.testing.assert_close(y, y_python, atol=TOLERANCE, rtol=TOLERANCE)
     torch.testing.assert_close(h, h_python, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_causal_taps_start_as_the_identity_and_filter_each_channel_over_past_frames() -> None:
+    taps = CausalTaps(H, 4)
+    x = torch.randn(2, 9, H, generator=torch.Generator().manual_seed(4))
+    cache = torch.zeros(2, taps.context_frames, H)
+    y, _ = taps(x, cache)
+    torch.testing.assert_close(y, x, atol=0.0, rtol=0.0)  # a model with taps starts as the one without
+    with torch.no_grad():
+        taps.weight.normal_(generator=torch.Generator().manual_seed(5))
+    y, new_cache = taps(x, cache)
+    padded = torch.cat([cache, x], dim=1)
+    weight = taps.weight[:, 0]  # (C, K): tap K - 1 reads the present frame
+    reference = torch.stack([(padded[:, t : t + 4] * weight.t()).sum(1) for t in range(9)], dim=1)
+    torch.testing.assert_close(y, reference, atol=TOLERANCE, rtol=TOLERANCE)
+    torch.testing.assert_close(new_cache, x[:, -3:], atol=0.0, rtol=0.0)  # the K - 1 frames the next window needs

@@ -16,6 +16,7 @@ from models.config import (
     ATTENTION_KINDS, ENCODER_KINDS, OFFLINE_KINDS, PREDICTOR_KINDS, EncoderConfig, PredictorConfig, TransducerConfig,
 )
 from models.presets import PRESETS, build_config, format_parameter_table, parameter_table, print_parameter_table, tiny
+from models.rnn_encoder import EsnState, RnnState
 from models.subsampling import Conv2dSubsampling
 from models.transducer import FULL_LOSS, LossOutput, RnntLoss, Transducer
 
@@ -190,6 +191,8 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
         (lambda: EncoderConfig(kind="bilstm"), "encoder kind 'bilstm' needs residual=True"),
         (lambda: EncoderConfig(kind="lstm", readout_layers=1), "readout_layers is for the esn"),
         (lambda: EncoderConfig(kind="esn", residual=True, readout_layers=-1), "readout_layers must be >= 0"),
+        (lambda: EncoderConfig(kind="gru", readout_taps=4), "readout_taps is for the esn"),
+        (lambda: EncoderConfig(kind="esn", residual=True, readout_taps=-1), "readout_taps must be >= 0"),
         (lambda: PredictorConfig(kind="transformer"), "predictor kind"),
         (lambda: TransducerConfig(EncoderConfig(), PredictorConfig(), vocab_size=10, blank_id=10), "blank_id"),
     ],
@@ -215,6 +218,15 @@ def test_esn_configs_written_before_readout_layers_load_with_a_linear_readout() 
     del data["encoder"]["readout_layers"]  # what a checkpoint from before the option holds
     old = Transducer(TransducerConfig.from_dict(data))
     assert isinstance(old.encoder.output, torch.nn.Linear) and old.encoder.output.weight.shape == (256, 1120)
+
+
+def test_esn_configs_written_before_readout_taps_load_without_taps_and_stream_the_old_state() -> None:
+    data = build_config("small", "esn").to_dict()
+    assert data["encoder"]["readout_taps"] > 0  # the preset's
+    assert isinstance(Transducer(TransducerConfig.from_dict(data)).encoder.init_state(1), EsnState)
+    del data["encoder"]["readout_taps"]  # what a checkpoint from before the option holds
+    old = Transducer(TransducerConfig.from_dict(data)).encoder
+    assert old.taps is None and isinstance(old.init_state(1), RnnState)
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)

@@ -29,6 +29,7 @@ from export.verify import synthetic_features
 from models.config import TransducerConfig
 from models.presets import tiny
 from models.transducer import Transducer
+from perturbed import perturb_weights
 
 CHARS = TokenTable((BLANK, UNK, WORD_BOUNDARY, *"ABCDEFG"))  # V = 10
 
@@ -38,9 +39,7 @@ def _model(encoder: str) -> Transducer:
     config = tiny(encoder, vocab_size=CHARS.vocab_size)
     config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, front_norm=True))
     model = Transducer(config)
-    with torch.no_grad():  # as after training: no two weights alike (the exporter shares equal initializers)
-        for weight in model.parameters():
-            weight.add_(0.05 * torch.randn_like(weight))
+    perturb_weights(model)  # no two weights alike (the exporter shares equal initializers)
     bins = config.encoder.feature_dim
     model.encoder.subsampling.set_feature_stats(torch.linspace(-8.0, -2.0, bins), torch.linspace(2.0, 5.0, bins))
     return model

@@ -23,6 +23,7 @@ from models.predictor import build_predictor
 from models.presets import tiny
 from models.state import stack_states
 from models.transducer import build_encoder
+from perturbed import perturb_weights
 
 TOLERANCE = 1e-4  # float32, absolute and relative
 FEATURES = 80
@@ -42,7 +43,9 @@ ENCODERS.update({f"residual-{kind}": dataclasses.replace(ENCODERS[kind], residua
 
 def make_encoder(name: str) -> Encoder:
     torch.manual_seed(0)
-    return build_encoder(ENCODERS[name]).eval()
+    encoder = build_encoder(ENCODERS[name]).eval()
+    perturb_weights(encoder)  # the esn's readout taps start as the identity, which would hide their cache
+    return encoder
 
 
 def window_sizes(encoder: Encoder, windows: int, seed: int) -> list[int]:
