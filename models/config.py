@@ -78,6 +78,11 @@ class EncoderConfig:
     # the readout learn which past frames of each feature matter. 32 frames took the small ESN from 84.9 / 85.4
     # to 80.5 / 83.0% dev WER at step 300 on two seeds (README "Accuracy").
     readout_taps: int = 0
+    # esn, with readout_taps and readout_layers: every hidden layer's output goes through causal taps of the
+    # same length too before the next layer reads it, so the readout filters over time both the body's
+    # features and the nonlinear features it makes of them (a time-delay network). It took the small ESN
+    # from 80.5 / 83.0 to 80.5 / 80.8% dev WER at step 300 on two seeds, 2 lower in dev loss (README "Accuracy").
+    readout_hidden_taps: bool = False
     dilation_cycle: int = 4  # tcn: dilations 1, 2, ..., 2^(cycle - 1), then from 1 again
     chunk_frames: int = 8  # stream chunk in subsampled frames (40 ms each); conformer attention chunk
     left_context_chunks: int = 4  # conformer: earlier chunks each chunk attends to
@@ -111,6 +116,9 @@ class EncoderConfig:
         _require(self.readout_taps >= 0, f"readout_taps must be >= 0, got {self.readout_taps}")
         _require(self.readout_taps == 0 or self.kind == "esn",
                  f"readout_taps is for the esn's trained readout, not {self.kind!r}; use 0")
+        _require(not self.readout_hidden_taps or (self.readout_taps and self.readout_layers),
+                 "readout_hidden_taps filters the readout's hidden layers with its taps: it needs readout_taps > 0 "
+                 "and readout_layers > 0")
         if self.kind == "tcn":
             _require(self.conv_kernel >= 2, f"tcn conv_kernel must be >= 2, got {self.conv_kernel}")
             _require(self.dilation_cycle >= 1, f"dilation_cycle must be >= 1, got {self.dilation_cycle}")

@@ -3,7 +3,8 @@ echo state network in one module.
 
     x4 conv front -> dropout -> multi-layer RNN -> dropout -> Linear(output_dim)
                                                               (an ESN: CausalTaps if readout_taps, then
-                                                               [Linear -> ReLU] x readout_layers first)
+                                                               [Linear -> ReLU (-> CausalTaps if
+                                                               readout_hidden_taps)] x readout_layers first)
 
 With `residual` (every preset), the layers are separate single-layer RNNs and each
 adds its output to its input, x + dropout(layer(x)): the gradient reaches the front
@@ -53,7 +54,9 @@ class EsnState(NamedTuple):
     """Streaming state of an echo state network whose readout has causal taps (readout_taps > 0)."""
 
     h: Tensor  # (L, B, N) last reservoir state of each layer
-    taps: Tensor  # (B, K - 1, N) the readout's K - 1 input frames before the window
+    # (B, K - 1, S N) the K - 1 frames before the window of each of the readout's S tapped inputs, side by
+    # side: the body's output, then (readout_hidden_taps) every hidden layer's
+    taps: Tensor
     BATCH_AXES = (1, 0)
 
 
@@ -107,6 +110,9 @@ class RnnEncoder(Encoder):
         self.dropout = nn.Dropout(config.dropout)
         self.output = _readout(config, body_dim)
         self.taps = CausalTaps(body_dim, config.readout_taps) if config.readout_taps else None
+        self.hidden_taps = nn.ModuleList(
+            CausalTaps(body_dim, config.readout_taps) for _ in range(config.readout_layers)
+        ) if config.readout_hidden_taps else None
         if config.kind in LSTM_KINDS:
             self._init_forget_bias()
 
@@ -138,7 +144,8 @@ class RnnEncoder(Encoder):
         h = torch.zeros(layers, batch_size, hidden, dtype=dtype, device=device)
         if self.taps is None:
             return RnnState(h)
-        return EsnState(h, torch.zeros(batch_size, self.taps.context_frames, hidden, dtype=dtype, device=device))
+        tapped = hidden * (1 + len(self.hidden_taps or ()))  # every tapped input is hidden wide
+        return EsnState(h, torch.zeros(batch_size, self.taps.context_frames, tapped, dtype=dtype, device=device))
 
     def _body(self, h: Tensor, state: RecurrentState) -> tuple[Tensor, RecurrentState]:
         """The layers after the front, shared by forward and stream: (B, T', body) -> (B, T', D)."""
@@ -160,8 +167,24 @@ class RnnEncoder(Encoder):
             return self.output(h), LstmState(*stacked)
         if self.taps is None:
             return self.output(h), RnnState(*stacked)
-        h, taps_cache = self.taps(h, state.taps)
-        return self.output(h), EsnState(*stacked, taps_cache)
+        out, taps_cache = self._tapped_readout(h, state.taps)
+        return out, EsnState(*stacked, taps_cache)
+
+    def _tapped_readout(self, h: Tensor, cache: Tensor) -> tuple[Tensor, Tensor]:
+        """An ESN's readout through its taps: h (B, T', N), cache (B, K - 1, S N) -> (B, T', D), new cache."""
+        caches = cache.split(h.shape[-1], dim=-1)  # S x (B, K - 1, N): the body's, then each hidden layer's
+        h, body_cache = self.taps(h, caches[0])
+        if self.hidden_taps is None:
+            return self.output(h), body_cache
+        new_caches = [body_cache]
+        hidden_stages = iter(zip(self.hidden_taps, caches[1:]))
+        for module in self.output:  # [Linear, ReLU] x readout_layers, Linear
+            h = module(h)
+            if isinstance(module, nn.ReLU):  # a hidden layer's output: through its taps
+                taps, taps_cache = next(hidden_stages)
+                h, taps_cache = taps(h, taps_cache)
+                new_caches.append(taps_cache)
+        return h, torch.cat(new_caches, dim=-1)
 
     def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, T, F), x_lens (B,) -> out (B, T', D), out_lens (B,)."""

@@ -21,6 +21,7 @@ from asr.runtime.tokens import BLANK, UNK, TokenTable
 from asr.training.torch_backend import stream_utterance
 from export.onnx_export import ExportOptions, export_model
 from export.verify import synthetic_audio
+from models.cells import CausalTaps
 from models.presets import tiny
 from models.transducer import Transducer
 
@@ -56,10 +57,11 @@ def speech_gated_model(encoder: str, predictor: str, seed: int = 0) -> Transduce
     model = Transducer(tiny(encoder, vocab_size=TOKENS.vocab_size, predictor=predictor)).eval()
     blank = model.config.blank_id
     with torch.no_grad():
-        for name, parameter in model.encoder.named_parameters():
-            # Random tiny encoders barely react to their input without a gain. Not on an esn readout's
-            # causal taps: they filter over time, so a gain there only scales the output 3x more.
-            if parameter.dim() >= 2 and not name.startswith("taps."):
+        # Random tiny encoders barely react to their input without a gain. Not on an esn readout's
+        # causal taps: they filter over time, so a gain there only scales the output 3x more.
+        taps = {id(module.weight) for module in model.encoder.modules() if isinstance(module, CausalTaps)}
+        for parameter in model.encoder.parameters():
+            if parameter.dim() >= 2 and id(parameter) not in taps:
                 parameter.mul_(3.0)
         model.joiner.out.weight.mul_(4.0)
         quiet = _joiner_activations(model, silence(2.0))[3:]  # the first frames still settle

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from models.cells import CausalTaps, PeepholeLstm, Reservoir
 from models.presets import tiny
 from models.transducer import Transducer
+from perturbed import perturb_weights
 
 TOLERANCE = 1e-5  # float32, absolute and relative
 B, T, I, H = 3, 7, 5, 4
@@ -142,3 +143,20 @@ def test_causal_taps_start_as_the_identity_and_filter_each_channel_over_past_fra
     reference = torch.stack([(padded[:, t : t + 4] * weight.t()).sum(1) for t in range(9)], dim=1)
     torch.testing.assert_close(y, reference, atol=TOLERANCE, rtol=TOLERANCE)
     torch.testing.assert_close(new_cache, x[:, -3:], atol=0.0, rtol=0.0)  # the K - 1 frames the next window needs
+
+
+def test_an_esn_readout_with_hidden_taps_filters_its_input_then_its_hidden_layer_over_past_frames() -> None:
+    torch.manual_seed(0)
+    encoder = Transducer(tiny("esn", vocab_size=10)).encoder.eval()
+    assert encoder.config.readout_hidden_taps and len(encoder.hidden_taps) == encoder.config.readout_layers == 1
+    perturb_weights(encoder, scale=0.3)  # the taps start as the identity, which would hide their order
+    hidden = encoder.config.hidden_dim
+    h = torch.randn(2, 9, hidden, generator=torch.Generator().manual_seed(6))
+    cache = torch.randn(2, encoder.taps.context_frames, 2 * hidden, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        out, new_cache = encoder._tapped_readout(h, cache)
+        first, relu, last = encoder.output
+        x, body_cache = encoder.taps(h, cache[..., :hidden])
+        z, hidden_cache = encoder.hidden_taps[0](relu(first(x)), cache[..., hidden:])
+    torch.testing.assert_close(out, last(z), atol=TOLERANCE, rtol=TOLERANCE)
+    torch.testing.assert_close(new_cache, torch.cat([body_cache, hidden_cache], dim=-1), atol=0.0, rtol=0.0)

@@ -193,6 +193,10 @@ def test_from_dict_names_unknown_mistyped_and_missing_keys() -> None:
         (lambda: EncoderConfig(kind="esn", residual=True, readout_layers=-1), "readout_layers must be >= 0"),
         (lambda: EncoderConfig(kind="gru", readout_taps=4), "readout_taps is for the esn"),
         (lambda: EncoderConfig(kind="esn", residual=True, readout_taps=-1), "readout_taps must be >= 0"),
+        (lambda: EncoderConfig(kind="esn", residual=True, readout_layers=1, readout_hidden_taps=True),
+         "readout_hidden_taps .* needs readout_taps > 0"),
+        (lambda: EncoderConfig(kind="esn", residual=True, readout_taps=4, readout_hidden_taps=True),
+         "readout_hidden_taps .* and readout_layers > 0"),
         (lambda: PredictorConfig(kind="transformer"), "predictor kind"),
         (lambda: TransducerConfig(EncoderConfig(), PredictorConfig(), vocab_size=10, blank_id=10), "blank_id"),
     ],
@@ -215,7 +219,8 @@ def test_esn_configs_written_before_readout_layers_load_with_a_linear_readout() 
     readout = Transducer(TransducerConfig.from_dict(data)).encoder.output
     assert [type(m) for m in readout] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]  # the preset's
     assert readout[0].weight.shape == (1120, 1120) and readout[2].weight.shape == (256, 1120)
-    del data["encoder"]["readout_layers"]  # what a checkpoint from before the option holds
+    for later in ("readout_layers", "readout_hidden_taps"):  # what a checkpoint from before the options holds
+        del data["encoder"][later]
     old = Transducer(TransducerConfig.from_dict(data))
     assert isinstance(old.encoder.output, torch.nn.Linear) and old.encoder.output.weight.shape == (256, 1120)
 
@@ -224,9 +229,21 @@ def test_esn_configs_written_before_readout_taps_load_without_taps_and_stream_th
     data = build_config("small", "esn").to_dict()
     assert data["encoder"]["readout_taps"] > 0  # the preset's
     assert isinstance(Transducer(TransducerConfig.from_dict(data)).encoder.init_state(1), EsnState)
-    del data["encoder"]["readout_taps"]  # what a checkpoint from before the option holds
+    for later in ("readout_taps", "readout_hidden_taps"):  # what a checkpoint from before the options holds
+        del data["encoder"][later]
     old = Transducer(TransducerConfig.from_dict(data)).encoder
     assert old.taps is None and isinstance(old.init_state(1), RnnState)
+
+
+def test_esn_configs_written_before_readout_hidden_taps_load_with_taps_before_the_readout_only() -> None:
+    data = build_config("small", "esn").to_dict()
+    new = Transducer(TransducerConfig.from_dict(data)).encoder
+    assert data["encoder"]["readout_hidden_taps"] is True  # the preset's
+    assert new.init_state(1).taps.shape == (1, 31, 2 * 1120)  # the body's frames and the hidden layer's
+    del data["encoder"]["readout_hidden_taps"]  # what a checkpoint from before the option holds
+    old = Transducer(TransducerConfig.from_dict(data)).encoder
+    assert old.hidden_taps is None and old.init_state(1).taps.shape == (1, 31, 1120)
+    assert sorted(name for name, _ in old.named_parameters() if "taps" in name) == ["taps.weight"]
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
