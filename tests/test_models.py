@@ -239,10 +239,11 @@ def test_esn_configs_written_before_readout_hidden_taps_load_with_taps_before_th
     data = build_config("small", "esn").to_dict()
     new = Transducer(TransducerConfig.from_dict(data)).encoder
     assert data["encoder"]["readout_hidden_taps"] is True  # the preset's
-    assert new.init_state(1).taps.shape == (1, 31, 2 * 1120)  # the body's frames and the hidden layer's
+    frames = new.taps.context_frames
+    assert new.init_state(1).taps.shape == (1, frames, 2 * 1120)  # the body's frames and the hidden layer's
     del data["encoder"]["readout_hidden_taps"]  # what a checkpoint from before the option holds
     old = Transducer(TransducerConfig.from_dict(data)).encoder
-    assert old.hidden_taps is None and old.init_state(1).taps.shape == (1, 31, 1120)
+    assert old.hidden_taps is None and old.init_state(1).taps.shape == (1, frames, 1120)
     assert sorted(name for name, _ in old.named_parameters() if "taps" in name) == ["taps.weight"]
 
 
