@@ -234,6 +234,17 @@ def test_resume_keeps_the_saved_config_but_takes_run_options(tmp_path: Path, cap
     assert "ignoring preset='base' (saved: 'tiny')" in capsys.readouterr().err
 
 
+def test_a_budget_given_on_resume_replaces_both_saved_bounds(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / CONFIG_NAME).write_text(_config(preset="tiny", epochs=4, max_minutes=30.0).to_json())
+    assert resolve_config(_parse("--exp-dir", str(exp), "--resume"), exp).max_minutes == 30.0  # kept when none given
+    config = resolve_config(_parse("--exp-dir", str(exp), "--resume", "--epochs", "5"), exp)
+    assert (config.epochs, config.max_minutes) == (5, None)  # as --resume's help says
+    config = resolve_config(_parse("--exp-dir", str(exp), "--resume", "--max-minutes", "9"), exp)
+    assert (config.epochs, config.max_minutes) == (None, 9.0)
+
+
 def test_resume_may_add_a_cool_down_for_its_new_time_budget(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     exp = tmp_path / "exp"
     exp.mkdir()

@@ -311,7 +311,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--vocab-size", type=int_in(2, 65_536), help=f"BPE vocabulary size (default: {d('vocab_size')})")
     run = parser.add_argument_group("training")
     run.add_argument("--exp-dir", type=Path, required=True, help="experiment dir: config, checkpoints, logs, plots")
-    run.add_argument("--resume", action="store_true", help="continue from the latest good checkpoint in --exp-dir")
+    run.add_argument("--resume", action="store_true", help="continue from the latest good checkpoint in --exp-dir "
+                     "(--epochs or --max-minutes given with it replace the saved budget, both bounds)")
     run.add_argument("--epochs", type=int_in(1, 100_000), help=f"epochs to train (default: {DEFAULT_EPOCHS} unless --max-minutes)")
     run.add_argument("--max-minutes", type=float_in(0, 10**6, low_open=True), help="stop after this many minutes of training, the final "
                      "checkpoint's validation included (with --epochs: whichever comes first)")
